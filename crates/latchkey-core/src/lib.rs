@@ -1,0 +1,11 @@
+//! latchkey's domain layer.
+//!
+//! Everything here is free of HTTP, SQL and sockets: rules and use cases talk to the
+//! outside world only through the traits in [`ports`], and read time only through
+//! [`clock::Clock`], so every rule can be tested with an in-memory double and a moved
+//! clock.
+
+pub mod account;
+pub mod clock;
+pub mod ports;
+pub mod time_fmt;

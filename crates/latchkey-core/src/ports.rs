@@ -1,0 +1,80 @@
+//! What the domain needs from the outside world.
+//!
+//! Each backend (SQLite, PostgreSQL) implements these traits in its own crate; the
+//! conformance suite in `latchkey-testkit` runs the same tests against every
+//! implementation so they cannot drift apart.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::account::{NewUser, User};
+
+/// Why a store operation failed. Callers branch on the variant, never on text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now (connection refused, pool closed or
+    /// exhausted, timeout). Maps to `503 unavailable`, never to a 500.
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A uniqueness constraint rejected the write; `constraint` names which one.
+    #[error("unique constraint violated: {constraint}")]
+    Conflict {
+        /// Stable name of the violated constraint (e.g. `users_email_normalized`).
+        constraint: &'static str,
+    },
+    /// Anything else: a bug or a corrupt database. The source goes to the log only.
+    #[error("database error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Persistence of accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a new account. Fails with [`StoreError::Conflict`] (constraint
+    /// `users_email_normalized`) when the normalized email is taken, atomically: two
+    /// concurrent inserts of one address cannot both succeed.
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
+
+    /// The account with this id, if any.
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// The account whose normalized email equals `email_normalized`, if any.
+    async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError>;
+}
+
+/// Everything latchkey persists, plus the operations on the store as a whole.
+#[async_trait]
+pub trait Store: UserStore + std::fmt::Debug + Send + Sync + 'static {
+    /// Round-trips a trivial query; used by `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Applies pending embedded migrations. Idempotent.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Closes every pooled connection; later calls fail with `Unavailable`.
+    async fn close(&self);
+
+    /// Which engine this is (`"sqlite"` or `"postgres"`), for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Connection-pool sizing shared by both database backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Upper bound of open connections.
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// How long a query waits for a free connection before failing `Unavailable`.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
+}
