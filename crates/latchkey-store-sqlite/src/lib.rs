@@ -1,1 +1,85 @@
-//! placeholder during scaffolding
+//! SQLite implementation of latchkey's store ports.
+//!
+//! The file is opened in WAL mode with foreign keys on, `synchronous = NORMAL` and a
+//! busy timeout. Timestamps are stored as unix microseconds so that a value read
+//! back equals the value written; ids as 16-byte UUIDs.
+
+mod error;
+mod time_codec;
+mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latchkey_core::ports::{PoolOptions, Store, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use error::map_error;
+
+/// The embedded migrations of this backend.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// latchkey's store on an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if missing) the database at `path`. Does not migrate:
+    /// call [`Store::migrate`].
+    pub async fn open(
+        path: &Path,
+        pool: &PoolOptions,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(pool.max_connections)
+            .min_connections(pool.min_connections)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_error)?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool (for tests and tools in this workspace).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => map_error(inner),
+            other => StoreError::Internal(Box::new(other)),
+        })
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -14,7 +14,10 @@ mod tests {
 
     #[test]
     fn case_and_surrounding_space_do_not_matter() {
-        assert_eq!(normalize_email("  Alice@Example.COM\t"), "alice@example.com");
+        assert_eq!(
+            normalize_email("  Alice@Example.COM\t"),
+            "alice@example.com"
+        );
         assert_eq!(normalize_email("ÉLODIE@exemple.fr"), "élodie@exemple.fr");
     }
 }

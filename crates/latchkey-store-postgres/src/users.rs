@@ -1,0 +1,70 @@
+//! `UserStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use latchkey_core::account::{NewUser, User};
+use latchkey_core::ports::{StoreError, UserStore};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{map_error, PostgresStore};
+
+const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
+     disabled_at, failed_login_count, last_login_at, created_at, updated_at";
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").map_err(map_error)?,
+        email: row.try_get("email").map_err(map_error)?,
+        email_normalized: row.try_get("email_normalized").map_err(map_error)?,
+        name: row.try_get("name").map_err(map_error)?,
+        password_hash: row.try_get("password_hash").map_err(map_error)?,
+        email_verified_at: row.try_get("email_verified_at").map_err(map_error)?,
+        disabled_at: row.try_get("disabled_at").map_err(map_error)?,
+        failed_login_count: row.try_get("failed_login_count").map_err(map_error)?,
+        last_login_at: row.try_get("last_login_at").map_err(map_error)?,
+        created_at: row.try_get("created_at").map_err(map_error)?,
+        updated_at: row.try_get("updated_at").map_err(map_error)?,
+    })
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let sql = format!(
+            "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(&user.email_normalized)
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .fetch_one(self.pool())
+            .await
+            .map_err(map_error)?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE email_normalized = $1");
+        let row = sqlx::query(&sql)
+            .bind(email_normalized)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}
