@@ -1,1 +1,4 @@
-//! placeholder during scaffolding
+//! Adapters to services outside the process (Redis now; SMTP and HTTP clients
+//! later), each behind a port from `latchkey-core`.
+
+pub mod redis;

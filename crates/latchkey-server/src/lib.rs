@@ -1,1 +1,17 @@
-//! placeholder during scaffolding
+//! latchkey's HTTP server: configuration, routes, extractors, middleware,
+//! problem+json, OpenAPI, and [`Application`], the server as a value that the binary
+//! and the tests start the same way.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod request_id;
+pub mod routes;
+pub mod serve;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::{Application, BuildOptions, StartupError};
+pub use state::AppState;

@@ -1,0 +1,73 @@
+//! The Redis connection: one auto-reconnecting multiplexed connection per process,
+//! established lazily so that start-up never hangs on a Redis that is down.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+/// Why a Redis call failed. Callers treat every variant as "Redis unavailable".
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// The URL is not a valid Redis URL.
+    #[error("invalid redis url")]
+    InvalidUrl(#[source] redis::RedisError),
+    /// Connecting or the command failed.
+    #[error("redis command failed")]
+    Command(#[source] redis::RedisError),
+    /// No answer within the time limit.
+    #[error("redis did not answer in time")]
+    Timeout,
+}
+
+/// A handle to Redis, cheap to share (`Arc` it).
+pub struct Redis {
+    client: redis::Client,
+    manager: OnceCell<ConnectionManager>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("connected", &self.manager.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Parses the URL; does not connect (the first command does).
+    pub fn new(url: &str) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url).map_err(RedisError::InvalidUrl)?;
+        Ok(Self {
+            client,
+            manager: OnceCell::new(),
+        })
+    }
+
+    /// The shared connection, connecting on first use (retried on the next call if it
+    /// fails).
+    pub async fn connection(&self, limit: Duration) -> Result<ConnectionManager, RedisError> {
+        let connect = self
+            .manager
+            .get_or_try_init(|| async { ConnectionManager::new(self.client.clone()).await });
+        match tokio::time::timeout(limit, connect).await {
+            Ok(Ok(manager)) => Ok(manager.clone()),
+            Ok(Err(e)) => Err(RedisError::Command(e)),
+            Err(_) => Err(RedisError::Timeout),
+        }
+    }
+
+    /// `PING`, answered within `limit` (for `/readyz`).
+    pub async fn ping(&self, limit: Duration) -> Result<(), RedisError> {
+        let started = tokio::time::Instant::now();
+        let mut conn = self.connection(limit).await?;
+        let remaining = limit.saturating_sub(started.elapsed());
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(remaining, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(RedisError::Command(e)),
+            Err(_) => Err(RedisError::Timeout),
+        }
+    }
+}

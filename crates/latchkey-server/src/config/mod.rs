@@ -1,0 +1,305 @@
+//! The configuration tree: one typed struct per section, every field with a
+//! documented default (see `docs/configuration.md`).
+//!
+//! Layering (later wins): built-in defaults < `latchkey.toml` (or `--config PATH`) <
+//! environment `LATCHKEY_*` (sections nested with `__`, e.g. `LATCHKEY_DATABASE__URL`)
+//! < command-line flags. Unknown keys in the file are errors; unknown `LATCHKEY_*`
+//! variables are warned about, so a typo never passes silently.
+
+mod load;
+mod secret;
+mod secrets;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, Loaded, Overrides};
+pub use secret::Secret;
+pub(crate) use secrets::create_private_dir;
+pub use secrets::{
+    resolve as secrets_resolve, weakness as secret_weakness, ResolvedSecrets, SecretsConfig,
+    MIN_SECRET_BYTES,
+};
+pub use validate::Problem;
+
+/// How strict start-up is. `dev` generates missing secrets; `production` refuses to
+/// start on anything unsafe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Local development: missing secrets are generated into the data directory.
+    #[default]
+    Dev,
+    /// Production: every secret must be configured; plain-HTTP public URLs refused.
+    Production,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `dev` (default) or `production`.
+    pub mode: Mode,
+    /// Address the HTTP listener binds. Port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, generated dev secrets and dev mail.
+    pub data_dir: PathBuf,
+    /// The URL clients use to reach this server (links in mail, cookie security,
+    /// HSTS). Required and must be https in production; in dev it defaults to
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Database connection.
+    pub database: DatabaseConfig,
+    /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
+    pub redis: RedisConfig,
+    /// HTTP limits and timeouts.
+    pub http: HttpConfig,
+    /// Cross-origin resource sharing.
+    pub cors: CorsConfig,
+    /// Native TLS (optional; usually a reverse proxy terminates TLS).
+    pub tls: TlsConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Server secrets (each also readable from a file).
+    pub secrets: SecretsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Dev,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./latchkey-data"),
+            public_url: None,
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            http: HttpConfig::default(),
+            cors: CorsConfig::default(),
+            tls: TlsConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+            secrets: SecretsConfig::default(),
+        }
+    }
+}
+
+/// Which database engine a URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// An SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server; the URL as configured.
+    Postgres(String),
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:pass@host/db`, `sqlite:PATH`, or unset for
+    /// `<data_dir>/latchkey.db`.
+    pub url: Option<String>,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout_ms: u64,
+    /// How long SQLite waits on a locked database before giving up.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout_ms: 3_000,
+            sqlite_busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Config {
+    /// The database this configuration selects, or a message saying why the URL is
+    /// not understood (the message never repeats the URL, which may hold a password).
+    pub fn database_target(&self) -> Result<DatabaseTarget, String> {
+        let Some(url) = self.database.url.as_deref().map(str::trim) else {
+            return Ok(DatabaseTarget::Sqlite(self.data_dir.join("latchkey.db")));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseTarget::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == ":memory:" {
+                return Err("database.url: give an SQLite file path (sqlite:PATH); in-memory databases lose every account at restart".into());
+            }
+            return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
+        }
+        Err("database.url: use postgres://..., postgresql://... or sqlite:PATH".into())
+    }
+
+    /// The public URL, defaulting to `http://<listen>` (dev only: production
+    /// validation requires it to be set).
+    pub fn effective_public_url(&self) -> String {
+        self.public_url.as_deref().map_or_else(
+            || format!("http://{}", self.listen),
+            |u| u.trim_end_matches('/').to_owned(),
+        )
+    }
+
+    /// Whether clients reach us over https (decides HSTS).
+    pub fn public_url_is_https(&self) -> bool {
+        self.effective_public_url()
+            .to_ascii_lowercase()
+            .starts_with("https://")
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`; unset runs everything in-process.
+    pub url: Option<String>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body; larger gets `413 payload_too_large`.
+    pub body_limit_bytes: usize,
+    /// A request still running after this gets `503 unavailable`.
+    pub request_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub shutdown_grace_ms: u64,
+    /// A TLS handshake or the request headers must arrive within this.
+    pub header_read_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 15_000,
+            shutdown_grace_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[cors]`: exact-origin CORS. An origin not listed gets no CORS headers at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`), or `["*"]` (refused with
+    /// credentials). Empty (default): cross-origin browser calls are not allowed.
+    pub allowed_origins: Vec<String>,
+    /// Methods allowed cross-origin.
+    pub allowed_methods: Vec<String>,
+    /// Request headers allowed cross-origin.
+    pub allowed_headers: Vec<String>,
+    /// Whether browsers may send cookies cross-origin.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age_seconds: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            allowed_headers: [
+                "authorization",
+                "content-type",
+                "x-csrf-token",
+                "x-request-id",
+                "idempotency-key",
+            ]
+            .map(String::from)
+            .to_vec(),
+            allow_credentials: true,
+            max_age_seconds: 600,
+        }
+    }
+}
+
+/// `[tls]`: both or neither.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// Serve it on this separate address instead of the main listener.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON in production, human-readable in dev.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `latchkey_server=debug,info`.
+    pub level: String,
+    /// `auto`, `json` or `pretty`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}

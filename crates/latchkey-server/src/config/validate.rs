@@ -1,0 +1,236 @@
+//! Start-up validation: every reason to refuse a configuration, one line each.
+
+use std::path::Path;
+
+use super::{secrets, Config, DatabaseTarget, Mode};
+
+/// One thing wrong with the configuration: which key, and what to do about it.
+/// Never contains a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The configuration key (`secrets.master_key`, `public_url`, ...).
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl Config {
+    /// Every problem that should stop `serve`, plus warnings worth logging. Reads
+    /// secret files and probes the data directory, but creates nothing except a
+    /// short-lived probe file in production.
+    pub fn validate(&self) -> (Vec<Problem>, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        self.check_public_url(&mut problems);
+        self.check_database(&mut problems);
+        self.check_cors(&mut problems);
+        self.check_tls(&mut problems);
+        self.check_limits(&mut problems);
+        secrets::check(self, &mut problems, &mut warnings);
+        (problems, warnings)
+    }
+
+    fn check_public_url(&self, problems: &mut Vec<Problem>) {
+        let Some(raw) = self.public_url.as_deref() else {
+            if self.mode == Mode::Production {
+                problems.push(Problem::new(
+                    "public_url",
+                    "is not set: set it to the https URL clients use, e.g. https://auth.example.com",
+                ));
+            }
+            return;
+        };
+        match url::Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                if self.mode == Mode::Production && url.scheme() != "https" {
+                    problems.push(Problem::new(
+                        "public_url",
+                        "must be https in production (terminate TLS here with [tls] or at a proxy)",
+                    ));
+                }
+                if url.query().is_some() || url.fragment().is_some() {
+                    problems.push(Problem::new(
+                        "public_url",
+                        "must not have a query or fragment",
+                    ));
+                }
+            }
+            _ => problems.push(Problem::new(
+                "public_url",
+                "is not an absolute http(s) URL like https://auth.example.com",
+            )),
+        }
+    }
+
+    fn check_database(&self, problems: &mut Vec<Problem>) {
+        match self.database_target() {
+            Err(message) => problems.push(Problem::new("database.url", message)),
+            Ok(DatabaseTarget::Sqlite(path)) if self.mode == Mode::Production => {
+                if let Err(why) = probe_writable(&path) {
+                    problems.push(Problem::new(
+                        "database.url",
+                        format!(
+                            "the SQLite database {} is not writable: {why}",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            Ok(_) => {}
+        }
+        if self.database.max_connections == 0 {
+            problems.push(Problem::new(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.database.min_connections > self.database.max_connections {
+            problems.push(Problem::new(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            ));
+        }
+        if let Some(url) = &self.redis.url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                problems.push(Problem::new(
+                    "redis.url",
+                    "use redis://host:port or rediss://host:port",
+                ));
+            }
+        }
+    }
+
+    fn check_cors(&self, problems: &mut Vec<Problem>) {
+        let cors = &self.cors;
+        let wildcard = cors.allowed_origins.iter().any(|o| o.trim() == "*");
+        if wildcard && cors.allow_credentials {
+            problems.push(Problem::new(
+                "cors.allowed_origins",
+                "\"*\" cannot be combined with cors.allow_credentials = true: list the exact origins",
+            ));
+        }
+        for origin in cors.allowed_origins.iter().filter(|o| o.trim() != "*") {
+            if !is_exact_origin(origin) {
+                problems.push(Problem::new(
+                    "cors.allowed_origins",
+                    format!("{origin:?} is not an origin like https://app.example.com (scheme, host, optional port; no path)"),
+                ));
+            }
+        }
+        for method in &cors.allowed_methods {
+            if axum::http::Method::from_bytes(method.as_bytes()).is_err() {
+                problems.push(Problem::new(
+                    "cors.allowed_methods",
+                    format!("{method:?} is not an HTTP method"),
+                ));
+            }
+        }
+        for header in &cors.allowed_headers {
+            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                problems.push(Problem::new(
+                    "cors.allowed_headers",
+                    format!("{header:?} is not a header name"),
+                ));
+            }
+        }
+    }
+
+    fn check_tls(&self, problems: &mut Vec<Problem>) {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls.cert", cert), ("tls.key", key)] {
+                    if let Err(e) = std::fs::File::open(path) {
+                        problems.push(Problem::new(
+                            name,
+                            format!("cannot read {}: {}", path.display(), e.kind()),
+                        ));
+                    }
+                }
+            }
+            (None, None) => {}
+            _ => problems.push(Problem::new(
+                "tls",
+                "set both tls.cert and tls.key, or neither",
+            )),
+        }
+    }
+
+    fn check_limits(&self, problems: &mut Vec<Problem>) {
+        if self.http.body_limit_bytes == 0 {
+            problems.push(Problem::new(
+                "http.body_limit_bytes",
+                "must be greater than 0",
+            ));
+        }
+        if self.http.request_timeout_ms == 0 {
+            problems.push(Problem::new(
+                "http.request_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.metrics.listen == Some(self.listen) && self.listen.port() != 0 {
+            problems.push(Problem::new(
+                "metrics.listen",
+                "must differ from listen (or be unset)",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(Problem::new(
+                "log.level",
+                "is not a valid filter such as `info` or `latchkey_server=debug,info`",
+            ));
+        }
+    }
+}
+
+/// Whether `origin` is `scheme://host[:port]` and nothing else.
+fn is_exact_origin(origin: &str) -> bool {
+    match url::Url::parse(origin) {
+        Ok(url) => {
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.path() == "/"
+                && !origin.ends_with('/')
+                && url.query().is_none()
+                && url.username().is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Checks that the database file (or, when it does not exist yet, its directory)
+/// can be written, by creating and removing a probe file.
+fn probe_writable(db: &Path) -> Result<(), String> {
+    if db.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(db)
+            .map(drop)
+            .map_err(|e| e.kind().to_string());
+    }
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| e.kind().to_string())?;
+    let probe = dir.join(format!(".latchkey-write-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| e.kind().to_string())?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

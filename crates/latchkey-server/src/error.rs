@@ -1,0 +1,240 @@
+//! The one mapping from failures to HTTP: every error any route or middleware
+//! produces becomes an RFC 9457 `application/problem+json` body with a stable `code`
+//! from API.md. Internal details never reach the body; they are logged under the
+//! request id.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::ports::StoreError;
+use serde::Serialize;
+
+use crate::request_id;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field in a `validation_failed` problem.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field's name in the request body.
+    pub field: String,
+    /// Stable machine-readable reason (`too_short`, `breached`, ...).
+    pub code: String,
+    /// Human-readable advice.
+    pub message: String,
+}
+
+/// Every error the API reports. Each variant has exactly one status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `malformed_request`: not JSON, wrong types, unknown fields, bad query.
+    #[error("malformed request")]
+    MalformedRequest(String),
+    /// 400 `validation_failed`, with per-field errors.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 401 `unauthorized`.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 403 `forbidden`.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404 `not_found`.
+    #[error("not found")]
+    NotFound,
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413 `payload_too_large`.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415 `unsupported_media_type`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 429 `rate_limited`, with seconds until a retry can succeed.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until the next attempt may succeed.
+        retry_after: u64,
+    },
+    /// 503 `unavailable`: the named dependency is down.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// 503 `unavailable`: the request ran longer than `http.request_timeout_ms`.
+    #[error("request timed out")]
+    Timeout,
+    /// 500 `internal`: a bug. The cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The problem+json body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened, for a human.
+    pub detail: String,
+    /// Stable machine-readable code (API.md).
+    pub code: &'static str,
+    /// The request's id, to find the matching log lines.
+    pub request_id: String,
+    /// Field errors (`validation_failed` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// Seconds to wait (423 and 429 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// Status, stable code and title: the single table of API.md's error codes.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::MalformedRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "Malformed request",
+            ),
+            Self::Validation(_) => (
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Validation failed",
+            ),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            Self::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+            ),
+            Self::Unavailable(_) | Self::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::MalformedRequest(why) => why.clone(),
+            Self::Validation(_) => "The request has invalid fields.".into(),
+            Self::Unauthorized => {
+                "Authentication is required or the credentials are not valid.".into()
+            }
+            Self::Forbidden => "You are not allowed to do this.".into(),
+            Self::NotFound => "There is nothing at this address.".into(),
+            Self::MethodNotAllowed => "This method is not allowed on this resource.".into(),
+            Self::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
+            Self::UnsupportedMediaType => "Send the body as application/json.".into(),
+            Self::RateLimited { .. } => "Too many requests; retry later.".into(),
+            Self::Unavailable(what) => format!("A required service is unavailable: {what}."),
+            Self::Timeout => "The request took too long to complete; retry later.".into(),
+            Self::Internal(_) => "Something went wrong on our side.".into(),
+        }
+    }
+
+    /// The problem body for this error under the current request id.
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.parts();
+        Problem {
+            kind: format!("/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail: self.detail(),
+            code,
+            request_id: request_id::current().unwrap_or_default(),
+            errors: match self {
+                Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+            retry_after: match self {
+                Self::RateLimited { retry_after } => Some(*retry_after),
+                _ => None,
+            },
+        }
+    }
+
+    /// The error that answers a response of `status` produced outside our handlers
+    /// (by axum or a tower layer), so even those leave as problem+json.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => {
+                Self::MalformedRequest("The request could not be understood.".into())
+            }
+            StatusCode::UNAUTHORIZED => Self::Unauthorized,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::GATEWAY_TIMEOUT => Self::Timeout,
+            _ if status.is_client_error() => {
+                Self::MalformedRequest("The request could not be processed.".into())
+            }
+            _ => Self::Internal(format!("unexpected status {status}").into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, _) = self.parts();
+        match &self {
+            Self::Internal(source) => tracing::error!(code, error = %source, "request failed"),
+            Self::Unavailable(what) => tracing::warn!(code, dependency = *what, "request failed"),
+            Self::Timeout => tracing::warn!(code, "request timed out"),
+            _ => tracing::debug!(code, "request rejected"),
+        }
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = problem.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
+                Self::Unavailable("database")
+            }
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}

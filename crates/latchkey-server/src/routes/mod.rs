@@ -1,0 +1,113 @@
+//! The route table and the router built from it.
+//!
+//! Every endpoint is declared once in [`endpoints`]; the router is built only from
+//! that list, and the integration suite checks that the list and the OpenAPI
+//! document describe exactly the same operations.
+
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::error::ApiError;
+use crate::middleware::{self, security_headers::SecurityHeaders};
+use crate::request_id;
+use crate::state::AppState;
+
+/// One served operation.
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: Method,
+    /// Route template in OpenAPI/axum syntax (`/v1/me/sessions/{id}`).
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Endpoint {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every operation of the main listener. `/metrics` is included unless it is
+/// disabled or served on its own listener.
+pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
+    let mut list = vec![
+        endpoint(Method::GET, "/healthz", health::healthz),
+        endpoint(Method::GET, "/readyz", health::readyz),
+        endpoint(Method::GET, "/v1/openapi.json", openapi::openapi_json),
+    ];
+    if state.metrics.is_some() && state.config.metrics.listen.is_none() {
+        list.push(endpoint(Method::GET, "/metrics", metrics::metrics));
+    }
+    list
+}
+
+/// The complete application: routes from [`endpoints`], plus `extra` (tests mount
+/// probes there), wrapped in the full middleware stack.
+pub fn router(state: &AppState, extra: Option<Router<AppState>>) -> Router {
+    let mut routes = Router::new();
+    for e in endpoints(state) {
+        routes = routes.route(e.path, e.handler);
+    }
+    if let Some(extra) = extra {
+        routes = routes.merge(extra);
+    }
+    with_middleware(routes, state)
+}
+
+/// The router of the separate metrics listener (`metrics.listen`).
+pub fn metrics_router(state: &AppState) -> Router {
+    let routes = Router::new().route("/metrics", axum::routing::get(metrics::metrics));
+    with_middleware(routes, state)
+}
+
+fn with_middleware(routes: Router<AppState>, state: &AppState) -> Router {
+    let config = &state.config;
+    let limit = config.http.body_limit_bytes;
+    let timeout = Duration::from_millis(config.http.request_timeout_ms);
+    let headers = SecurityHeaders::new(config.public_url_is_https());
+    routes
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(request_id::middleware))
+                .layer(axum::middleware::from_fn_with_state(
+                    headers,
+                    middleware::security_headers::middleware,
+                ))
+                .layer(axum::middleware::from_fn(
+                    middleware::problem_guard::middleware,
+                ))
+                .layer(axum::middleware::from_fn(middleware::metrics::middleware))
+                .layer(axum::middleware::from_fn(
+                    middleware::cors::strip_when_refused,
+                ))
+                .layer(middleware::cors::layer(&config.cors))
+                .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
+                .layer(axum::middleware::from_fn_with_state(
+                    timeout,
+                    middleware::timeout::middleware,
+                ))
+                .layer(RequestBodyLimitLayer::new(limit))
+                .layer(DefaultBodyLimit::max(limit)),
+        )
+        .with_state(state.clone())
+}

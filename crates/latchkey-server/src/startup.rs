@@ -1,0 +1,275 @@
+//! `Application`: a configured, migrated, bound server, ready to run. The binary and
+//! the tests start the server the same way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use latchkey_adapters::redis::Redis;
+use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::ports::{PoolOptions, Store, StoreError};
+use latchkey_store_postgres::PostgresStore;
+use latchkey_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{secrets_resolve, Config, DatabaseTarget, Problem};
+use crate::routes;
+use crate::serve::{self, Listener};
+use crate::state::AppState;
+use crate::telemetry;
+
+/// Why the server could not start. `Config` lists every problem at once.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration is refused; one entry per problem.
+    #[error("the configuration has {} problem(s)", .0.len())]
+    Config(Vec<Problem>),
+    /// The database could not be opened or migrated.
+    #[error("database ({backend}): {source}")]
+    Database {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What failed.
+        #[source]
+        source: StoreError,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// Ways to build an [`Application`] other than from configuration alone (tests).
+#[derive(Default)]
+pub struct BuildOptions {
+    /// Extra routes mounted inside the full middleware stack.
+    pub extra_routes: Option<Router<AppState>>,
+    /// A clock to use instead of the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// A server ready to run.
+pub struct Application {
+    state: AppState,
+    main: Listener,
+    metrics: Option<Listener>,
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens (creating if needed) and migrates the configured database.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    let pool = PoolOptions {
+        max_connections: config.database.max_connections,
+        min_connections: config.database.min_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    };
+    let target = config
+        .database_target()
+        .map_err(|m| StartupError::Config(vec![Problem::new("database.url", m)]))?;
+    let store: Arc<dyn Store> = match target {
+        DatabaseTarget::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                crate::config::create_private_dir(parent).map_err(|e| StartupError::Database {
+                    backend: "sqlite",
+                    source: StoreError::Unavailable(Box::new(e)),
+                })?;
+            }
+            let busy = Duration::from_millis(config.database.sqlite_busy_timeout_ms);
+            let store = SqliteStore::open(&path, &pool, busy)
+                .await
+                .map_err(|source| StartupError::Database {
+                    backend: "sqlite",
+                    source,
+                })?;
+            Arc::new(store)
+        }
+        DatabaseTarget::Postgres(url) => {
+            let store = PostgresStore::connect(&url, &pool)
+                .await
+                .map_err(|source| StartupError::Database {
+                    backend: "postgres",
+                    source,
+                })?;
+            Arc::new(store)
+        }
+    };
+    store
+        .migrate()
+        .await
+        .map_err(|source| StartupError::Database {
+            backend: store.backend(),
+            source,
+        })?;
+    Ok(store)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+impl Application {
+    /// Validates the configuration, resolves secrets (generating dev ones), opens and
+    /// migrates the database, and binds the listeners.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with(config, BuildOptions::default()).await
+    }
+
+    /// [`Application::build`] with test hooks.
+    pub async fn build_with(config: Config, options: BuildOptions) -> Result<Self, StartupError> {
+        let (problems, warnings) = config.validate();
+        if !problems.is_empty() {
+            return Err(StartupError::Config(problems));
+        }
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        let secrets = secrets_resolve(&config).map_err(|p| StartupError::Config(vec![p]))?;
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => {
+                Some(serve::tls_acceptor(cert, key).map_err(StartupError::Tls)?)
+            }
+            _ => None,
+        };
+        let store = open_store(&config).await?;
+        let redis = match &config.redis.url {
+            Some(url) => Some(Arc::new(Redis::new(url).map_err(|_| {
+                StartupError::Config(vec![Problem::new("redis.url", "is not a valid Redis URL")])
+            })?)),
+            None => None,
+        };
+        let metrics = if config.metrics.enabled {
+            telemetry::prometheus()
+        } else {
+            None
+        };
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            redis,
+            metrics,
+            clock: options.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            secrets: Arc::new(secrets),
+        };
+        let config = &state.config;
+        let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);
+        let grace = Duration::from_millis(config.http.shutdown_grace_ms);
+        let socket = bind(config.listen).await?;
+        let addr = socket.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let main = Listener {
+            socket,
+            router: routes::router(&state, options.extra_routes),
+            tls,
+            header_timeout,
+            grace,
+        };
+        let (metrics, metrics_addr) = match (config.metrics.listen, state.metrics.is_some()) {
+            (Some(listen), true) => {
+                let socket = bind(listen).await?;
+                let bound = socket.local_addr().map_err(|source| StartupError::Bind {
+                    addr: listen,
+                    source,
+                })?;
+                let listener = Listener {
+                    socket,
+                    router: routes::metrics_router(&state),
+                    tls: None,
+                    header_timeout,
+                    grace,
+                };
+                (Some(listener), Some(bound))
+            }
+            _ => (None, None),
+        };
+        Ok(Self {
+            state,
+            main,
+            metrics,
+            addr,
+            metrics_addr,
+        })
+    }
+
+    /// The address the main listener bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The separate metrics listener's address, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Whether the main listener speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.main.tls.is_some()
+    }
+
+    /// The shared state (tests reach the store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests finish (bounded by `http.shutdown_grace_ms`), and closes the pools.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let main = tokio::spawn(serve::run(self.main, stop_rx.clone()));
+        let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        let _ = main.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
+        self.state.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
