@@ -1,0 +1,162 @@
+//! Command-line parsing and the commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use latchkey_server::config::{Config, ConfigError, Loaded, Overrides, Problem};
+use latchkey_server::startup::{open_store, shutdown_signal};
+use latchkey_server::{telemetry, Application, StartupError};
+
+/// Exit code for a refused configuration.
+const EXIT_CONFIG: u8 = 2;
+
+/// latchkey: a self-hosted authentication server.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./latchkey.toml when present).
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve(Place),
+    /// Apply pending database migrations and exit.
+    Migrate(Place),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration as `serve` would, without starting anything.
+    Check(Place),
+}
+
+/// Flags that override every other configuration layer.
+#[derive(Debug, clap::Args)]
+struct Place {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Data directory (SQLite database, dev secrets, dev mail).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> ExitCode {
+    let (place, command) = match &cli.command {
+        Command::Serve(p) => (p, "serve"),
+        Command::Migrate(p) => (p, "migrate"),
+        Command::Config {
+            command: ConfigCommand::Check(p),
+        } => (p, "check"),
+    };
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        listen: place.listen,
+        data_dir: place.data_dir.clone(),
+    };
+    let loaded = match Config::load(&overrides, std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(e) => return refuse_load(&e),
+    };
+    match command {
+        "serve" => serve(loaded).await,
+        "migrate" => migrate(loaded).await,
+        _ => check(&loaded),
+    }
+}
+
+fn refuse_load(e: &ConfigError) -> ExitCode {
+    for line in e.to_string().lines() {
+        eprintln!("latchkey: configuration error: {line}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn refuse(problems: &[Problem]) -> ExitCode {
+    for p in problems {
+        eprintln!("latchkey: configuration problem: {p}");
+    }
+    eprintln!(
+        "latchkey: refusing to start ({} problem(s)); see docs/configuration.md",
+        problems.len()
+    );
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn check(loaded: &Loaded) -> ExitCode {
+    for w in &loaded.warnings {
+        eprintln!("latchkey: warning: {w}");
+    }
+    let (problems, warnings) = loaded.config.validate();
+    for w in &warnings {
+        eprintln!("latchkey: warning: {w}");
+    }
+    if !problems.is_empty() {
+        return refuse(&problems);
+    }
+    let mode = match loaded.config.mode {
+        latchkey_server::config::Mode::Dev => "dev",
+        latchkey_server::config::Mode::Production => "production",
+    };
+    println!("configuration OK (mode: {mode})");
+    ExitCode::SUCCESS
+}
+
+fn startup_failed(e: &StartupError) -> ExitCode {
+    match e {
+        StartupError::Config(problems) => refuse(problems),
+        other => {
+            tracing::error!(error = %other, "start-up failed");
+            eprintln!("latchkey: {other}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(loaded: Loaded) -> ExitCode {
+    telemetry::init_logging(&loaded.config.log, loaded.config.mode);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let app = match Application::build(loaded.config).await {
+        Ok(app) => app,
+        Err(e) => return startup_failed(&e),
+    };
+    let scheme = if app.is_tls() { "https" } else { "http" };
+    println!("latchkey listening on {scheme}://{}", app.local_addr());
+    if let Some(addr) = app.metrics_addr() {
+        println!("latchkey metrics on http://{addr}/metrics");
+    }
+    tracing::info!(addr = %app.local_addr(), backend = app.state().store.backend(), "serving");
+    app.run_until(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn migrate(loaded: Loaded) -> ExitCode {
+    telemetry::init_logging(&loaded.config.log, loaded.config.mode);
+    let (problems, _) = loaded.config.validate();
+    if !problems.is_empty() {
+        return refuse(&problems);
+    }
+    match open_store(&loaded.config).await {
+        Ok(store) => {
+            println!("migrations applied ({})", store.backend());
+            store.close().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => startup_failed(&e),
+    }
+}

@@ -1,0 +1,324 @@
+//! The real binary, end to end: start-up, the printed address, generated dev secrets,
+//! graceful stop on SIGTERM, and every production refusal (exit code 2, one line
+//! per problem, never a secret's value).
+
+// Test code: failing loudly is its job (DESIGN.md denies these lints outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// A command for the binary, isolated from the caller's `LATCHKEY_*` variables and
+/// from any `latchkey.toml` in the working directory.
+fn latchkey(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LATCHKEY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("binary runs")
+}
+
+/// Starts `serve` on port 0 and returns the child and the base URL it printed.
+fn spawn_server(dir: &Path) -> (Child, String) {
+    let mut child = latchkey(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("LATCHKEY_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    let url = line
+        .trim()
+        .strip_prefix("latchkey listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("server did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn read_secret(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join("data/secrets").join(name)).expect("secret file")
+}
+
+#[test]
+fn serve_prints_its_address_answers_and_stops_on_sigterm_keeping_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_server(dir.path());
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        !url.ends_with(":0"),
+        "the bound port is printed, not 0: {url}"
+    );
+
+    let health = reqwest::blocking::get(format!("{url}/healthz")).unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().unwrap(), r#"{"status":"ok"}"#);
+
+    assert!(dir.path().join("data/latchkey.db").exists());
+    let master = read_secret(dir.path(), "master_key");
+    let hmac = read_secret(dir.path(), "hmac_key");
+    assert_eq!(master.len(), 43);
+    assert_ne!(master, hmac);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["master_key", "hmac_key"] {
+            let mode = std::fs::metadata(dir.path().join("data/secrets").join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
+
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+
+    // A restart reuses the generated secrets.
+    let (mut child, url) = spawn_server(dir.path());
+    assert_eq!(
+        reqwest::blocking::get(format!("{url}/readyz"))
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(read_secret(dir.path(), "master_key"), master);
+    assert_eq!(read_secret(dir.path(), "hmac_key"), hmac);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}
+
+#[test]
+fn version_and_dev_config_check_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(latchkey(dir.path()).arg("--version"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+
+    let out = run(latchkey(dir.path()).args(["config", "check"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK (mode: dev)"));
+    assert!(
+        !dir.path().join("latchkey-data").exists(),
+        "check creates nothing"
+    );
+}
+
+#[test]
+fn migrate_creates_and_migrates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(latchkey(dir.path()).args(["migrate", "--data-dir", "d"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied (sqlite)"));
+    assert!(dir.path().join("d/latchkey.db").exists());
+    let again = run(latchkey(dir.path()).args(["migrate", "--data-dir", "d"]));
+    assert!(again.status.success(), "migrate is idempotent");
+}
+
+const GOOD_MASTER: &str = "Vq3kZ8pX1rT7mN4bW9cJ2hL6yF0dS5gA";
+const GOOD_HMAC: &str = "pR8nQ2xK5vB1zM7wT4jH9cL3fY6gD0sE";
+
+/// A production environment with everything right; each case breaks one thing.
+fn production(dir: &Path) -> Command {
+    let mut cmd = latchkey(dir);
+    cmd.env("LATCHKEY_MODE", "production")
+        .env("LATCHKEY_PUBLIC_URL", "https://auth.example.com")
+        .env("LATCHKEY_DATA_DIR", dir.join("data"))
+        .env("LATCHKEY_SECRETS__MASTER_KEY", GOOD_MASTER)
+        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC);
+    cmd
+}
+
+fn assert_refused(out: &Output, needle: &str, secret: Option<&str>) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, stderr: {stderr}"
+    );
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    if let Some(secret) = secret {
+        assert!(
+            !stderr.contains(secret),
+            "stderr leaks the secret: {stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+    }
+}
+
+#[test]
+fn production_with_everything_right_passes_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(production(dir.path()).args(["config", "check"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mode: production"));
+}
+
+#[test]
+fn production_refuses_missing_short_and_placeholder_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [["config", "check"].as_slice(), ["serve"].as_slice()] {
+        let out = run(production(dir.path())
+            .env_remove("LATCHKEY_SECRETS__MASTER_KEY")
+            .args(sub));
+        assert_refused(&out, "secrets.master_key: is not set", None);
+
+        let short = "Zq8xK2vB";
+        let out = run(production(dir.path())
+            .env("LATCHKEY_SECRETS__HMAC_KEY", short)
+            .args(sub));
+        assert_refused(&out, "secrets.hmac_key", Some(short));
+        assert_refused(&out, "shorter than 32 bytes", None);
+
+        let placeholder = "change-me-change-me-change-me-change-me!";
+        let out = run(production(dir.path())
+            .env("LATCHKEY_SECRETS__MASTER_KEY", placeholder)
+            .args(sub));
+        assert_refused(&out, "looks like a placeholder", Some(placeholder));
+
+        let repeated = "x".repeat(48);
+        let out = run(production(dir.path())
+            .env("LATCHKEY_SECRETS__MASTER_KEY", &repeated)
+            .args(sub));
+        assert_refused(&out, "secrets.master_key", Some(&repeated));
+    }
+    assert!(
+        !dir.path().join("data/secrets").exists(),
+        "production never generates secrets"
+    );
+}
+
+#[test]
+fn production_reads_secrets_from_files_and_refuses_unreadable_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("master.key");
+    std::fs::write(&file, format!("{GOOD_MASTER}\n")).unwrap();
+    let out = run(production(dir.path())
+        .env_remove("LATCHKEY_SECRETS__MASTER_KEY")
+        .env("LATCHKEY_SECRETS__MASTER_KEY_FILE", &file)
+        .args(["config", "check"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(production(dir.path())
+        .env_remove("LATCHKEY_SECRETS__MASTER_KEY")
+        .env(
+            "LATCHKEY_SECRETS__MASTER_KEY_FILE",
+            dir.path().join("missing.key"),
+        )
+        .args(["config", "check"]));
+    assert_refused(&out, "secrets.master_key_file: cannot read", None);
+}
+
+#[test]
+fn production_refuses_plain_http_public_url_and_wildcard_cors_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(production(dir.path())
+        .env("LATCHKEY_PUBLIC_URL", "http://auth.example.com")
+        .arg("serve"));
+    assert_refused(&out, "public_url: must be https in production", None);
+
+    let out = run(production(dir.path())
+        .env_remove("LATCHKEY_PUBLIC_URL")
+        .arg("serve"));
+    assert_refused(&out, "public_url: is not set", None);
+
+    let out = run(production(dir.path())
+        .env("LATCHKEY_CORS__ALLOWED_ORIGINS", "[\"*\"]")
+        .env("LATCHKEY_CORS__ALLOW_CREDENTIALS", "true")
+        .arg("serve"));
+    assert_refused(&out, "cors.allowed_origins", None);
+}
+
+#[test]
+fn production_refuses_an_sqlite_path_that_is_not_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the data directory should be: nothing can be created
+    // below it, even by root.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = run(production(dir.path())
+        .env("LATCHKEY_DATA_DIR", &blocker)
+        .arg("serve"));
+    assert_refused(&out, "is not writable", None);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(production(dir.path())
+        .env_remove("LATCHKEY_SECRETS__MASTER_KEY")
+        .env_remove("LATCHKEY_SECRETS__HMAC_KEY")
+        .env("LATCHKEY_PUBLIC_URL", "http://x.example.com")
+        .args(["config", "check"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    let problems = stderr
+        .lines()
+        .filter(|l| l.contains("configuration problem:"))
+        .count();
+    assert_eq!(problems, 3, "{stderr}");
+}
+
+#[test]
+fn bad_config_file_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("latchkey.toml"), "[http]\nbody_limit = 5\n").unwrap();
+    let out = run(latchkey(dir.path()).args(["config", "check"]));
+    assert_refused(&out, "body_limit", None);
+
+    let out = run(latchkey(dir.path()).args(["--config", "nope.toml", "config", "check"]));
+    assert_refused(&out, "nope.toml", None);
+}
