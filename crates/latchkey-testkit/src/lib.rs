@@ -1,2 +1,7 @@
-//! Test harness for latchkey: per-test databases, the store conformance suite, and
-//! (soon) `TestApp`, the real server on an ephemeral port.
+//! Test harness for latchkey: [`app::TestApp`] (the real server on an ephemeral
+//! port), per-test databases ([`db`]), and the one store conformance suite
+//! ([`conformance`]) that every backend runs.
+
+pub mod app;
+pub mod conformance;
+pub mod db;

@@ -1,0 +1,191 @@
+//! `TestApp`: the real server (the same `Application` the binary runs) on
+//! `127.0.0.1:0`, with its own data directory and SQLite file (or its own PostgreSQL
+//! schema), so tests run in parallel and share nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use latchkey_server::config::Config;
+use latchkey_server::{AppState, Application, BuildOptions};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::db::PgSchema;
+
+/// Extra routes for probes (slow, panicking, echoing handlers) mounted inside the
+/// full middleware stack.
+pub type ExtraRoutes = axum::Router<AppState>;
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT` (or https with TLS).
+    pub base_url: String,
+    /// A client without cookies or redirects.
+    pub client: reqwest::Client,
+    /// The server's state (store, config, ...).
+    pub state: AppState,
+    /// The separate metrics listener, when `metrics.listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _data_dir: Arc<TempDir>,
+    _schema: Option<PgSchema>,
+}
+
+/// How to build a [`TestApp`].
+pub struct TestAppBuilder {
+    config: Config,
+    options: BuildOptions,
+    data_dir: Arc<TempDir>,
+    schema: Option<PgSchema>,
+    client: Option<reqwest::Client>,
+}
+
+impl TestApp {
+    /// A builder with the default test configuration: dev mode, port 0, a fresh
+    /// temporary data directory (hence a fresh SQLite file).
+    pub fn builder() -> TestAppBuilder {
+        let data_dir =
+            Arc::new(tempfile::tempdir().unwrap_or_else(|e| fail(&format!("tempdir: {e}"))));
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        TestAppBuilder {
+            config,
+            options: BuildOptions::default(),
+            data_dir,
+            schema: None,
+            client: None,
+        }
+    }
+
+    /// A server with the default test configuration on SQLite.
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("GET {path}: {e}")))
+    }
+
+    /// Starts a graceful shutdown and waits until the server has stopped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Starts a graceful shutdown without waiting; returns the server task.
+    pub fn begin_shutdown(&mut self) -> Option<JoinHandle<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// Changes the configuration before start.
+    #[must_use]
+    pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Mounts extra routes inside the middleware stack.
+    #[must_use]
+    pub fn routes(mut self, routes: ExtraRoutes) -> Self {
+        self.options.extra_routes = Some(routes);
+        self
+    }
+
+    /// Uses this HTTP client (e.g. one trusting a test certificate).
+    #[must_use]
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Runs on a fresh schema of the PostgreSQL server in
+    /// `LATCHKEY_TEST_POSTGRES_URL`; `None` (with a "skipped" line) when it is unset.
+    pub async fn on_postgres(mut self) -> Option<Self> {
+        let schema = PgSchema::create_or_skip().await?;
+        self.config.database.url = Some(schema.url().to_owned());
+        self.schema = Some(schema);
+        Some(self)
+    }
+
+    /// The data directory the server will use.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// Builds and starts the server; panics (test failure) if it cannot start.
+    pub async fn spawn(self) -> TestApp {
+        match self.try_spawn().await {
+            Ok(app) => app,
+            Err(e) => fail(&format!("server did not start: {e:?}")),
+        }
+    }
+
+    /// Builds and starts the server, returning the start-up error instead.
+    pub async fn try_spawn(self) -> Result<TestApp, latchkey_server::StartupError> {
+        let app = Application::build_with(self.config, self.options).await?;
+        let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
+        let scheme = if app.is_tls() { "https" } else { "http" };
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let client = self.client.unwrap_or_else(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_else(|e| fail(&format!("client: {e}")))
+        });
+        Ok(TestApp {
+            addr,
+            base_url: format!("{scheme}://{addr}"),
+            client,
+            state,
+            metrics_addr,
+            stop: Some(stop),
+            task: Some(task),
+            _data_dir: self.data_dir,
+            _schema: self.schema,
+        })
+    }
+}
+
+#[allow(clippy::panic)] // test harness: a failure to set up is a test failure
+fn fail(message: &str) -> ! {
+    panic!("{message}")
+}

@@ -1,0 +1,202 @@
+//! The one store conformance suite. Every case takes a fresh, migrated store and is
+//! run against every backend by [`store_conformance_tests!`](crate::store_conformance_tests),
+//! so SQLite and PostgreSQL cannot behave differently without a test failing.
+
+// This module is a test suite that lives in a library so every backend can run it:
+// failing loudly is its job.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::sync::Arc;
+
+use latchkey_core::account::{normalize_email, NewUser};
+use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::ports::{Store, StoreError};
+use time::macros::datetime;
+use uuid::Uuid;
+
+fn new_user(email: &str, name: Option<&str>) -> NewUser {
+    NewUser {
+        id: Uuid::now_v7(),
+        email: email.trim().to_owned(),
+        email_normalized: normalize_email(email),
+        name: name.map(str::to_owned),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaA".to_owned(),
+        created_at: SystemClock.now(),
+    }
+}
+
+/// `ping` answers on a live store.
+pub async fn ping_answers(store: &dyn Store) {
+    store.ping().await.unwrap();
+}
+
+/// Running the migrations again changes nothing and fails nothing.
+pub async fn migrate_is_idempotent(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let user = new_user("again@example.com", None);
+    store.create_user(&user).await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.user_by_id(user.id).await.unwrap().is_some());
+}
+
+/// What is written reads back equal, by id and by normalized email, including
+/// microsecond timestamps, absent names and non-ASCII text.
+pub async fn users_round_trip_exactly(store: &dyn Store) {
+    let cases = [
+        new_user("  Alice@Example.COM ", Some("Alice")),
+        new_user(
+            "zoe@example.com",
+            Some("Zoë 'O\"Brien'; DROP TABLE users; --"),
+        ),
+        new_user("用户@例子.广告", None),
+    ];
+    for mut user in cases {
+        user.created_at = datetime!(2026-03-04 05:06:07.123_456 UTC);
+        let created = store.create_user(&user).await.unwrap();
+        assert_eq!(created.id, user.id);
+        assert_eq!(created.email, user.email);
+        assert_eq!(created.email_normalized, user.email_normalized);
+        assert_eq!(created.name, user.name);
+        assert_eq!(created.password_hash, user.password_hash);
+        assert_eq!(created.created_at, user.created_at);
+        assert_eq!(created.updated_at, user.created_at);
+        assert_eq!(created.failed_login_count, 0);
+        assert!(
+            created.email_verified_at.is_none()
+                && created.disabled_at.is_none()
+                && created.last_login_at.is_none()
+        );
+
+        let by_id = store.user_by_id(user.id).await.unwrap().expect("by id");
+        assert_eq!(by_id, created);
+        let by_email = store
+            .user_by_email(&user.email_normalized)
+            .await
+            .unwrap()
+            .expect("by email");
+        assert_eq!(by_email, created);
+    }
+}
+
+/// Unknown ids and emails are `None`, not errors.
+pub async fn unknown_users_are_none(store: &dyn Store) {
+    assert!(store.user_by_id(Uuid::now_v7()).await.unwrap().is_none());
+    assert!(store
+        .user_by_email("nobody@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.user_by_email("").await.unwrap().is_none());
+    assert!(store.user_by_email("' OR '1'='1").await.unwrap().is_none());
+}
+
+/// A second account with the same normalized email is a named conflict.
+pub async fn duplicate_email_is_a_conflict(store: &dyn Store) {
+    store
+        .create_user(&new_user("dup@example.com", None))
+        .await
+        .unwrap();
+    let err = store
+        .create_user(&new_user("  DUP@example.com", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                constraint: "users_email_normalized"
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// Twenty concurrent sign-ups with one address: exactly one succeeds.
+pub async fn concurrent_duplicate_creates_admit_exactly_one(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let email = if i % 2 == 0 {
+            "race@example.com"
+        } else {
+            "RACE@example.com"
+        };
+        tasks.push(tokio::spawn(async move {
+            store.create_user(&new_user(email, None)).await
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (1, 19));
+}
+
+/// After `close`, calls fail `Unavailable`: never a panic, never `Internal`.
+pub async fn closed_store_is_unavailable(store: &dyn Store) {
+    store.close().await;
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.user_by_id(Uuid::now_v7()).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let err = store
+        .create_user(&new_user("late@example.com", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// Expands to one `#[tokio::test]` per conformance case for a backend.
+/// `$fresh` is an async fn returning `Option<guard>` where the guard derefs to a
+/// store (`None` = backend not available, test skipped).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($backend:ident, $fresh:path) => {
+        mod $backend {
+            use std::sync::Arc;
+
+            use latchkey_core::ports::Store;
+            use $crate::conformance as c;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        c::$name(&*guard).await;
+                    }
+                };
+            }
+
+            case!(ping_answers);
+            case!(migrate_is_idempotent);
+            case!(users_round_trip_exactly);
+            case!(unknown_users_are_none);
+            case!(duplicate_email_is_a_conflict);
+            case!(closed_store_is_unavailable);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_duplicate_creates_admit_exactly_one() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                c::concurrent_duplicate_creates_admit_exactly_one(store).await;
+                drop(guard);
+            }
+        }
+    };
+}

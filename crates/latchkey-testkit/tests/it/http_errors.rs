@@ -1,0 +1,165 @@
+//! Every error is problem+json (API.md): unknown route, wrong method, oversized
+//! body, wrong content type, malformed JSON, unknown fields, timeouts, panics.
+
+use latchkey_testkit::app::TestApp;
+
+use crate::probes;
+use crate::support::{assert_no_internals, assert_problem, post_json};
+
+async fn app() -> TestApp {
+    TestApp::builder().routes(probes::routes()).spawn().await
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_404_problem() {
+    let app = app().await;
+    for path in [
+        "/nope",
+        "/v1/nope/123",
+        "/v1/../../etc/passwd",
+        "/%00",
+        "/v1/openapi.json/x",
+    ] {
+        let r = app.get(path).await;
+        assert_problem(r, 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_405_problem_with_allow() {
+    let app = app().await;
+    let r = app.client.post(app.url("/healthz")).send().await.unwrap();
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_problem(r, 405, "method_not_allowed").await;
+    assert!(allow.unwrap_or_default().contains("GET"));
+    let r = app
+        .client
+        .delete(app.url("/test/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn one_mebibyte_body_is_a_413_problem() {
+    let app = app().await;
+    let big = format!(r#"{{"name":"{}","count":1}}"#, "a".repeat(1024 * 1024));
+    let r = post_json(&app, "/test/echo", &big).await;
+    assert_problem(r, 413, "payload_too_large").await;
+    // Without a Content-Length (chunked), the limit holds too.
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(big.into_bytes())]);
+    let r = app
+        .client
+        .post(app.url("/test/echo"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 413, "payload_too_large").await;
+    // Just under the limit still works.
+    let fits = format!(r#"{{"name":"{}","count":1}}"#, "a".repeat(60 * 1024));
+    assert_eq!(post_json(&app, "/test/echo", &fits).await.status(), 200);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_type_is_a_415_problem() {
+    let app = app().await;
+    let body = r#"{"name":"x","count":1}"#;
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut req = app.client.post(app.url("/test/echo")).body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        assert_problem(req.send().await.unwrap(), 415, "unsupported_media_type").await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_types_and_unknown_fields_are_400_malformed_request() {
+    let app = app().await;
+    let cases = [
+        "{not json",
+        "",
+        r#"{"name":"x","count":1"#,
+        r#"{"name":"x","count":"one"}"#,
+        r#"{"name":"x","count":-1}"#,
+        r#"{"name":"x"}"#,
+        r#"{"name":"x","count":1,"admin":true}"#,
+        "[1,2,3]",
+        "\"\\ud800\"",
+    ];
+    for body in cases {
+        let r = post_json(&app, "/test/echo", body).await;
+        let problem = assert_problem(r, 400, "malformed_request").await;
+        assert!(problem.get("errors").is_none());
+    }
+    // Invalid UTF-8 is malformed too.
+    let r = app
+        .client
+        .post(app.url("/test/echo"))
+        .header("content-type", "application/json")
+        .body(vec![b'{', b'"', b'n', 0xff, 0xfe, b'"', b':', b'1', b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, "malformed_request").await;
+    // The unknown field is named; a rejected value is never echoed.
+    let p = assert_problem(
+        post_json(&app, "/test/echo", r#"{"name":"x","count":1,"admin":true}"#).await,
+        400,
+        "malformed_request",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("admin"));
+    let p = assert_problem(
+        post_json(&app, "/test/echo", r#"{"name":"x","count":"hunter2"}"#).await,
+        400,
+        "malformed_request",
+    )
+    .await;
+    assert!(!p.to_string().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn valid_json_round_trips_with_utf8_content_type() {
+    let app = app().await;
+    let r = post_json(&app, "/test/echo", r#"{"name":"Zoë 用户","count":3}"#).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["name"], "Zoë 用户");
+}
+
+#[tokio::test]
+async fn a_panic_is_a_bare_500_problem_and_the_server_keeps_serving() {
+    let app = app().await;
+    let r = app.get("/test/panic").await;
+    let body = assert_problem(r, 500, "internal").await;
+    assert_no_internals(&body.to_string());
+    assert!(!body.to_string().contains("secret internal state"));
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_a_503_problem() {
+    let app = TestApp::builder()
+        .routes(probes::routes())
+        .configure(|c| c.http.request_timeout_ms = 100)
+        .spawn()
+        .await;
+    let r = app.get("/test/slow").await;
+    assert_problem(r, 503, "unavailable").await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}

@@ -1,0 +1,18 @@
+//! latchkey's integration tests: one binary, every test against a real server on an
+//! ephemeral port (or a real store), each with its own database.
+
+// Test code: failing loudly is its job (DESIGN.md denies these lints outside tests only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cors;
+mod headers;
+mod health;
+mod http_errors;
+mod metrics;
+mod openapi;
+mod probes;
+mod request_id;
+mod shutdown;
+mod store;
+mod support;
+mod tls;

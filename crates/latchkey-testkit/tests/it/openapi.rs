@@ -1,0 +1,68 @@
+//! The OpenAPI document describes exactly the routes the router serves.
+
+use std::collections::BTreeSet;
+
+use latchkey_server::routes::endpoints;
+use latchkey_testkit::app::TestApp;
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_and_matches_the_route_table() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/v1/openapi.json").await;
+    assert_eq!(r.status(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = endpoints(&app.state)
+        .iter()
+        .map(|e| (e.method.to_string(), e.path.to_owned()))
+        .collect();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from the OpenAPI document: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "documented but not served: {unserved:?}"
+    );
+
+    // Every documented route really answers (not the 404 fallback).
+    for (method, path) in &served {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 404, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_problem_schema_is_published() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app.get("/v1/openapi.json").await.json().await.unwrap();
+    let problem = &doc["components"]["schemas"]["Problem"]["properties"];
+    for field in ["type", "title", "status", "detail", "code", "request_id"] {
+        assert!(problem.get(field).is_some(), "Problem.{field} missing");
+    }
+}
