@@ -43,6 +43,11 @@ impl Config {
         self.check_tls(&mut problems);
         self.check_limits(&mut problems);
         secrets::check(self, &mut problems, &mut warnings);
+        if self.mode == Mode::Production && self.metrics.enabled && self.metrics.listen.is_none() {
+            warnings.push(
+                "metrics are served on the public listener: set metrics.listen to a private address".into(),
+            );
+        }
         (problems, warnings)
     }
 
@@ -233,4 +238,89 @@ fn probe_writable(db: &Path) -> Result<(), String> {
     std::fs::File::create(&probe).map_err(|e| e.kind().to_string())?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(cfg: &Config) -> Vec<String> {
+        cfg.validate().0.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn the_defaults_are_valid_in_dev() {
+        let (problems, warnings) = Config::default().validate();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn wildcard_cors_with_credentials_is_refused_even_in_dev() {
+        let mut cfg = Config::default();
+        cfg.cors.allowed_origins = vec!["*".into()];
+        assert_eq!(keys(&cfg), ["cors.allowed_origins"]);
+        cfg.cors.allow_credentials = false;
+        assert!(keys(&cfg).is_empty(), "wildcard without credentials is allowed");
+    }
+
+    #[test]
+    fn origins_must_be_exact() {
+        for bad in ["https://app.example.com/", "https://app.example.com/path", "app.example.com", "ftp://x.example.com", "https://user@x.example.com", ""] {
+            let mut cfg = Config::default();
+            cfg.cors.allowed_origins = vec![bad.into()];
+            assert_eq!(keys(&cfg), ["cors.allowed_origins"], "{bad:?}");
+        }
+        for good in ["https://app.example.com", "http://localhost:3000", "https://[::1]:8443"] {
+            let mut cfg = Config::default();
+            cfg.cors.allowed_origins = vec![good.into()];
+            assert!(keys(&cfg).is_empty(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let mut cfg = Config::default();
+        cfg.tls.cert = Some("/nonexistent/cert.pem".into());
+        assert_eq!(keys(&cfg), ["tls"]);
+        cfg.tls.key = Some("/nonexistent/key.pem".into());
+        assert_eq!(keys(&cfg), ["tls.cert", "tls.key"]);
+    }
+
+    #[test]
+    fn bad_database_urls_are_refused_without_echoing_them() {
+        let mut cfg = Config::default();
+        cfg.database.url = Some("mysql://root:hunter2@db/latchkey".into());
+        let (problems, _) = cfg.validate();
+        assert_eq!(problems.len(), 1);
+        assert!(!problems[0].to_string().contains("hunter2"));
+        cfg.database.url = Some("sqlite::memory:".into());
+        assert_eq!(keys(&cfg), ["database.url"]);
+        cfg.database.url = Some("postgres://u:p@localhost/db".into());
+        assert!(keys(&cfg).is_empty());
+        assert_eq!(cfg.database_target(), Ok(DatabaseTarget::Postgres("postgres://u:p@localhost/db".into())));
+    }
+
+    #[test]
+    fn pool_bounds_and_limits_are_checked() {
+        let mut cfg = Config::default();
+        cfg.database.max_connections = 0;
+        cfg.http.body_limit_bytes = 0;
+        cfg.log.level = "info,[[[".into();
+        let found = keys(&cfg);
+        for key in ["database.max_connections", "database.min_connections", "http.body_limit_bytes", "log.level"] {
+            assert!(found.iter().any(|k| k == key), "{key} not in {found:?}");
+        }
+    }
+
+    #[test]
+    fn production_warns_about_public_metrics() {
+        let mut cfg = Config::default();
+        cfg.mode = Mode::Production;
+        let (_, warnings) = cfg.validate();
+        assert!(warnings.iter().any(|w| w.contains("metrics.listen")));
+        cfg.metrics.listen = Some("127.0.0.1:9090".parse().unwrap());
+        let (_, warnings) = cfg.validate();
+        assert!(!warnings.iter().any(|w| w.contains("metrics.listen")));
+    }
 }

@@ -36,7 +36,7 @@ impl SecurityHeaders {
         );
         set(
             HeaderName::from_static("permissions-policy"),
-            "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()",
+            "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()",
         );
         if https {
             set(header::STRICT_TRANSPORT_SECURITY, HSTS);
