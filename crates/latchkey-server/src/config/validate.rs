@@ -261,17 +261,31 @@ mod tests {
         cfg.cors.allowed_origins = vec!["*".into()];
         assert_eq!(keys(&cfg), ["cors.allowed_origins"]);
         cfg.cors.allow_credentials = false;
-        assert!(keys(&cfg).is_empty(), "wildcard without credentials is allowed");
+        assert!(
+            keys(&cfg).is_empty(),
+            "wildcard without credentials is allowed"
+        );
     }
 
     #[test]
     fn origins_must_be_exact() {
-        for bad in ["https://app.example.com/", "https://app.example.com/path", "app.example.com", "ftp://x.example.com", "https://user@x.example.com", ""] {
+        for bad in [
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "app.example.com",
+            "ftp://x.example.com",
+            "https://user@x.example.com",
+            "",
+        ] {
             let mut cfg = Config::default();
             cfg.cors.allowed_origins = vec![bad.into()];
             assert_eq!(keys(&cfg), ["cors.allowed_origins"], "{bad:?}");
         }
-        for good in ["https://app.example.com", "http://localhost:3000", "https://[::1]:8443"] {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:3000",
+            "https://[::1]:8443",
+        ] {
             let mut cfg = Config::default();
             cfg.cors.allowed_origins = vec![good.into()];
             assert!(keys(&cfg).is_empty(), "{good:?}");
@@ -298,7 +312,12 @@ mod tests {
         assert_eq!(keys(&cfg), ["database.url"]);
         cfg.database.url = Some("postgres://u:p@localhost/db".into());
         assert!(keys(&cfg).is_empty());
-        assert_eq!(cfg.database_target(), Ok(DatabaseTarget::Postgres("postgres://u:p@localhost/db".into())));
+        assert_eq!(
+            cfg.database_target(),
+            Ok(DatabaseTarget::Postgres(
+                "postgres://u:p@localhost/db".into()
+            ))
+        );
     }
 
     #[test]
@@ -308,7 +327,12 @@ mod tests {
         cfg.http.body_limit_bytes = 0;
         cfg.log.level = "info,[[[".into();
         let found = keys(&cfg);
-        for key in ["database.max_connections", "database.min_connections", "http.body_limit_bytes", "log.level"] {
+        for key in [
+            "database.max_connections",
+            "database.min_connections",
+            "http.body_limit_bytes",
+            "log.level",
+        ] {
             assert!(found.iter().any(|k| k == key), "{key} not in {found:?}");
         }
     }
