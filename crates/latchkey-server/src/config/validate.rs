@@ -324,6 +324,7 @@ mod tests {
     fn pool_bounds_and_limits_are_checked() {
         let mut cfg = Config::default();
         cfg.database.max_connections = 0;
+        cfg.database.min_connections = 1;
         cfg.http.body_limit_bytes = 0;
         cfg.log.level = "info,[[[".into();
         let found = keys(&cfg);
