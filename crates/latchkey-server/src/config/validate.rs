@@ -340,8 +340,10 @@ mod tests {
 
     #[test]
     fn production_warns_about_public_metrics() {
-        let mut cfg = Config::default();
-        cfg.mode = Mode::Production;
+        let mut cfg = Config {
+            mode: Mode::Production,
+            ..Config::default()
+        };
         let (_, warnings) = cfg.validate();
         assert!(warnings.iter().any(|w| w.contains("metrics.listen")));
         cfg.metrics.listen = Some("127.0.0.1:9090".parse().unwrap());
