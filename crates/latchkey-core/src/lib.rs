@@ -6,6 +6,8 @@
 //! clock.
 
 pub mod account;
+pub mod audit;
 pub mod clock;
 pub mod ports;
+pub mod session;
 pub mod time_fmt;

@@ -7,7 +7,11 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use time::OffsetDateTime;
+
 use crate::account::{NewUser, User};
+use crate::audit::SecurityEvent;
+use crate::session::{NewSession, RefreshToken, RevokeReason, RotateOutcome, Session};
 
 /// Why a store operation failed. Callers branch on the variant, never on text.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +46,93 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError>;
 }
 
+/// Persistence of sessions, their refresh-token families and the access-token
+/// denylist. Every multi-step write is one transaction; races are closed in SQL.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with its first refresh token, then revokes the user's
+    /// oldest live sessions (and their tokens) beyond `max_live`, all in one
+    /// transaction. Returns the ids it revoked.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        first_token: &RefreshToken,
+        max_live: u32,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// The session with this id, live or not.
+    async fn session(&self, id: uuid::Uuid) -> Result<Option<Session>, StoreError>;
+
+    /// The user's live sessions at `now`, newest first.
+    async fn live_sessions(
+        &self,
+        user_id: uuid::Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Spends the token whose hash is `presented` and stores `next` in its family,
+    /// atomically: of any number of concurrent calls with one token, at most one
+    /// returns `Rotated`. `next.session_id` is ignored (the family decides).
+    /// A token already used more than `grace` ago revokes the family and session
+    /// (`Reused`); one used within `grace` is `Invalid` without revocation.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8; 32],
+        next: &RefreshToken,
+        now: OffsetDateTime,
+        idle_timeout: time::Duration,
+        grace: time::Duration,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Revokes one session of this user (and its tokens); false if it was not a
+    /// live session of theirs.
+    async fn revoke_session(
+        &self,
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every live session of the user except `keep`; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: uuid::Uuid,
+        keep: Option<uuid::Uuid>,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Denylists an access token's `jti` until `expires_at` (idempotent).
+    async fn deny_access_token(
+        &self,
+        jti: uuid::Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Whether `jti` is denylisted.
+    async fn is_access_token_denied(&self, jti: uuid::Uuid) -> Result<bool, StoreError>;
+}
+
+/// The append-only security event log.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends an event.
+    async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
+
+    /// The user's events, newest first, at most `limit`.
+    async fn user_events(
+        &self,
+        user_id: uuid::Uuid,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
-pub trait Store: UserStore + std::fmt::Debug + Send + Sync + 'static {
+pub trait Store:
+    UserStore + SessionStore + EventStore + std::fmt::Debug + Send + Sync + 'static
+{
     /// Round-trips a trivial query; used by `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

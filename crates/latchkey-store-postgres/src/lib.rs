@@ -1,6 +1,7 @@
 //! PostgreSQL implementation of latchkey's store ports.
 
 mod error;
+mod sessions;
 mod users;
 
 use async_trait::async_trait;

@@ -5,6 +5,7 @@
 //! back equals the value written; ids as 16-byte UUIDs.
 
 mod error;
+mod sessions;
 mod time_codec;
 mod users;
 
@@ -50,6 +51,18 @@ impl SqliteStore {
             .await
             .map_err(map_error)?;
         Ok(Self { pool })
+    }
+
+    /// Starts a write transaction with `BEGIN IMMEDIATE`: the write lock is taken
+    /// before anything is read, so concurrent writers queue on the busy timeout
+    /// instead of failing on a stale read snapshot (`SQLITE_BUSY_SNAPSHOT`).
+    pub(crate) async fn write_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_error)
     }
 
     /// The connection pool (for tests and tools in this workspace).

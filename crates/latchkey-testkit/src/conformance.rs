@@ -172,6 +172,7 @@ macro_rules! store_conformance_tests {
 
             use latchkey_core::ports::Store;
             use $crate::conformance as c;
+            use $crate::conformance_sessions as cs;
 
             macro_rules! case {
                 ($name:ident) => {
@@ -189,6 +190,33 @@ macro_rules! store_conformance_tests {
             case!(unknown_users_are_none);
             case!(duplicate_email_is_a_conflict);
             case!(closed_store_is_unavailable);
+
+            macro_rules! session_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        cs::$name(&*guard).await;
+                    }
+                };
+            }
+
+            session_case!(sessions_round_trip);
+            session_case!(session_limit_evicts_the_oldest);
+            session_case!(refresh_rotates_once_and_reuse_revokes_the_family);
+            session_case!(reuse_within_grace_is_refused_without_revocation);
+            session_case!(expired_tokens_and_sessions_are_refused);
+            session_case!(revocation_is_scoped_to_the_owner);
+            session_case!(access_token_denylist);
+            session_case!(security_events_round_trip);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_rotations_admit_exactly_one() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                cs::concurrent_rotations_admit_exactly_one(store).await;
+                drop(guard);
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_duplicate_creates_admit_exactly_one() {

@@ -1,0 +1,67 @@
+//! Security events: the user-visible, append-only record of what happened to an
+//! account (sign-ins, revocations, suspicious activity).
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Kinds of security event. The stored text is stable (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Successful sign-in.
+    LoginSucceeded,
+    /// Wrong password for an existing account.
+    LoginFailed,
+    /// A rotated refresh token was presented again; the family was revoked.
+    RefreshReuseDetected,
+    /// A refresh came from a different device fingerprint.
+    DeviceChanged,
+    /// The user signed out.
+    LoggedOut,
+    /// The password was changed.
+    PasswordChanged,
+}
+
+impl EventKind {
+    /// Stable text stored in the database and shown to the user.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::DeviceChanged => "device_changed",
+            Self::LoggedOut => "logged_out",
+            Self::PasswordChanged => "password_changed",
+        }
+    }
+
+    /// The kind stored as `text`, if known.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::LoginSucceeded,
+            Self::LoginFailed,
+            Self::RefreshReuseDetected,
+            Self::DeviceChanged,
+            Self::LoggedOut,
+            Self::PasswordChanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The account concerned.
+    pub user_id: Uuid,
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub created_at: OffsetDateTime,
+    /// Session concerned, if any.
+    pub session_id: Option<Uuid>,
+    /// Client IP, if known.
+    pub ip: Option<String>,
+}

@@ -1,0 +1,136 @@
+//! Sessions (one sign-in on one device) and their refresh-token family.
+
+mod refresh;
+
+pub use refresh::{
+    hash_refresh_token, looks_like_refresh_token, new_refresh_token, RefreshToken,
+    REFRESH_TOKEN_PREFIX,
+};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Parsed device metadata of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Device {
+    /// `desktop`, `smartphone`, `tablet`, `crawler`, `unknown`...
+    pub kind: String,
+    /// Operating system family.
+    pub os: String,
+    /// Browser or client name.
+    pub browser: String,
+}
+
+/// A session to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// A fresh UUIDv7: never reused from anything seen before authentication.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Creation time (also the first `last_seen_at`).
+    pub created_at: OffsetDateTime,
+    /// Ends when unused this long; pushed forward by each refresh.
+    pub idle_expires_at: OffsetDateTime,
+    /// Hard end, whatever the activity.
+    pub absolute_expires_at: OffsetDateTime,
+    /// Client IP as determined by the server (socket or trusted proxy).
+    pub ip: Option<String>,
+    /// Raw User-Agent (bounded length).
+    pub user_agent: Option<String>,
+    /// Parsed User-Agent.
+    pub device: Device,
+    /// Hash of UA family + OS, compared at refresh.
+    pub fingerprint: String,
+    /// Whether the long absolute lifetime was requested.
+    pub remember_me: bool,
+    /// Authentication methods used (`pwd`, `otp`, ...).
+    pub amr: Vec<String>,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Id (also the refresh-token family id).
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Creation = time of authentication.
+    pub created_at: OffsetDateTime,
+    /// Last refresh (or creation).
+    pub last_seen_at: OffsetDateTime,
+    /// See [`NewSession::idle_expires_at`].
+    pub idle_expires_at: OffsetDateTime,
+    /// See [`NewSession::absolute_expires_at`].
+    pub absolute_expires_at: OffsetDateTime,
+    /// When revoked; `None` while live.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Client IP at creation.
+    pub ip: Option<String>,
+    /// User-Agent at creation.
+    pub user_agent: Option<String>,
+    /// Parsed User-Agent.
+    pub device: Device,
+    /// See [`NewSession::fingerprint`].
+    pub fingerprint: String,
+    /// See [`NewSession::remember_me`].
+    pub remember_me: bool,
+    /// See [`NewSession::amr`].
+    pub amr: Vec<String>,
+}
+
+impl Session {
+    /// Live: not revoked and neither idle- nor absolutely expired at `now`.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// Why sessions were revoked (recorded on the row, shown in security events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user signed out.
+    Logout,
+    /// Too many live sessions: the oldest made room for a new one.
+    SessionLimit,
+    /// A rotated refresh token was presented again.
+    RefreshReuse,
+    /// The password changed.
+    PasswordChanged,
+    /// The user revoked it from the session list.
+    UserRevoked,
+    /// The device fingerprint changed while `sessions.bind_device` is on.
+    DeviceMismatch,
+}
+
+impl RevokeReason {
+    /// Stable text stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::SessionLimit => "session_limit",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::PasswordChanged => "password_changed",
+            Self::UserRevoked => "user_revoked",
+            Self::DeviceMismatch => "device_mismatch",
+        }
+    }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The token was live and unused: it is now used, the new token is stored, and
+    /// the session's idle expiry moved forward.
+    Rotated(Box<Session>),
+    /// The token had already been used (outside the grace period): the whole family
+    /// and its session are now revoked.
+    Reused {
+        /// The revoked session.
+        session_id: Uuid,
+        /// Its owner.
+        user_id: Uuid,
+    },
+    /// Unknown, expired, revoked, or its session is no longer live: nothing changed.
+    Invalid,
+}

@@ -1,0 +1,374 @@
+//! `SessionStore` and `EventStore` on SQLite.
+
+use async_trait::async_trait;
+use latchkey_core::audit::{EventKind, SecurityEvent};
+use latchkey_core::ports::{EventStore, SessionStore, StoreError};
+use latchkey_core::session::{
+    Device, NewSession, RefreshToken, RevokeReason, RotateOutcome, Session,
+};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::time_codec::{from_micros, from_micros_opt, to_micros};
+use crate::{map_error, SqliteStore};
+
+const SESSION_COLUMNS: &str = "id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, \
+     revoked_at, ip, user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr";
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    let amr: String = row.try_get("amr").map_err(map_error)?;
+    let remember: i64 = row.try_get("remember_me").map_err(map_error)?;
+    Ok(Session {
+        id: row.try_get("id").map_err(map_error)?,
+        user_id: row.try_get("user_id").map_err(map_error)?,
+        created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
+        last_seen_at: from_micros(row.try_get("last_seen_at").map_err(map_error)?)?,
+        idle_expires_at: from_micros(row.try_get("idle_expires_at").map_err(map_error)?)?,
+        absolute_expires_at: from_micros(row.try_get("absolute_expires_at").map_err(map_error)?)?,
+        revoked_at: from_micros_opt(row.try_get("revoked_at").map_err(map_error)?)?,
+        ip: row.try_get("ip").map_err(map_error)?,
+        user_agent: row.try_get("user_agent").map_err(map_error)?,
+        device: Device {
+            kind: row.try_get("device_type").map_err(map_error)?,
+            os: row.try_get("device_os").map_err(map_error)?,
+            browser: row.try_get("device_browser").map_err(map_error)?,
+        },
+        fingerprint: row.try_get("fingerprint").map_err(map_error)?,
+        remember_me: remember != 0,
+        amr: amr.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+async fn insert_token(
+    tx: &mut Transaction<'_, Sqlite>,
+    token: &RefreshToken,
+    session_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(token.id)
+        .bind(session_id)
+        .bind(&token.token_hash[..])
+        .bind(to_micros(token.created_at))
+        .bind(to_micros(token.expires_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
+/// Revokes sessions and their tokens; returns how many sessions changed.
+async fn revoke_ids(
+    tx: &mut Transaction<'_, Sqlite>,
+    ids: &[Uuid],
+    reason: RevokeReason,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let mut changed = 0;
+    for id in ids {
+        changed += sqlx::query("UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(to_micros(now))
+            .bind(reason.as_str())
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_error)?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+        )
+        .bind(to_micros(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    }
+    Ok(changed)
+}
+
+async fn live_ids(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Vec<Uuid>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND idle_expires_at > ? \
+         AND absolute_expires_at > ? ORDER BY created_at DESC, id DESC",
+    )
+    .bind(user_id)
+    .bind(to_micros(now))
+    .bind(to_micros(now))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_error)
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(
+        &self,
+        s: &NewSession,
+        first: &RefreshToken,
+        max_live: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let created = to_micros(s.created_at);
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ip, \
+             user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(created)
+        .bind(created)
+        .bind(to_micros(s.idle_expires_at))
+        .bind(to_micros(s.absolute_expires_at))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .bind(&s.device.kind)
+        .bind(&s.device.os)
+        .bind(&s.device.browser)
+        .bind(&s.fingerprint)
+        .bind(i64::from(s.remember_me))
+        .bind(s.amr.join(" "))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_token(&mut tx, first, s.id).await?;
+        let live = live_ids(&mut tx, s.user_id, s.created_at).await?;
+        let excess: Vec<Uuid> = live
+            .into_iter()
+            .filter(|id| *id != s.id)
+            .skip(max_live.saturating_sub(1) as usize)
+            .collect();
+        revoke_ids(&mut tx, &excess, RevokeReason::SessionLimit, s.created_at).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(excess)
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND idle_expires_at > ? \
+             AND absolute_expires_at > ? ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(to_micros(now))
+            .bind(to_micros(now))
+            .fetch_all(self.pool())
+            .await
+            .map_err(map_error)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8; 32],
+        next: &RefreshToken,
+        now: OffsetDateTime,
+        idle_timeout: Duration,
+        grace: Duration,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let spent: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > ? RETURNING session_id",
+        )
+        .bind(to_micros(now))
+        .bind(&presented[..])
+        .bind(to_micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if let Some(session_id) = spent {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+            let row = sqlx::query(&sql)
+                .bind(session_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            let mut session = session_from_row(&row)?;
+            if !session.is_live(now) {
+                return Ok(RotateOutcome::Invalid); // dropped tx rolls back
+            }
+            insert_token(&mut tx, next, session_id).await?;
+            session.last_seen_at = now;
+            session.idle_expires_at = (now + idle_timeout).min(session.absolute_expires_at);
+            sqlx::query("UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?")
+                .bind(to_micros(now))
+                .bind(to_micros(session.idle_expires_at))
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            tx.commit().await.map_err(map_error)?;
+            return Ok(RotateOutcome::Rotated(Box::new(session)));
+        }
+        let row = sqlx::query(
+            "SELECT t.session_id, t.used_at, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = ?",
+        )
+        .bind(&presented[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let used_at = from_micros_opt(row.try_get("used_at").map_err(map_error)?)?;
+        let Some(used_at) = used_at else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        if now - used_at <= grace {
+            return Ok(RotateOutcome::Invalid);
+        }
+        let session_id: Uuid = row.try_get("session_id").map_err(map_error)?;
+        let user_id: Uuid = row.try_get("user_id").map_err(map_error)?;
+        let revoked = revoke_ids(&mut tx, &[session_id], RevokeReason::RefreshReuse, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(if revoked > 0 {
+            RotateOutcome::Reused {
+                session_id,
+                user_id,
+            }
+        } else {
+            RotateOutcome::Invalid
+        })
+    }
+
+    async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let changed = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL \
+             AND idle_expires_at > ? AND absolute_expires_at > ?",
+        )
+        .bind(to_micros(now))
+        .bind(reason.as_str())
+        .bind(session_id)
+        .bind(user_id)
+        .bind(to_micros(now))
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        if changed > 0 {
+            revoke_ids(&mut tx, &[session_id], reason, now).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let ids: Vec<Uuid> = live_ids(&mut tx, user_id, now)
+            .await?
+            .into_iter()
+            .filter(|id| Some(*id) != keep)
+            .collect();
+        let n = revoke_ids(&mut tx, &ids, reason, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(n)
+    }
+
+    async fn deny_access_token(
+        &self,
+        jti: Uuid,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO denied_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(to_micros(expires_at))
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn is_access_token_denied(&self, jti: Uuid) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM denied_access_tokens WHERE jti = ?")
+                .bind(jti)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(map_error)?;
+        Ok(found.is_some())
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn record_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(e.id)
+            .bind(e.user_id)
+            .bind(e.kind.as_str())
+            .bind(to_micros(e.created_at))
+            .bind(e.session_id)
+            .bind(&e.ip)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn user_events(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, kind, created_at, session_id, ip FROM security_events WHERE user_id = ? \
+             ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .filter_map(|row| {
+                let kind: String = row.try_get("kind").ok()?;
+                Some((row, EventKind::parse(&kind)?))
+            })
+            .map(|(row, kind)| {
+                Ok(SecurityEvent {
+                    id: row.try_get("id").map_err(map_error)?,
+                    user_id: row.try_get("user_id").map_err(map_error)?,
+                    kind,
+                    created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
+                    session_id: row.try_get("session_id").map_err(map_error)?,
+                    ip: row.try_get("ip").map_err(map_error)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,346 @@
+//! Conformance cases for sessions, refresh-token families, the access-token
+//! denylist and security events (run on every backend).
+
+// A test suite living in a library: failing loudly is its job.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::sync::Arc;
+
+use latchkey_core::account::{normalize_email, NewUser};
+use latchkey_core::audit::{EventKind, SecurityEvent};
+use latchkey_core::ports::Store;
+use latchkey_core::session::{
+    hash_refresh_token, new_refresh_token, Device, NewSession, RevokeReason, RotateOutcome,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
+const IDLE: Duration = Duration::days(7);
+
+async fn user(store: &dyn Store) -> Uuid {
+    let email = format!("{}@example.com", Uuid::now_v7().simple());
+    let user = NewUser {
+        id: Uuid::now_v7(),
+        email_normalized: normalize_email(&email),
+        email,
+        name: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: T0,
+    };
+    store.create_user(&user).await.unwrap().id
+}
+
+fn session(user_id: Uuid, at: OffsetDateTime) -> NewSession {
+    NewSession {
+        id: Uuid::now_v7(),
+        user_id,
+        created_at: at,
+        idle_expires_at: at + IDLE,
+        absolute_expires_at: at + Duration::days(30),
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0".into()),
+        device: Device {
+            kind: "pc".into(),
+            os: "Linux".into(),
+            browser: "Firefox".into(),
+        },
+        fingerprint: "fp-1".into(),
+        remember_me: true,
+        amr: vec!["pwd".into()],
+    }
+}
+
+/// Starts a session; returns it and its first refresh token string.
+async fn start(
+    store: &dyn Store,
+    user_id: Uuid,
+    at: OffsetDateTime,
+    max: u32,
+) -> (NewSession, String) {
+    let s = session(user_id, at);
+    let (text, token) = new_refresh_token(s.id, at, at + Duration::days(30));
+    store.create_session(&s, &token, max).await.unwrap();
+    (s, text.to_string())
+}
+
+async fn rotate(
+    store: &dyn Store,
+    presented: &str,
+    at: OffsetDateTime,
+    grace: Duration,
+) -> (RotateOutcome, String) {
+    let (text, next) = new_refresh_token(Uuid::nil(), at, at + Duration::days(30));
+    let outcome = store
+        .rotate_refresh_token(&hash_refresh_token(presented), &next, at, IDLE, grace)
+        .await
+        .unwrap();
+    (outcome, text.to_string())
+}
+
+/// A session reads back with every field equal.
+pub async fn sessions_round_trip(store: &dyn Store) {
+    let uid = user(store).await;
+    let (s, _) = start(store, uid, T0, 5).await;
+    let got = store.session(s.id).await.unwrap().expect("stored");
+    assert_eq!(got.id, s.id);
+    assert_eq!(got.user_id, uid);
+    assert_eq!((got.created_at, got.last_seen_at), (T0, T0));
+    assert_eq!(got.idle_expires_at, s.idle_expires_at);
+    assert_eq!(got.absolute_expires_at, s.absolute_expires_at);
+    assert_eq!((got.ip, got.user_agent), (s.ip, s.user_agent));
+    assert_eq!(
+        (got.device, got.fingerprint, got.remember_me, got.amr),
+        (s.device, s.fingerprint, true, s.amr)
+    );
+    assert!(got.revoked_at.is_none());
+    assert_eq!(store.live_sessions(uid, T0).await.unwrap().len(), 1);
+    assert!(store.session(Uuid::now_v7()).await.unwrap().is_none());
+}
+
+/// Beyond the limit, the oldest live sessions are revoked with their tokens.
+pub async fn session_limit_evicts_the_oldest(store: &dyn Store) {
+    let uid = user(store).await;
+    let (first, first_token) = start(store, uid, T0, 2).await;
+    let (second, _) = start(store, uid, T0 + Duration::seconds(1), 2).await;
+    let (third, _) = start(store, uid, T0 + Duration::seconds(2), 2).await;
+    let live: Vec<Uuid> = store
+        .live_sessions(uid, T0 + Duration::seconds(3))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        live,
+        vec![third.id, second.id],
+        "newest first, oldest evicted"
+    );
+    assert!(store
+        .session(first.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    let (outcome, _) = rotate(
+        store,
+        &first_token,
+        T0 + Duration::seconds(4),
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        RotateOutcome::Invalid,
+        "an evicted session's token is dead"
+    );
+}
+
+/// A token rotates once; presenting it again revokes the family and session.
+pub async fn refresh_rotates_once_and_reuse_revokes_the_family(store: &dyn Store) {
+    let uid = user(store).await;
+    let (s, t1) = start(store, uid, T0, 5).await;
+    let later = T0 + Duration::hours(1);
+    let (outcome, t2) = rotate(store, &t1, later, Duration::ZERO).await;
+    let RotateOutcome::Rotated(rotated) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(rotated.id, s.id);
+    assert_eq!(rotated.last_seen_at, later);
+    assert_eq!(rotated.idle_expires_at, later + IDLE);
+    assert_eq!(
+        store.session(s.id).await.unwrap().unwrap().idle_expires_at,
+        later + IDLE
+    );
+
+    let (reuse, _) = rotate(store, &t1, later + Duration::seconds(5), Duration::ZERO).await;
+    assert_eq!(
+        reuse,
+        RotateOutcome::Reused {
+            session_id: s.id,
+            user_id: uid
+        }
+    );
+    assert!(store
+        .session(s.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    let (after, _) = rotate(store, &t2, later + Duration::seconds(6), Duration::ZERO).await;
+    assert_eq!(
+        after,
+        RotateOutcome::Invalid,
+        "the whole family died with the reuse"
+    );
+    let (again, _) = rotate(store, &t1, later + Duration::seconds(7), Duration::ZERO).await;
+    assert_eq!(again, RotateOutcome::Invalid, "reuse is reported once");
+}
+
+/// A re-presentation within the grace period fails without revoking anything.
+pub async fn reuse_within_grace_is_refused_without_revocation(store: &dyn Store) {
+    let uid = user(store).await;
+    let (s, t1) = start(store, uid, T0, 5).await;
+    let (first, t2) = rotate(store, &t1, T0 + Duration::seconds(1), Duration::seconds(10)).await;
+    assert!(matches!(first, RotateOutcome::Rotated(_)));
+    let (second, _) = rotate(store, &t1, T0 + Duration::seconds(5), Duration::seconds(10)).await;
+    assert_eq!(second, RotateOutcome::Invalid);
+    assert!(store
+        .session(s.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+    let (third, _) = rotate(store, &t2, T0 + Duration::seconds(6), Duration::seconds(10)).await;
+    assert!(matches!(third, RotateOutcome::Rotated(_)));
+}
+
+/// Fifty concurrent rotations of one token: exactly one succeeds.
+pub async fn concurrent_rotations_admit_exactly_one(store: Arc<dyn Store>) {
+    let uid = user(&*store).await;
+    let (_, t1) = start(&*store, uid, T0, 5).await;
+    let at = T0 + Duration::minutes(1);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        let t1 = t1.clone();
+        tasks.push(tokio::spawn(async move {
+            rotate(&*store, &t1, at, Duration::ZERO).await.0
+        }));
+    }
+    let mut rotated = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            RotateOutcome::Rotated(_) => rotated += 1,
+            RotateOutcome::Invalid | RotateOutcome::Reused { .. } => {}
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+/// Expired tokens and tokens of idle-expired sessions are refused.
+pub async fn expired_tokens_and_sessions_are_refused(store: &dyn Store) {
+    let uid = user(store).await;
+    let (_, t1) = start(store, uid, T0, 5).await;
+    let (outcome, _) = rotate(store, &t1, T0 + IDLE + Duration::seconds(1), Duration::ZERO).await;
+    assert_eq!(outcome, RotateOutcome::Invalid, "idle-expired session");
+    let (unknown, _) = rotate(store, "lk_rt_never-issued", T0, Duration::ZERO).await;
+    assert_eq!(unknown, RotateOutcome::Invalid);
+    assert!(store
+        .live_sessions(uid, T0 + IDLE + Duration::seconds(1))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Users revoke only their own live sessions; bulk revocation can keep one.
+pub async fn revocation_is_scoped_to_the_owner(store: &dyn Store) {
+    let alice = user(store).await;
+    let mallory = user(store).await;
+    let (a1, a1_token) = start(store, alice, T0, 5).await;
+    let (a2, _) = start(store, alice, T0 + Duration::seconds(1), 5).await;
+    let (a3, _) = start(store, alice, T0 + Duration::seconds(2), 5).await;
+    let now = T0 + Duration::minutes(1);
+    assert!(!store
+        .revoke_session(mallory, a1.id, RevokeReason::UserRevoked, now)
+        .await
+        .unwrap());
+    assert!(store
+        .revoke_session(alice, a1.id, RevokeReason::UserRevoked, now)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .revoke_session(alice, a1.id, RevokeReason::UserRevoked, now)
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    assert_eq!(
+        rotate(store, &a1_token, now, Duration::ZERO).await.0,
+        RotateOutcome::Invalid
+    );
+    assert_eq!(
+        store
+            .revoke_user_sessions(alice, Some(a3.id), RevokeReason::Logout, now)
+            .await
+            .unwrap(),
+        1
+    );
+    let live: Vec<Uuid> = store
+        .live_sessions(alice, now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![a3.id]);
+    assert!(store
+        .session(a2.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+}
+
+/// The denylist answers for denied ids only; denying twice is fine.
+pub async fn access_token_denylist(store: &dyn Store) {
+    let jti = Uuid::now_v7();
+    assert!(!store.is_access_token_denied(jti).await.unwrap());
+    store
+        .deny_access_token(jti, T0 + Duration::minutes(15))
+        .await
+        .unwrap();
+    store
+        .deny_access_token(jti, T0 + Duration::minutes(15))
+        .await
+        .unwrap();
+    assert!(store.is_access_token_denied(jti).await.unwrap());
+    assert!(!store.is_access_token_denied(Uuid::now_v7()).await.unwrap());
+}
+
+/// Events read back newest first, per user.
+pub async fn security_events_round_trip(store: &dyn Store) {
+    let uid = user(store).await;
+    let other = user(store).await;
+    for (i, kind) in [
+        EventKind::LoginSucceeded,
+        EventKind::RefreshReuseDetected,
+        EventKind::LoggedOut,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = SecurityEvent {
+            id: Uuid::now_v7(),
+            user_id: uid,
+            kind,
+            created_at: T0 + Duration::seconds(i64::try_from(i).unwrap()),
+            session_id: Some(Uuid::now_v7()),
+            ip: Some("198.51.100.1".into()),
+        };
+        store.record_event(&event).await.unwrap();
+    }
+    let events = store.user_events(uid, 10).await.unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::LoggedOut,
+            EventKind::RefreshReuseDetected,
+            EventKind::LoginSucceeded
+        ]
+    );
+    assert_eq!(store.user_events(uid, 2).await.unwrap().len(), 2);
+    assert!(store.user_events(other, 10).await.unwrap().is_empty());
+}
