@@ -44,6 +44,29 @@ pub trait UserStore: Send + Sync {
 
     /// The account whose normalized email equals `email_normalized`, if any.
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError>;
+
+    /// Counts a failed login (atomically: concurrent failures are all counted);
+    /// returns the new consecutive-failure count (0 if the user does not exist).
+    async fn record_login_failure(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<i32, StoreError>;
+
+    /// Resets the failure count and stamps `last_login_at`.
+    async fn record_login_success(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the password hash (re-hash on login, password change).
+    async fn update_password_hash(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// Persistence of sessions, their refresh-token families and the access-token

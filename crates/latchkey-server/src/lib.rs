@@ -2,6 +2,7 @@
 //! problem+json, OpenAPI, and [`Application`], the server as a value that the binary
 //! and the tests start the same way.
 
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -5,6 +5,7 @@ use latchkey_core::account::{NewUser, User};
 use latchkey_core::ports::{StoreError, UserStore};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::time_codec::{from_micros, from_micros_opt, to_micros};
@@ -69,5 +70,53 @@ impl UserStore for SqliteStore {
             .await
             .map_err(map_error)?;
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn record_login_failure(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<i32, StoreError> {
+        let count: Option<i32> = sqlx::query_scalar(
+            "UPDATE users SET failed_login_count = failed_login_count + 1, updated_at = ? WHERE id = ? \
+             RETURNING failed_login_count",
+        )
+        .bind(to_micros(now))
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn record_login_success(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET failed_login_count = 0, last_login_at = ?, updated_at = ? WHERE id = ?")
+            .bind(to_micros(now))
+            .bind(to_micros(now))
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn update_password_hash(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(hash)
+            .bind(to_micros(now))
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
     }
 }

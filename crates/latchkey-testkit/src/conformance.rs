@@ -143,6 +143,67 @@ pub async fn concurrent_duplicate_creates_admit_exactly_one(store: Arc<dyn Store
     assert_eq!((ok, conflicts), (1, 19));
 }
 
+/// Failure counts increase atomically, success resets them, hashes can change.
+pub async fn login_bookkeeping(store: &dyn Store) {
+    let user = new_user("counted@example.com", None);
+    store.create_user(&user).await.unwrap();
+    let t = datetime!(2026-06-01 08:00:00.000_001 UTC);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        tasks.push(store.record_login_failure(user.id, t));
+    }
+    // Polled together: the ten updates race in the database.
+    let counts: Vec<i32> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (1..=10).collect::<Vec<_>>(),
+        "every failure counted exactly once"
+    );
+    assert_eq!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_login_count,
+        10
+    );
+    assert_eq!(
+        store.record_login_failure(Uuid::now_v7(), t).await.unwrap(),
+        0,
+        "unknown user"
+    );
+    store.record_login_success(user.id, t).await.unwrap();
+    let after = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            after.failed_login_count,
+            after.last_login_at,
+            after.updated_at
+        ),
+        (0, Some(t), t)
+    );
+    store
+        .update_password_hash(user.id, "$argon2id$new", t)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
+}
+
 /// After `close`, calls fail `Unavailable`: never a panic, never `Internal`.
 pub async fn closed_store_is_unavailable(store: &dyn Store) {
     store.close().await;
@@ -190,6 +251,7 @@ macro_rules! store_conformance_tests {
             case!(unknown_users_are_none);
             case!(duplicate_email_is_a_conflict);
             case!(closed_store_is_unavailable);
+            case!(login_bookkeeping);
 
             macro_rules! session_case {
                 ($name:ident) => {

@@ -134,3 +134,20 @@ pub enum RotateOutcome {
     /// Unknown, expired, revoked, or its session is no longer live: nothing changed.
     Invalid,
 }
+
+/// The device fingerprint stored with a session: a SHA-256 (hex, 32 chars) of the
+/// user agent's family and OS, stable across browser updates, compared at refresh.
+pub fn device_fingerprint(device: &Device) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(
+        format!("{}\u{1f}{}\u{1f}{}", device.kind, device.os, device.browser).as_bytes(),
+    );
+    digest
+        .iter()
+        .take(16)
+        .fold(String::with_capacity(32), |mut out, b| {
+            use std::fmt::Write;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}

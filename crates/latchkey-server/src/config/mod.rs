@@ -51,6 +51,10 @@ pub struct Config {
     /// HSTS). Required and must be https in production; in dev it defaults to
     /// `http://<listen>`.
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed
+    /// (CIDRs, or single addresses). Empty (default): the socket peer is the client.
+    #[serde(deserialize_with = "deserialize_networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -76,6 +80,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./latchkey-data"),
             public_url: None,
+            trusted_proxies: Vec::new(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),
@@ -302,4 +307,21 @@ impl Default for LogConfig {
             format: LogFormat::Auto,
         }
     }
+}
+
+/// Reads CIDRs, accepting a bare address as a single-host network.
+fn deserialize_networks<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR"))
+                })
+        })
+        .collect()
 }
