@@ -95,7 +95,8 @@ pub trait SessionStore: Send + Sync {
 
     /// Spends the token whose hash is `presented` and stores `next` in its family,
     /// atomically: of any number of concurrent calls with one token, at most one
-    /// returns `Rotated`. `next.session_id` is ignored (the family decides).
+    /// returns `Rotated`. `next.session_id` and `next.expires_at` are ignored: the
+    /// family decides the session, and the new token expires with the session.
     /// A token already used more than `grace` ago revokes the family and session
     /// (`Reused`); one used within `grace` is `Invalid` without revocation.
     async fn rotate_refresh_token(

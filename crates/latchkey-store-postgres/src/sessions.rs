@@ -199,7 +199,12 @@ impl SessionStore for PostgresStore {
             if !session.is_live(now) {
                 return Ok(RotateOutcome::Invalid);
             }
-            insert_token(&mut tx, next, session_id).await?;
+            // The family lives as long as its session, whatever `next` says.
+            let next = RefreshToken {
+                expires_at: session.absolute_expires_at,
+                ..next.clone()
+            };
+            insert_token(&mut tx, &next, session_id).await?;
             session.last_seen_at = now;
             session.idle_expires_at = (now + idle_timeout).min(session.absolute_expires_at);
             sqlx::query(

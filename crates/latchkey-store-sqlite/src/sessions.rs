@@ -207,7 +207,12 @@ impl SessionStore for SqliteStore {
             if !session.is_live(now) {
                 return Ok(RotateOutcome::Invalid); // dropped tx rolls back
             }
-            insert_token(&mut tx, next, session_id).await?;
+            // The family lives as long as its session, whatever `next` says.
+            let next = RefreshToken {
+                expires_at: session.absolute_expires_at,
+                ..next.clone()
+            };
+            insert_token(&mut tx, &next, session_id).await?;
             session.last_seen_at = now;
             session.idle_expires_at = (now + idle_timeout).min(session.absolute_expires_at);
             sqlx::query("UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?")

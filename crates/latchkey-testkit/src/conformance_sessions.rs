@@ -76,7 +76,8 @@ async fn rotate(
     at: OffsetDateTime,
     grace: Duration,
 ) -> (RotateOutcome, String) {
-    let (text, next) = new_refresh_token(Uuid::nil(), at, at + Duration::days(30));
+    // An already-expired `next`: the store must give it the session's lifetime.
+    let (text, next) = new_refresh_token(Uuid::nil(), at, at);
     let outcome = store
         .rotate_refresh_token(&hash_refresh_token(presented), &next, at, IDLE, grace)
         .await
