@@ -7,7 +7,10 @@
 
 pub mod account;
 pub mod audit;
+pub mod auth;
 pub mod clock;
+pub mod password;
 pub mod ports;
 pub mod session;
 pub mod time_fmt;
+pub mod token;

@@ -60,6 +60,21 @@ pub trait UserStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// Marks the address verified (first verification wins; later calls keep it).
+    async fn mark_email_verified(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Sets (or clears) the display name.
+    async fn update_name(
+        &self,
+        user_id: Uuid,
+        name: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
     /// Replaces the password hash (re-hash on login, password change).
     async fn update_password_hash(
         &self,

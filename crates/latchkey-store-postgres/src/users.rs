@@ -100,6 +100,36 @@ impl UserStore for PostgresStore {
         Ok(())
     }
 
+    async fn mark_email_verified(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn update_name(
+        &self,
+        user_id: Uuid,
+        name: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET name = $1, updated_at = $2 WHERE id = $3")
+            .bind(name)
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
     async fn update_password_hash(
         &self,
         user_id: Uuid,

@@ -104,6 +104,37 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    async fn mark_email_verified(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?")
+            .bind(to_micros(now))
+            .bind(to_micros(now))
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn update_name(
+        &self,
+        user_id: Uuid,
+        name: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET name = ?, updated_at = ? WHERE id = ?")
+            .bind(name)
+            .bind(to_micros(now))
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
     async fn update_password_hash(
         &self,
         user_id: Uuid,

@@ -202,6 +202,39 @@ pub async fn login_bookkeeping(store: &dyn Store) {
             .password_hash,
         "$argon2id$new"
     );
+    store.mark_email_verified(user.id, t).await.unwrap();
+    let later = t + time::Duration::hours(1);
+    store.mark_email_verified(user.id, later).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified_at,
+        Some(t),
+        "first verification wins"
+    );
+    let name = "Zoë \u{1F600} '; --";
+    store.update_name(user.id, Some(name), t).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some(name)
+    );
+    store.update_name(user.id, None, t).await.unwrap();
+    assert!(store
+        .user_by_id(user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .name
+        .is_none());
 }
 
 /// After `close`, calls fail `Unavailable`: never a panic, never `Internal`.

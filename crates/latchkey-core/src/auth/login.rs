@@ -1,0 +1,86 @@
+//! `login`: email + password → a new session.
+
+use crate::account::normalize_email;
+use crate::audit::EventKind;
+
+use super::{Auth, AuthError, ClientContext, Issued};
+
+/// A login attempt.
+#[derive(Clone)]
+pub struct LoginRequest {
+    /// As typed; normalized here.
+    pub email: String,
+    /// As typed.
+    pub password: zeroize::Zeroizing<String>,
+    /// Long absolute lifetime.
+    pub remember_me: bool,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("remember_me", &self.remember_me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Checks the password and starts a session.
+    ///
+    /// Guarantees: an unknown email costs the same hashing work as a wrong password
+    /// and fails identically (`InvalidCredentials`); a disabled or unverified
+    /// account is revealed only after the correct password; failures and successes
+    /// are counted on the account; an outdated hash (bcrypt, old Argon2 parameters)
+    /// is replaced by a current Argon2id hash after a successful check.
+    pub async fn login(
+        &self,
+        req: &LoginRequest,
+        client: &ClientContext,
+    ) -> Result<Issued, AuthError> {
+        let email = normalize_email(&req.email);
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            self.hasher.verify_dummy(&req.password).await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let verdict = match self.hasher.verify(&req.password, &user.password_hash).await {
+            Ok(v) => v,
+            Err(e) => {
+                // A corrupt stored hash must not be an oracle either.
+                tracing::error!(error = %e, "stored password hash unusable");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        let now = self.clock.now();
+        if !verdict.matches {
+            self.store.record_login_failure(user.id, now).await?;
+            self.event(user.id, EventKind::LoginFailed, None, client)
+                .await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if user.disabled_at.is_some() {
+            return Err(AuthError::Disabled);
+        }
+        if self.policy.require_email_verification && user.email_verified_at.is_none() {
+            return Err(AuthError::EmailNotVerified);
+        }
+        if verdict.needs_rehash {
+            match self.hasher.hash(&req.password).await {
+                Ok(hash) => self.store.update_password_hash(user.id, &hash, now).await?,
+                Err(e) => tracing::warn!(error = %e, "re-hash failed; keeping the old hash"),
+            }
+        }
+        self.store.record_login_success(user.id, now).await?;
+        let user = self.store.user_by_id(user.id).await?.unwrap_or(user);
+        let issued = self
+            .start_session(user, req.remember_me, vec!["pwd".into()], client)
+            .await?;
+        self.event(
+            issued.user.id,
+            EventKind::LoginSucceeded,
+            Some(issued.session_id),
+            client,
+        )
+        .await;
+        Ok(issued)
+    }
+}

@@ -1,0 +1,257 @@
+//! Sign-in use cases: login, refresh, authenticate, logout, password change.
+//!
+//! Each is one function over the ports; the HTTP layer only parses and maps.
+
+mod change_password;
+mod login;
+mod refresh;
+mod verify;
+
+pub use change_password::WeakPassword;
+pub use login::LoginRequest;
+pub use verify::Principal;
+
+use std::sync::Arc;
+
+use time::Duration;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::account::User;
+use crate::audit::{EventKind, SecurityEvent};
+use crate::clock::Clock;
+use crate::password::{PasswordError, PasswordHasher};
+use crate::ports::{Store, StoreError};
+use crate::session::{new_refresh_token, Device, NewSession, Session};
+use crate::token::{new_claims, KeyRing, TokenError, TokenSettings};
+
+/// Session lifetimes and limits.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// Hard lifetime without `remember_me`.
+    pub absolute_timeout: Duration,
+    /// Hard lifetime with `remember_me`.
+    pub remember_me_timeout: Duration,
+    /// Live sessions per user; the oldest is revoked beyond this.
+    pub max_per_user: u32,
+    /// Refuse (and revoke) a refresh from another device fingerprint.
+    pub bind_device: bool,
+    /// A rotated refresh token presented again within this is refused without
+    /// revoking the family (for clients racing their own refreshes).
+    pub reuse_grace: Duration,
+    /// Refuse login until the address is verified.
+    pub require_email_verification: bool,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::days(7),
+            absolute_timeout: Duration::days(7),
+            remember_me_timeout: Duration::days(30),
+            max_per_user: 5,
+            bind_device: false,
+            reuse_grace: Duration::ZERO,
+            require_email_verification: true,
+        }
+    }
+}
+
+/// The caller, as the server sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientContext {
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Bounded User-Agent.
+    pub user_agent: Option<String>,
+    /// Parsed device.
+    pub device: Device,
+    /// Device fingerprint.
+    pub fingerprint: String,
+}
+
+/// Tokens issued by a login or refresh.
+pub struct Issued {
+    /// The signed access token (JWT).
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The new refresh token: shown to the client once, stored only hashed.
+    pub refresh_token: Zeroizing<String>,
+    /// Seconds until the session (and so the refresh token) ends.
+    pub refresh_expires_in: i64,
+    /// The session.
+    pub session_id: Uuid,
+    /// The signed-in user.
+    pub user: User,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a sign-in operation failed. Each maps to one API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong email or password (identical for unknown emails).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Correct password, unverified address, verification required.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// Correct password, account disabled.
+    #[error("account disabled")]
+    Disabled,
+    /// Refresh token unknown, used, revoked or expired.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Access token missing, malformed, expired, revoked or wrongly signed.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed (a bug or a corrupt stored hash).
+    #[error("password hashing failed")]
+    Password(#[source] PasswordError),
+    /// Signing failed (a bug or a bad key).
+    #[error("token signing failed")]
+    Token(#[source] TokenError),
+}
+
+/// The sign-in service: everything the use cases need, shared by all requests.
+#[derive(Clone)]
+pub struct Auth {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Password hashing on the bounded pool.
+    pub hasher: PasswordHasher,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Issuer, audience, lifetimes.
+    pub tokens: TokenSettings,
+    /// Session policy.
+    pub policy: SessionPolicy,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Records a security event; failure to record is logged, never fatal to the
+    /// request that caused it.
+    pub(crate) async fn event(
+        &self,
+        user_id: Uuid,
+        kind: EventKind,
+        session_id: Option<Uuid>,
+        client: &ClientContext,
+    ) {
+        let event = SecurityEvent {
+            id: Uuid::now_v7(),
+            user_id,
+            kind,
+            created_at: self.clock.now(),
+            session_id,
+            ip: client.ip.clone(),
+        };
+        if let Err(e) = self.store.record_event(&event).await {
+            tracing::warn!(error = %e, kind = kind.as_str(), "security event not recorded");
+        }
+    }
+
+    /// Signs an access token for a live session.
+    fn access_token(&self, user: &User, session: &Session) -> Result<(String, i64), AuthError> {
+        let now = self.clock.now();
+        let claims = new_claims(
+            &self.tokens,
+            now,
+            user.id,
+            session.id,
+            session.created_at,
+            session.amr.clone(),
+            Vec::new(),
+        );
+        let token = self.keys.sign(&claims).map_err(AuthError::Token)?;
+        Ok((token, claims.exp - now.unix_timestamp()))
+    }
+
+    /// Starts a new session (fresh id: nothing from before authentication is
+    /// reused) and issues its first tokens.
+    pub(crate) async fn start_session(
+        &self,
+        user: User,
+        remember_me: bool,
+        amr: Vec<String>,
+        client: &ClientContext,
+    ) -> Result<Issued, AuthError> {
+        let now = self.clock.now();
+        let lifetime = if remember_me {
+            self.policy.remember_me_timeout
+        } else {
+            self.policy.absolute_timeout
+        };
+        let absolute = now + lifetime;
+        let session = NewSession {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            created_at: now,
+            idle_expires_at: (now + self.policy.idle_timeout).min(absolute),
+            absolute_expires_at: absolute,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            device: client.device.clone(),
+            fingerprint: client.fingerprint.clone(),
+            remember_me,
+            amr,
+        };
+        let (refresh_token, stored) = new_refresh_token(session.id, now, absolute);
+        let evicted = self
+            .store
+            .create_session(&session, &stored, self.policy.max_per_user)
+            .await?;
+        if !evicted.is_empty() {
+            tracing::info!(
+                evicted = evicted.len(),
+                "session limit reached; oldest sessions revoked"
+            );
+        }
+        let stored_session = Session {
+            id: session.id,
+            user_id: session.user_id,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: session.idle_expires_at,
+            absolute_expires_at: absolute,
+            revoked_at: None,
+            ip: session.ip,
+            user_agent: session.user_agent,
+            device: session.device,
+            fingerprint: session.fingerprint,
+            remember_me,
+            amr: session.amr,
+        };
+        let (access_token, expires_in) = self.access_token(&user, &stored_session)?;
+        Ok(Issued {
+            access_token,
+            expires_in,
+            refresh_token,
+            refresh_expires_in: (stored_session.idle_expires_at - now).whole_seconds(),
+            session_id: stored_session.id,
+            user,
+        })
+    }
+}
