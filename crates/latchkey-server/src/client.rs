@@ -28,6 +28,18 @@ pub struct ClientInfo {
     pub fingerprint: String,
 }
 
+impl ClientInfo {
+    /// The domain's view of the caller.
+    pub fn context(&self) -> latchkey_core::auth::ClientContext {
+        latchkey_core::auth::ClientContext {
+            ip: self.ip.map(|ip| ip.to_string()),
+            user_agent: self.user_agent.clone(),
+            device: self.device.clone(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
 /// The client IP: the socket peer, unless the peer is a trusted proxy; then the
 /// rightmost address in `X-Forwarded-For` (or `Forwarded: for=`) that is not itself
 /// a trusted proxy. Spoofed entries to the left of the first untrusted hop are

@@ -33,12 +33,24 @@ pub enum ApiError {
     /// 400 `validation_failed`, with per-field errors.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    /// 401 `unauthorized`.
+    /// 401 `unauthorized`: missing, malformed, expired, revoked or forged token.
     #[error("unauthorized")]
     Unauthorized,
+    /// 401 `invalid_credentials`: wrong email or password (identical for both).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 401 `invalid_token`: refresh/verification token unknown, used or expired.
+    #[error("invalid token")]
+    InvalidToken,
+    /// 403 `email_not_verified`.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// 403 `forbidden`.
     #[error("forbidden")]
     Forbidden,
+    /// 409 `conflict`.
+    #[error("conflict")]
+    Conflict,
     /// 404 `not_found`.
     #[error("not found")]
     NotFound,
@@ -107,6 +119,18 @@ impl ApiError {
                 "Validation failed",
             ),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+            ),
+            Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token"),
+            Self::EmailNotVerified => (
+                StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "Email not verified",
+            ),
+            Self::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Self::MethodNotAllowed => (
@@ -149,6 +173,10 @@ impl ApiError {
             Self::Unauthorized => {
                 "Authentication is required or the credentials are not valid.".into()
             }
+            Self::InvalidCredentials => "The email or password is wrong.".into(),
+            Self::InvalidToken => "The token is unknown, already used or expired.".into(),
+            Self::EmailNotVerified => "Verify your email address first.".into(),
+            Self::Conflict => "The request conflicts with the current state.".into(),
             Self::Forbidden => "You are not allowed to do this.".into(),
             Self::NotFound => "There is nothing at this address.".into(),
             Self::MethodNotAllowed => "This method is not allowed on this resource.".into(),
@@ -234,6 +262,21 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %source, "database unavailable");
                 Self::Unavailable("database")
             }
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<latchkey_core::auth::AuthError> for ApiError {
+    fn from(e: latchkey_core::auth::AuthError) -> Self {
+        use latchkey_core::auth::AuthError;
+        match e {
+            AuthError::InvalidCredentials => Self::InvalidCredentials,
+            AuthError::EmailNotVerified => Self::EmailNotVerified,
+            AuthError::Disabled => Self::Forbidden,
+            AuthError::InvalidToken => Self::InvalidToken,
+            AuthError::Unauthorized => Self::Unauthorized,
+            AuthError::Store(e) => e.into(),
             other => Self::Internal(Box::new(other)),
         }
     }

@@ -2,10 +2,12 @@
 //! problem+json, OpenAPI, and [`Application`], the server as a value that the binary
 //! and the tests start the same way.
 
+pub mod auth_setup;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod middleware;
 pub mod request_id;
 pub mod routes;

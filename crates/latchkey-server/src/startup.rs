@@ -48,6 +48,9 @@ pub enum StartupError {
     /// The TLS certificate or key could not be loaded.
     #[error("{0}")]
     Tls(String),
+    /// The signing keys could not be loaded or created.
+    #[error("signing keys: {0}")]
+    Keys(String),
 }
 
 /// Ways to build an [`Application`] other than from configuration alone (tests).
@@ -137,7 +140,10 @@ impl Application {
     }
 
     /// [`Application::build`] with test hooks.
-    pub async fn build_with(config: Config, options: BuildOptions) -> Result<Self, StartupError> {
+    pub async fn build_with(
+        mut config: Config,
+        options: BuildOptions,
+    ) -> Result<Self, StartupError> {
         let (problems, warnings) = config.validate();
         if !problems.is_empty() {
             return Err(StartupError::Config(problems));
@@ -152,6 +158,16 @@ impl Application {
             }
             _ => None,
         };
+        let socket = bind(config.listen).await?;
+        let addr = socket.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        if config.public_url.is_none() {
+            // Dev default: the address actually bound (not port 0).
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            config.public_url = Some(format!("{scheme}://{addr}"));
+        }
         let store = open_store(&config).await?;
         let redis = match &config.redis.url {
             Some(url) => Some(Arc::new(Redis::new(url).map_err(|_| {
@@ -164,22 +180,20 @@ impl Application {
         } else {
             None
         };
+        let clock: Arc<dyn Clock> = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let auth = crate::auth_setup::build(&config, Arc::clone(&store), Arc::clone(&clock))?;
         let state = AppState {
             config: Arc::new(config),
             store,
             redis,
             metrics,
-            clock: options.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             secrets: Arc::new(secrets),
+            auth,
         };
         let config = &state.config;
         let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);
         let grace = Duration::from_millis(config.http.shutdown_grace_ms);
-        let socket = bind(config.listen).await?;
-        let addr = socket.local_addr().map_err(|source| StartupError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let main = Listener {
             socket,
             router: routes::router(&state, options.extra_routes),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use latchkey_adapters::redis::Redis;
+use latchkey_core::auth::Auth;
 use latchkey_core::clock::Clock;
 use latchkey_core::ports::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Server secrets.
     pub secrets: Arc<ResolvedSecrets>,
+    /// The sign-in service (hasher, keys, session policy).
+    pub auth: Auth,
 }
 
 impl std::fmt::Debug for AppState {

@@ -50,11 +50,14 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         let data_dir =
             Arc::new(tempfile::tempdir().unwrap_or_else(|e| fail(&format!("tempdir: {e}"))));
-        let config = Config {
+        let mut config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.path().to_path_buf(),
             ..Config::default()
         };
+        // The cheapest Argon2id the server accepts: tests check behaviour, not cost.
+        config.password.argon2_memory_kib = 8 * 1024;
+        config.password.argon2_iterations = 1;
         TestAppBuilder {
             config,
             options: BuildOptions::default(),
@@ -81,6 +84,59 @@ impl TestApp {
             .send()
             .await
             .unwrap_or_else(|e| fail(&format!("GET {path}: {e}")))
+    }
+
+    /// Creates an account directly in the store (hashed with the server's own
+    /// hasher), verified unless `verified` is false; returns its id.
+    pub async fn create_user(&self, email: &str, password: &str, verified: bool) -> uuid::Uuid {
+        let hash = self
+            .state
+            .auth
+            .hasher
+            .hash(password)
+            .await
+            .unwrap_or_else(|e| fail(&format!("hash: {e:?}")));
+        self.create_user_with_hash(email, &hash, verified).await
+    }
+
+    /// Like [`TestApp::create_user`] with a given stored hash (e.g. bcrypt).
+    pub async fn create_user_with_hash(
+        &self,
+        email: &str,
+        hash: &str,
+        verified: bool,
+    ) -> uuid::Uuid {
+        let now = self.state.clock.now();
+        let user = latchkey_core::account::NewUser {
+            id: uuid::Uuid::now_v7(),
+            email: email.trim().to_owned(),
+            email_normalized: latchkey_core::account::normalize_email(email),
+            name: None,
+            password_hash: hash.to_owned(),
+            created_at: now,
+        };
+        let store = &self.state.store;
+        store
+            .create_user(&user)
+            .await
+            .unwrap_or_else(|e| fail(&format!("create user: {e:?}")));
+        if verified {
+            store
+                .mark_email_verified(user.id, now)
+                .await
+                .unwrap_or_else(|e| fail(&format!("verify: {e:?}")));
+        }
+        user.id
+    }
+
+    /// `POST /v1/login` in token mode; returns the response.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("login: {e}")))
     }
 
     /// Starts a graceful shutdown and waits until the server has stopped.
@@ -122,6 +178,13 @@ impl TestAppBuilder {
     #[must_use]
     pub fn routes(mut self, routes: ExtraRoutes) -> Self {
         self.options.extra_routes = Some(routes);
+        self
+    }
+
+    /// Uses this clock instead of the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: std::sync::Arc<dyn latchkey_core::clock::Clock>) -> Self {
+        self.options.clock = Some(clock);
         self
     }
 

@@ -6,6 +6,7 @@
 //! < command-line flags. Unknown keys in the file are errors; unknown `LATCHKEY_*`
 //! variables are warned about, so a typo never passes silently.
 
+mod auth;
 mod load;
 mod secret;
 mod secrets;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::{AuthConfig, PasswordConfig, SessionsConfig, TokensConfig};
 pub use load::{ConfigError, Loaded, Overrides};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
@@ -55,6 +57,14 @@ pub struct Config {
     /// (CIDRs, or single addresses). Empty (default): the socket peer is the client.
     #[serde(deserialize_with = "deserialize_networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sign-up and login policy.
+    pub auth: AuthConfig,
+    /// Session lifetimes and limits.
+    pub sessions: SessionsConfig,
+    /// Access and refresh tokens.
+    pub tokens: TokensConfig,
+    /// Password rules and hashing cost.
+    pub password: PasswordConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -81,6 +91,10 @@ impl Default for Config {
             data_dir: PathBuf::from("./latchkey-data"),
             public_url: None,
             trusted_proxies: Vec::new(),
+            auth: AuthConfig::default(),
+            sessions: SessionsConfig::default(),
+            tokens: TokensConfig::default(),
+            password: PasswordConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

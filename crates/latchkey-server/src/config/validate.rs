@@ -42,6 +42,7 @@ impl Config {
         self.check_cors(&mut problems);
         self.check_tls(&mut problems);
         self.check_limits(&mut problems);
+        self.check_auth(&mut problems);
         secrets::check(self, &mut problems, &mut warnings);
         if self.mode == Mode::Production && self.metrics.enabled && self.metrics.listen.is_none() {
             warnings.push(
@@ -199,6 +200,46 @@ impl Config {
             problems.push(Problem::new(
                 "log.level",
                 "is not a valid filter such as `info` or `latchkey_server=debug,info`",
+            ));
+        }
+    }
+}
+
+impl Config {
+    fn check_auth(&self, problems: &mut Vec<Problem>) {
+        if crate::auth_setup::parse_algorithm(&self.tokens.algorithm).is_none() {
+            problems.push(Problem::new(
+                "tokens.algorithm",
+                "use EdDSA, ES256 or RS256",
+            ));
+        }
+        if self.tokens.access_ttl_seconds == 0 || self.tokens.access_ttl_seconds > 24 * 3600 {
+            problems.push(Problem::new(
+                "tokens.access_ttl_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        let s = &self.sessions;
+        if s.max_per_user == 0 {
+            problems.push(Problem::new("sessions.max_per_user", "must be at least 1"));
+        }
+        if s.idle_timeout_seconds == 0
+            || s.absolute_timeout_seconds == 0
+            || s.remember_me_timeout_seconds == 0
+        {
+            problems.push(Problem::new("sessions", "timeouts must be greater than 0"));
+        }
+        let p = &self.password;
+        if p.min_length < 8 || p.min_length > p.max_length || p.max_length > 1024 {
+            problems.push(Problem::new(
+                "password.min_length",
+                "need 8 <= min_length <= max_length <= 1024",
+            ));
+        }
+        if p.argon2_memory_kib < 8 * 1024 || p.argon2_iterations == 0 || p.argon2_parallelism == 0 {
+            problems.push(Problem::new(
+                "password.argon2_memory_kib",
+                "Argon2id needs at least 8192 KiB, 1 iteration and 1 lane",
             ));
         }
     }

@@ -4,9 +4,13 @@
 //! that list, and the integration suite checks that the list and the OpenAPI
 //! document describe exactly the same operations.
 
+pub mod auth;
 pub mod health;
+pub mod input;
+pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod well_known;
 
 use std::time::Duration;
 
@@ -52,6 +56,29 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         endpoint(Method::GET, "/healthz", health::healthz),
         endpoint(Method::GET, "/readyz", health::readyz),
         endpoint(Method::GET, "/v1/openapi.json", openapi::openapi_json),
+        endpoint(Method::GET, "/.well-known/jwks.json", well_known::jwks),
+        endpoint(
+            Method::GET,
+            "/.well-known/openid-configuration",
+            well_known::openid_configuration,
+        ),
+        endpoint(Method::POST, "/v1/login", auth::login::login),
+        endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
+        endpoint(Method::POST, "/v1/logout", auth::logout::logout),
+        endpoint(Method::GET, "/v1/me", me::profile::get_me),
+        endpoint(Method::PATCH, "/v1/me", me::profile::patch_me),
+        endpoint(
+            Method::POST,
+            "/v1/me/password",
+            me::password::change_password,
+        ),
+        endpoint(Method::GET, "/v1/me/sessions", me::sessions::list),
+        endpoint(Method::DELETE, "/v1/me/sessions", me::sessions::revoke_all),
+        endpoint(
+            Method::DELETE,
+            "/v1/me/sessions/{id}",
+            me::sessions::revoke_one,
+        ),
     ];
     if state.metrics.is_some() && state.config.metrics.listen.is_none() {
         list.push(endpoint(Method::GET, "/metrics", metrics::metrics));

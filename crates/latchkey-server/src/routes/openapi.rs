@@ -14,14 +14,48 @@ use crate::extract::ApiJson;
         super::health::readyz,
         super::metrics::metrics,
         openapi_json,
+        super::well_known::jwks,
+        super::well_known::openid_configuration,
+        super::auth::login::login,
+        super::auth::refresh::refresh,
+        super::auth::logout::logout,
+        super::me::profile::get_me,
+        super::me::profile::patch_me,
+        super::me::password::change_password,
+        super::me::sessions::list,
+        super::me::sessions::revoke_all,
+        super::me::sessions::revoke_one,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth),
     tags(
+        (name = "auth", description = "Sign-in, token refresh, sign-out"),
+        (name = "me", description = "The signed-in user"),
+        (name = "tokens", description = "Signing keys and discovery"),
         (name = "health", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and API description"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme (access token in `Authorization`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document, with the server version filled in.
 pub fn document() -> utoipa::openapi::OpenApi {

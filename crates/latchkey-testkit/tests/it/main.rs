@@ -2,8 +2,14 @@
 //! ephemeral port (or a real store), each with its own database.
 
 // Test code: failing loudly is its job (DESIGN.md denies these lints outside tests only).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::many_single_char_names
+)]
 
+mod auth;
 mod cors;
 mod headers;
 mod health;

@@ -1,0 +1,93 @@
+//! Builds the sign-in service from configuration: password hasher, signing keys,
+//! token settings and session policy.
+
+use std::sync::Arc;
+
+use latchkey_core::auth::{Auth, SessionPolicy};
+use latchkey_core::clock::Clock;
+use latchkey_core::password::{Argon2Params, PasswordHasher};
+use latchkey_core::ports::Store;
+use latchkey_core::token::{Algorithm, TokenSettings};
+use time::Duration;
+
+use crate::config::Config;
+use crate::keys;
+use crate::startup::StartupError;
+
+/// Verification leeway for `exp`/`nbf` (the most the issue allows).
+pub const LEEWAY: Duration = Duration::seconds(60);
+
+/// The algorithm named in `tokens.algorithm` (case-insensitive).
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    match name.to_ascii_lowercase().as_str() {
+        "eddsa" | "ed25519" => Some(Algorithm::EdDSA),
+        "es256" => Some(Algorithm::ES256),
+        "rs256" => Some(Algorithm::RS256),
+        _ => None,
+    }
+}
+
+fn seconds(n: u64) -> Duration {
+    Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Token settings: issuer (default: the public URL), audience, lifetime, leeway.
+pub fn token_settings(config: &Config) -> TokenSettings {
+    TokenSettings {
+        issuer: config
+            .tokens
+            .issuer
+            .clone()
+            .unwrap_or_else(|| config.effective_public_url()),
+        audience: config.tokens.audience.clone(),
+        ttl: seconds(config.tokens.access_ttl_seconds),
+        leeway: LEEWAY,
+    }
+}
+
+/// The sign-in service for a validated configuration.
+pub fn build(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Auth, StartupError> {
+    let p = &config.password;
+    let hasher = PasswordHasher::new(
+        Argon2Params {
+            memory_kib: p.argon2_memory_kib,
+            iterations: p.argon2_iterations,
+            parallelism: p.argon2_parallelism,
+        },
+        p.max_concurrent_hashes,
+    )
+    .map_err(|e| StartupError::Keys(format!("password hashing parameters: {e}")))?;
+    let alg = parse_algorithm(&config.tokens.algorithm)
+        .ok_or_else(|| StartupError::Keys("tokens.algorithm: use EdDSA, ES256 or RS256".into()))?;
+    let tokens = token_settings(config);
+    let retire_after = tokens.ttl + LEEWAY;
+    let ring = keys::load_or_create(
+        &keys::key_dir(&config.data_dir),
+        alg,
+        clock.now(),
+        retire_after,
+    )
+    .map_err(|e| StartupError::Keys(e.to_string()))?;
+    let s = &config.sessions;
+    let policy = SessionPolicy {
+        idle_timeout: seconds(s.idle_timeout_seconds),
+        absolute_timeout: seconds(s.absolute_timeout_seconds),
+        remember_me_timeout: seconds(s.remember_me_timeout_seconds),
+        max_per_user: s.max_per_user,
+        bind_device: s.bind_device,
+        reuse_grace: seconds(config.tokens.refresh_reuse_grace_seconds),
+        require_email_verification: config.auth.require_email_verification,
+    };
+    Ok(Auth {
+        store,
+        hasher,
+        keys: Arc::new(ring),
+        tokens,
+        policy,
+        clock,
+    })
+}

@@ -1,0 +1,110 @@
+//! `[auth]`, `[sessions]`, `[tokens]` and `[password]`: the sign-in policy.
+
+use serde::{Deserialize, Serialize};
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Refuse login (403 `email_not_verified`) until the address is verified.
+    pub require_email_verification: bool,
+    /// Answer sign-up identically whether or not the address exists.
+    pub enumeration_protection: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            require_email_verification: true,
+            enumeration_protection: true,
+        }
+    }
+}
+
+/// `[sessions]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A session unused this long ends (each refresh counts as use).
+    pub idle_timeout_seconds: u64,
+    /// Hard lifetime of a session.
+    pub absolute_timeout_seconds: u64,
+    /// Hard lifetime with `remember_me`.
+    pub remember_me_timeout_seconds: u64,
+    /// Live sessions per user; the oldest is revoked when a new one starts.
+    pub max_per_user: u32,
+    /// Refuse (and revoke) a refresh whose device fingerprint changed.
+    pub bind_device: bool,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_seconds: 7 * 24 * 3600,
+            absolute_timeout_seconds: 7 * 24 * 3600,
+            remember_me_timeout_seconds: 30 * 24 * 3600,
+            max_per_user: 5,
+            bind_device: false,
+        }
+    }
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// `EdDSA` (Ed25519), `ES256` or `RS256`.
+    pub algorithm: String,
+    /// Access-token lifetime.
+    pub access_ttl_seconds: u64,
+    /// `iss` claim; unset: the public URL.
+    pub issuer: Option<String>,
+    /// `aud` claim expected by resource servers.
+    pub audience: String,
+    /// A rotated refresh token presented again within this many seconds is
+    /// refused without revoking the family (0: every reuse revokes).
+    pub refresh_reuse_grace_seconds: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: "EdDSA".into(),
+            access_ttl_seconds: 15 * 60,
+            issuer: None,
+            audience: "latchkey".into(),
+            refresh_reuse_grace_seconds: 0,
+        }
+    }
+}
+
+/// `[password]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Shortest accepted password, in characters.
+    pub min_length: usize,
+    /// Longest accepted password, in characters.
+    pub max_length: usize,
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// Argon2id lanes (OWASP: 1).
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once; 0 = the number of cores. Others queue.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            max_length: 128,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 0,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `Authenticated`: the caller's verified access token (Bearer).
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use latchkey_core::auth::Principal;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest bearer token looked at; longer ones are refused unparsed.
+pub const MAX_BEARER_LEN: usize = 4096;
+
+/// A request authenticated by `Authorization: Bearer <access token>`: signature,
+/// algorithm, issuer, audience, expiry, denylist and session liveness checked.
+/// Anything else is `401 unauthorized`, the same for every cause.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+/// The bearer token of a request, if it has a well-formed one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_BEARER_LEN)
+        .then_some(token)
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        Ok(Self(state.auth.authenticate(token).await?))
+    }
+}

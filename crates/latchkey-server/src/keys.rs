@@ -1,0 +1,131 @@
+//! Signing keys on disk: `<data_dir>/keys/<unix-seconds>.<alg>.der`, PKCS#8 DER,
+//! mode 0600 in a 0700 directory. The newest file is the current key; an older key
+//! stays in the ring (verifying and published in the JWKS) until every token it
+//! can have signed has expired, i.e. until its successor is older than the access
+//! token lifetime plus the verification leeway.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use latchkey_core::token::{Algorithm, KeyRing, SigningKey};
+use time::{Duration, OffsetDateTime};
+
+use crate::config::create_private_dir;
+
+/// Why the key directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Reading or writing the directory failed.
+    #[error("key directory {path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file does not hold a usable key of its algorithm.
+    #[error("key file {0} is not a valid key")]
+    Invalid(PathBuf),
+    /// Generating a key failed.
+    #[error("cannot generate a signing key")]
+    Generate,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The keys directory inside the data directory.
+pub fn key_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys")
+}
+
+fn alg_tag(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::EdDSA => "eddsa",
+        Algorithm::ES256 => "es256",
+        Algorithm::RS256 => "rs256",
+    }
+}
+
+/// Key files of `alg`, oldest first, with their creation time.
+fn list(dir: &Path, alg: Algorithm) -> Result<Vec<(i64, PathBuf)>, KeyFileError> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let suffix = format!(".{}.der", alg_tag(alg));
+    for entry in entries {
+        let path = entry.map_err(io(dir))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(stamp) = name
+            .strip_suffix(&suffix)
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            found.push((stamp, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes a new key of `alg` created at `now`; it becomes current at once for
+/// servers that load the ring afterwards.
+pub fn rotate(dir: &Path, alg: Algorithm, now: OffsetDateTime) -> Result<SigningKey, KeyFileError> {
+    create_private_dir(dir).map_err(io(dir))?;
+    let key = SigningKey::generate(alg).map_err(|_| KeyFileError::Generate)?;
+    let mut stamp = now.unix_timestamp();
+    // Two rotations within a second still get distinct, ordered names.
+    if let Some((last, _)) = list(dir, alg)?.last() {
+        stamp = stamp.max(last + 1);
+    }
+    let path = dir.join(format!("{stamp}.{}.der", alg_tag(alg)));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io(&path))?;
+    file.write_all(key.pkcs8_der()).map_err(io(&path))?;
+    file.sync_all().map_err(io(&path))?;
+    Ok(key)
+}
+
+/// Loads the ring for `alg`, generating the first key when there is none.
+/// Keys whose successor is older than `retire_after` are left out.
+pub fn load_or_create(
+    dir: &Path,
+    alg: Algorithm,
+    now: OffsetDateTime,
+    retire_after: Duration,
+) -> Result<KeyRing, KeyFileError> {
+    if list(dir, alg)?.is_empty() {
+        rotate(dir, alg, now)?;
+    }
+    let files = list(dir, alg)?;
+    let mut keys = Vec::new();
+    for (i, (_, path)) in files.iter().enumerate() {
+        let successor_created = files.get(i + 1).map(|(stamp, _)| *stamp);
+        let retired = successor_created
+            .is_some_and(|s| now.unix_timestamp() - s > retire_after.whole_seconds());
+        if retired {
+            continue;
+        }
+        let der = zeroize::Zeroizing::new(fs::read(path).map_err(io(path))?);
+        keys.push(
+            SigningKey::from_pkcs8_der(alg, &der)
+                .map_err(|_| KeyFileError::Invalid(path.clone()))?,
+        );
+    }
+    let current = keys.pop().ok_or(KeyFileError::Generate)?;
+    keys.reverse();
+    KeyRing::new(current, keys).map_err(|_| KeyFileError::Generate)
+}

@@ -1,0 +1,60 @@
+//! `POST /v1/login`
+
+use axum::extract::State;
+use latchkey_core::auth::LoginRequest;
+use serde::Deserialize;
+
+use super::TokenResponse;
+use crate::client::ClientInfo;
+use crate::error::{ApiError, Problem};
+use crate::extract::ApiJson;
+use crate::routes::input;
+use crate::state::AppState;
+
+/// Login body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// The account's email (any case; surrounding spaces ignored).
+    pub email: String,
+    /// The password.
+    pub password: String,
+    /// Keep the session for 30 days instead of 7.
+    #[serde(default)]
+    pub remember_me: bool,
+}
+
+/// Signs in with email and password. Unknown email and wrong password are the
+/// same `401 invalid_credentials`, after the same work.
+#[utoipa::path(post, path = "/v1/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "`malformed_request` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`email_not_verified` or `forbidden` (disabled), only after a correct password", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<ApiJson<TokenResponse>, ApiError> {
+    let mut errors = Vec::new();
+    input::check_email_shape(&body.email, "email", &mut errors);
+    input::check_text(
+        "password",
+        &body.password,
+        state.config.password.max_length,
+        false,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let request = LoginRequest {
+        email: body.email,
+        password: zeroize::Zeroizing::new(body.password),
+        remember_me: body.remember_me,
+    };
+    let issued = state.auth.login(&request, &client.context()).await?;
+    Ok(ApiJson(issued.into()))
+}

@@ -1,0 +1,5 @@
+//! The signed-in user's own resources under `/v1/me`.
+
+pub mod password;
+pub mod profile;
+pub mod sessions;

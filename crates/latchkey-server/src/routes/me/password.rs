@@ -1,0 +1,70 @@
+//! `POST /v1/me/password`
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use latchkey_core::auth::WeakPassword;
+use serde::Deserialize;
+
+use crate::client::ClientInfo;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{ApiJson, Authenticated};
+use crate::state::AppState;
+
+/// Password change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password (12 to 128 characters by default).
+    pub new_password: String,
+}
+
+/// The field error for a refused new password (shared with sign-up and reset).
+pub fn weak_password_error(field: &str, weak: WeakPassword) -> FieldError {
+    let (code, message) = match weak {
+        WeakPassword::TooShort(min) => ("too_short", format!("Use at least {min} characters.")),
+        WeakPassword::TooLong(max) => ("too_long", format!("Use at most {max} characters.")),
+    };
+    FieldError {
+        field: field.to_owned(),
+        code: code.to_owned(),
+        message,
+    }
+}
+
+/// Replaces the password; every other session of the user is revoked.
+#[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePassword,
+    responses(
+        (status = 204, description = "Changed; other sessions revoked"),
+        (status = 400, description = "`validation_failed` (new password too short/long)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong current password", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let cfg = &state.config.password;
+    if body.current_password.chars().count() > cfg.max_length * 4 {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let result = state
+        .auth
+        .change_password(
+            &p,
+            &body.current_password,
+            &body.new_password,
+            (cfg.min_length, cfg.max_length),
+            &client.context(),
+        )
+        .await?;
+    match result {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(weak) => Err(ApiError::Validation(vec![weak_password_error(
+            "new_password",
+            weak,
+        )])),
+    }
+}
