@@ -85,9 +85,26 @@ pub fn build(
     Ok(Auth {
         store,
         hasher,
-        keys: Arc::new(ring),
+        keys: Arc::new(latchkey_core::token::ActiveKeys::new(ring)),
         tokens,
         policy,
         clock,
     })
+}
+
+/// The background task keeping the signing keys in step with the key directory.
+pub fn watch_keys(
+    state: &crate::state::AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let config = &state.config;
+    let alg = parse_algorithm(&config.tokens.algorithm).unwrap_or(Algorithm::EdDSA);
+    keys::watch(
+        keys::key_dir(&config.data_dir),
+        alg,
+        Arc::clone(&state.auth.keys),
+        Arc::clone(&state.clock),
+        state.auth.tokens.ttl + LEEWAY,
+        stop,
+    )
 }

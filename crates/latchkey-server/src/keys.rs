@@ -8,7 +8,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use latchkey_core::token::{Algorithm, KeyRing, SigningKey};
+use std::sync::Arc;
+
+use latchkey_core::clock::Clock;
+use latchkey_core::token::{ActiveKeys, Algorithm, KeyRing, SigningKey};
 use time::{Duration, OffsetDateTime};
 
 use crate::config::create_private_dir;
@@ -128,4 +131,45 @@ pub fn load_or_create(
     let current = keys.pop().ok_or(KeyFileError::Generate)?;
     keys.reverse();
     KeyRing::new(current, keys).map_err(|_| KeyFileError::Generate)
+}
+
+/// How often a running server re-reads the key directory.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps `active` in step with the key directory until `stop` turns true: a key
+/// added by `latchkey keys rotate` (in any process) becomes current within
+/// [`WATCH_INTERVAL`], and retired keys leave the JWKS. A directory that cannot be
+/// read keeps the ring in use (and logs why).
+pub async fn watch(
+    dir: PathBuf,
+    alg: Algorithm,
+    active: Arc<ActiveKeys>,
+    clock: Arc<dyn Clock>,
+    retire_after: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let dir2 = dir.clone();
+        let now = clock.now();
+        let loaded =
+            tokio::task::spawn_blocking(move || load_or_create(&dir2, alg, now, retire_after))
+                .await;
+        match loaded {
+            Ok(Ok(ring)) => {
+                let before = active.ring();
+                let changed =
+                    before.current_kid() != ring.current_kid() || before.jwks() != ring.jwks();
+                if changed {
+                    tracing::info!(kid = ring.current_kid(), "signing keys reloaded");
+                    active.replace(ring);
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "signing keys not reloaded"),
+            Err(e) => tracing::warn!(error = %e, "signing key reload task failed"),
+        }
+    }
 }

@@ -18,3 +18,10 @@ pub mod telemetry;
 
 pub use startup::{Application, BuildOptions, StartupError};
 pub use state::AppState;
+
+/// The current time from the system clock (for command-line tools that have no
+/// injected clock).
+pub fn wall_clock_now() -> time::OffsetDateTime {
+    use latchkey_core::clock::Clock;
+    latchkey_core::clock::SystemClock.now()
+}

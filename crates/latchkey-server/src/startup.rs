@@ -253,11 +253,13 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let main = tokio::spawn(serve::run(self.main, stop_rx.clone()));
+        let key_watch = tokio::spawn(crate::auth_setup::watch_keys(&self.state, stop_rx.clone()));
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let _ = main.await;
+        let _ = key_watch.await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

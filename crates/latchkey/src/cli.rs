@@ -34,6 +34,18 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new signing key. Running servers sign with it within seconds;
+    /// tokens signed by the old key stay valid until they expire.
+    Rotate(Place),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +73,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check(p),
         } => (p, "check"),
+        Command::Keys {
+            command: KeysCommand::Rotate(p),
+        } => (p, "rotate"),
     };
     let overrides = Overrides {
         config_file: cli.config.clone(),
@@ -74,6 +89,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match command {
         "serve" => serve(loaded).await,
         "migrate" => migrate(loaded).await,
+        "rotate" => rotate_keys(&loaded),
         _ => check(&loaded),
     }
 }
@@ -158,5 +174,35 @@ async fn migrate(loaded: Loaded) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => startup_failed(&e),
+    }
+}
+
+fn rotate_keys(loaded: &Loaded) -> ExitCode {
+    let (problems, _) = loaded.config.validate();
+    if !problems.is_empty() {
+        return refuse(&problems);
+    }
+    let Some(alg) = latchkey_server::auth_setup::parse_algorithm(&loaded.config.tokens.algorithm)
+    else {
+        return refuse(&[Problem::new(
+            "tokens.algorithm",
+            "use EdDSA, ES256 or RS256",
+        )]);
+    };
+    let dir = latchkey_server::keys::key_dir(&loaded.config.data_dir);
+    let now = latchkey_server::wall_clock_now();
+    match latchkey_server::keys::rotate(&dir, alg, now) {
+        Ok(key) => {
+            println!(
+                "new signing key {} ({}); running servers switch to it within seconds",
+                key.kid(),
+                alg.name()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -322,3 +322,31 @@ fn bad_config_file_is_refused_with_exit_2() {
     let out = run(latchkey(dir.path()).args(["--config", "nope.toml", "config", "check"]));
     assert_refused(&out, "nope.toml", None);
 }
+
+#[test]
+fn keys_rotate_adds_a_new_private_key_file_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("d/keys");
+    for expected in 1..=2 {
+        let out = run(latchkey(dir.path()).args(["keys", "rotate", "--data-dir", "d"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("new signing key"));
+        let files: Vec<_> = std::fs::read_dir(&keys)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), expected);
+        #[cfg(unix)]
+        for f in files {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+}

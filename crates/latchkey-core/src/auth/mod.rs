@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::password::{PasswordError, PasswordHasher};
 use crate::ports::{Store, StoreError};
 use crate::session::{new_refresh_token, Device, NewSession, Session};
-use crate::token::{new_claims, KeyRing, TokenError, TokenSettings};
+use crate::token::{new_claims, ActiveKeys, TokenError, TokenSettings};
 
 /// Session lifetimes and limits.
 #[derive(Debug, Clone)]
@@ -132,8 +132,8 @@ pub struct Auth {
     pub store: Arc<dyn Store>,
     /// Password hashing on the bounded pool.
     pub hasher: PasswordHasher,
-    /// Signing keys.
-    pub keys: Arc<KeyRing>,
+    /// Signing keys (swapped in place on rotation).
+    pub keys: Arc<ActiveKeys>,
     /// Issuer, audience, lifetimes.
     pub tokens: TokenSettings,
     /// Session policy.
@@ -185,7 +185,7 @@ impl Auth {
             session.amr.clone(),
             Vec::new(),
         );
-        let token = self.keys.sign(&claims).map_err(AuthError::Token)?;
+        let token = self.keys.ring().sign(&claims).map_err(AuthError::Token)?;
         Ok((token, claims.exp - now.unix_timestamp()))
     }
 

@@ -13,7 +13,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
     responses((status = 200, description = "JWK set (RFC 7517)", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = ApiJson(state.auth.keys.jwks()).into_response();
+    let mut response = ApiJson(state.auth.keys.ring().jwks()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
