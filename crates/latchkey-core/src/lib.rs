@@ -9,6 +9,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod mail;
 pub mod password;
 pub mod ports;
 pub mod session;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::account::{NewUser, User};
 use crate::audit::SecurityEvent;
+use crate::mail::OutgoingMail;
 use crate::session::{NewSession, RefreshToken, RevokeReason, RotateOutcome, Session};
 
 /// Why a store operation failed. Callers branch on the variant, never on text.
@@ -167,10 +168,99 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Vec<SecurityEvent>, StoreError>;
 }
 
+/// A verification token to store (the hash only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVerification {
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// The account it verifies.
+    pub user_id: Uuid,
+    /// Issue time.
+    pub created_at: OffsetDateTime,
+    /// After this the token is refused.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Email verification, with the mail that carries each token written in the
+/// same transaction (a crash cannot lose the mail of a committed change).
+#[async_trait]
+pub trait VerificationStore: Send + Sync {
+    /// Creates the account and, when given, its verification token and mail, in
+    /// one transaction. `Conflict` as for [`UserStore::create_user`].
+    async fn create_user_with_verification(
+        &self,
+        user: &NewUser,
+        verification: Option<(&NewVerification, &OutgoingMail)>,
+    ) -> Result<User, StoreError>;
+
+    /// Stores a new token for an existing account and queues its mail (one
+    /// transaction); earlier tokens stay valid until they expire or one is used.
+    async fn issue_verification(
+        &self,
+        token: &NewVerification,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError>;
+
+    /// Spends a token and marks its account verified, atomically: a token works
+    /// once, and only before it expires. Returns the account id.
+    async fn consume_verification(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError>;
+}
+
+/// The persistent mail outbox.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Queues a message (due at once).
+    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` due messages: their next attempt moves `lease` ahead and
+    /// their attempt count up, so no other worker (on any node) takes them while
+    /// this one tries. A worker that dies leaves them due again after the lease.
+    async fn claim_mail(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: u32,
+    ) -> Result<Vec<OutgoingMail>, StoreError>;
+
+    /// Delivered.
+    async fn mark_mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Try again at `next_attempt_at`.
+    async fn mark_mail_retry(
+        &self,
+        id: Uuid,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Give up (permanent failure).
+    async fn mark_mail_failed(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Messages neither sent nor failed.
+    async fn pending_mail(&self) -> Result<u64, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + EventStore + std::fmt::Debug + Send + Sync + 'static
+    UserStore
+    + SessionStore
+    + EventStore
+    + VerificationStore
+    + OutboxStore
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// Round-trips a trivial query; used by `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

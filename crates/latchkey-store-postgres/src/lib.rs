@@ -1,6 +1,7 @@
 //! PostgreSQL implementation of latchkey's store ports.
 
 mod error;
+mod mail;
 mod sessions;
 mod users;
 

@@ -5,6 +5,7 @@
 //! back equals the value written; ids as 16-byte UUIDs.
 
 mod error;
+mod mail;
 mod sessions;
 mod time_codec;
 mod users;

@@ -30,26 +30,34 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     })
 }
 
-#[async_trait]
-impl UserStore for SqliteStore {
-    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        let sql = format!(
+/// Inserts an account on any executor (pool or transaction).
+pub(crate) async fn insert_user<'e, E>(executor: E, user: &NewUser) -> Result<User, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let sql = format!(
             "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
         );
-        let created = to_micros(user.created_at);
-        let row = sqlx::query(&sql)
-            .bind(user.id)
-            .bind(&user.email)
-            .bind(&user.email_normalized)
-            .bind(&user.name)
-            .bind(&user.password_hash)
-            .bind(created)
-            .bind(created)
-            .fetch_one(self.pool())
-            .await
-            .map_err(map_error)?;
-        user_from_row(&row)
+    let created = to_micros(user.created_at);
+    let row = sqlx::query(&sql)
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.email_normalized)
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(created)
+        .bind(created)
+        .fetch_one(executor)
+        .await
+        .map_err(map_error)?;
+    user_from_row(&row)
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        insert_user(self.pool(), user).await
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {

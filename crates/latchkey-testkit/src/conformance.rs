@@ -266,6 +266,7 @@ macro_rules! store_conformance_tests {
 
             use latchkey_core::ports::Store;
             use $crate::conformance as c;
+            use $crate::conformance_mail as cm;
             use $crate::conformance_sessions as cs;
 
             macro_rules! case {
@@ -295,6 +296,21 @@ macro_rules! store_conformance_tests {
                     }
                 };
             }
+
+            macro_rules! mail_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        cm::$name(&*guard).await;
+                    }
+                };
+            }
+
+            mail_case!(verification_tokens_are_single_use_and_expire);
+            mail_case!(duplicate_signup_queues_nothing);
+            mail_case!(outbox_claims_lease_retry_and_finish);
+            mail_case!(concurrent_claims_never_overlap);
 
             session_case!(sessions_round_trip);
             session_case!(session_limit_evicts_the_oldest);

@@ -4,5 +4,6 @@
 
 pub mod app;
 pub mod conformance;
+pub mod conformance_mail;
 pub mod conformance_sessions;
 pub mod db;

@@ -1,0 +1,198 @@
+//! `VerificationStore` and `OutboxStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use latchkey_core::account::{NewUser, User};
+use latchkey_core::mail::OutgoingMail;
+use latchkey_core::ports::{NewVerification, OutboxStore, StoreError, VerificationStore};
+use sqlx::{Postgres, Row, Transaction};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::users::insert_user;
+use crate::{map_error, PostgresStore};
+
+async fn insert_token(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &NewVerification,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO email_verification_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&t.token_hash[..])
+        .bind(t.user_id)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
+async fn insert_mail(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &OutgoingMail,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, recipient, subject, body_text, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(m.id)
+    .bind(&m.to)
+    .bind(&m.subject)
+    .bind(&m.body_text)
+    .bind(m.created_at)
+    .bind(m.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl VerificationStore for PostgresStore {
+    async fn create_user_with_verification(
+        &self,
+        user: &NewUser,
+        verification: Option<(&NewVerification, &OutgoingMail)>,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        let created = insert_user(&mut *tx, user).await?;
+        if let Some((token, mail)) = verification {
+            insert_token(&mut tx, token).await?;
+            insert_mail(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(created)
+    }
+
+    async fn issue_verification(
+        &self,
+        token: &NewVerification,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        insert_token(&mut tx, token).await?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn consume_verification(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        let user_id: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE email_verification_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $3 \
+             RETURNING user_id",
+        )
+        .bind(now)
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if let Some(id) = user_id {
+            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $2 WHERE id = $3")
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(user_id)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn claim_mail(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutgoingMail>, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        let rows = sqlx::query(
+            "UPDATE mail_outbox SET next_attempt_at = $1, attempts = attempts + 1 WHERE id IN (SELECT id FROM mail_outbox \
+             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, recipient, subject, body_text, created_at, attempts",
+        )
+        .bind(now + lease)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutgoingMail {
+                    id: r.try_get("id").map_err(map_error)?,
+                    to: r.try_get("recipient").map_err(map_error)?,
+                    subject: r.try_get("subject").map_err(map_error)?,
+                    body_text: r.try_get("body_text").map_err(map_error)?,
+                    created_at: r.try_get("created_at").map_err(map_error)?,
+                    attempts: r.try_get("attempts").map_err(map_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_outbox SET sent_at = $1, last_error = NULL WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn mark_mail_retry(
+        &self,
+        id: Uuid,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3 AND sent_at IS NULL")
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn mark_mail_failed(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_outbox SET failed_at = $1, last_error = $2 WHERE id = $3 AND sent_at IS NULL")
+            .bind(now)
+            .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn pending_mail(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}

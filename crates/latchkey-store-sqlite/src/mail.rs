@@ -1,0 +1,198 @@
+//! `VerificationStore` and `OutboxStore` on SQLite.
+
+use async_trait::async_trait;
+use latchkey_core::account::{NewUser, User};
+use latchkey_core::mail::OutgoingMail;
+use latchkey_core::ports::{NewVerification, OutboxStore, StoreError, VerificationStore};
+use sqlx::{Row, Sqlite, Transaction};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::time_codec::{from_micros, to_micros};
+use crate::users::insert_user;
+use crate::{map_error, SqliteStore};
+
+async fn insert_token(
+    tx: &mut Transaction<'_, Sqlite>,
+    t: &NewVerification,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO email_verification_tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        .bind(&t.token_hash[..])
+        .bind(t.user_id)
+        .bind(to_micros(t.created_at))
+        .bind(to_micros(t.expires_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
+async fn insert_mail(tx: &mut Transaction<'_, Sqlite>, m: &OutgoingMail) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, recipient, subject, body_text, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(m.id)
+    .bind(&m.to)
+    .bind(&m.subject)
+    .bind(&m.body_text)
+    .bind(to_micros(m.created_at))
+    .bind(to_micros(m.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl VerificationStore for SqliteStore {
+    async fn create_user_with_verification(
+        &self,
+        user: &NewUser,
+        verification: Option<(&NewVerification, &OutgoingMail)>,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let created = insert_user(&mut *tx, user).await?;
+        if let Some((token, mail)) = verification {
+            insert_token(&mut tx, token).await?;
+            insert_mail(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(created)
+    }
+
+    async fn issue_verification(
+        &self,
+        token: &NewVerification,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        insert_token(&mut tx, token).await?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn consume_verification(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let user_id: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE email_verification_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? \
+             RETURNING user_id",
+        )
+        .bind(to_micros(now))
+        .bind(&token_hash[..])
+        .bind(to_micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if let Some(id) = user_id {
+            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?")
+                .bind(to_micros(now))
+                .bind(to_micros(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(user_id)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn claim_mail(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutgoingMail>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let rows = sqlx::query(
+            "UPDATE mail_outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM mail_outbox \
+             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) \
+             RETURNING id, recipient, subject, body_text, created_at, attempts",
+        )
+        .bind(to_micros(now + lease))
+        .bind(to_micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutgoingMail {
+                    id: r.try_get("id").map_err(map_error)?,
+                    to: r.try_get("recipient").map_err(map_error)?,
+                    subject: r.try_get("subject").map_err(map_error)?,
+                    body_text: r.try_get("body_text").map_err(map_error)?,
+                    created_at: from_micros(r.try_get("created_at").map_err(map_error)?)?,
+                    attempts: r.try_get("attempts").map_err(map_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_outbox SET sent_at = ?, last_error = NULL WHERE id = ?")
+            .bind(to_micros(now))
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn mark_mail_retry(
+        &self,
+        id: Uuid,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mail_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ? AND sent_at IS NULL")
+            .bind(to_micros(next_attempt_at))
+            .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn mark_mail_failed(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mail_outbox SET failed_at = ?, last_error = ? WHERE id = ? AND sent_at IS NULL",
+        )
+        .bind(to_micros(now))
+        .bind(error)
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn pending_mail(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
