@@ -1,4 +1,5 @@
 //! Adapters to services outside the process (Redis now; SMTP and HTTP clients
 //! later), each behind a port from `latchkey-core`.
 
+pub mod mail_file;
 pub mod redis;

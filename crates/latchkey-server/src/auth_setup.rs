@@ -89,6 +89,15 @@ pub fn build(
         tokens,
         policy,
         clock,
+        links: latchkey_core::auth::MailLinks {
+            product: config.mail.product_name.clone(),
+            verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/verify-email?token={{token}}",
+                    config.effective_public_url()
+                )
+            }),
+        },
     })
 }
 
@@ -107,4 +116,13 @@ pub fn watch_keys(
         state.auth.tokens.ttl + LEEWAY,
         stop,
     )
+}
+
+/// The configured mail transport.
+pub fn mailer(config: &Config) -> Arc<dyn latchkey_core::mail::Mailer> {
+    Arc::new(latchkey_adapters::mail_file::FileMailer::new(
+        config.data_dir.join("mail"),
+        config.mail.from.clone(),
+        config.mode == crate::config::Mode::Dev,
+    ))
 }

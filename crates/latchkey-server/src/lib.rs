@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod mail_worker;
 pub mod middleware;
 pub mod request_id;
 pub mod routes;

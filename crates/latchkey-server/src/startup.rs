@@ -254,12 +254,19 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let main = tokio::spawn(serve::run(self.main, stop_rx.clone()));
         let key_watch = tokio::spawn(crate::auth_setup::watch_keys(&self.state, stop_rx.clone()));
+        let mail_worker = tokio::spawn(crate::mail_worker::run(
+            Arc::clone(&self.state.store),
+            crate::auth_setup::mailer(&self.state.config),
+            Arc::clone(&self.state.clock),
+            stop_rx.clone(),
+        ));
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let _ = main.await;
         let _ = key_watch.await;
+        let _ = mail_worker.await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

@@ -129,6 +129,36 @@ impl TestApp {
         user.id
     }
 
+    /// The mail files written so far (dev file transport), oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let dir = self.state.config.data_dir.join("mail");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until at least `count` mails addressed to `to` exist and
+    /// returns them, oldest first.
+    pub async fn wait_for_mails(&self, to: &str, count: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let mine: Vec<String> = self
+                .mails()
+                .into_iter()
+                .filter(|m| m.lines().any(|l| l.trim_end() == format!("To: {to}")))
+                .collect();
+            if mine.len() >= count {
+                return mine;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        fail(&format!("no {count} mail(s) to {to} within 10 s"))
+    }
+
     /// `POST /v1/login` in token mode; returns the response.
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
         self.client
@@ -251,4 +281,11 @@ impl TestAppBuilder {
 #[allow(clippy::panic)] // test harness: a failure to set up is a test failure
 fn fail(message: &str) -> ! {
     panic!("{message}")
+}
+
+/// The `token=` value of the first link in a mail.
+pub fn link_token(mail: &str) -> String {
+    mail.split_whitespace()
+        .find_map(|w| w.split_once("token=").map(|(_, t)| t.to_owned()))
+        .unwrap_or_else(|| fail(&format!("no token link in {mail}")))
 }

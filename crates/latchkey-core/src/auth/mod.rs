@@ -5,10 +5,14 @@
 mod change_password;
 mod login;
 mod refresh;
+mod signup;
 mod verify;
 
 pub use change_password::WeakPassword;
 pub use login::LoginRequest;
+pub use signup::{
+    MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
+};
 pub use verify::Principal;
 
 use std::sync::Arc;
@@ -140,6 +144,8 @@ pub struct Auth {
     pub policy: SessionPolicy,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Links and names used in mail.
+    pub links: MailLinks,
 }
 
 impl std::fmt::Debug for Auth {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use auth::{AuthConfig, PasswordConfig, SessionsConfig, TokensConfig};
+pub use auth::{AuthConfig, MailConfig, PasswordConfig, SessionsConfig, TokensConfig};
 pub use load::{ConfigError, Loaded, Overrides};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
@@ -65,6 +65,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Password rules and hashing cost.
     pub password: PasswordConfig,
+    /// Outgoing mail.
+    pub mail: MailConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -95,6 +97,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             tokens: TokensConfig::default(),
             password: PasswordConfig::default(),
+            mail: MailConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

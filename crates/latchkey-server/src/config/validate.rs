@@ -44,6 +44,19 @@ impl Config {
         self.check_limits(&mut problems);
         self.check_auth(&mut problems);
         secrets::check(self, &mut problems, &mut warnings);
+        if self.mode == Mode::Production && self.mail.transport == "file" {
+            warnings.push(
+                "mail.transport = \"file\": mail is written to the data directory, not delivered"
+                    .into(),
+            );
+        }
+        if self.auth.enumeration_protection && !self.auth.require_email_verification {
+            warnings.push(
+                "auth.enumeration_protection cannot hide taken addresses while auth.require_email_verification is off \
+                 (new accounts get 201, taken ones 202)"
+                    .into(),
+            );
+        }
         if self.mode == Mode::Production && self.metrics.enabled && self.metrics.listen.is_none() {
             warnings.push(
                 "metrics are served on the public listener: set metrics.listen to a private address".into(),
@@ -228,6 +241,22 @@ impl Config {
             || s.remember_me_timeout_seconds == 0
         {
             problems.push(Problem::new("sessions", "timeouts must be greater than 0"));
+        }
+        if self.mail.transport != "file" {
+            problems.push(Problem::new(
+                "mail.transport",
+                "use \"file\" (the only transport in this release)",
+            ));
+        }
+        if let Some(url) = &self.mail.verify_url {
+            if !url.contains("{token}")
+                || !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                problems.push(Problem::new(
+                    "mail.verify_url",
+                    "must be an http(s) URL containing {token}",
+                ));
+            }
         }
         let p = &self.password;
         if p.min_length < 8 || p.min_length > p.max_length || p.max_length > 1024 {

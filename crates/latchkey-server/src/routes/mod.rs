@@ -62,6 +62,13 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             "/.well-known/openid-configuration",
             well_known::openid_configuration,
         ),
+        endpoint(Method::POST, "/v1/signup", auth::signup::signup),
+        endpoint(Method::POST, "/v1/email/verify", auth::signup::verify),
+        endpoint(
+            Method::POST,
+            "/v1/email/verify/resend",
+            auth::signup::resend,
+        ),
         endpoint(Method::POST, "/v1/login", auth::login::login),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),

@@ -20,6 +20,7 @@ mod openapi;
 mod probes;
 mod request_id;
 mod shutdown;
+mod signup;
 mod store;
 mod support;
 mod tls;

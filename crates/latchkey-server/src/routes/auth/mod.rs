@@ -3,6 +3,7 @@
 pub mod login;
 pub mod logout;
 pub mod refresh;
+pub mod signup;
 
 use latchkey_core::account::User;
 use latchkey_core::auth::Issued;

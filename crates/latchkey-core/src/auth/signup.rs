@@ -1,0 +1,218 @@
+//! `signup`, `verify_email`, `resend_verification`.
+
+use time::Duration;
+use uuid::Uuid;
+
+use crate::account::{normalize_email, NewUser, User};
+use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
+use crate::password::{check_length, LengthError};
+use crate::ports::{NewVerification, StoreError};
+
+use super::{Auth, AuthError, ClientContext, Issued, WeakPassword};
+
+/// Prefix of email verification tokens.
+pub const VERIFICATION_TOKEN_PREFIX: &str = "lk_ev_";
+/// How long a verification link works.
+pub const VERIFICATION_TTL: Duration = Duration::hours(24);
+
+/// Where links in mail point, and how mail is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailLinks {
+    /// Product name shown in mail.
+    pub product: String,
+    /// Verification link with `{token}` where the token goes.
+    pub verify_url: String,
+}
+
+/// A sign-up.
+#[derive(Clone)]
+pub struct SignupRequest {
+    /// As typed (validated for shape by the caller).
+    pub email: String,
+    /// As typed.
+    pub password: zeroize::Zeroizing<String>,
+    /// Optional display name (validated by the caller).
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for SignupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignupRequest").finish_non_exhaustive()
+    }
+}
+
+/// What a sign-up did, as the caller may reveal it.
+#[derive(Debug)]
+pub enum SignupOutcome {
+    /// "Check your mail": a new account got a verification link, or (enumeration
+    /// protection) an existing account's owner got a notice. Indistinguishable.
+    VerificationSent,
+    /// Verification is off: the new account is signed in.
+    SignedIn(Box<Issued>),
+    /// The address is taken (only reported with enumeration protection off).
+    Conflict,
+}
+
+impl Auth {
+    fn verification_mail(&self, to: &str, token: &str, now: time::OffsetDateTime) -> OutgoingMail {
+        let link = self.links.verify_url.replace("{token}", token);
+        let body = format!(
+            "Hello,\n\nconfirm your email address for {product} by opening this link within 24 hours:\n\n{link}\n\n\
+             If you did not sign up, ignore this message: nothing happens without the link.\n",
+            product = self.links.product
+        );
+        OutgoingMail::new(
+            to,
+            &format!("Verify your email address for {}", self.links.product),
+            body,
+            now,
+        )
+    }
+
+    fn someone_tried_mail(&self, to: &str, now: time::OffsetDateTime) -> OutgoingMail {
+        let body = format!(
+            "Hello,\n\nsomeone tried to create a new {product} account with this email address, which already \
+             has one. If it was you, sign in or reset your password instead. If it was not you, you can ignore \
+             this message; your account is unchanged.\n",
+            product = self.links.product
+        );
+        OutgoingMail::new(
+            to,
+            &format!("Sign-up attempt for your {} account", self.links.product),
+            body,
+            now,
+        )
+    }
+
+    /// Creates an account.
+    ///
+    /// Guarantees: the password is hashed in every path (new or taken address),
+    /// so timing does not tell them apart; with enumeration protection a taken
+    /// address gets the same `VerificationSent` and its owner a notice by mail; the
+    /// account, its token and its mail are written in one transaction.
+    pub async fn signup(
+        &self,
+        req: &SignupRequest,
+        enumeration_protection: bool,
+        limits: (usize, usize),
+        client: &ClientContext,
+    ) -> Result<Result<SignupOutcome, WeakPassword>, AuthError> {
+        if let Err(e) = check_length(&req.password, limits.0, limits.1) {
+            return Ok(Err(match e {
+                LengthError::TooShort { min } => WeakPassword::TooShort(min),
+                LengthError::TooLong { max } => WeakPassword::TooLong(max),
+            }));
+        }
+        let hash = self
+            .hasher
+            .hash(&req.password)
+            .await
+            .map_err(AuthError::Password)?;
+        let now = self.clock.now();
+        let user = NewUser {
+            id: Uuid::now_v7(),
+            email: req.email.trim().to_owned(),
+            email_normalized: normalize_email(&req.email),
+            name: req.name.clone(),
+            password_hash: hash,
+            created_at: now,
+        };
+        if let Some(existing) = self.store.user_by_email(&user.email_normalized).await? {
+            return self
+                .taken(&existing, enumeration_protection, now)
+                .await
+                .map(Ok);
+        }
+        let (token_text, token_hash) = new_link_token(VERIFICATION_TOKEN_PREFIX);
+        let token = NewVerification {
+            token_hash,
+            user_id: user.id,
+            created_at: now,
+            expires_at: now + VERIFICATION_TTL,
+        };
+        let mail = self.verification_mail(&user.email, &token_text, now);
+        let require = self.policy.require_email_verification;
+        let created = self
+            .store
+            .create_user_with_verification(&user, require.then_some((&token, &mail)))
+            .await;
+        let created = match created {
+            Ok(created) => created,
+            Err(StoreError::Conflict { .. }) => {
+                // Lost a race with another sign-up of the same address.
+                let existing = self.store.user_by_email(&user.email_normalized).await?;
+                return match existing {
+                    Some(existing) => self
+                        .taken(&existing, enumeration_protection, now)
+                        .await
+                        .map(Ok),
+                    None => Ok(Ok(SignupOutcome::Conflict)),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if require {
+            return Ok(Ok(SignupOutcome::VerificationSent));
+        }
+        let issued = self
+            .start_session(created, false, vec!["pwd".into()], client)
+            .await?;
+        Ok(Ok(SignupOutcome::SignedIn(Box::new(issued))))
+    }
+
+    async fn taken(
+        &self,
+        existing: &User,
+        protection: bool,
+        now: time::OffsetDateTime,
+    ) -> Result<SignupOutcome, AuthError> {
+        if !protection {
+            return Ok(SignupOutcome::Conflict);
+        }
+        self.store
+            .enqueue_mail(&self.someone_tried_mail(&existing.email, now))
+            .await?;
+        Ok(SignupOutcome::VerificationSent)
+    }
+
+    /// Spends a verification token; the account is verified from now on.
+    pub async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
+        if !token.starts_with(VERIFICATION_TOKEN_PREFIX)
+            || token.len() != VERIFICATION_TOKEN_PREFIX.len() + 43
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        let now = self.clock.now();
+        let user_id = self
+            .store
+            .consume_verification(&hash_link_token(token), now)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)
+    }
+
+    /// Mails a new verification link to an unverified account; does nothing
+    /// (and says nothing different) for unknown or verified addresses.
+    pub async fn resend_verification(&self, email: &str) -> Result<(), AuthError> {
+        let Some(user) = self.store.user_by_email(&normalize_email(email)).await? else {
+            return Ok(());
+        };
+        if user.email_verified_at.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let (text, hash) = new_link_token(VERIFICATION_TOKEN_PREFIX);
+        let token = NewVerification {
+            token_hash: hash,
+            user_id: user.id,
+            created_at: now,
+            expires_at: now + VERIFICATION_TTL,
+        };
+        let mail = self.verification_mail(&user.email, &text, now);
+        self.store.issue_verification(&token, &mail).await?;
+        Ok(())
+    }
+}
