@@ -23,4 +23,5 @@ mod shutdown;
 mod signup;
 mod store;
 mod support;
+mod timing;
 mod tls;
