@@ -89,6 +89,7 @@ pub fn build(
         tokens,
         policy,
         clock,
+        cache: latchkey_core::auth::AccessCache::default(),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {

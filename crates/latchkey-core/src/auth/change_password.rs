@@ -59,6 +59,7 @@ impl Auth {
                 now,
             )
             .await?;
+        self.cache.forget_user(user.id);
         tracing::info!(revoked, "password changed; other sessions revoked");
         self.event(
             user.id,

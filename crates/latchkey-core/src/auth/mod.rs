@@ -2,12 +2,14 @@
 //!
 //! Each is one function over the ports; the HTTP layer only parses and maps.
 
+mod cache;
 mod change_password;
 mod login;
 mod refresh;
 mod signup;
 mod verify;
 
+pub use cache::AccessCache;
 pub use change_password::WeakPassword;
 pub use login::LoginRequest;
 pub use signup::{
@@ -146,6 +148,8 @@ pub struct Auth {
     pub clock: Arc<dyn Clock>,
     /// Links and names used in mail.
     pub links: MailLinks,
+    /// Remembered access checks.
+    pub cache: AccessCache,
 }
 
 impl std::fmt::Debug for Auth {
@@ -229,6 +233,9 @@ impl Auth {
             .store
             .create_session(&session, &stored, self.policy.max_per_user)
             .await?;
+        for id in &evicted {
+            self.cache.forget_session(*id);
+        }
         if !evicted.is_empty() {
             tracing::info!(
                 evicted = evicted.len(),

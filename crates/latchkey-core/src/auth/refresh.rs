@@ -42,6 +42,7 @@ impl Auth {
                 session_id,
                 user_id,
             } => {
+                self.cache.forget_session(session_id);
                 tracing::warn!(%session_id, "refresh token reuse: family revoked");
                 self.event(
                     user_id,
@@ -71,6 +72,7 @@ impl Auth {
                         now,
                     )
                     .await?;
+                self.cache.forget_session(session.id);
                 return Err(AuthError::InvalidToken);
             }
         }
@@ -81,6 +83,7 @@ impl Auth {
             self.store
                 .revoke_session(user.id, session.id, RevokeReason::UserRevoked, now)
                 .await?;
+            self.cache.forget_session(session.id);
             return Err(AuthError::InvalidToken);
         }
         let (access_token, expires_in) = self.access_token(&user, &session)?;

@@ -51,14 +51,33 @@ impl Auth {
             .verify(token, &self.tokens, now)
             .map_err(|_| AuthError::Unauthorized)?;
         let principal = Principal::from_claims(&claims).ok_or(AuthError::Unauthorized)?;
-        if self.store.is_access_token_denied(principal.jti).await? {
+        let denied = if let Some(denied) = self.cache.denied(principal.jti) {
+            denied
+        } else {
+            let denied = self.store.is_access_token_denied(principal.jti).await?;
+            self.cache.remember_denied(principal.jti, denied);
+            denied
+        };
+        if denied {
             return Err(AuthError::Unauthorized);
         }
-        match self.store.session(principal.session_id).await? {
-            Some(session) if session.user_id == principal.user_id && session.is_live(now) => {
-                Ok(principal)
-            }
-            _ => Err(AuthError::Unauthorized),
+        let live = match self
+            .cache
+            .session_live(principal.session_id, principal.user_id, now)
+        {
+            Some(live) => live,
+            None => match self.store.session(principal.session_id).await? {
+                Some(session) => {
+                    self.cache.remember_session(&session);
+                    session.user_id == principal.user_id && session.is_live(now)
+                }
+                None => false,
+            },
+        };
+        if live {
+            Ok(principal)
+        } else {
+            Err(AuthError::Unauthorized)
         }
     }
 
@@ -70,22 +89,15 @@ impl Auth {
         all: bool,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
-        let now = self.clock.now();
         self.store
             .deny_access_token(principal.jti, principal.expires_at)
             .await?;
+        self.cache.remember_denied(principal.jti, true);
         if all {
-            self.store
-                .revoke_user_sessions(principal.user_id, None, RevokeReason::Logout, now)
+            self.revoke_other_sessions(principal, None, RevokeReason::Logout)
                 .await?;
         } else {
-            self.store
-                .revoke_session(
-                    principal.user_id,
-                    principal.session_id,
-                    RevokeReason::Logout,
-                    now,
-                )
+            self.revoke_session(principal, principal.session_id, RevokeReason::Logout)
                 .await?;
         }
         self.event(
@@ -96,5 +108,37 @@ impl Auth {
         )
         .await;
         Ok(())
+    }
+}
+
+impl Auth {
+    /// Revokes one of the caller's sessions (false: not a live session of theirs).
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<bool, AuthError> {
+        let revoked = self
+            .store
+            .revoke_session(principal.user_id, session_id, reason, self.clock.now())
+            .await?;
+        self.cache.forget_session(session_id);
+        Ok(revoked)
+    }
+
+    /// Revokes every session of the caller except `keep`; returns how many.
+    pub async fn revoke_other_sessions(
+        &self,
+        principal: &Principal,
+        keep: Option<Uuid>,
+        reason: RevokeReason,
+    ) -> Result<u64, AuthError> {
+        let n = self
+            .store
+            .revoke_user_sessions(principal.user_id, keep, reason, self.clock.now())
+            .await?;
+        self.cache.forget_user(principal.user_id);
+        Ok(n)
     }
 }

@@ -701,3 +701,42 @@ async fn discovery_names_the_issuer_and_keys() {
     );
     assert!(key.get("d").is_none(), "no private part");
 }
+
+#[tokio::test]
+async fn a_revocation_made_by_another_node_is_seen_within_seconds() {
+    let app = app_with_user().await;
+    let body = login_ok(&app).await;
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        me(&app, token).await.status(),
+        200,
+        "now remembered by this node"
+    );
+    // Another node revokes through the shared database, bypassing this node's cache.
+    let uid = body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let sid = body["session_id"].as_str().unwrap().parse().unwrap();
+    let revoked = app
+        .state
+        .store
+        .revoke_session(
+            uid,
+            sid,
+            latchkey_core::session::RevokeReason::UserRevoked,
+            app.state.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert!(revoked);
+    let mut status = 200;
+    for _ in 0..100 {
+        status = me(&app, token).await.status().as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status, 401,
+        "revocation visible once the cache entry expires"
+    );
+}

@@ -110,8 +110,8 @@ pub async fn revoke_one(
 ) -> Result<StatusCode, ApiError> {
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
     if state
-        .store
-        .revoke_session(p.user_id, id, RevokeReason::UserRevoked, state.clock.now())
+        .auth
+        .revoke_session(&p, id, RevokeReason::UserRevoked)
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -150,13 +150,8 @@ pub async fn revoke_all(
         query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
     let keep = q.except_current.then_some(p.session_id);
     state
-        .store
-        .revoke_user_sessions(
-            p.user_id,
-            keep,
-            RevokeReason::UserRevoked,
-            state.clock.now(),
-        )
+        .auth
+        .revoke_other_sessions(&p, keep, RevokeReason::UserRevoked)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
