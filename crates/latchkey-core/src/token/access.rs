@@ -1,41 +1,39 @@
-//! Access-token claims, signing and strict verification.
+//! Access-token claims and the settings they are issued and checked with.
 
-use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
-
-use super::keys::{Algorithm, SigningKey};
-use super::TokenError;
+use uuid::{NoContext, Timestamp, Uuid};
 
 /// The `typ` header of every access token (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-/// Tokens longer than this are refused before parsing.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
-/// Most leeway ever applied to `exp`/`nbf`.
+/// Default lifetime of an access token: 15 minutes.
+pub const DEFAULT_TTL: Duration = Duration::minutes(15);
+/// Default clock-skew allowance for `exp`/`nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::seconds(60);
+/// Most leeway ever applied to `exp`/`nbf`, whatever the settings say.
 pub const MAX_LEEWAY: Duration = Duration::seconds(60);
 
-/// Claims of an access token (API.md).
+/// Claims of an access token (API.md "Tokens and sessions"). Times are unix
+/// seconds; `sub` and `sid` are UUIDs as strings; `jti` is a UUIDv7.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
-    /// Issuer.
+    /// Issuer: the server's public URL.
     pub iss: String,
     /// User id.
     pub sub: String,
-    /// Audience.
+    /// Audience (a single string, never an array).
     pub aud: String,
     /// Expiry (unix seconds).
     pub exp: i64,
-    /// Issued at.
+    /// Issued at (unix seconds).
     pub iat: i64,
-    /// Not before.
+    /// Not before (unix seconds).
     pub nbf: i64,
     /// Token id (UUIDv7), for the denylist.
     pub jti: String,
     /// Session id.
     pub sid: String,
-    /// When the session authenticated.
+    /// When the session authenticated (unix seconds).
     pub auth_time: i64,
     /// Authentication methods (`pwd`, `otp`, ...).
     pub amr: Vec<String>,
@@ -43,20 +41,43 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
 }
 
-/// Issuer, audience, lifetime and leeway.
+/// Issuer, audience, lifetime and leeway. Verification never applies more than
+/// [`MAX_LEEWAY`] (60 s), nor a negative leeway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSettings {
-    /// `iss`.
+    /// Expected and issued `iss`.
     pub issuer: String,
-    /// `aud`.
+    /// Expected and issued `aud`.
     pub audience: String,
-    /// Lifetime of a new token.
+    /// Lifetime of a new token (default [`DEFAULT_TTL`]).
     pub ttl: Duration,
-    /// Clock-skew allowance for `exp`/`nbf`, capped at [`MAX_LEEWAY`].
+    /// Clock-skew allowance for `exp`/`nbf` (default [`DEFAULT_LEEWAY`]), capped
+    /// at [`MAX_LEEWAY`].
     pub leeway: Duration,
 }
 
-/// Claims for a new token: fresh `jti`, `iat = nbf = now`, `exp = now + ttl`.
+impl TokenSettings {
+    /// Settings with the default lifetime (15 min) and leeway (60 s).
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ttl: DEFAULT_TTL,
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+
+    /// The leeway actually applied, in seconds: within `0..=60`.
+    pub fn effective_leeway_seconds(&self) -> i64 {
+        self.leeway
+            .clamp(Duration::ZERO, MAX_LEEWAY)
+            .whole_seconds()
+    }
+}
+
+/// Claims for a new token: `iss`/`aud` from the settings, `iat = nbf = now`,
+/// `exp = now + ttl` (saturating, never panicking), and a fresh UUIDv7 `jti`
+/// whose timestamp is the injected `now` (the wall clock is not read).
 pub fn new_claims(
     settings: &TokenSettings,
     now: OffsetDateTime,
@@ -71,10 +92,10 @@ pub fn new_claims(
         iss: settings.issuer.clone(),
         sub: sub.to_string(),
         aud: settings.audience.clone(),
-        exp: (now + settings.ttl).unix_timestamp(),
+        exp: now_s.saturating_add(settings.ttl.whole_seconds()),
         iat: now_s,
         nbf: now_s,
-        jti: Uuid::now_v7().to_string(),
+        jti: new_jti(now).to_string(),
         sid: sid.to_string(),
         auth_time: auth_time.unix_timestamp(),
         amr,
@@ -82,117 +103,9 @@ pub fn new_claims(
     }
 }
 
-/// The current signing key and the previous keys still inside their verification
-/// window. All keys share one algorithm.
-#[derive(Debug)]
-pub struct KeyRing {
-    current: SigningKey,
-    previous: Vec<SigningKey>,
-}
-
-impl KeyRing {
-    /// A ring; every key must use the current key's algorithm.
-    pub fn new(current: SigningKey, previous: Vec<SigningKey>) -> Result<Self, TokenError> {
-        if previous
-            .iter()
-            .any(|k| k.algorithm() != current.algorithm())
-        {
-            return Err(TokenError::Key);
-        }
-        Ok(Self { current, previous })
-    }
-
-    /// The algorithm of every key in the ring.
-    pub fn algorithm(&self) -> Algorithm {
-        self.current.algorithm()
-    }
-
-    /// The `kid` new tokens are signed with.
-    pub fn current_kid(&self) -> &str {
-        self.current.kid()
-    }
-
-    fn key(&self, kid: &str) -> Option<&SigningKey> {
-        std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.kid() == kid)
-    }
-
-    /// Signs with the current key; the header is exactly `alg`, `typ`, `kid`.
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
-        let mut header = Header::new(self.current.algorithm().jwt());
-        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(self.current.kid().to_owned());
-        jsonwebtoken::encode(&header, claims, &self.current.encoding).map_err(|_| TokenError::Key)
-    }
-
-    /// Verifies a token: size, `typ`, `alg` equal to OUR algorithm (never taken
-    /// from the token), `kid` one of ours (`jku`/`x5u`/`jwk`/`x5c` headers are never
-    /// used), signature, then `iss`, `aud`, `exp` and `nbf` against `now` with at
-    /// most 60 s leeway. Reads no clock.
-    pub fn verify(
-        &self,
-        token: &str,
-        settings: &TokenSettings,
-        now: OffsetDateTime,
-    ) -> Result<AccessClaims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
-            return Err(TokenError::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::WrongAlgorithm)?;
-        if !header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE))
-        {
-            return Err(TokenError::WrongType);
-        }
-        let alg = self.algorithm();
-        if header.alg != alg.jwt() {
-            return Err(TokenError::WrongAlgorithm);
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.key(kid))
-            .ok_or(TokenError::UnknownKey)?;
-        let mut validation = Validation::new(alg.jwt());
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
-                _ => TokenError::Malformed,
-            })?;
-        let claims = data.claims;
-        if claims.iss != settings.issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.aud != settings.audience {
-            return Err(TokenError::WrongAudience);
-        }
-        let leeway = settings
-            .leeway
-            .clamp(Duration::ZERO, MAX_LEEWAY)
-            .whole_seconds();
-        let now = now.unix_timestamp();
-        if now > claims.exp.saturating_add(leeway) {
-            return Err(TokenError::Expired);
-        }
-        if now.saturating_add(leeway) < claims.nbf {
-            return Err(TokenError::NotYetValid);
-        }
-        Ok(claims)
-    }
-
-    /// The public JWK set: current key first, then previous keys.
-    pub fn jwks(&self) -> Value {
-        let keys: Vec<&Value> = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .map(SigningKey::public_jwk)
-            .collect();
-        json!({ "keys": keys })
-    }
+/// A UUIDv7 stamped with `now` (times before 1970 stamp as the epoch); the
+/// remaining 74 bits are random.
+fn new_jti(now: OffsetDateTime) -> Uuid {
+    let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+    Uuid::new_v7(Timestamp::from_unix(NoContext, seconds, now.nanosecond()))
 }

@@ -1,29 +1,33 @@
 //! Signing keys: generation, PKCS#8 import/export, public JWK, RFC 7638 `kid`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
+use std::fmt;
+use std::str::FromStr;
+
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::TokenError;
+use super::{jwk, TokenError};
 
-/// Signature algorithms latchkey signs access tokens with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Signature algorithms latchkey signs access tokens with. Parsed from
+/// configuration case-insensitively (`"EdDSA"`, `"eddsa"`, `"ES256"`, `"RS256"`;
+/// `"Ed25519"` is accepted for EdDSA); serialised as the JOSE `alg` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Algorithm {
     /// Ed25519 (default).
+    #[default]
     EdDSA,
     /// ECDSA P-256 with SHA-256.
     ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of 2048 to 8192 bits (2048 generated).
     RS256,
 }
 
 impl Algorithm {
-    /// The JOSE `alg` name.
+    /// The JOSE `alg` name (`EdDSA`, `ES256`, `RS256`), exactly as in a JWT header.
     pub fn name(self) -> &'static str {
         match self {
             Self::EdDSA => "EdDSA",
@@ -41,8 +45,53 @@ impl Algorithm {
     }
 }
 
-/// A private signing key with its public half. `Debug` shows only `kid` and
-/// algorithm; the private DER is zeroized on drop.
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The configuration value is not one of the supported algorithms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported signing algorithm (expected EdDSA, ES256 or RS256)")]
+pub struct UnknownAlgorithm;
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    /// Case-insensitive; only the three supported names (and `Ed25519`) parse.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("EdDSA") || s.eq_ignore_ascii_case("Ed25519") {
+            Ok(Self::EdDSA)
+        } else if s.eq_ignore_ascii_case("ES256") {
+            Ok(Self::ES256)
+        } else if s.eq_ignore_ascii_case("RS256") {
+            Ok(Self::RS256)
+        } else {
+            Err(UnknownAlgorithm)
+        }
+    }
+}
+
+impl Serialize for Algorithm {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Algorithm {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A private signing key with its public half.
+///
+/// `Debug` shows only `kid` and algorithm, never key bytes. The PKCS#8 DER copy
+/// held here is zeroized on drop. (The parsed key inside `jsonwebtoken`/`ring`
+/// is not: those crates do not zeroize.)
 pub struct SigningKey {
     alg: Algorithm,
     kid: String,
@@ -52,8 +101,8 @@ pub struct SigningKey {
     jwk: Value,
 }
 
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("alg", &self.alg)
             .field("kid", &self.kid)
@@ -61,64 +110,56 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-/// RFC 7638 thumbprint of a public JWK: SHA-256 over the required members in
-/// lexicographic order, base64url without padding.
-pub fn thumbprint(jwk: &Value) -> Result<String, TokenError> {
-    let s = |k: &str| jwk.get(k).and_then(Value::as_str).ok_or(TokenError::Key);
-    let canonical = match s("kty")? {
-        "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, s("crv")?, s("x")?),
-        "EC" => format!(
-            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-            s("crv")?,
-            s("x")?,
-            s("y")?
-        ),
-        "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, s("e")?, s("n")?),
-        _ => return Err(TokenError::Key),
-    };
-    Ok(B64.encode(Sha256::digest(canonical.as_bytes())))
-}
+/// Signed and verified once at import: a key whose halves disagree, or that ring
+/// would refuse to sign with, fails at load time instead of on the first login.
+const SELF_TEST_MESSAGE: &[u8] = b"latchkey signing key self-test";
 
 impl SigningKey {
-    /// A fresh key from the OS random generator.
+    /// A fresh key from the OS random generator: Ed25519 and P-256 by ring,
+    /// RSA 2048-bit by the `rsa` crate; always stored as PKCS#8 DER.
     pub fn generate(alg: Algorithm) -> Result<Self, TokenError> {
         let rng = SystemRandom::new();
         let der = match alg {
-            Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| TokenError::Key)?
-                .as_ref()
-                .to_vec(),
-            Algorithm::ES256 => {
-                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| TokenError::Key)?
+            Algorithm::EdDSA => Zeroizing::new(
+                Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| TokenError::Key("Ed25519 key generation failed"))?
                     .as_ref()
-                    .to_vec()
-            }
+                    .to_vec(),
+            ),
+            Algorithm::ES256 => Zeroizing::new(
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| TokenError::Key("P-256 key generation failed"))?
+                    .as_ref()
+                    .to_vec(),
+            ),
             Algorithm::RS256 => {
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
-                    .map_err(|_| TokenError::Key)?;
-                key.to_pkcs8_der()
-                    .map_err(|_| TokenError::Key)?
-                    .as_bytes()
-                    .to_vec()
+                    .map_err(|_| TokenError::Key("RSA key generation failed"))?;
+                // `SecretDocument` zeroizes itself; our copy is zeroized too.
+                let doc = key
+                    .to_pkcs8_der()
+                    .map_err(|_| TokenError::Key("RSA key encoding failed"))?;
+                Zeroizing::new(doc.as_bytes().to_vec())
             }
         };
         Self::from_pkcs8_der(alg, &der)
     }
 
-    /// Imports a PKCS#8 DER private key of `alg`.
+    /// Imports a PKCS#8 DER private key of `alg`. Fails with [`TokenError::Key`]
+    /// if the DER is not a key of that algorithm (an Ed25519 key never loads as
+    /// ES256), an RSA key is outside 2048..=8192 bits, or a signature made with
+    /// the private half does not verify with the public half.
     pub fn from_pkcs8_der(alg: Algorithm, der: &[u8]) -> Result<Self, TokenError> {
-        let (encoding, decoding, jwk) = match alg {
+        let (encoding, decoding, mut public) = match alg {
             Algorithm::EdDSA => {
-                let pair =
-                    Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| TokenError::Key)?;
+                let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                    .map_err(|_| TokenError::Key("not an Ed25519 PKCS#8 key"))?;
                 let public = pair.public_key().as_ref();
-                let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public)});
                 (
                     EncodingKey::from_ed_der(der),
                     DecodingKey::from_ed_der(public),
-                    jwk,
+                    jwk::okp_ed25519(public),
                 )
             }
             Algorithm::ES256 => {
@@ -127,67 +168,83 @@ impl SigningKey {
                     der,
                     &SystemRandom::new(),
                 )
-                .map_err(|_| TokenError::Key)?;
+                .map_err(|_| TokenError::Key("not a P-256 PKCS#8 key"))?;
+                // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = pair.public_key().as_ref();
-                if point.len() != 65 || point[0] != 4 {
-                    return Err(TokenError::Key);
-                }
-                let jwk = json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..])});
+                let (x, y) = match point {
+                    [4, coordinates @ ..] if coordinates.len() == 64 => coordinates.split_at(32),
+                    _ => return Err(TokenError::Key("unexpected P-256 public key")),
+                };
                 (
                     EncodingKey::from_ec_der(der),
+                    // With the ring backend this is the raw uncompressed point.
                     DecodingKey::from_ec_der(point),
-                    jwk,
+                    jwk::ec_p256(x, y),
                 )
             }
             Algorithm::RS256 => {
                 use rsa::pkcs1::EncodeRsaPrivateKey;
                 use rsa::pkcs8::DecodePrivateKey;
                 use rsa::traits::PublicKeyParts;
-                let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| TokenError::Key)?;
-                let pkcs1 = key.to_pkcs1_der().map_err(|_| TokenError::Key)?;
+                let key = rsa::RsaPrivateKey::from_pkcs8_der(der)
+                    .map_err(|_| TokenError::Key("not an RSA PKCS#8 key"))?;
+                if !(256..=1024).contains(&key.size()) {
+                    return Err(TokenError::Key("RSA key must have 2048 to 8192 bits"));
+                }
+                // jsonwebtoken (ring) signs with PKCS#1; the document zeroizes itself.
+                let pkcs1 = key
+                    .to_pkcs1_der()
+                    .map_err(|_| TokenError::Key("RSA key encoding failed"))?;
                 let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
-                let jwk = json!({"kty": "RSA", "n": B64.encode(&n), "e": B64.encode(&e)});
                 (
                     EncodingKey::from_rsa_der(pkcs1.as_bytes()),
                     DecodingKey::from_rsa_raw_components(&n, &e),
-                    jwk,
+                    jwk::rsa(&n, &e),
                 )
             }
         };
-        let kid = thumbprint(&jwk)?;
-        let mut jwk = jwk;
-        if let Some(obj) = jwk.as_object_mut() {
-            obj.insert("kid".into(), json!(kid));
-            obj.insert("alg".into(), json!(alg.name()));
-            obj.insert("use".into(), json!("sig"));
-        }
+        self_test(alg, &encoding, &decoding)?;
+        let kid = jwk::finish(&mut public, alg)?;
         Ok(Self {
             alg,
             kid,
             der: Zeroizing::new(der.to_vec()),
             encoding,
             decoding,
-            jwk,
+            jwk: public,
         })
     }
 
-    /// The private key as PKCS#8 DER, for the caller to persist protected.
+    /// The private key as PKCS#8 DER, for the caller to persist protected (mode
+    /// 0600 or encrypted). Never log it.
     pub fn pkcs8_der(&self) -> &[u8] {
         &self.der
     }
 
-    /// The key id: the RFC 7638 thumbprint of the public key.
+    /// The key id: the RFC 7638 SHA-256 thumbprint of the public key, base64url
+    /// without padding. Equal keys always have equal ids, across restarts.
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
-    /// The algorithm.
+    /// The algorithm this key signs with (and the only one it verifies).
     pub fn algorithm(&self) -> Algorithm {
         self.alg
     }
 
-    /// The public JWK (with `kid`, `alg`, `use: sig`); never private members.
+    /// The public JWK: `kty` and its public members (`crv`+`x` for OKP,
+    /// `crv`+`x`+`y` for EC, `n`+`e` for RSA) plus `kid`, `alg` and `use: sig`.
+    /// Never a private member.
     pub fn public_jwk(&self) -> &Value {
         &self.jwk
+    }
+}
+
+fn self_test(alg: Algorithm, enc: &EncodingKey, dec: &DecodingKey) -> Result<(), TokenError> {
+    let signature = jsonwebtoken::crypto::sign(SELF_TEST_MESSAGE, enc, alg.jwt())
+        .map_err(|_| TokenError::Key("the key cannot sign"))?;
+    match jsonwebtoken::crypto::verify(&signature, SELF_TEST_MESSAGE, dec, alg.jwt()) {
+        Ok(true) => Ok(()),
+        _ => Err(TokenError::Key("private and public halves do not match")),
     }
 }
