@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod mail;
+pub mod maintenance;
 pub mod password;
 pub mod ports;
 pub mod session;

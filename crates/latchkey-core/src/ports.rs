@@ -249,6 +249,46 @@ pub trait OutboxStore: Send + Sync {
     async fn pending_mail(&self) -> Result<u64, StoreError>;
 }
 
+/// What one kind of expired data is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Sessions revoked or past their idle/absolute expiry (their refresh tokens go
+    /// with them).
+    Sessions,
+    /// Refresh tokens past their expiry.
+    RefreshTokens,
+    /// Denylist entries whose access token has expired anyway.
+    DeniedAccessTokens,
+    /// Verification tokens used or past their expiry.
+    VerificationTokens,
+    /// Outbox messages sent or failed more than a week ago.
+    OldMail,
+}
+
+impl Expired {
+    /// Rows older than this (at `now`) are expired: `now` for tokens and sessions,
+    /// a week ago for finished mail (kept that long for diagnosis).
+    pub fn cutoff(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Self::OldMail => now - time::Duration::days(7),
+            _ => now,
+        }
+    }
+}
+
+/// Removal of data nobody can use any more.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Deletes at most `batch` rows of `kind` that are expired at `now`; returns
+    /// how many. Callers repeat until it returns less than `batch`.
+    async fn delete_expired(
+        &self,
+        kind: Expired,
+        now: OffsetDateTime,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
 pub trait Store:
@@ -257,6 +297,7 @@ pub trait Store:
     + EventStore
     + VerificationStore
     + OutboxStore
+    + MaintenanceStore
     + std::fmt::Debug
     + Send
     + Sync

@@ -3,6 +3,7 @@
 //! and the tests start the same way.
 
 pub mod auth_setup;
+pub mod cleanup_task;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -17,6 +18,8 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 
+pub use latchkey_core::clock::SystemClock as SystemClockHandle;
+pub use latchkey_core::maintenance::Cleaner;
 pub use startup::{Application, BuildOptions, StartupError};
 pub use state::AppState;
 

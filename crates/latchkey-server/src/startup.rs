@@ -254,6 +254,12 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let main = tokio::spawn(serve::run(self.main, stop_rx.clone()));
         let key_watch = tokio::spawn(crate::auth_setup::watch_keys(&self.state, stop_rx.clone()));
+        let cleanup = tokio::spawn(crate::cleanup_task::run(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+            Duration::from_secs(self.state.config.cleanup.interval_seconds),
+            stop_rx.clone(),
+        ));
         let mail_worker = tokio::spawn(crate::mail_worker::run(
             Arc::clone(&self.state.store),
             crate::auth_setup::mailer(&self.state.config),
@@ -267,6 +273,7 @@ impl Application {
         let _ = main.await;
         let _ = key_watch.await;
         let _ = mail_worker.await;
+        let _ = cleanup.await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

@@ -2,6 +2,7 @@
 
 mod error;
 mod mail;
+mod maintenance;
 mod sessions;
 mod users;
 

@@ -6,6 +6,7 @@
 
 mod error;
 mod mail;
+mod maintenance;
 mod sessions;
 mod time_codec;
 mod users;

@@ -320,6 +320,7 @@ macro_rules! store_conformance_tests {
             session_case!(revocation_is_scoped_to_the_owner);
             session_case!(access_token_denylist);
             session_case!(security_events_round_trip);
+            session_case!(cleanup_removes_only_expired_data);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_rotations_admit_exactly_one() {

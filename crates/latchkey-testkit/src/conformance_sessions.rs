@@ -345,3 +345,61 @@ pub async fn security_events_round_trip(store: &dyn Store) {
     assert_eq!(store.user_events(uid, 2).await.unwrap().len(), 2);
     assert!(store.user_events(other, 10).await.unwrap().is_empty());
 }
+
+/// Cleanup removes dead sessions (and their tokens), expired tokens and
+/// denylist entries, in batches, and nothing that is still usable.
+pub async fn cleanup_removes_only_expired_data(store: &dyn Store) {
+    use latchkey_core::maintenance::Cleaner;
+    let uid = user(store).await;
+    let (live, live_token) = start(store, uid, T0, 100).await;
+    let (dead, _) = start(store, uid, T0, 100).await;
+    let now = T0 + Duration::hours(1);
+    store
+        .revoke_session(uid, dead.id, RevokeReason::Logout, now)
+        .await
+        .unwrap();
+    let (expired_idle, _) = start(store, uid, T0 - Duration::days(8), 100).await;
+    store.deny_access_token(Uuid::now_v7(), T0).await.unwrap();
+    let kept_jti = Uuid::now_v7();
+    store
+        .deny_access_token(kept_jti, now + Duration::minutes(10))
+        .await
+        .unwrap();
+
+    let report = Cleaner::default()
+        .run(store, now)
+        .await
+        .expect("not running")
+        .unwrap();
+    assert_eq!(report.sessions, 2, "{report:?}");
+    assert_eq!(report.denied_access_tokens, 1);
+    assert!(store.session(dead.id).await.unwrap().is_none());
+    assert!(store.session(expired_idle.id).await.unwrap().is_none());
+    assert!(store.session(live.id).await.unwrap().is_some());
+    assert!(store.is_access_token_denied(kept_jti).await.unwrap());
+    let (outcome, _) = rotate(store, &live_token, now, Duration::ZERO).await;
+    assert!(
+        matches!(outcome, RotateOutcome::Rotated(_)),
+        "the live session still refreshes"
+    );
+    let again = Cleaner::default().run(store, now).await.unwrap().unwrap();
+    assert_eq!(
+        again.sessions + again.refresh_tokens + again.denied_access_tokens,
+        0
+    );
+
+    // More than one batch of expired rows.
+    let many = u64::from(latchkey_core::maintenance::BATCH) + 7;
+    for _ in 0..many {
+        store.deny_access_token(Uuid::now_v7(), T0).await.unwrap();
+    }
+    assert_eq!(
+        Cleaner::default()
+            .run(store, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .denied_access_tokens,
+        many
+    );
+}

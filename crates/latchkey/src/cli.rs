@@ -34,6 +34,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Delete expired sessions, tokens and old mail once, and print the counts
+    /// (the server also does this every `cleanup.interval_seconds`).
+    Cleanup(Place),
     /// Manage the access-token signing keys.
     Keys {
         #[command(subcommand)]
@@ -76,6 +79,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate(p),
         } => (p, "rotate"),
+        Command::Cleanup(p) => (p, "cleanup"),
     };
     let overrides = Overrides {
         config_file: cli.config.clone(),
@@ -90,6 +94,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         "serve" => serve(loaded).await,
         "migrate" => migrate(loaded).await,
         "rotate" => rotate_keys(&loaded),
+        "cleanup" => cleanup(loaded).await,
         _ => check(&loaded),
     }
 }
@@ -205,4 +210,42 @@ fn rotate_keys(loaded: &Loaded) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn cleanup(loaded: Loaded) -> ExitCode {
+    telemetry::init_logging(&loaded.config.log, loaded.config.mode);
+    let (problems, _) = loaded.config.validate();
+    if !problems.is_empty() {
+        return refuse(&problems);
+    }
+    let store = match open_store(&loaded.config).await {
+        Ok(store) => store,
+        Err(e) => return startup_failed(&e),
+    };
+    let cleaner = latchkey_core_cleaner();
+    let result = latchkey_server::cleanup_task::run_once(
+        &cleaner,
+        &*store,
+        &latchkey_server::SystemClockHandle,
+    )
+    .await;
+    store.close().await;
+    match result {
+        Some(Ok(r)) => {
+            println!(
+                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails",
+                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Err(e)) => {
+            eprintln!("latchkey: cleanup failed: {e}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn latchkey_core_cleaner() -> latchkey_server::Cleaner {
+    latchkey_server::Cleaner::default()
 }

@@ -350,3 +350,15 @@ fn keys_rotate_adds_a_new_private_key_file_each_time() {
         }
     }
 }
+
+#[test]
+fn cleanup_runs_once_and_reports_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(latchkey(dir.path()).args(["cleanup", "--data-dir", "d"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("removed: 0 sessions"));
+}

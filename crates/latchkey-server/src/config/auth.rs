@@ -134,3 +134,20 @@ impl Default for MailConfig {
         }
     }
 }
+
+/// `[cleanup]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CleanupConfig {
+    /// Seconds between background cleanups of expired data (0: never; run
+    /// `latchkey cleanup` from a scheduler instead).
+    pub interval_seconds: u64,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 3600,
+        }
+    }
+}

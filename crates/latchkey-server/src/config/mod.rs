@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use auth::{AuthConfig, MailConfig, PasswordConfig, SessionsConfig, TokensConfig};
+pub use auth::{
+    AuthConfig, CleanupConfig, MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
+};
 pub use load::{ConfigError, Loaded, Overrides};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
@@ -67,6 +69,8 @@ pub struct Config {
     pub password: PasswordConfig,
     /// Outgoing mail.
     pub mail: MailConfig,
+    /// Removal of expired data.
+    pub cleanup: CleanupConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -98,6 +102,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             password: PasswordConfig::default(),
             mail: MailConfig::default(),
+            cleanup: CleanupConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

@@ -1,0 +1,2 @@
+-- GET /v1/me with the access token from the environment.
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("ACCESS_TOKEN")
