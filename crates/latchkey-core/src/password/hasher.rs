@@ -1,18 +1,21 @@
-//! The hasher service.
+//! The hasher service: Argon2id hashing and verification on a bounded blocking pool.
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::{OnceCell, Semaphore};
 use zeroize::Zeroizing;
 
-/// Argon2id cost parameters.
+use super::stored::{verify_stored, MAX_MEMORY_KIB};
+
+/// Argon2id cost parameters, used for every new hash; a stored hash with other
+/// parameters is reported as needing a re-hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Argon2Params {
-    /// Memory in KiB.
+    /// Memory in KiB (at most 1 GiB).
     pub memory_kib: u32,
-    /// Iterations.
+    /// Iterations (passes over the memory).
     pub iterations: u32,
     /// Lanes.
     pub parallelism: u32,
@@ -29,19 +32,15 @@ impl Default for Argon2Params {
     }
 }
 
-/// Largest Argon2 memory cost accepted in a stored hash (1 GiB): a planted hash
-/// with a huge cost must not become a denial of service.
-const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
-/// Largest bcrypt cost accepted in a stored hash, for the same reason.
-const MAX_BCRYPT_COST: u32 = 16;
-
-/// Why hashing or verifying failed.
+/// Why hashing or verifying failed. Never carries a password or a hash.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    /// The configured parameters are not valid Argon2 parameters.
+    /// The configured parameters are not valid Argon2 parameters (or ask for more
+    /// than 1 GiB of memory).
     #[error("invalid Argon2 parameters")]
     InvalidParams,
-    /// The stored hash is not a supported, sane hash.
+    /// The stored hash is not a supported, well-formed hash, or its cost is beyond
+    /// the accepted limits (bcrypt cost > 16, Argon2 memory > 1 GiB, absurd work).
     #[error("stored password hash is malformed or unsupported")]
     Malformed,
     /// The blocking pool failed (a panic in the hash function, runtime shutdown).
@@ -54,21 +53,25 @@ pub enum PasswordError {
 pub struct Verification {
     /// The password is right (decided by a constant-time comparison).
     pub matches: bool,
-    /// The stored hash is outdated (bcrypt, not Argon2id, other parameters) and
-    /// should be replaced by a fresh hash of the same password.
+    /// Only set when `matches`: the stored hash is outdated (bcrypt, not Argon2id
+    /// v19, other parameters) and should be replaced by a fresh hash of the same
+    /// password.
     pub needs_rehash: bool,
 }
 
 struct Inner {
     params: Argon2Params,
     argon2: Argon2<'static>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     dummy: OnceCell<String>,
 }
 
 /// Hashes and verifies passwords on tokio's blocking pool, at most
 /// `max_concurrent` at a time: a login storm queues (asynchronously, holding no
-/// thread) instead of starving the async workers that serve everything else.
+/// thread) instead of starving the async workers that serve everything else. A
+/// permit is held until the hashing itself ends, even if the caller gives up, so
+/// cancelled requests cannot push the pool past its bound. Cheap to clone (shared
+/// state); `Debug` shows only the parameters.
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -83,8 +86,13 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with these parameters; `max_concurrent = 0` means one per core.
+    /// A hasher with these parameters; `max_concurrent = 0` means one per core
+    /// (`std::thread::available_parallelism`). Refuses invalid parameters and
+    /// memory above 1 GiB.
     pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self, PasswordError> {
+        if params.memory_kib > MAX_MEMORY_KIB {
+            return Err(PasswordError::InvalidParams);
+        }
         let argon_params = Params::new(
             params.memory_kib,
             params.iterations,
@@ -101,7 +109,7 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 params,
                 argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params),
-                permits: Semaphore::new(permits),
+                permits: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
                 dummy: OnceCell::new(),
             }),
         })
@@ -112,25 +120,32 @@ impl PasswordHasher {
         &self.inner.params
     }
 
-    /// Runs `work` on the blocking pool under a permit.
+    /// Runs `work` on the blocking pool under a permit that lives as long as the
+    /// work (not as long as the caller's future).
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Inner) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
             .await
             .map_err(|_| PasswordError::Internal)?;
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || work(&inner))
-            .await
-            .map_err(|_| PasswordError::Internal)
+        tokio::task::spawn_blocking(move || {
+            let out = work(&inner);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(panicked = e.is_panic(), "password hashing task failed");
+            PasswordError::Internal
+        })
     }
 
     /// A new Argon2id PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`)
-    /// with a fresh random salt.
+    /// with a fresh random salt from the OS. The copy of the password handed to
+    /// the blocking pool is zeroized when dropped.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = Zeroizing::new(password.to_owned());
         self.run(move |inner| {
@@ -145,8 +160,8 @@ impl PasswordHasher {
     }
 
     /// Checks `password` against a stored Argon2 (any variant) or bcrypt
-    /// (`$2a$`/`$2b$`/`$2y$`) hash. Unknown formats and absurd costs are
-    /// `Malformed`, never a panic.
+    /// (`$2a$`/`$2b$`/`$2y$`) hash, with a constant-time comparison. Unknown
+    /// formats and absurd costs are `Malformed` before any hashing, never a panic.
     pub async fn verify(
         &self,
         password: &str,
@@ -154,222 +169,29 @@ impl PasswordHasher {
     ) -> Result<Verification, PasswordError> {
         let password = Zeroizing::new(password.to_owned());
         let stored = stored.to_owned();
-        self.run(move |inner| verify_blocking(inner, &password, &stored))
+        self.run(move |inner| verify_stored(&inner.params, password.as_bytes(), &stored))
             .await?
     }
 
-    /// Does the work of verifying against a real hash with the current parameters
-    /// and discards the result: the unknown-account path of a login costs what a
-    /// wrong password costs.
+    /// Does the work of a failed verification against a hash with the current
+    /// parameters and discards the result: the unknown-account path of a login
+    /// costs what a wrong password costs. The dummy hash is computed once, on
+    /// first use.
     pub async fn verify_dummy(&self, password: &str) {
         let dummy = self
             .inner
             .dummy
             .get_or_try_init(|| self.hash("latchkey dummy password, never valid"))
             .await;
-        if let Ok(dummy) = dummy {
-            let _ = self.verify(password, &dummy.clone()).await;
+        match dummy {
+            Ok(dummy) => {
+                let _ = self.verify(password, &dummy.clone()).await;
+            }
+            Err(e) => tracing::error!(error = %e, "dummy password hash unavailable"),
         }
     }
-}
-
-fn verify_blocking(
-    inner: &Inner,
-    password: &str,
-    stored: &str,
-) -> Result<Verification, PasswordError> {
-    if let Some(cost) = bcrypt_cost(stored) {
-        if cost > MAX_BCRYPT_COST {
-            return Err(PasswordError::Malformed);
-        }
-        let matches = bcrypt::verify(password, stored).map_err(|_| PasswordError::Malformed)?;
-        return Ok(Verification {
-            matches,
-            needs_rehash: matches,
-        });
-    }
-    let parsed = PasswordHash::new(stored).map_err(|_| PasswordError::Malformed)?;
-    if parsed.salt.is_none() || parsed.hash.is_none() {
-        return Err(PasswordError::Malformed);
-    }
-    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|_| PasswordError::Malformed)?;
-    let params = Params::try_from(&parsed).map_err(|_| PasswordError::Malformed)?;
-    if params.m_cost() > MAX_STORED_MEMORY_KIB {
-        return Err(PasswordError::Malformed);
-    }
-    let current = &inner.params;
-    let outdated = algorithm != Algorithm::Argon2id
-        || params.m_cost() != current.memory_kib
-        || params.t_cost() != current.iterations
-        || params.p_cost() != current.parallelism;
-    // Verify with the stored hash's own algorithm and parameters.
-    let verifier = Argon2::new(algorithm, Version::V0x13, params);
-    let matches = verifier
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    Ok(Verification {
-        matches,
-        needs_rehash: matches && outdated,
-    })
-}
-
-/// The cost of a `$2a$`/`$2b$`/`$2y$` bcrypt hash, if `stored` is one.
-fn bcrypt_cost(stored: &str) -> Option<u32> {
-    let rest = stored
-        .strip_prefix("$2a$")
-        .or_else(|| stored.strip_prefix("$2b$"))
-        .or_else(|| stored.strip_prefix("$2y$"))?;
-    rest.get(..2)?.parse().ok()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fast() -> Argon2Params {
-        Argon2Params {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        }
-    }
-
-    #[tokio::test]
-    async fn hash_then_verify() {
-        let h = PasswordHasher::new(fast(), 2).unwrap();
-        let hash = h.hash("correct horse battery staple").await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
-        assert_eq!(
-            h.verify("correct horse battery staple", &hash)
-                .await
-                .unwrap(),
-            Verification {
-                matches: true,
-                needs_rehash: false
-            }
-        );
-        assert!(
-            !h.verify("correct horse battery stapl", &hash)
-                .await
-                .unwrap()
-                .matches
-        );
-        assert_ne!(
-            hash,
-            h.hash("correct horse battery staple").await.unwrap(),
-            "salted"
-        );
-        for pw in ["", "é😀 mixed unicode password", &"x".repeat(128)] {
-            let hash = h.hash(pw).await.unwrap();
-            assert!(h.verify(pw, &hash).await.unwrap().matches);
-        }
-    }
-
-    #[tokio::test]
-    async fn default_params_are_owasp() {
-        let h = PasswordHasher::new(Argon2Params::default(), 1).unwrap();
-        let hash = h.hash("a long enough password").await.unwrap();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-    }
-
-    #[tokio::test]
-    async fn changed_params_ask_for_a_rehash() {
-        let old = PasswordHasher::new(fast(), 1).unwrap();
-        let hash = old.hash("password password").await.unwrap();
-        let new = PasswordHasher::new(
-            Argon2Params {
-                memory_kib: 2048,
-                ..fast()
-            },
-            1,
-        )
-        .unwrap();
-        assert_eq!(
-            new.verify("password password", &hash).await.unwrap(),
-            Verification {
-                matches: true,
-                needs_rehash: true
-            }
-        );
-        assert!(!new.verify("wrong", &hash).await.unwrap().needs_rehash);
-    }
-
-    #[tokio::test]
-    async fn bcrypt_imports_verify_and_ask_for_a_rehash() {
-        let h = PasswordHasher::new(fast(), 1).unwrap();
-        let b = bcrypt::hash("correct horse battery staple", 4).unwrap();
-        for variant in [
-            b.clone(),
-            b.replacen("$2b$", "$2y$", 1),
-            b.replacen("$2b$", "$2a$", 1),
-        ] {
-            let v = h
-                .verify("correct horse battery staple", &variant)
-                .await
-                .unwrap();
-            assert_eq!(
-                v,
-                Verification {
-                    matches: true,
-                    needs_rehash: true
-                },
-                "{variant}"
-            );
-            assert!(!h.verify("wrong", &variant).await.unwrap().matches);
-        }
-    }
-
-    #[tokio::test]
-    async fn hostile_stored_hashes_are_malformed_not_panics() {
-        let h = PasswordHasher::new(fast(), 1).unwrap();
-        let huge = "x".repeat(10_000);
-        for stored in [
-            "",
-            "plaintext",
-            "$argon2id$garbage",
-            "$2b$99$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
-            "$2b$31$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
-            "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
-            huge.as_str(),
-        ] {
-            assert!(
-                matches!(h.verify("pw", stored).await, Err(PasswordError::Malformed)),
-                "{stored:.40}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn the_semaphore_queues_instead_of_failing() {
-        let h = PasswordHasher::new(fast(), 1).unwrap();
-        let tasks: Vec<_> = (0..4)
-            .map(|i| {
-                let h = h.clone();
-                tokio::spawn(async move { h.hash(&format!("password number {i}")).await })
-            })
-            .collect();
-        for t in tasks {
-            assert!(t.await.unwrap().is_ok());
-        }
-        h.verify_dummy("anything").await;
-        h.verify_dummy("anything again").await;
-    }
-
-    #[test]
-    fn zero_means_one_permit_per_core_and_bad_params_are_refused() {
-        assert!(PasswordHasher::new(fast(), 0).is_ok());
-        assert!(matches!(
-            PasswordHasher::new(
-                Argon2Params {
-                    memory_kib: 1,
-                    ..fast()
-                },
-                1
-            ),
-            Err(PasswordError::InvalidParams)
-        ));
-    }
-}
+#[path = "hasher_tests.rs"]
+mod tests;
