@@ -143,6 +143,14 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError>;
 
+    /// The session of a refresh token that is still usable at `now` (unused,
+    /// unrevoked, unexpired), with the token's expiry; `None` otherwise. Reads only.
+    async fn refresh_token_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, OffsetDateTime)>, StoreError>;
+
     /// Denylists an access token's `jti` until `expires_at` (idempotent).
     async fn deny_access_token(
         &self,

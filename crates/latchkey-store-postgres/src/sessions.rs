@@ -295,6 +295,31 @@ impl SessionStore for PostgresStore {
         Ok(n)
     }
 
+    async fn refresh_token_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, OffsetDateTime)>, StoreError> {
+        let sql = format!(
+            "SELECT t.expires_at AS token_expires_at, {cols} FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $2",
+            cols = SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let row = sqlx::query(&sql)
+            .bind(&token_hash[..])
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(map_error)?;
+        row.map(|r| {
+            Ok((
+                session_from_row(&r)?,
+                r.try_get("token_expires_at").map_err(map_error)?,
+            ))
+        })
+        .transpose()
+    }
+
     async fn deny_access_token(
         &self,
         jti: Uuid,

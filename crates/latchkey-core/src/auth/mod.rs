@@ -4,6 +4,7 @@
 
 mod cache;
 mod change_password;
+mod introspect;
 mod login;
 mod refresh;
 mod signup;
@@ -11,6 +12,7 @@ mod verify;
 
 pub use cache::AccessCache;
 pub use change_password::WeakPassword;
+pub use introspect::Introspection;
 pub use login::LoginRequest;
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,

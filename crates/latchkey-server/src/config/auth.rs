@@ -151,3 +151,23 @@ impl Default for CleanupConfig {
         }
     }
 }
+
+/// `[introspection]`: resource servers allowed to call `POST /v1/introspect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntrospectionConfig {
+    /// Clients authenticating with HTTP Basic (`id:secret`).
+    pub clients: Vec<IntrospectionClient>,
+}
+
+/// One resource-server client. Only the SHA-256 of its secret is configured
+/// (secrets are long random strings, e.g. `openssl rand -base64 32`; hash with
+/// `printf %s "$SECRET" | sha256sum`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionClient {
+    /// Client id (the Basic user name).
+    pub id: String,
+    /// Lower-case hex SHA-256 of the client secret.
+    pub secret_sha256: String,
+}

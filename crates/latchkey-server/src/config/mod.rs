@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use auth::{
-    AuthConfig, CleanupConfig, MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
+    AuthConfig, CleanupConfig, IntrospectionClient, IntrospectionConfig, MailConfig,
+    PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use load::{ConfigError, Loaded, Overrides};
 pub use secret::Secret;
@@ -71,6 +72,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Removal of expired data.
     pub cleanup: CleanupConfig,
+    /// Token introspection clients.
+    pub introspection: IntrospectionConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -103,6 +106,7 @@ impl Default for Config {
             password: PasswordConfig::default(),
             mail: MailConfig::default(),
             cleanup: CleanupConfig::default(),
+            introspection: IntrospectionConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

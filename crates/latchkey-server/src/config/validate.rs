@@ -258,6 +258,23 @@ impl Config {
                 ));
             }
         }
+        let mut ids = std::collections::BTreeSet::new();
+        for client in &self.introspection.clients {
+            let hex_ok = client.secret_sha256.len() == 64
+                && client.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if client.id.is_empty() || client.id.contains(':') || !ids.insert(client.id.as_str()) {
+                problems.push(Problem::new(
+                    "introspection.clients",
+                    "each client needs a unique, non-empty id without ':'",
+                ));
+            }
+            if !hex_ok {
+                problems.push(Problem::new(
+                    "introspection.clients",
+                    format!("client {:?}: secret_sha256 must be 64 hex characters (sha256sum of the secret)", client.id),
+                ));
+            }
+        }
         let p = &self.password;
         if p.min_length < 8 || p.min_length > p.max_length || p.max_length > 1024 {
             problems.push(Problem::new(

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod health;
 pub mod input;
+pub mod introspect;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
@@ -72,6 +73,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         endpoint(Method::POST, "/v1/login", auth::login::login),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),
+        endpoint(Method::POST, "/v1/introspect", introspect::introspect),
         endpoint(Method::GET, "/v1/me", me::profile::get_me),
         endpoint(Method::PATCH, "/v1/me", me::profile::patch_me),
         endpoint(

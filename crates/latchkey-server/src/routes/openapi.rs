@@ -22,6 +22,7 @@ use crate::extract::ApiJson;
         super::auth::login::login,
         super::auth::refresh::refresh,
         super::auth::logout::logout,
+        super::introspect::introspect,
         super::me::profile::get_me,
         super::me::profile::patch_me,
         super::me::password::change_password,
@@ -56,6 +57,10 @@ impl utoipa::Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }

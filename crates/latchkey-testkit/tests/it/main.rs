@@ -14,6 +14,7 @@ mod cors;
 mod headers;
 mod health;
 mod http_errors;
+mod introspect;
 mod keys;
 mod metrics;
 mod openapi;
