@@ -17,14 +17,10 @@ use crate::startup::StartupError;
 /// Verification leeway for `exp`/`nbf` (the most the issue allows).
 pub const LEEWAY: Duration = Duration::seconds(60);
 
-/// The algorithm named in `tokens.algorithm` (case-insensitive).
+/// The algorithm named in `tokens.algorithm` (case-insensitive; see
+/// `Algorithm::from_str`).
 pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
-    match name.to_ascii_lowercase().as_str() {
-        "eddsa" | "ed25519" => Some(Algorithm::EdDSA),
-        "es256" => Some(Algorithm::ES256),
-        "rs256" => Some(Algorithm::RS256),
-        _ => None,
-    }
+    name.parse().ok()
 }
 
 fn seconds(n: u64) -> Duration {

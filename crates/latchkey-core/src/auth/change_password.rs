@@ -15,6 +15,15 @@ pub enum WeakPassword {
     TooLong(usize),
 }
 
+impl From<crate::password::LengthError> for WeakPassword {
+    fn from(e: crate::password::LengthError) -> Self {
+        match e {
+            crate::password::LengthError::TooShort { min } => Self::TooShort(min),
+            crate::password::LengthError::TooLong { max } => Self::TooLong(max),
+        }
+    }
+}
+
 impl Auth {
     /// Checks `current`, applies the length rules to `new`, stores its hash, and
     /// revokes every other session of the user (the calling one stays).
@@ -43,10 +52,7 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         }
         if let Err(e) = check_length(new, limits.0, limits.1) {
-            return Ok(Err(match e {
-                crate::password::LengthError::TooShort { min } => WeakPassword::TooShort(min),
-                crate::password::LengthError::TooLong { max } => WeakPassword::TooLong(max),
-            }));
+            return Ok(Err(e.into()));
         }
         let hash = self.hasher.hash(new).await.map_err(AuthError::Password)?;
         self.store.update_password_hash(user.id, &hash, now).await?;

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::account::{normalize_email, NewUser, User};
 use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
-use crate::password::{check_length, LengthError};
+use crate::password::check_length;
 use crate::ports::{NewVerification, StoreError};
 
 use super::{Auth, AuthError, ClientContext, Issued, WeakPassword};
@@ -98,10 +98,7 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<Result<SignupOutcome, WeakPassword>, AuthError> {
         if let Err(e) = check_length(&req.password, limits.0, limits.1) {
-            return Ok(Err(match e {
-                LengthError::TooShort { min } => WeakPassword::TooShort(min),
-                LengthError::TooLong { max } => WeakPassword::TooLong(max),
-            }));
+            return Ok(Err(e.into()));
         }
         let hash = self
             .hasher
