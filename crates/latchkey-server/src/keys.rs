@@ -102,6 +102,43 @@ pub fn rotate(dir: &Path, alg: Algorithm, now: OffsetDateTime) -> Result<Signing
     Ok(key)
 }
 
+/// The files that belong in the ring at `now`, oldest first: every key of `alg`
+/// except those whose successor is older than `retire_after`. Lists the
+/// directory only; reads no key.
+fn ring_files(
+    dir: &Path,
+    alg: Algorithm,
+    now: OffsetDateTime,
+    retire_after: Duration,
+) -> Result<Vec<PathBuf>, KeyFileError> {
+    let files = list(dir, alg)?;
+    Ok(files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let successor_created = files.get(i + 1).map(|(stamp, _)| *stamp);
+            successor_created
+                .is_none_or(|s| now.unix_timestamp() - s <= retire_after.whole_seconds())
+        })
+        .map(|(_, (_, path))| path.clone())
+        .collect())
+}
+
+/// Reads and checks the keys in `files` (oldest first); the last is current.
+fn load(alg: Algorithm, files: &[PathBuf]) -> Result<KeyRing, KeyFileError> {
+    let mut keys = Vec::new();
+    for path in files {
+        let der = zeroize::Zeroizing::new(fs::read(path).map_err(io(path))?);
+        keys.push(
+            SigningKey::from_pkcs8_der(alg, &der)
+                .map_err(|_| KeyFileError::Invalid(path.clone()))?,
+        );
+    }
+    let current = keys.pop().ok_or(KeyFileError::Generate)?;
+    keys.reverse();
+    KeyRing::new(current, keys).map_err(|_| KeyFileError::Generate)
+}
+
 /// Loads the ring for `alg`, generating the first key when there is none.
 /// Keys whose successor is older than `retire_after` are left out.
 pub fn load_or_create(
@@ -113,24 +150,7 @@ pub fn load_or_create(
     if list(dir, alg)?.is_empty() {
         rotate(dir, alg, now)?;
     }
-    let files = list(dir, alg)?;
-    let mut keys = Vec::new();
-    for (i, (_, path)) in files.iter().enumerate() {
-        let successor_created = files.get(i + 1).map(|(stamp, _)| *stamp);
-        let retired = successor_created
-            .is_some_and(|s| now.unix_timestamp() - s > retire_after.whole_seconds());
-        if retired {
-            continue;
-        }
-        let der = zeroize::Zeroizing::new(fs::read(path).map_err(io(path))?);
-        keys.push(
-            SigningKey::from_pkcs8_der(alg, &der)
-                .map_err(|_| KeyFileError::Invalid(path.clone()))?,
-        );
-    }
-    let current = keys.pop().ok_or(KeyFileError::Generate)?;
-    keys.reverse();
-    KeyRing::new(current, keys).map_err(|_| KeyFileError::Generate)
+    load(alg, &ring_files(dir, alg, now, retire_after)?)
 }
 
 /// How often a running server re-reads the key directory.
@@ -148,6 +168,9 @@ pub async fn watch(
     retire_after: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // Keys are read (and self-tested) only when the set of ring files changes: a
+    // rotation adds one, a retirement drops one. Otherwise a tick is one listing.
+    let mut loaded_files: Option<Vec<PathBuf>> = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep(WATCH_INTERVAL) => {}
@@ -155,19 +178,27 @@ pub async fn watch(
         }
         let dir2 = dir.clone();
         let now = clock.now();
-        let loaded =
-            tokio::task::spawn_blocking(move || load_or_create(&dir2, alg, now, retire_after))
-                .await;
-        match loaded {
-            Ok(Ok(ring)) => {
+        let previous = loaded_files.clone();
+        let task = tokio::task::spawn_blocking(
+            move || -> Result<Option<(Vec<PathBuf>, KeyRing)>, KeyFileError> {
+                let files = ring_files(&dir2, alg, now, retire_after)?;
+                if previous.as_ref() == Some(&files) || files.is_empty() {
+                    return Ok(None);
+                }
+                let ring = load(alg, &files)?;
+                Ok(Some((files, ring)))
+            },
+        );
+        match task.await {
+            Ok(Ok(Some((files, ring)))) => {
                 let before = active.ring();
-                let changed =
-                    before.current_kid() != ring.current_kid() || before.jwks() != ring.jwks();
-                if changed {
+                if before.current_kid() != ring.current_kid() || before.jwks() != ring.jwks() {
                     tracing::info!(kid = ring.current_kid(), "signing keys reloaded");
                     active.replace(ring);
                 }
+                loaded_files = Some(files);
             }
+            Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "signing keys not reloaded"),
             Err(e) => tracing::warn!(error = %e, "signing key reload task failed"),
         }

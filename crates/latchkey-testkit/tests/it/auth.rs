@@ -740,3 +740,84 @@ async fn a_revocation_made_by_another_node_is_seen_within_seconds() {
         "revocation visible once the cache entry expires"
     );
 }
+
+const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+
+async fn login_from(app: &TestApp, ua: &str) -> Value {
+    let r = app
+        .client
+        .post(app.url("/v1/login"))
+        .header("user-agent", ua)
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn refresh_from(app: &TestApp, ua: &str, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/token/refresh"))
+        .header("user-agent", ua)
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_from_another_device_is_recorded_and_refused_when_bound() {
+    // Not bound (default): allowed, but recorded.
+    let app = app_with_user().await;
+    let body = login_from(&app, FIREFOX_LINUX).await;
+    let token = body["refresh_token"].as_str().unwrap();
+    let same = refresh_from(&app, FIREFOX_LINUX, token).await;
+    assert_eq!(same.status(), 200);
+    let token = same.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        refresh_from(&app, SAFARI_IPHONE, &token).await.status(),
+        200
+    );
+    let uid = body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let kinds: Vec<&str> = app
+        .state
+        .store
+        .user_events(uid, 20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "device_changed").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // Bound: refused, and the session ends.
+    let app = TestApp::builder()
+        .configure(|c| c.sessions.bind_device = true)
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let body = login_from(&app, FIREFOX_LINUX).await;
+    let token = body["refresh_token"].as_str().unwrap();
+    assert_problem(
+        refresh_from(&app, SAFARI_IPHONE, token).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        me(&app, body["access_token"].as_str().unwrap()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+}
