@@ -48,6 +48,10 @@ pub enum ApiError {
     /// 403 `forbidden`.
     #[error("forbidden")]
     Forbidden,
+    /// 403 `csrf_failed`: a cookie-authenticated unsafe request without a valid
+    /// CSRF token or from an origin that is not allowed.
+    #[error("csrf check failed")]
+    CsrfFailed,
     /// 409 `conflict`.
     #[error("conflict")]
     Conflict,
@@ -132,6 +136,7 @@ impl ApiError {
             ),
             Self::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -178,6 +183,9 @@ impl ApiError {
             Self::EmailNotVerified => "Verify your email address first.".into(),
             Self::Conflict => "The request conflicts with the current state.".into(),
             Self::Forbidden => "You are not allowed to do this.".into(),
+            Self::CsrfFailed => {
+                "Send the X-CSRF-Token header from a page of an allowed origin.".into()
+            }
             Self::NotFound => "There is nothing at this address.".into(),
             Self::MethodNotAllowed => "This method is not allowed on this resource.".into(),
             Self::PayloadTooLarge => "The request body is larger than this server accepts.".into(),

@@ -6,6 +6,7 @@ pub mod auth_setup;
 pub mod cleanup_task;
 pub mod client;
 pub mod config;
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod keys;

@@ -185,6 +185,7 @@ impl Application {
         // Compute the dummy hash now, so even the first unknown-email login costs
         // exactly what a wrong password costs.
         auth.hasher.verify_dummy("").await;
+        let cookies = Arc::new(crate::cookies::CookieSessions::new(&config, &secrets));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -193,6 +194,7 @@ impl Application {
             clock,
             secrets: Arc::new(secrets),
             auth,
+            cookies,
         };
         let config = &state.config;
         let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);

@@ -28,6 +28,8 @@ pub struct AppState {
     pub secrets: Arc<ResolvedSecrets>,
     /// The sign-in service (hasher, keys, session policy).
     pub auth: Auth,
+    /// Cookie-mode sessions and their CSRF defence.
+    pub cookies: Arc<crate::cookies::CookieSessions>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -264,7 +264,7 @@ fn production_reads_secrets_from_files_and_refuses_unreadable_ones() {
 }
 
 #[test]
-fn production_refuses_plain_http_public_url_and_wildcard_cors_with_credentials() {
+fn production_refuses_plain_http_public_url_wildcard_cors_and_insecure_cookies() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(production(dir.path())
         .env("LATCHKEY_PUBLIC_URL", "http://auth.example.com")
@@ -281,6 +281,14 @@ fn production_refuses_plain_http_public_url_and_wildcard_cors_with_credentials()
         .env("LATCHKEY_CORS__ALLOW_CREDENTIALS", "true")
         .arg("serve"));
     assert_refused(&out, "cors.allowed_origins", None);
+
+    let out = run(production(dir.path())
+        .env("LATCHKEY_COOKIES__SECURE", "false")
+        .env("LATCHKEY_COOKIES__SESSION_NAME", "lk_session")
+        .env("LATCHKEY_COOKIES__REFRESH_NAME", "lk_refresh")
+        .env("LATCHKEY_COOKIES__CSRF_NAME", "lk_csrf")
+        .arg("serve"));
+    assert_refused(&out, "cookies.secure: must be true in production", None);
 }
 
 #[test]

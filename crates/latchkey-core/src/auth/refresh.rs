@@ -8,6 +8,25 @@ use crate::session::{
 use super::{Auth, AuthError, ClientContext, Issued};
 
 impl Auth {
+    /// The live session a still-usable refresh token belongs to, without
+    /// spending it (cookie mode checks the session's CSRF token first).
+    pub async fn refresh_token_session(
+        &self,
+        presented: &str,
+    ) -> Result<Option<uuid::Uuid>, AuthError> {
+        if !looks_like_refresh_token(presented) {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let found = self
+            .store
+            .refresh_token_session(&hash_refresh_token(presented), now)
+            .await?;
+        Ok(found
+            .filter(|(session, _)| session.is_live(now))
+            .map(|(session, _)| session.id))
+    }
+
     /// Rotates a refresh token.
     ///
     /// Guarantees: a token works once (concurrent presentations: one wins);

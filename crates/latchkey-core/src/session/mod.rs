@@ -1,6 +1,9 @@
 //! Sessions (one sign-in on one device) and their refresh-token family.
 
+mod csrf;
 mod refresh;
+
+pub use csrf::{csrf_token, verify_csrf_token, CSRF_TOKEN_LEN};
 
 pub use refresh::{
     hash_refresh_token, looks_like_refresh_token, new_refresh_token, RefreshToken,

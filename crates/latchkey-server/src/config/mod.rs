@@ -7,6 +7,7 @@
 //! variables are warned about, so a typo never passes silently.
 
 mod auth;
+mod cookies;
 mod load;
 mod secret;
 mod secrets;
@@ -21,6 +22,7 @@ pub use auth::{
     AuthConfig, CleanupConfig, IntrospectionClient, IntrospectionConfig, MailConfig,
     PasswordConfig, SessionsConfig, TokensConfig,
 };
+pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
@@ -74,6 +76,8 @@ pub struct Config {
     pub cleanup: CleanupConfig,
     /// Token introspection clients.
     pub introspection: IntrospectionConfig,
+    /// Cookie-mode browser sessions.
+    pub cookies: CookiesConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -107,6 +111,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             cleanup: CleanupConfig::default(),
             introspection: IntrospectionConfig::default(),
+            cookies: CookiesConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

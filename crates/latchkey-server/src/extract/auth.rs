@@ -1,19 +1,26 @@
-//! `Authenticated`: the caller's verified access token (Bearer).
+//! `Authenticated`: the caller's verified access token, from
+//! `Authorization: Bearer` or from the session cookie (cookie mode).
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use latchkey_core::auth::Principal;
 
+use crate::cookies::is_unsafe;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Longest bearer token looked at; longer ones are refused unparsed.
 pub const MAX_BEARER_LEN: usize = 4096;
 
-/// A request authenticated by `Authorization: Bearer <access token>`: signature,
+/// A request authenticated by `Authorization: Bearer <access token>` or, when
+/// no `Authorization` header is sent, by the session cookie: signature,
 /// algorithm, issuer, audience, expiry, denylist and session liveness checked.
-/// Anything else is `401 unauthorized`, the same for every cause.
+/// Anything else is `401 unauthorized`, the same for every cause. A
+/// cookie-authenticated unsafe request (POST, PUT, PATCH, DELETE) must also pass
+/// the CSRF check (allowed origin + the session's `X-CSRF-Token`), else
+/// `403 csrf_failed` — checked after authentication, so an anonymous caller
+/// learns nothing about CSRF.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -33,7 +40,21 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        Ok(Self(state.auth.authenticate(token).await?))
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+            return Ok(Self(state.auth.authenticate(token).await?));
+        }
+        let token = state
+            .cookies
+            .access_token(&parts.headers)
+            .filter(|t| t.len() <= MAX_BEARER_LEN)
+            .ok_or(ApiError::Unauthorized)?;
+        let principal = state.auth.authenticate(token).await?;
+        if is_unsafe(&parts.method) {
+            state
+                .cookies
+                .check_csrf(&parts.headers, principal.session_id)?;
+        }
+        Ok(Self(principal))
     }
 }

@@ -42,12 +42,15 @@ use crate::extract::ApiJson;
 )]
 pub struct ApiDoc;
 
-/// Declares the `bearer` security scheme (access token in `Authorization`).
+/// Declares the security schemes: `bearer` (access token in `Authorization`),
+/// `cookie` (cookie mode) and `basic` (introspection clients).
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -57,6 +60,15 @@ impl utoipa::Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-lk_session",
+                "Cookie mode (`\"mode\": \"cookie\"` at login; name configurable). Unsafe methods \
+                 also need `X-CSRF-Token` (the session's CSRF token) and an allowed `Origin`, \
+                 else 403 `csrf_failed`.",
+            ))),
         );
         components.add_security_scheme(
             "basic",

@@ -10,6 +10,7 @@
 )]
 
 mod auth;
+mod cookies;
 mod cors;
 mod headers;
 mod health;

@@ -4,9 +4,12 @@ use axum::extract::State;
 use latchkey_core::auth::LoginRequest;
 use serde::Deserialize;
 
-use super::TokenResponse;
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::{issued_response, DeliveryMode, TokenResponse};
 use crate::client::ClientInfo;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::ApiJson;
 use crate::routes::input;
 use crate::state::AppState;
@@ -22,22 +25,38 @@ pub struct LoginBody {
     /// Keep the session for 30 days instead of 7.
     #[serde(default)]
     pub remember_me: bool,
+    /// `token` (default): tokens in the body. `cookie` (browsers): tokens in
+    /// HttpOnly cookies, CSRF token in the body and a readable cookie.
+    #[serde(default)]
+    pub mode: DeliveryMode,
 }
 
 /// Signs in with email and password. Unknown email and wrong password are the
 /// same `401 invalid_credentials`, after the same work.
 #[utoipa::path(post, path = "/v1/login", tag = "auth", request_body = LoginBody,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in. In cookie mode `refresh_token` is omitted, `csrf_token` is set, and `Set-Cookie` carries the session, refresh and CSRF cookies", body = TokenResponse),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`email_not_verified` or `forbidden` (disabled), only after a correct password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`email_not_verified` or `forbidden` (disabled), only after a correct password; `csrf_failed` for a cookie-mode login from an origin that is not allowed", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<ApiJson<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    if body.mode == DeliveryMode::Cookie {
+        if !state.cookies.enabled() {
+            return Err(ApiError::Validation(vec![FieldError {
+                field: "mode".into(),
+                code: "unsupported".into(),
+                message: "Cookie mode is disabled on this server; use token mode.".into(),
+            }]));
+        }
+        // Login CSRF: a cross-site page must not sign the browser in.
+        state.cookies.check_origin(&headers)?;
+    }
     let mut errors = Vec::new();
     input::check_email_shape(&body.email, "email", &mut errors);
     input::check_text(
@@ -56,5 +75,5 @@ pub async fn login(
         remember_me: body.remember_me,
     };
     let issued = state.auth.login(&request, &client.context()).await?;
-    Ok(ApiJson(issued.into()))
+    Ok(issued_response(&state.cookies, issued, body.mode))
 }

@@ -5,11 +5,16 @@ pub mod logout;
 pub mod refresh;
 pub mod signup;
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use latchkey_core::account::User;
 use latchkey_core::auth::Issued;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::cookies::{CookieSessions, CookieTokens};
+use crate::extract::ApiJson;
 
 /// MFA state of a user (`GET /v1/me`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -63,7 +68,19 @@ impl From<&User> for UserBody {
     }
 }
 
-/// The `TokenResponse` body of API.md (token mode).
+/// How a sign-in hands its tokens to the client (`mode` at login).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// Tokens in the body (native apps, servers).
+    #[default]
+    Token,
+    /// Browsers: the access and refresh tokens in HttpOnly cookies, the CSRF
+    /// token in a readable cookie and the body; no refresh token in the body.
+    Cookie,
+}
+
+/// The `TokenResponse` body of API.md.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// Signed JWT (`typ: at+jwt`).
@@ -73,14 +90,20 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Single-use refresh token (`lk_rt_...`).
-    pub refresh_token: String,
+    /// Single-use refresh token (`lk_rt_...`); omitted in cookie mode, where it
+    /// travels only in the HttpOnly refresh cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Seconds until the session ends unless refreshed.
     pub refresh_expires_in: i64,
     /// The session.
     pub session_id: Uuid,
     /// The user.
     pub user: UserBody,
+    /// Cookie mode only: the value to send as `X-CSRF-Token` on unsafe requests
+    /// (also in the readable CSRF cookie).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
 impl From<Issued> for TokenResponse {
@@ -89,10 +112,46 @@ impl From<Issued> for TokenResponse {
             access_token: i.access_token,
             token_type: "Bearer",
             expires_in: i.expires_in,
-            refresh_token: i.refresh_token.to_string(),
+            refresh_token: Some(i.refresh_token.to_string()),
             refresh_expires_in: i.refresh_expires_in,
             session_id: i.session_id,
             user: UserBody::from(&i.user),
+            csrf_token: None,
         }
     }
+}
+
+/// The answer to a successful sign-in or refresh in `mode`: token mode puts the
+/// refresh token in the body; cookie mode sets the three cookies and returns the
+/// CSRF token instead of the refresh token.
+pub fn issued_response(cookies: &CookieSessions, issued: Issued, mode: DeliveryMode) -> Response {
+    match mode {
+        DeliveryMode::Token => ApiJson(TokenResponse::from(issued)).into_response(),
+        DeliveryMode::Cookie => {
+            let set = cookies.set_cookies(&CookieTokens {
+                access_token: &issued.access_token,
+                expires_in: issued.expires_in,
+                refresh_token: &issued.refresh_token,
+                refresh_expires_in: issued.refresh_expires_in,
+                session_id: issued.session_id,
+            });
+            let csrf = cookies.csrf_token(issued.session_id);
+            let mut body = TokenResponse::from(issued);
+            body.refresh_token = None;
+            body.csrf_token = Some(csrf);
+            let mut response = ApiJson(body).into_response();
+            for value in set {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+    }
+}
+
+/// Adds `Set-Cookie` headers deleting the session cookies to `response`.
+pub fn clear_cookies(cookies: &CookieSessions, mut response: Response) -> Response {
+    for value in cookies.clear_cookies() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }

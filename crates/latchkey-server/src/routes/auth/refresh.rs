@@ -1,37 +1,69 @@
 //! `POST /v1/token/refresh`
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::TokenResponse;
+use super::{clear_cookies, issued_response, DeliveryMode, TokenResponse};
 use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
-use crate::extract::ApiJson;
+use crate::extract::OptionalJson;
 use crate::state::AppState;
 
-/// Refresh body.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Refresh body. Browsers in cookie mode send no body (or `{}`): the refresh
+/// token comes from the refresh cookie, with `X-CSRF-Token`.
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     /// The current refresh token (`lk_rt_...`); it stops working now.
-    pub refresh_token: String,
+    pub refresh_token: Option<String>,
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
 /// Presenting an already-used token revokes the whole session.
-#[utoipa::path(post, path = "/v1/token/refresh", tag = "auth", request_body = RefreshBody,
+///
+/// The token comes from the body (token mode) or, without one, from the refresh
+/// cookie (cookie mode: allowed origin and `X-CSRF-Token` required, new cookies
+/// set; a failed refresh deletes the cookies).
+#[utoipa::path(post, path = "/v1/token/refresh", tag = "auth",
+    request_body(content = RefreshBody, description = "`{refresh_token}`; empty or `{}` in cookie mode"),
+    params(("X-CSRF-Token" = Option<String>, Header, description = "Cookie mode: the session's CSRF token")),
     responses(
-        (status = 200, description = "New token pair", body = TokenResponse),
-        (status = 401, description = "`invalid_token`: unknown, used, revoked or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "New token pair (cookie mode: new cookies, `csrf_token` instead of `refresh_token`)", body = TokenResponse),
+        (status = 401, description = "`invalid_token`: missing, unknown, used, revoked or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: cookie mode without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
-    ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<ApiJson<TokenResponse>, ApiError> {
-    let issued = state
-        .auth
-        .refresh(&body.refresh_token, &client.context())
-        .await?;
-    Ok(ApiJson(issued.into()))
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<RefreshBody>,
+) -> Result<Response, ApiError> {
+    if let Some(token) = body.refresh_token {
+        let issued = state.auth.refresh(&token, &client.context()).await?;
+        return Ok(issued_response(&state.cookies, issued, DeliveryMode::Token));
+    }
+    let Some(token) = state.cookies.refresh_token(&headers) else {
+        return Err(ApiError::InvalidToken);
+    };
+    // The CSRF token is bound to the session: find it without spending the
+    // token. An unknown or spent token skips the check and fails below (a spent
+    // one still triggers reuse detection).
+    if let Some(session_id) = state.auth.refresh_token_session(token).await? {
+        state.cookies.check_csrf(&headers, session_id)?;
+    } else {
+        state.cookies.check_origin(&headers)?;
+    }
+    match state.auth.refresh(token, &client.context()).await {
+        Ok(issued) => Ok(issued_response(
+            &state.cookies,
+            issued,
+            DeliveryMode::Cookie,
+        )),
+        Err(e) => Ok(clear_cookies(
+            &state.cookies,
+            ApiError::from(e).into_response(),
+        )),
+    }
 }

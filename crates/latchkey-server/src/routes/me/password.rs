@@ -34,11 +34,12 @@ pub fn weak_password_error(field: &str, weak: WeakPassword) -> FieldError {
 }
 
 /// Replaces the password; every other session of the user is revoked.
-#[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePassword,
+#[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = []), ("cookie" = [])), request_body = ChangePassword,
     responses(
         (status = 204, description = "Changed; other sessions revoked"),
         (status = 400, description = "`validation_failed` (new password too short/long)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong current password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,

@@ -10,7 +10,7 @@ use crate::routes::input;
 use crate::state::AppState;
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The user", body = UserBody),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
@@ -36,11 +36,12 @@ pub struct PatchMe {
 }
 
 /// Changes the profile.
-#[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = PatchMe,
+#[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = []), ("cookie" = [])), request_body = PatchMe,
     responses(
         (status = 200, description = "The updated user", body = UserBody),
         (status = 400, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn patch_me(
     State(state): State<AppState>,

@@ -60,7 +60,7 @@ pub struct SessionList {
 }
 
 /// The user's live sessions.
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Live sessions", body = SessionList),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
@@ -96,11 +96,12 @@ pub async fn list(
 
 /// Ends one of the user's sessions. Another user's session is `404`, as if it
 /// did not exist.
-#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = []), ("cookie" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_one(
@@ -134,12 +135,13 @@ fn yes() -> bool {
 }
 
 /// Ends all of the user's sessions, by default except the current one.
-#[utoipa::path(delete, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/sessions", tag = "me", security(("bearer" = []), ("cookie" = [])),
     params(RevokeAllQuery),
     responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "`malformed_request` (bad query)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_all(
     State(state): State<AppState>,
