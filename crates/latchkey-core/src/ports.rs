@@ -297,6 +297,44 @@ pub trait MaintenanceStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// A signing key as stored: the private key sealed with the master key
+/// ([`crate::seal`]), never in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// RFC 7638 thumbprint (also the associated data of the ciphertext).
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    pub algorithm: String,
+    /// The sealed PKCS#8 DER.
+    pub sealed_key: Vec<u8>,
+    /// When it was created; the newest key of an algorithm is current.
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signing keys kept in the database (production), shared by every node.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Keys of `algorithm`, oldest first (by creation time, then kid).
+    async fn signing_keys(&self, algorithm: &str) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Adds a key; `Conflict` if its kid exists.
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+
+    /// Removes a key (retired keys, once no token they signed can be valid);
+    /// returns whether it existed.
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
 pub trait Store:
@@ -306,6 +344,7 @@ pub trait Store:
     + VerificationStore
     + OutboxStore
     + MaintenanceStore
+    + SigningKeyStore
     + std::fmt::Debug
     + Send
     + Sync

@@ -7,10 +7,11 @@ use latchkey_core::auth::{Auth, SessionPolicy};
 use latchkey_core::clock::Clock;
 use latchkey_core::password::{Argon2Params, PasswordHasher};
 use latchkey_core::ports::Store;
+use latchkey_core::seal::Keyring;
 use latchkey_core::token::{Algorithm, TokenSettings};
 use time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, KeyStorageKind, ResolvedSecrets};
 use crate::keys;
 use crate::startup::StartupError;
 
@@ -41,10 +42,38 @@ pub fn token_settings(config: &Config) -> TokenSettings {
     }
 }
 
+/// Where the signing keys live for this configuration (`tokens.key_storage`).
+pub fn key_storage(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    secrets: &ResolvedSecrets,
+) -> keys::KeyStorage {
+    match config.key_storage() {
+        KeyStorageKind::Database => keys::KeyStorage::Database {
+            store: Arc::clone(store),
+            seal: Arc::new(Keyring::new(
+                keys::SEAL_PURPOSE,
+                secrets.master_key.expose().as_bytes(),
+                &[],
+            )),
+        },
+        KeyStorageKind::Files | KeyStorageKind::Auto => {
+            keys::KeyStorage::Files(keys::key_dir(&config.data_dir))
+        }
+    }
+}
+
+/// How long a superseded key stays in the ring: until every token it signed
+/// has expired.
+pub fn key_retirement(config: &Config) -> Duration {
+    token_settings(config).ttl + LEEWAY
+}
+
 /// The sign-in service for a validated configuration.
-pub fn build(
+pub async fn build(
     config: &Config,
     store: Arc<dyn Store>,
+    secrets: &ResolvedSecrets,
     clock: Arc<dyn Clock>,
 ) -> Result<Auth, StartupError> {
     let p = &config.password;
@@ -60,14 +89,10 @@ pub fn build(
     let alg = parse_algorithm(&config.tokens.algorithm)
         .ok_or_else(|| StartupError::Keys("tokens.algorithm: use EdDSA, ES256 or RS256".into()))?;
     let tokens = token_settings(config);
-    let retire_after = tokens.ttl + LEEWAY;
-    let ring = keys::load_or_create(
-        &keys::key_dir(&config.data_dir),
-        alg,
-        clock.now(),
-        retire_after,
-    )
-    .map_err(|e| StartupError::Keys(e.to_string()))?;
+    let ring = key_storage(config, &store, secrets)
+        .load_or_create(alg, clock.now(), key_retirement(config))
+        .await
+        .map_err(|e| StartupError::Keys(e.to_string()))?;
     let s = &config.sessions;
     let policy = SessionPolicy {
         idle_timeout: seconds(s.idle_timeout_seconds),
@@ -106,11 +131,11 @@ pub fn watch_keys(
     let config = &state.config;
     let alg = parse_algorithm(&config.tokens.algorithm).unwrap_or(Algorithm::EdDSA);
     keys::watch(
-        keys::key_dir(&config.data_dir),
+        key_storage(config, &state.store, &state.secrets),
         alg,
         Arc::clone(&state.auth.keys),
         Arc::clone(&state.clock),
-        state.auth.tokens.ttl + LEEWAY,
+        key_retirement(config),
         stop,
     )
 }

@@ -181,7 +181,9 @@ impl Application {
             None
         };
         let clock: Arc<dyn Clock> = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let auth = crate::auth_setup::build(&config, Arc::clone(&store), Arc::clone(&clock))?;
+        let auth =
+            crate::auth_setup::build(&config, Arc::clone(&store), &secrets, Arc::clone(&clock))
+                .await?;
         // Compute the dummy hash now, so even the first unknown-email login costs
         // exactly what a wrong password costs.
         auth.hasher.verify_dummy("").await;

@@ -4,6 +4,7 @@ mod error;
 mod mail;
 mod maintenance;
 mod sessions;
+mod signing_keys;
 mod users;
 
 use async_trait::async_trait;

@@ -8,6 +8,7 @@ mod error;
 mod mail;
 mod maintenance;
 mod sessions;
+mod signing_keys;
 mod time_codec;
 mod users;
 

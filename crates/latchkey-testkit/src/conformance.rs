@@ -255,6 +255,36 @@ pub async fn closed_store_is_unavailable(store: &dyn Store) {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
+/// Signing keys: kept per algorithm, oldest first, byte-exact, unique kids,
+/// deletable.
+pub async fn signing_keys_round_trip(store: &dyn Store) {
+    use latchkey_core::ports::StoredSigningKey;
+    let t0 = time::macros::datetime!(2026-07-01 09:00:00 UTC);
+    let key = |kid: &str, alg: &str, minutes: i64| StoredSigningKey {
+        kid: kid.to_owned(),
+        algorithm: alg.to_owned(),
+        sealed_key: [&[1u8, 0, 255][..], kid.as_bytes()].concat(),
+        created_at: t0 + time::Duration::minutes(minutes),
+    };
+    assert!(store.signing_keys("EdDSA").await.unwrap().is_empty());
+    let newer = key("kid-b", "EdDSA", 10);
+    let older = key("kid-a", "EdDSA", 0);
+    let other = key("kid-c", "ES256", 5);
+    for k in [&newer, &older, &other] {
+        store.insert_signing_key(k).await.unwrap();
+    }
+    assert_eq!(
+        store.signing_keys("EdDSA").await.unwrap(),
+        vec![older.clone(), newer.clone()]
+    );
+    assert_eq!(store.signing_keys("ES256").await.unwrap(), vec![other]);
+    let err = store.insert_signing_key(&older).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(store.delete_signing_key("kid-a").await.unwrap());
+    assert!(!store.delete_signing_key("kid-a").await.unwrap());
+    assert_eq!(store.signing_keys("EdDSA").await.unwrap(), vec![newer]);
+}
+
 /// Expands to one `#[tokio::test]` per conformance case for a backend.
 /// `$fresh` is an async fn returning `Option<guard>` where the guard derefs to a
 /// store (`None` = backend not available, test skipped).
@@ -286,6 +316,7 @@ macro_rules! store_conformance_tests {
             case!(duplicate_email_is_a_conflict);
             case!(closed_store_is_unavailable);
             case!(login_bookkeeping);
+            case!(signing_keys_round_trip);
 
             macro_rules! session_case {
                 ($name:ident) => {

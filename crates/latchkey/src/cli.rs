@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use latchkey_server::config::{Config, ConfigError, Loaded, Overrides, Problem};
+use latchkey_server::config::{Config, ConfigError, KeyStorageKind, Loaded, Overrides, Problem};
 use latchkey_server::startup::{open_store, shutdown_signal};
 use latchkey_server::{telemetry, Application, StartupError};
 
@@ -93,7 +93,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match command {
         "serve" => serve(loaded).await,
         "migrate" => migrate(loaded).await,
-        "rotate" => rotate_keys(&loaded),
+        "rotate" => rotate_keys(&loaded).await,
         "cleanup" => cleanup(loaded).await,
         _ => check(&loaded),
     }
@@ -182,21 +182,49 @@ async fn migrate(loaded: Loaded) -> ExitCode {
     }
 }
 
-fn rotate_keys(loaded: &Loaded) -> ExitCode {
-    let (problems, _) = loaded.config.validate();
+async fn rotate_keys(loaded: &Loaded) -> ExitCode {
+    let config = &loaded.config;
+    let (problems, _) = config.validate();
     if !problems.is_empty() {
         return refuse(&problems);
     }
-    let Some(alg) = latchkey_server::auth_setup::parse_algorithm(&loaded.config.tokens.algorithm)
-    else {
+    let Some(alg) = latchkey_server::auth_setup::parse_algorithm(&config.tokens.algorithm) else {
         return refuse(&[Problem::new(
             "tokens.algorithm",
             "use EdDSA, ES256 or RS256",
         )]);
     };
-    let dir = latchkey_server::keys::key_dir(&loaded.config.data_dir);
+    let secrets = match latchkey_server::config::secrets_resolve(config) {
+        Ok(secrets) => secrets,
+        Err(problem) => return refuse(&[problem]),
+    };
+    // Files need no database; the database storage does.
+    let store = if config.key_storage() == KeyStorageKind::Database {
+        match open_store(config).await {
+            Ok(store) => Some(store),
+            Err(e) => return startup_failed(&e),
+        }
+    } else {
+        None
+    };
+    let storage = match &store {
+        Some(store) => latchkey_server::auth_setup::key_storage(config, store, &secrets),
+        None => latchkey_server::keys::KeyStorage::Files(latchkey_server::keys::key_dir(
+            &config.data_dir,
+        )),
+    };
     let now = latchkey_server::wall_clock_now();
-    match latchkey_server::keys::rotate(&dir, alg, now) {
+    let result = storage
+        .rotate(
+            alg,
+            now,
+            latchkey_server::auth_setup::key_retirement(config),
+        )
+        .await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    match result {
         Ok(key) => {
             println!(
                 "new signing key {} ({}); running servers switch to it within seconds",

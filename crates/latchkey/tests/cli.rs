@@ -361,6 +361,42 @@ fn keys_rotate_adds_a_new_private_key_file_each_time() {
 }
 
 #[test]
+fn production_keeps_signing_keys_sealed_in_the_database_and_refuses_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kids = Vec::new();
+    for _ in 0..2 {
+        let out = run(production(dir.path()).args(["keys", "rotate"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let kid = stdout
+            .strip_prefix("new signing key ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        kids.push(kid);
+    }
+    assert_ne!(kids[0], kids[1]);
+    assert!(
+        !dir.path().join("data/keys").exists(),
+        "no private key file in production"
+    );
+    let db = std::fs::read(dir.path().join("data/latchkey.db")).unwrap();
+    assert!(
+        db.windows(kids[1].len()).any(|w| w == kids[1].as_bytes()),
+        "the key is in the database"
+    );
+
+    let out = run(production(dir.path())
+        .env("LATCHKEY_TOKENS__KEY_STORAGE", "files")
+        .args(["config", "check"]));
+    assert_refused(&out, "tokens.key_storage", None);
+}
+
+#[test]
 fn cleanup_runs_once_and_reports_counts() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(latchkey(dir.path()).args(["cleanup", "--data-dir", "d"]));

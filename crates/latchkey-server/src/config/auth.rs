@@ -64,6 +64,23 @@ pub struct TokensConfig {
     /// A rotated refresh token presented again within this many seconds is
     /// refused without revoking the family (0: every reuse revokes).
     pub refresh_reuse_grace_seconds: u64,
+    /// Where the private signing keys live: `files` (PKCS#8, mode 0600, in
+    /// `<data_dir>/keys`), `database` (sealed with `secrets.master_key`, shared by
+    /// every node) or `auto` (default: files in dev, database in production).
+    pub key_storage: KeyStorageKind,
+}
+
+/// `tokens.key_storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStorageKind {
+    /// Files in dev, database in production.
+    #[default]
+    Auto,
+    /// `<data_dir>/keys/*.der`, unencrypted (dev).
+    Files,
+    /// The `signing_keys` table, encrypted with the master key.
+    Database,
 }
 
 impl Default for TokensConfig {
@@ -74,6 +91,7 @@ impl Default for TokensConfig {
             issuer: None,
             audience: "latchkey".into(),
             refresh_reuse_grace_seconds: 0,
+            key_storage: KeyStorageKind::Auto,
         }
     }
 }

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use auth::{
-    AuthConfig, CleanupConfig, IntrospectionClient, IntrospectionConfig, MailConfig,
-    PasswordConfig, SessionsConfig, TokensConfig,
+    AuthConfig, CleanupConfig, IntrospectionClient, IntrospectionConfig, KeyStorageKind,
+    MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
@@ -199,6 +199,15 @@ impl Config {
         self.effective_public_url()
             .to_ascii_lowercase()
             .starts_with("https://")
+    }
+
+    /// Where signing keys live, with `auto` resolved by the mode.
+    pub fn key_storage(&self) -> KeyStorageKind {
+        match (self.tokens.key_storage, self.mode) {
+            (KeyStorageKind::Auto, Mode::Dev) => KeyStorageKind::Files,
+            (KeyStorageKind::Auto, Mode::Production) => KeyStorageKind::Database,
+            (explicit, _) => explicit,
+        }
     }
 
     /// The data directory.

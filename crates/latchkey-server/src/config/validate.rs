@@ -249,6 +249,12 @@ impl Config {
                 "use \"file\" (the only transport in this release)",
             ));
         }
+        if self.mode == Mode::Production && self.key_storage() == super::KeyStorageKind::Files {
+            problems.push(Problem::new(
+                "tokens.key_storage",
+                "\"files\" keeps private signing keys unencrypted on disk: use \"database\" (sealed with the master key) in production",
+            ));
+        }
         if let Some(url) = &self.mail.verify_url {
             if !url.contains("{token}")
                 || !(url.starts_with("https://") || url.starts_with("http://"))

@@ -1,11 +1,15 @@
 //! Key rotation while the server runs: new tokens use the new key within seconds,
-//! tokens signed by the old key stay valid, both keys are published.
+//! tokens signed by the old key stay valid, both keys are published — with keys in
+//! files (dev) and in the database sealed with the master key (production).
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use latchkey_core::seal::Keyring;
 use latchkey_core::token::Algorithm;
+use latchkey_server::config::{KeyStorageKind, Secret};
+use latchkey_server::keys::KeyStorage;
 use latchkey_testkit::app::TestApp;
 use serde_json::Value;
 
@@ -15,13 +19,63 @@ fn kid(jwt: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
+fn storage_of(app: &TestApp) -> KeyStorage {
+    latchkey_server::auth_setup::key_storage(
+        &app.state.config,
+        &app.state.store,
+        &app.state.secrets,
+    )
+}
+
+async fn rotate(app: &TestApp) -> latchkey_core::token::SigningKey {
+    storage_of(app)
+        .rotate(
+            Algorithm::EdDSA,
+            app.state.clock.now(),
+            latchkey_server::auth_setup::key_retirement(&app.state.config),
+        )
+        .await
+        .unwrap()
+}
+
+fn database_keys(c: &mut latchkey_server::config::Config) {
+    c.tokens.key_storage = KeyStorageKind::Database;
+    // Polling logs in repeatedly: keep every session alive.
+    c.sessions.max_per_user = 1000;
+}
+
 #[tokio::test]
 async fn a_rotated_key_is_picked_up_and_old_tokens_stay_valid() {
-    // Polling logs in repeatedly: keep every session alive.
     let app = TestApp::builder()
         .configure(|c| c.sessions.max_per_user = 1000)
         .spawn()
         .await;
+    assert!(
+        matches!(storage_of(&app), KeyStorage::Files(_)),
+        "dev default"
+    );
+    rotation_is_picked_up(&app).await;
+}
+
+#[tokio::test]
+async fn a_rotated_database_key_is_picked_up_on_sqlite() {
+    let app = TestApp::builder().configure(database_keys).spawn().await;
+    rotation_is_picked_up(&app).await;
+}
+
+#[tokio::test]
+async fn a_rotated_database_key_is_picked_up_on_postgres() {
+    let Some(builder) = TestApp::builder()
+        .configure(database_keys)
+        .on_postgres()
+        .await
+    else {
+        return;
+    };
+    rotation_is_picked_up(&builder.spawn().await).await;
+}
+
+async fn rotation_is_picked_up(app: &TestApp) {
     app.create_user("rot@example.com", "correct horse battery staple", true)
         .await;
     let login = || async {
@@ -34,9 +88,7 @@ async fn a_rotated_key_is_picked_up_and_old_tokens_stay_valid() {
         body["access_token"].as_str().unwrap().to_owned()
     };
     let old_token = login().await;
-    let dir = latchkey_server::keys::key_dir(&app.state.config.data_dir);
-    let new_key =
-        latchkey_server::keys::rotate(&dir, Algorithm::EdDSA, app.state.clock.now()).unwrap();
+    let new_key = rotate(app).await;
 
     // Eventually (the watcher re-reads the directory every few seconds).
     let mut new_token = login().await;
@@ -79,4 +131,99 @@ async fn a_rotated_key_is_picked_up_and_old_tokens_stay_valid() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+}
+
+#[tokio::test]
+async fn database_keys_are_sealed_bound_to_their_kid_and_need_the_same_master_key() {
+    let app = TestApp::builder().configure(database_keys).spawn().await;
+    assert!(
+        !latchkey_server::keys::key_dir(&app.state.config.data_dir).exists(),
+        "no key file is written"
+    );
+    let stored = app.state.store.signing_keys("EdDSA").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let row = &stored[0];
+    let seal = Keyring::new(
+        latchkey_server::keys::SEAL_PURPOSE,
+        app.state.secrets.master_key.expose().as_bytes(),
+        &[],
+    );
+    let aad = format!("latchkey signing key {}", row.kid);
+    let der = seal.open(&row.sealed_key, aad.as_bytes()).unwrap();
+    assert!(
+        !row.sealed_key.windows(32).any(|w| der.ends_with(w)),
+        "the private key is not stored in clear"
+    );
+    assert!(seal
+        .open(&row.sealed_key, b"latchkey signing key other")
+        .is_err());
+
+    // A second node on the same database with the same master key shares the key.
+    let db_url = format!(
+        "sqlite:{}",
+        app.state.config.data_dir.join("latchkey.db").display()
+    );
+    let master = app.state.secrets.master_key.expose().to_owned();
+    let hmac = app.state.secrets.hmac_key.expose().to_owned();
+    let same = {
+        let (db_url, master, hmac) = (db_url.clone(), master.clone(), hmac.clone());
+        TestApp::builder()
+            .configure(move |c| {
+                database_keys(c);
+                c.database.url = Some(db_url);
+                c.secrets.master_key = Some(Secret::new(&master));
+                c.secrets.hmac_key = Some(Secret::new(&hmac));
+            })
+            .spawn()
+            .await
+    };
+    assert_eq!(
+        same.state.auth.keys.ring().current_kid(),
+        app.state.auth.keys.ring().current_kid()
+    );
+
+    // A node with another master key refuses to start, saying why.
+    let err = TestApp::builder()
+        .configure(move |c| {
+            database_keys(c);
+            c.database.url = Some(db_url);
+            c.secrets.master_key = Some(Secret::new("a-different-master-key-9f8e7d6c5b4a39281706"));
+        })
+        .try_spawn()
+        .await
+        .err()
+        .expect("start-up must fail");
+    let text = format!("{err}");
+    assert!(
+        text.contains(&row.kid) && text.contains("master key"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn database_rotation_forgets_keys_no_token_can_need() {
+    let app = TestApp::builder().configure(database_keys).spawn().await;
+    let first = app.state.auth.keys.ring().current_kid().to_owned();
+    let storage = storage_of(&app);
+    let retire = latchkey_server::auth_setup::key_retirement(&app.state.config);
+    let now = app.state.clock.now();
+    let second = storage.rotate(Algorithm::EdDSA, now, retire).await.unwrap();
+    let kids = |keys: Vec<latchkey_core::ports::StoredSigningKey>| {
+        keys.into_iter().map(|k| k.kid).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kids(app.state.store.signing_keys("EdDSA").await.unwrap()),
+        [first.clone(), second.kid().to_owned()]
+    );
+    // Long after: the first key's successor is older than any token's life.
+    let later = now + retire + time::Duration::minutes(1);
+    let third = storage
+        .rotate(Algorithm::EdDSA, later, retire)
+        .await
+        .unwrap();
+    assert_eq!(
+        kids(app.state.store.signing_keys("EdDSA").await.unwrap()),
+        [second.kid().to_owned(), third.kid().to_owned()],
+        "the first key is deleted, the second kept until its tokens expire"
+    );
 }
