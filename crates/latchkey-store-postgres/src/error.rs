@@ -6,6 +6,9 @@ use latchkey_core::ports::StoreError;
 fn is_unavailable_state(code: &str) -> bool {
     code.starts_with("08") // connection exception
         || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "53400")
+        // Serialization failure and deadlock: the transaction was rolled back and
+        // a retry can succeed; a 503 says so, a 500 would claim a bug.
+        || matches!(code, "40001" | "40P01")
 }
 
 /// Maps an sqlx error: connectivity, shutdown and overload are `Unavailable`,
@@ -92,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn connectivity_shutdown_and_overload_are_unavailable() {
+    fn connectivity_shutdown_overload_and_deadlocks_are_unavailable() {
         let cases = [
             sqlx::Error::PoolTimedOut,
             sqlx::Error::PoolClosed,
@@ -106,6 +109,8 @@ mod tests {
             db("57P02", None),
             db("57P03", None),
             db("53300", None),
+            db("40001", None),
+            db("40P01", None),
         ];
         for e in cases {
             let text = e.to_string();

@@ -179,6 +179,28 @@ impl SessionStore for PostgresStore {
         grace: Duration,
     ) -> Result<RotateOutcome, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
+        // Lock order: the session row first, then its tokens — the same order as
+        // every revocation. Locking the token first (the conditional UPDATE) let
+        // a loser's re-check keep the token locked while it waited for the
+        // session another loser held: a deadlock under concurrent reuse.
+        let family: Option<Uuid> =
+            sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(&presented[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        let Some(family) = family else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 FOR UPDATE");
+        let locked = sqlx::query(&sql)
+            .bind(family)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let Some(locked) = locked else {
+            return Ok(RotateOutcome::Invalid);
+        };
         let spent: Option<Uuid> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL \
              AND expires_at > $1 RETURNING session_id",
@@ -189,13 +211,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(map_error)?;
         if let Some(session_id) = spent {
-            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 FOR UPDATE");
-            let row = sqlx::query(&sql)
-                .bind(session_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_error)?;
-            let mut session = session_from_row(&row)?;
+            let mut session = session_from_row(&locked)?;
             if !session.is_live(now) {
                 return Ok(RotateOutcome::Invalid);
             }
