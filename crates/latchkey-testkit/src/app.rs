@@ -248,7 +248,18 @@ impl TestAppBuilder {
     }
 
     /// Builds and starts the server, returning the start-up error instead.
-    pub async fn try_spawn(self) -> Result<TestApp, latchkey_server::StartupError> {
+    ///
+    /// In the `it_postgres` test binary (the whole integration suite compiled a
+    /// second time), a server without an explicit database runs on a fresh
+    /// PostgreSQL schema when `LATCHKEY_TEST_POSTGRES_URL` is set, so every
+    /// end-to-end test also covers PostgreSQL.
+    pub async fn try_spawn(mut self) -> Result<TestApp, latchkey_server::StartupError> {
+        if self.config.database.url.is_none() && self.schema.is_none() && postgres_suite() {
+            if let Some(schema) = PgSchema::create_or_skip().await {
+                self.config.database.url = Some(schema.url().to_owned());
+                self.schema = Some(schema);
+            }
+        }
         let app = Application::build_with(self.config, self.options).await?;
         let addr = app.local_addr();
         let metrics_addr = app.metrics_addr();
@@ -288,4 +299,13 @@ pub fn link_token(mail: &str) -> String {
     mail.split_whitespace()
         .find_map(|w| w.split_once("token=").map(|(_, t)| t.to_owned()))
         .unwrap_or_else(|| fail(&format!("no token link in {mail}")))
+}
+
+/// Whether this process is the `it_postgres` suite (see [`TestAppBuilder::try_spawn`]).
+fn postgres_suite() -> bool {
+    std::env::current_exe().ok().is_some_and(|exe| {
+        exe.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("it_postgres"))
+    })
 }

@@ -159,10 +159,12 @@ async fn database_keys_are_sealed_bound_to_their_kid_and_need_the_same_master_ke
         .is_err());
 
     // A second node on the same database with the same master key shares the key.
-    let db_url = format!(
-        "sqlite:{}",
-        app.state.config.data_dir.join("latchkey.db").display()
-    );
+    let db_url = app.state.config.database.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite:{}",
+            app.state.config.data_dir.join("latchkey.db").display()
+        )
+    });
     let master = app.state.secrets.master_key.expose().to_owned();
     let hmac = app.state.secrets.hmac_key.expose().to_owned();
     let same = {
