@@ -1,10 +1,14 @@
 //! A short-lived in-process memory of access-token checks (session liveness and
-//! the `jti` denylist), so a bearer request costs no database round-trip.
+//! the `jti` denylist) and of user profiles, so a bearer request — `GET /v1/me`
+//! included — usually costs no database round-trip.
 //!
 //! Guarantees: every revocation made through this process (logout, session
-//! revocation, password change, refresh reuse, session-limit eviction) drops the
-//! affected entries at once, so it takes effect immediately here; a revocation
-//! made by another node is seen within the TTL (5 s by default).
+//! revocation, password change, refresh reuse, session-limit eviction) and every
+//! change of a user made through it (name, password, verification, login
+//! bookkeeping) drops the affected entries at once, so it takes effect
+//! immediately here; a change made by another node is seen within the TTL (5 s
+//! by default). Profiles are only ever served for display, never to decide a
+//! password or an account state.
 
 use std::time::Duration;
 
@@ -12,6 +16,9 @@ use moka::sync::Cache;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use crate::account::User;
 use crate::session::Session;
 
 /// Default time an answer is remembered.
@@ -29,6 +36,7 @@ struct CachedSession {
 pub struct AccessCache {
     sessions: Cache<Uuid, CachedSession>,
     denied: Cache<Uuid, bool>,
+    profiles: Cache<Uuid, Arc<User>>,
 }
 
 impl std::fmt::Debug for AccessCache {
@@ -53,6 +61,10 @@ impl AccessCache {
                 .support_invalidation_closures()
                 .build(),
             denied: Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(capacity)
+                .build(),
+            profiles: Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
@@ -101,6 +113,21 @@ impl AccessCache {
         {
             self.sessions.invalidate_all();
         }
+    }
+
+    /// A user's profile, if remembered.
+    pub(crate) fn profile(&self, user_id: Uuid) -> Option<Arc<User>> {
+        self.profiles.get(&user_id)
+    }
+
+    /// Remembers a profile as just read from the store.
+    pub(crate) fn remember_profile(&self, user: User) {
+        self.profiles.insert(user.id, Arc::new(user));
+    }
+
+    /// Forgets a profile (the user was changed here).
+    pub(crate) fn forget_profile(&self, user_id: Uuid) {
+        self.profiles.invalidate(&user_id);
     }
 
     /// Whether `jti` is denylisted, if remembered.

@@ -49,6 +49,7 @@ impl Auth {
         let now = self.clock.now();
         if !verdict.matches {
             self.store.record_login_failure(user.id, now).await?;
+            self.cache.forget_profile(user.id);
             return Err(AuthError::InvalidCredentials);
         }
         if let Err(e) = check_length(new, limits.0, limits.1) {
@@ -56,6 +57,7 @@ impl Auth {
         }
         let hash = self.hasher.hash(new).await.map_err(AuthError::Password)?;
         self.store.update_password_hash(user.id, &hash, now).await?;
+        self.cache.forget_profile(user.id);
         let revoked = self
             .store
             .revoke_user_sessions(

@@ -37,7 +37,7 @@ impl Auth {
                 },
             ));
         }
-        let Ok(claims) = self.keys.ring().verify(token, &self.tokens, now) else {
+        let Ok(claims) = self.keys.verify(token, &self.tokens, now) else {
             return Ok(None);
         };
         let (Ok(jti), Ok(sid), Ok(sub)) = (

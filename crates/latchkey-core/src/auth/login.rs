@@ -53,6 +53,7 @@ impl Auth {
         let now = self.clock.now();
         if !verdict.matches {
             self.store.record_login_failure(user.id, now).await?;
+            self.cache.forget_profile(user.id);
             self.event(user.id, EventKind::LoginFailed, None, client)
                 .await;
             return Err(AuthError::InvalidCredentials);
@@ -70,6 +71,7 @@ impl Auth {
             }
         }
         self.store.record_login_success(user.id, now).await?;
+        self.cache.forget_profile(user.id);
         let user = self.store.user_by_id(user.id).await?.unwrap_or(user);
         let issued = self
             .start_session(user, req.remember_me, vec!["pwd".into()], client)

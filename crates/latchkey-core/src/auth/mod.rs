@@ -6,6 +6,7 @@ mod cache;
 mod change_password;
 mod introspect;
 mod login;
+mod profile;
 mod refresh;
 mod signup;
 mod verify;

@@ -185,6 +185,7 @@ impl Auth {
             .consume_verification(&hash_link_token(token), now)
             .await?
             .ok_or(AuthError::InvalidToken)?;
+        self.cache.forget_profile(user_id);
         self.store
             .user_by_id(user_id)
             .await?

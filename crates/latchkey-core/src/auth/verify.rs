@@ -47,7 +47,6 @@ impl Auth {
         let now = self.clock.now();
         let claims = self
             .keys
-            .ring()
             .verify(token, &self.tokens, now)
             .map_err(|_| AuthError::Unauthorized)?;
         let principal = Principal::from_claims(&claims).ok_or(AuthError::Unauthorized)?;

@@ -116,21 +116,7 @@ impl KeyRing {
                 _ => TokenError::Malformed,
             })?
             .claims;
-
-        if claims.iss != settings.issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.aud != settings.audience {
-            return Err(TokenError::WrongAudience);
-        }
-        let leeway = settings.effective_leeway_seconds();
-        let now = now.unix_timestamp();
-        if now > claims.exp.saturating_add(leeway) {
-            return Err(TokenError::Expired);
-        }
-        if now.saturating_add(leeway) < claims.nbf {
-            return Err(TokenError::NotYetValid);
-        }
+        check_claims(&claims, settings, now)?;
         Ok(claims)
     }
 
@@ -171,4 +157,29 @@ fn parse_header(token: &str) -> Result<Map<String, Value>, TokenError> {
         return Err(TokenError::Malformed);
     }
     Ok(header)
+}
+
+/// The claim checks of [`KeyRing::verify`] after the signature: `iss`, `aud`,
+/// then `exp` and `nbf` against `now` with at most 60 s leeway. Also re-run on
+/// every use of a remembered verification ([`crate::token::ActiveKeys::verify`]).
+pub(crate) fn check_claims(
+    claims: &AccessClaims,
+    settings: &TokenSettings,
+    now: OffsetDateTime,
+) -> Result<(), TokenError> {
+    if claims.iss != settings.issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if claims.aud != settings.audience {
+        return Err(TokenError::WrongAudience);
+    }
+    let leeway = settings.effective_leeway_seconds();
+    let now = now.unix_timestamp();
+    if now > claims.exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if now.saturating_add(leeway) < claims.nbf {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }

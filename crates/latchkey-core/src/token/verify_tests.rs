@@ -145,3 +145,50 @@ fn garbage_is_an_error_never_a_panic() {
         "control case"
     );
 }
+
+#[test]
+fn remembered_verifications_still_check_time_issuer_and_audience() {
+    let keys = ActiveKeys::new(ring_of(&key(Algorithm::EdDSA)));
+    let token = keys.ring().sign(&claims()).unwrap();
+    let s = settings();
+    let exp = NOW + Duration::minutes(15);
+    assert!(keys.verify(&token, &s, NOW).is_ok(), "first use: verified");
+    assert!(
+        keys.verify(&token, &s, NOW).is_ok(),
+        "second use: remembered"
+    );
+    assert_eq!(
+        keys.verify(&token, &s, exp + Duration::seconds(61)),
+        Err(TokenError::Expired)
+    );
+    assert_eq!(
+        keys.verify(&token, &s, NOW - Duration::seconds(61)),
+        Err(TokenError::NotYetValid)
+    );
+    let other_aud = TokenSettings {
+        audience: "another-api".into(),
+        ..s.clone()
+    };
+    assert_eq!(
+        keys.verify(&token, &other_aud, NOW),
+        Err(TokenError::WrongAudience)
+    );
+    // Other bytes never hit the memory: a tampered signature is checked.
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(keys.verify(&tampered, &s, NOW).is_err());
+}
+
+#[test]
+fn replacing_the_ring_forgets_remembered_verifications() {
+    let keys = ActiveKeys::new(ring_of(&key(Algorithm::EdDSA)));
+    let token = keys.ring().sign(&claims()).unwrap();
+    assert!(keys.verify(&token, &settings(), NOW).is_ok());
+    // The key that signed it is gone (e.g. removed after a compromise).
+    keys.replace(ring_of(&key(Algorithm::EdDSA)));
+    assert_eq!(
+        keys.verify(&token, &settings(), NOW),
+        Err(TokenError::UnknownKey)
+    );
+}

@@ -741,6 +741,48 @@ async fn a_revocation_made_by_another_node_is_seen_within_seconds() {
     );
 }
 
+#[tokio::test]
+async fn the_profile_cache_shows_local_changes_at_once_and_other_nodes_changes_within_seconds() {
+    let app = app_with_user().await;
+    let body = login_ok(&app).await;
+    let token = body["access_token"].as_str().unwrap();
+    let uid = body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let name = |r: Value| r["name"].clone();
+    assert_eq!(
+        name(me(&app, token).await.json().await.unwrap()),
+        Value::Null
+    );
+
+    // A change made through this node is visible immediately.
+    let r = app
+        .client
+        .patch(app.url("/v1/me"))
+        .bearer_auth(token)
+        .json(&json!({"name": "Local"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(name(r.json().await.unwrap()), "Local");
+    assert_eq!(name(me(&app, token).await.json().await.unwrap()), "Local");
+
+    // A change written by another node (straight to the shared database) shows
+    // once the cached profile expires.
+    app.state
+        .store
+        .update_name(uid, Some("Remote"), app.state.clock.now())
+        .await
+        .unwrap();
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = name(me(&app, token).await.json().await.unwrap());
+        if seen == "Remote" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, "Remote");
+}
+
 const FIREFOX_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";

@@ -20,8 +20,8 @@ pub async fn get_me(
     Authenticated(p): Authenticated,
 ) -> Result<ApiJson<UserBody>, ApiError> {
     let user = state
-        .store
-        .user_by_id(p.user_id)
+        .auth
+        .profile(p.user_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(ApiJson(UserBody::from(&user)))
@@ -58,10 +58,7 @@ pub async fn patch_me(
     if let Some(name) = body.name {
         let name = name.trim();
         let name = (!name.is_empty()).then_some(name);
-        state
-            .store
-            .update_name(p.user_id, name, state.clock.now())
-            .await?;
+        state.auth.update_name(p.user_id, name).await?;
     }
     get_me(State(state), Authenticated(p)).await
 }
