@@ -76,13 +76,28 @@ pub trait UserStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Replaces the password hash (re-hash on login, password change).
+    /// Replaces the password hash with a re-hash of the same password (bcrypt
+    /// import, new Argon2 parameters): no history entry.
     async fn update_password_hash(
         &self,
         user_id: Uuid,
         hash: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
+
+    /// Sets a new password in one transaction: the current hash moves to the
+    /// history, `hash` becomes current, and only the `keep` newest history
+    /// entries are kept (0: none).
+    async fn change_password_hash(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        now: OffsetDateTime,
+        keep: u32,
+    ) -> Result<(), StoreError>;
+
+    /// The user's previous password hashes, newest first, at most `limit`.
+    async fn password_history(&self, user_id: Uuid, limit: u32) -> Result<Vec<String>, StoreError>;
 }
 
 /// Persistence of sessions, their refresh-token families and the access-token

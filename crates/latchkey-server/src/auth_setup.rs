@@ -69,6 +69,22 @@ pub fn key_retirement(config: &Config) -> Duration {
     token_settings(config).ttl + LEEWAY
 }
 
+/// The password rules of `[password]`.
+pub fn password_policy(config: &Config) -> latchkey_core::password::PasswordPolicy {
+    let p = &config.password;
+    latchkey_core::password::PasswordPolicy {
+        min_length: p.min_length,
+        max_length: p.max_length,
+        min_strength: p.min_strength,
+        require_lowercase: p.require_lowercase,
+        require_uppercase: p.require_uppercase,
+        require_digit: p.require_digit,
+        require_symbol: p.require_symbol,
+        history: p.history,
+        breach_check: false,
+    }
+}
+
 /// The sign-in service for a validated configuration.
 pub async fn build(
     config: &Config,
@@ -111,6 +127,7 @@ pub async fn build(
         policy,
         clock,
         cache: latchkey_core::auth::AccessCache::default(),
+        password_policy: password_policy(config),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {

@@ -158,4 +158,52 @@ impl UserStore for SqliteStore {
             .map_err(map_error)?;
         Ok(())
     }
+
+    async fn change_password_hash(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+        now: OffsetDateTime,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(
+            "INSERT INTO password_history (user_id, password_hash, created_at) \
+             SELECT id, password_hash, ?1 FROM users WHERE id = ?2",
+        )
+        .bind(to_micros(now))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query("UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3")
+            .bind(hash)
+            .bind(to_micros(now))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "DELETE FROM password_history WHERE user_id = ?1 AND id NOT IN \
+             (SELECT id FROM password_history WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2)",
+        )
+        .bind(user_id)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn password_history(&self, user_id: Uuid, limit: u32) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT password_hash FROM password_history WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_error)
+    }
 }

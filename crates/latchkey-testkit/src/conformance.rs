@@ -285,6 +285,34 @@ pub async fn signing_keys_round_trip(store: &dyn Store) {
     assert_eq!(store.signing_keys("EdDSA").await.unwrap(), vec![newer]);
 }
 
+/// Password history: a change moves the old hash to the history (newest first,
+/// trimmed to `keep`); a re-hash of the same password adds nothing.
+pub async fn password_history_keeps_the_newest(store: &dyn Store) {
+    let t0 = datetime!(2026-07-01 09:00:00 UTC);
+    let mut user = new_user("history@example.com", None);
+    user.password_hash = "h0".into();
+    let id = store.create_user(&user).await.unwrap().id;
+    assert!(store.password_history(id, 10).await.unwrap().is_empty());
+    for (i, hash) in ["h1", "h2", "h3"].iter().enumerate() {
+        let at = t0 + time::Duration::minutes(i64::try_from(i).unwrap());
+        store.change_password_hash(id, hash, at, 2).await.unwrap();
+    }
+    assert_eq!(store.password_history(id, 10).await.unwrap(), ["h2", "h1"]);
+    assert_eq!(store.password_history(id, 1).await.unwrap(), ["h2"]);
+    let current = store.user_by_id(id).await.unwrap().unwrap();
+    assert_eq!(current.password_hash, "h3");
+    store
+        .update_password_hash(id, "h3-rehashed", t0)
+        .await
+        .unwrap();
+    assert_eq!(store.password_history(id, 10).await.unwrap(), ["h2", "h1"]);
+    store.change_password_hash(id, "h4", t0, 0).await.unwrap();
+    assert!(
+        store.password_history(id, 10).await.unwrap().is_empty(),
+        "keep 0"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance case for a backend.
 /// `$fresh` is an async fn returning `Option<guard>` where the guard derefs to a
 /// store (`None` = backend not available, test skipped).
@@ -317,6 +345,7 @@ macro_rules! store_conformance_tests {
             case!(closed_store_is_unavailable);
             case!(login_bookkeeping);
             case!(signing_keys_round_trip);
+            case!(password_history_keeps_the_newest);
 
             macro_rules! session_case {
                 ($name:ident) => {

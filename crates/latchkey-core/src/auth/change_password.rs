@@ -1,39 +1,21 @@
 //! `change_password`: the signed-in user replaces their password.
 
 use crate::audit::EventKind;
-use crate::password::check_length;
+use crate::password::PolicyContext;
 use crate::session::RevokeReason;
 
-use super::{Auth, AuthError, ClientContext, Principal};
-
-/// Why a new password was refused (maps to a `validation_failed` field error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeakPassword {
-    /// Fewer characters than the minimum.
-    TooShort(usize),
-    /// More characters than the maximum.
-    TooLong(usize),
-}
-
-impl From<crate::password::LengthError> for WeakPassword {
-    fn from(e: crate::password::LengthError) -> Self {
-        match e {
-            crate::password::LengthError::TooShort { min } => Self::TooShort(min),
-            crate::password::LengthError::TooLong { max } => Self::TooLong(max),
-        }
-    }
-}
+use super::{Auth, AuthError, ClientContext, Principal, WeakPassword};
 
 impl Auth {
-    /// Checks `current`, applies the length rules to `new`, stores its hash, and
-    /// revokes every other session of the user (the calling one stays).
+    /// Checks `current`, applies the password policy (history included) to
+    /// `new`, stores its hash (the old one joins the history), and revokes every
+    /// other session of the user (the calling one stays).
     /// A wrong `current` is `InvalidCredentials` and counts as a failed login.
     pub async fn change_password(
         &self,
         principal: &Principal,
         current: &str,
         new: &str,
-        limits: (usize, usize),
         client: &ClientContext,
     ) -> Result<Result<(), WeakPassword>, AuthError> {
         let user = self
@@ -52,11 +34,22 @@ impl Auth {
             self.cache.forget_profile(user.id);
             return Err(AuthError::InvalidCredentials);
         }
-        if let Err(e) = check_length(new, limits.0, limits.1) {
-            return Ok(Err(e.into()));
+        let context = PolicyContext {
+            email: &user.email,
+            name: user.name.as_deref(),
+            service: &self.links.product,
+        };
+        if let Err(weak) = self
+            .check_new_password(new, &context, Some((user.id, &user.password_hash)))
+            .await?
+        {
+            return Ok(Err(weak));
         }
         let hash = self.hasher.hash(new).await.map_err(AuthError::Password)?;
-        self.store.update_password_hash(user.id, &hash, now).await?;
+        let keep = self.password_policy.history.saturating_sub(1);
+        self.store
+            .change_password_hash(user.id, &hash, now, keep)
+            .await?;
         self.cache.forget_profile(user.id);
         let revoked = self
             .store

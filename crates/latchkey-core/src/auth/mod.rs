@@ -6,15 +6,16 @@ mod cache;
 mod change_password;
 mod introspect;
 mod login;
+mod new_password;
 mod profile;
 mod refresh;
 mod signup;
 mod verify;
 
 pub use cache::AccessCache;
-pub use change_password::WeakPassword;
 pub use introspect::Introspection;
 pub use login::LoginRequest;
+pub use new_password::WeakPassword;
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
 };
@@ -29,7 +30,7 @@ use zeroize::Zeroizing;
 use crate::account::User;
 use crate::audit::{EventKind, SecurityEvent};
 use crate::clock::Clock;
-use crate::password::{PasswordError, PasswordHasher};
+use crate::password::{PasswordError, PasswordHasher, PasswordPolicy};
 use crate::ports::{Store, StoreError};
 use crate::session::{new_refresh_token, Device, NewSession, Session};
 use crate::token::{new_claims, ActiveKeys, TokenError, TokenSettings};
@@ -153,6 +154,8 @@ pub struct Auth {
     pub links: MailLinks,
     /// Remembered access checks.
     pub cache: AccessCache,
+    /// Rules for new passwords.
+    pub password_policy: PasswordPolicy,
 }
 
 impl std::fmt::Debug for Auth {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::account::{normalize_email, NewUser, User};
 use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
-use crate::password::check_length;
+use crate::password::PolicyContext;
 use crate::ports::{NewVerification, StoreError};
 
 use super::{Auth, AuthError, ClientContext, Issued, WeakPassword};
@@ -94,11 +94,18 @@ impl Auth {
         &self,
         req: &SignupRequest,
         enumeration_protection: bool,
-        limits: (usize, usize),
         client: &ClientContext,
     ) -> Result<Result<SignupOutcome, WeakPassword>, AuthError> {
-        if let Err(e) = check_length(&req.password, limits.0, limits.1) {
-            return Ok(Err(e.into()));
+        let context = PolicyContext {
+            email: &req.email,
+            name: req.name.as_deref(),
+            service: &self.links.product,
+        };
+        if let Err(weak) = self
+            .check_new_password(&req.password, &context, None)
+            .await?
+        {
+            return Ok(Err(weak));
         }
         let hash = self
             .hasher

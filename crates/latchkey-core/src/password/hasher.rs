@@ -144,10 +144,10 @@ impl PasswordHasher {
     }
 
     /// A new Argon2id PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`)
-    /// with a fresh random salt from the OS. The copy of the password handed to
-    /// the blocking pool is zeroized when dropped.
+    /// of the NFKC form of `password`, with a fresh random salt from the OS. The
+    /// copy of the password handed to the blocking pool is zeroized when dropped.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        let password = Zeroizing::new(password.to_owned());
+        let password = super::normalize(password);
         self.run(move |inner| {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
             inner
@@ -162,12 +162,18 @@ impl PasswordHasher {
     /// Checks `password` against a stored Argon2 (any variant) or bcrypt
     /// (`$2a$`/`$2b$`/`$2y$`) hash, with a constant-time comparison. Unknown
     /// formats and absurd costs are `Malformed` before any hashing, never a panic.
+    /// Argon2 hashes are ours and were made from the NFKC form; imported bcrypt
+    /// hashes are checked against the password exactly as typed.
     pub async fn verify(
         &self,
         password: &str,
         stored: &str,
     ) -> Result<Verification, PasswordError> {
-        let password = Zeroizing::new(password.to_owned());
+        let password = if stored.starts_with("$argon2") {
+            super::normalize(password)
+        } else {
+            Zeroizing::new(password.to_owned())
+        };
         let stored = stored.to_owned();
         self.run(move |inner| verify_stored(&inner.params, password.as_bytes(), &stored))
             .await?

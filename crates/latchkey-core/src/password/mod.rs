@@ -6,8 +6,13 @@
 //! zeroized. Stored hashes are treated as hostile input (see `stored`).
 
 mod hasher;
-mod length;
+mod policy;
 mod stored;
 
 pub use hasher::{Argon2Params, PasswordError, PasswordHasher, Verification};
-pub use length::{check_length, LengthError, MAX_LENGTH, MIN_LENGTH};
+pub use policy::{normalize, PasswordPolicy, PasswordProblem, PolicyContext};
+
+/// Default minimum length, in characters after NFKC.
+pub const MIN_LENGTH: usize = 12;
+/// Default maximum length (bounds hashing and strength-estimation work).
+pub const MAX_LENGTH: usize = 128;

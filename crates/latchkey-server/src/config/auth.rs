@@ -99,6 +99,8 @@ impl Default for TokensConfig {
 /// `[password]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+// Independent on/off rules, each a documented setting: not a state machine.
+#[allow(clippy::struct_excessive_bools)]
 pub struct PasswordConfig {
     /// Shortest accepted password, in characters.
     pub min_length: usize,
@@ -112,6 +114,20 @@ pub struct PasswordConfig {
     pub argon2_parallelism: u32,
     /// Hashes computed at once; 0 = the number of cores. Others queue.
     pub max_concurrent_hashes: usize,
+    /// Lowest accepted zxcvbn strength score, 0–4 (0 turns the rule off).
+    pub min_strength: u8,
+    /// Require a lower-case letter (composition rules are off by default, as
+    /// NIST SP 800-63B advises; turn them on where a standard demands them).
+    pub require_lowercase: bool,
+    /// Require an upper-case letter.
+    pub require_uppercase: bool,
+    /// Require a digit.
+    pub require_digit: bool,
+    /// Require a symbol (neither letter, digit nor space).
+    pub require_symbol: bool,
+    /// How many recent passwords (the current one included) cannot be reused
+    /// (0: no history).
+    pub history: u32,
 }
 
 impl Default for PasswordConfig {
@@ -123,6 +139,12 @@ impl Default for PasswordConfig {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             max_concurrent_hashes: 0,
+            min_strength: 3,
+            require_lowercase: false,
+            require_uppercase: false,
+            require_digit: false,
+            require_symbol: false,
+            history: 5,
         }
     }
 }

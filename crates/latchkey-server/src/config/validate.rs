@@ -289,6 +289,18 @@ impl Config {
                 "need 8 <= min_length <= max_length <= 1024",
             ));
         }
+        if p.min_strength > 4 {
+            problems.push(Problem::new(
+                "password.min_strength",
+                "is a zxcvbn score: 0 (off) to 4",
+            ));
+        }
+        if p.history > 24 {
+            problems.push(Problem::new(
+                "password.history",
+                "at most 24 (each remembered password costs one hash per change)",
+            ));
+        }
         if p.argon2_memory_kib < 8 * 1024 || p.argon2_iterations == 0 || p.argon2_parallelism == 0 {
             problems.push(Problem::new(
                 "password.argon2_memory_kib",
@@ -428,6 +440,18 @@ mod tests {
             "http.body_limit_bytes",
             "log.level",
         ] {
+            assert!(found.iter().any(|k| k == key), "{key} not in {found:?}");
+        }
+    }
+
+    #[test]
+    fn password_policy_bounds_are_checked() {
+        let mut cfg = Config::default();
+        assert!(!keys(&cfg).iter().any(|k| k.starts_with("password.")));
+        cfg.password.min_strength = 5;
+        cfg.password.history = 25;
+        let found = keys(&cfg);
+        for key in ["password.min_strength", "password.history"] {
             assert!(found.iter().any(|k| k == key), "{key} not in {found:?}");
         }
     }

@@ -11,6 +11,7 @@ pub mod introspect;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod password_policy;
 pub mod well_known;
 
 use std::time::Duration;
@@ -71,6 +72,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             auth::signup::resend,
         ),
         endpoint(Method::POST, "/v1/login", auth::login::login),
+        endpoint(Method::GET, "/v1/password/policy", password_policy::policy),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),
         endpoint(Method::POST, "/v1/introspect", introspect::introspect),

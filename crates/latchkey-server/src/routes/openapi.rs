@@ -20,6 +20,7 @@ use crate::extract::ApiJson;
         super::auth::signup::verify,
         super::auth::signup::resend,
         super::auth::login::login,
+        super::password_policy::policy,
         super::auth::refresh::refresh,
         super::auth::logout::logout,
         super::introspect::introspect,

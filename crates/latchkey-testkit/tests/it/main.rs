@@ -19,6 +19,7 @@ mod introspect;
 mod keys;
 mod metrics;
 mod openapi;
+mod password_policy;
 mod probes;
 mod request_id;
 mod shutdown;

@@ -74,20 +74,12 @@ pub async fn signup(
         password: zeroize::Zeroizing::new(body.password),
         name: name.map(str::to_owned),
     };
-    let limits = (cfg.password.min_length, cfg.password.max_length);
     let outcome = state
         .auth
-        .signup(
-            &request,
-            cfg.auth.enumeration_protection,
-            limits,
-            &client.context(),
-        )
+        .signup(&request, cfg.auth.enumeration_protection, &client.context())
         .await?;
     match outcome {
-        Err(weak) => Err(ApiError::Validation(vec![weak_password_error(
-            "password", weak,
-        )])),
+        Err(weak) => Err(weak_password_error("password", weak)),
         Ok(SignupOutcome::VerificationSent) => Ok((
             StatusCode::ACCEPTED,
             ApiJson(Accepted {

@@ -20,24 +20,26 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
-/// The field error for a refused new password (shared with sign-up and reset).
-pub fn weak_password_error(field: &str, weak: WeakPassword) -> FieldError {
-    let (code, message) = match weak {
-        WeakPassword::TooShort(min) => ("too_short", format!("Use at least {min} characters.")),
-        WeakPassword::TooLong(max) => ("too_long", format!("Use at most {max} characters.")),
-    };
-    FieldError {
-        field: field.to_owned(),
-        code: code.to_owned(),
-        message,
-    }
+/// The field errors for a refused new password, one per failed rule (shared
+/// with sign-up and reset).
+pub fn weak_password_error(field: &str, weak: WeakPassword) -> ApiError {
+    ApiError::Validation(
+        weak.0
+            .into_iter()
+            .map(|p| FieldError {
+                field: field.to_owned(),
+                code: p.code.to_owned(),
+                message: p.message,
+            })
+            .collect(),
+    )
 }
 
 /// Replaces the password; every other session of the user is revoked.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = []), ("cookie" = [])), request_body = ChangePassword,
     responses(
         (status = 204, description = "Changed; other sessions revoked"),
-        (status = 400, description = "`validation_failed` (new password too short/long)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: the new password breaks the policy (`too_short`, `too_long`, `weak`, `missing_*`, `reused`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong current password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -57,15 +59,11 @@ pub async fn change_password(
             &p,
             &body.current_password,
             &body.new_password,
-            (cfg.min_length, cfg.max_length),
             &client.context(),
         )
         .await?;
     match result {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(weak) => Err(ApiError::Validation(vec![weak_password_error(
-            "new_password",
-            weak,
-        )])),
+        Err(weak) => Err(weak_password_error("new_password", weak)),
     }
 }

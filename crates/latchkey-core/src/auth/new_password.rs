@@ -1,0 +1,84 @@
+//! Checking a new password against the whole policy: the local rules, then the
+//! user's password history.
+
+use uuid::Uuid;
+
+use crate::password::{PasswordProblem, PolicyContext};
+
+use super::{Auth, AuthError};
+
+/// Why a new password was refused: every rule it failed (each becomes a
+/// `validation_failed` field error with its own code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakPassword(pub Vec<PasswordProblem>);
+
+impl Auth {
+    /// Checks `password` for a user (`user_id` is `None` at sign-up): length,
+    /// composition and strength (zxcvbn, off the async threads), then — only if
+    /// those pass, since each costs a hash — the last `history` passwords of the
+    /// user, the current one included.
+    pub async fn check_new_password(
+        &self,
+        password: &str,
+        context: &PolicyContext<'_>,
+        user: Option<(Uuid, &str)>,
+    ) -> Result<Result<(), WeakPassword>, AuthError> {
+        let policy = self.password_policy.clone();
+        let words = OwnedContext::from(context);
+        let candidate = zeroize::Zeroizing::new(password.to_owned());
+        let problems =
+            tokio::task::spawn_blocking(move || policy.check(&candidate, &words.as_context()))
+                .await
+                .map_err(|_| AuthError::Password(crate::password::PasswordError::Internal))?;
+        if !problems.is_empty() {
+            return Ok(Err(WeakPassword(problems)));
+        }
+        let history = self.password_policy.history;
+        if let (Some((user_id, current_hash)), true) = (user, history > 0) {
+            let mut hashes = vec![current_hash.to_owned()];
+            hashes.extend(
+                self.store
+                    .password_history(user_id, history.saturating_sub(1))
+                    .await?,
+            );
+            for hash in hashes {
+                let verdict = self
+                    .hasher
+                    .verify(password, &hash)
+                    .await
+                    .map_err(AuthError::Password)?;
+                if verdict.matches {
+                    return Ok(Err(WeakPassword(vec![PasswordProblem::reused(history)])));
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// A [`PolicyContext`] that can cross into the blocking pool.
+struct OwnedContext {
+    email: String,
+    name: Option<String>,
+    service: String,
+}
+
+impl From<&PolicyContext<'_>> for OwnedContext {
+    fn from(c: &PolicyContext<'_>) -> Self {
+        Self {
+            email: c.email.to_owned(),
+            name: c.name.map(str::to_owned),
+            service: c.service.to_owned(),
+        }
+    }
+}
+
+impl OwnedContext {
+    fn as_context(&self) -> PolicyContext<'_> {
+        PolicyContext {
+            email: &self.email,
+            name: self.name.as_deref(),
+            service: &self.service,
+        }
+    }
+}
