@@ -13,6 +13,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod password;
 pub mod ports;
+pub mod ratelimit;
 pub mod seal;
 pub mod session;
 pub mod time_fmt;

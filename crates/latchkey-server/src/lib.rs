@@ -12,6 +12,7 @@ pub mod extract;
 pub mod keys;
 pub mod mail_worker;
 pub mod middleware;
+pub mod ratelimit;
 pub mod request_id;
 pub mod routes;
 pub mod serve;

@@ -188,6 +188,14 @@ impl Application {
         // exactly what a wrong password costs.
         auth.hasher.verify_dummy("").await;
         let cookies = Arc::new(crate::cookies::CookieSessions::new(&config, &secrets));
+        let rate_limits = Arc::new(crate::ratelimit::RateLimits::new(
+            config.rate_limit.clone(),
+            Arc::new(latchkey_core::ratelimit::LocalLimiter::new(
+                Arc::clone(&clock),
+                crate::ratelimit::RateLimits::longest_window(&config.rate_limit),
+            )),
+            "local",
+        ));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -197,6 +205,7 @@ impl Application {
             secrets: Arc::new(secrets),
             auth,
             cookies,
+            rate_limits,
         };
         let config = &state.config;
         let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);

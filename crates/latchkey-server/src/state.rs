@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Cookie-mode sessions and their CSRF defence.
     pub cookies: Arc<crate::cookies::CookieSessions>,
+    /// Rate limits and their limiter.
+    pub rate_limits: Arc<crate::ratelimit::RateLimits>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -9,6 +9,7 @@
 mod auth;
 mod cookies;
 mod load;
+mod rate_limit;
 mod secret;
 mod secrets;
 mod validate;
@@ -24,6 +25,7 @@ pub use auth::{
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
+pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
 pub use secrets::{
@@ -78,6 +80,8 @@ pub struct Config {
     pub introspection: IntrospectionConfig,
     /// Cookie-mode browser sessions.
     pub cookies: CookiesConfig,
+    /// Rate limits.
+    pub rate_limit: RateLimitConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -112,6 +116,7 @@ impl Default for Config {
             cleanup: CleanupConfig::default(),
             introspection: IntrospectionConfig::default(),
             cookies: CookiesConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{cookies, secrets, Config, DatabaseTarget, Mode};
+use super::{cookies, rate_limit, secrets, Config, DatabaseTarget, Mode};
 
 /// One thing wrong with the configuration: which key, and what to do about it.
 /// Never contains a secret's value.
@@ -45,6 +45,7 @@ impl Config {
         self.check_auth(&mut problems);
         secrets::check(self, &mut problems, &mut warnings);
         cookies::check(self, &mut problems);
+        rate_limit::check(self, &mut problems);
         if self.mode == Mode::Production && self.mail.transport == "file" {
             warnings.push(
                 "mail.transport = \"file\": mail is written to the data directory, not delivered"

@@ -6,6 +6,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use latchkey_core::auth::Principal;
 
+use crate::config::{LimitKey, RouteGroup};
 use crate::cookies::is_unsafe;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,7 +43,9 @@ impl FromRequestParts<AppState> for Authenticated {
     ) -> Result<Self, Self::Rejection> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-            return Ok(Self(state.auth.authenticate(token).await?));
+            let principal = state.auth.authenticate(token).await?;
+            limit_reads(parts, state, &principal).await?;
+            return Ok(Self(principal));
         }
         let token = state
             .cookies
@@ -55,6 +58,31 @@ impl FromRequestParts<AppState> for Authenticated {
                 .cookies
                 .check_csrf(&parts.headers, principal.session_id)?;
         }
+        limit_reads(parts, state, &principal).await?;
         Ok(Self(principal))
     }
+}
+
+/// Authenticated reads count per user (`read` rules).
+async fn limit_reads(
+    parts: &Parts,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let path = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| parts.uri.path(), axum::extract::MatchedPath::as_str);
+    if crate::ratelimit::route_group(&parts.method, path) != Some(RouteGroup::Read) {
+        return Ok(());
+    }
+    state
+        .rate_limits
+        .check(
+            RouteGroup::Read,
+            LimitKey::User,
+            &principal.user_id.to_string(),
+            parts.extensions.get::<crate::ratelimit::RateLimitSlot>(),
+        )
+        .await
 }

@@ -6,6 +6,7 @@
 pub mod cors;
 pub mod metrics;
 pub mod problem_guard;
+pub mod rate_limit;
 pub mod security_headers;
 pub mod timeout;
 

@@ -141,6 +141,10 @@ fn with_middleware(routes: Router<AppState>, state: &AppState) -> Router {
                 .layer(middleware::cors::layer(&config.cors))
                 .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
                 .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::rate_limit::middleware,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
                     timeout,
                     middleware::timeout::middleware,
                 ))

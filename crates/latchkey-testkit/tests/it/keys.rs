@@ -40,14 +40,19 @@ async fn rotate(app: &TestApp) -> latchkey_core::token::SigningKey {
 
 fn database_keys(c: &mut latchkey_server::config::Config) {
     c.tokens.key_storage = KeyStorageKind::Database;
-    // Polling logs in repeatedly: keep every session alive.
+    // Polling logs in repeatedly: keep every session alive, and do not let the
+    // login rate limits (tested in rate_limit.rs) interfere.
     c.sessions.max_per_user = 1000;
+    c.rate_limit.enabled = false;
 }
 
 #[tokio::test]
 async fn a_rotated_key_is_picked_up_and_old_tokens_stay_valid() {
     let app = TestApp::builder()
-        .configure(|c| c.sessions.max_per_user = 1000)
+        .configure(|c| {
+            c.sessions.max_per_user = 1000;
+            c.rate_limit.enabled = false;
+        })
         .spawn()
         .await;
     assert!(

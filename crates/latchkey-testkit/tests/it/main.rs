@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod password_policy;
 mod probes;
+mod rate_limit;
 mod request_id;
 mod shutdown;
 mod signup;

@@ -1,6 +1,7 @@
 //! `POST /v1/login`
 
 use axum::extract::State;
+use latchkey_core::account::normalize_email;
 use latchkey_core::auth::LoginRequest;
 use serde::Deserialize;
 
@@ -9,8 +10,10 @@ use axum::response::Response;
 
 use super::{issued_response, DeliveryMode, TokenResponse};
 use crate::client::ClientInfo;
+use crate::config::{LimitKey, RouteGroup};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::ApiJson;
+use crate::ratelimit::{slot_of, SlotExtension};
 use crate::routes::input;
 use crate::state::AppState;
 
@@ -39,11 +42,13 @@ pub struct LoginBody {
         (status = 400, description = "`malformed_request` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`email_not_verified` or `forbidden` (disabled), only after a correct password; `csrf_failed` for a cookie-mode login from an origin that is not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (per IP and per address); `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
+    slot: SlotExtension,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     if body.mode == DeliveryMode::Cookie {
@@ -69,6 +74,16 @@ pub async fn login(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // Counted per address whether or not an account has it (no enumeration).
+    state
+        .rate_limits
+        .check(
+            RouteGroup::Login,
+            LimitKey::Identifier,
+            &normalize_email(&body.email),
+            slot_of(&slot),
+        )
+        .await?;
     let request = LoginRequest {
         email: body.email,
         password: zeroize::Zeroizing::new(body.password),

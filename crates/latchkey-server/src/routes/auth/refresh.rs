@@ -38,8 +38,27 @@ pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
+    slot: crate::ratelimit::SlotExtension,
     OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> Result<Response, ApiError> {
+    // Per session: a stolen token replayed in a loop is slowed down too.
+    let presented = body
+        .refresh_token
+        .as_deref()
+        .or_else(|| state.cookies.refresh_token(&headers));
+    if let Some(token) = presented {
+        if let Some(session_id) = state.auth.refresh_token_session(token).await? {
+            state
+                .rate_limits
+                .check(
+                    crate::config::RouteGroup::Refresh,
+                    crate::config::LimitKey::Session,
+                    &session_id.to_string(),
+                    crate::ratelimit::slot_of(&slot),
+                )
+                .await?;
+        }
+    }
     if let Some(token) = body.refresh_token {
         let issued = state.auth.refresh(&token, &client.context()).await?;
         return Ok(issued_response(&state.cookies, issued, DeliveryMode::Token));

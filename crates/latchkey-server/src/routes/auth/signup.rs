@@ -133,6 +133,7 @@ pub struct ResendBody {
     ))]
 pub async fn resend(
     State(state): State<AppState>,
+    slot: crate::ratelimit::SlotExtension,
     ApiJson(body): ApiJson<ResendBody>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
@@ -140,6 +141,15 @@ pub async fn resend(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    state
+        .rate_limits
+        .check(
+            crate::config::RouteGroup::Password,
+            crate::config::LimitKey::Identifier,
+            &latchkey_core::account::normalize_email(&body.email),
+            crate::ratelimit::slot_of(&slot),
+        )
+        .await?;
     state.auth.resend_verification(&body.email).await?;
     Ok((
         StatusCode::ACCEPTED,

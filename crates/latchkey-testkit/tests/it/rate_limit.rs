@@ -1,0 +1,272 @@
+//! Rate limits through the API: per IP, per address (whether or not an account
+//! has it), per user and per session; the 429 problem with `Retry-After`; the
+//! `RateLimit-Policy` / `RateLimit` headers; GCRA's smooth refill; probes exempt.
+
+use std::sync::Arc;
+
+use latchkey_core::clock::ManualClock;
+use latchkey_server::config::{LimitKey, RateLimitRule, RouteGroup};
+use latchkey_testkit::app::TestApp;
+use serde_json::{json, Value};
+use time::macros::datetime;
+
+use crate::support::assert_problem;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn login_as(app: &TestApp, email: &str, from: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"email": email, "password": "wrong password here"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn trusting_loopback(c: &mut latchkey_server::config::Config) {
+    c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_ip_with_a_retry_after_and_headers() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    for i in 0..10 {
+        let r = login_as(&app, &format!("user{i}@example.com"), "203.0.113.7").await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+        let policy = r.headers()["ratelimit-policy"].to_str().unwrap().to_owned();
+        assert_eq!(
+            policy,
+            "\"login-ip\";q=10;w=60, \"login-identifier\";q=5;w=60"
+        );
+        let state = r.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(
+            state.starts_with(&format!("\"login-ip\";r={};t=", 9 - i)),
+            "{state}"
+        );
+    }
+    let r = login_as(&app, "user10@example.com", "203.0.113.7").await;
+    assert_eq!(r.headers()["retry-after"], "6");
+    let body = assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(body["retry_after"], 6);
+    // Another client is not affected.
+    assert_eq!(
+        login_as(&app, "user10@example.com", "198.51.100.1")
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn an_address_is_limited_across_ips_identically_whether_or_not_it_exists() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    app.create_user("known@example.com", PASSWORD, true).await;
+    let mut bodies = Vec::new();
+    for email in ["known@example.com", "unknown@example.com"] {
+        for i in 0..5 {
+            let r = login_as(&app, email, &format!("192.0.2.{i}")).await;
+            assert_eq!(r.status(), 401);
+        }
+        // Case and spaces do not make a new identifier.
+        let r = login_as(&app, &format!("  {}", email.to_uppercase()), "192.0.2.99").await;
+        let mut body = assert_problem(r, 429, "rate_limited").await;
+        body["request_id"] = Value::Null;
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0], bodies[1], "no enumeration through the limiter");
+}
+
+#[tokio::test]
+async fn quota_refills_smoothly_not_at_a_window_edge() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .clock(Arc::new(clock.clone()))
+        .spawn()
+        .await;
+    for i in 0..10 {
+        login_as(&app, &format!("u{i}@example.com"), "203.0.113.9").await;
+    }
+    let next = |i: u32| login_as_owned(&app, i);
+    assert_eq!(next(100).await, 429);
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(next(101).await, 429, "5 s: not yet");
+    clock.advance(time::Duration::seconds(1));
+    assert_eq!(next(102).await, 401, "6 s (60 s / 10): one more");
+    assert_eq!(next(103).await, 429, "and only one");
+    clock.advance(time::Duration::seconds(60));
+    for i in 0..10 {
+        assert_eq!(
+            next(200 + i).await,
+            401,
+            "a full minute idle: the whole burst again"
+        );
+    }
+}
+
+async fn login_as_owned(app: &TestApp, i: u32) -> u16 {
+    login_as(app, &format!("n{i}@example.com"), "203.0.113.9")
+        .await
+        .status()
+        .as_u16()
+}
+
+fn rules(rules: Vec<RateLimitRule>) -> impl FnOnce(&mut latchkey_server::config::Config) {
+    move |c| c.rate_limit.rules = rules
+}
+
+fn rule(name: &str, route: RouteGroup, key: LimitKey, limit: u32) -> RateLimitRule {
+    RateLimitRule {
+        name: name.into(),
+        route,
+        key,
+        limit,
+        window_seconds: 60,
+    }
+}
+
+#[tokio::test]
+async fn authenticated_reads_count_per_user_and_refreshes_per_session() {
+    let app = TestApp::builder()
+        .configure(rules(vec![
+            rule("reads", RouteGroup::Read, LimitKey::User, 3),
+            rule("refreshes", RouteGroup::Refresh, LimitKey::Session, 2),
+        ]))
+        .spawn()
+        .await;
+    app.create_user("a@example.com", PASSWORD, true).await;
+    app.create_user("b@example.com", PASSWORD, true).await;
+    let login = |email: &'static str| {
+        let app = &app;
+        async move {
+            let body: Value = app.login(email, PASSWORD).await.json().await.unwrap();
+            body
+        }
+    };
+    let a = login("a@example.com").await;
+    let b = login("b@example.com").await;
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let a_token = a["access_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert_eq!(me(a_token.clone()).await.status(), 200);
+    }
+    let r = me(a_token.clone()).await;
+    assert!(r.headers()["ratelimit-policy"]
+        .to_str()
+        .unwrap()
+        .contains("\"reads\";q=3;w=60"));
+    assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(
+        me(b["access_token"].as_str().unwrap().to_owned())
+            .await
+            .status(),
+        200,
+        "per user"
+    );
+    // Writes are not reads.
+    let r = app
+        .client
+        .patch(app.url("/v1/me"))
+        .bearer_auth(&a_token)
+        .json(&json!({"name": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let mut token = a["refresh_token"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let r = app
+            .client
+            .post(app.url("/v1/token/refresh"))
+            .json(&json!({ "refresh_token": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        token = r.json::<Value>().await.unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let r = app
+        .client
+        .post(app.url("/v1/token/refresh"))
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_ip_and_probes_never() {
+    let app = TestApp::builder()
+        .configure(rules(vec![
+            rule("signup-ip", RouteGroup::Signup, LimitKey::Ip, 2),
+            rule("default-ip", RouteGroup::Default, LimitKey::Ip, 3),
+        ]))
+        .spawn()
+        .await;
+    for i in 0..2 {
+        let r = app
+            .client
+            .post(app.url("/v1/signup"))
+            .json(&json!({"email": format!("s{i}@example.com"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let r = app
+        .client
+        .post(app.url("/v1/signup"))
+        .json(&json!({"email": "s9@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 429, "rate_limited").await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/.well-known/jwks.json").await.status(), 200);
+    }
+    assert_problem(app.get("/.well-known/jwks.json").await, 429, "rate_limited").await;
+    for _ in 0..20 {
+        assert_eq!(app.get("/healthz").await.status(), 200);
+        assert_eq!(app.get("/readyz").await.status(), 200);
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("latchkey_rate_limited_total{rule=\"signup-ip\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn limits_can_be_turned_off() {
+    let app = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .spawn()
+        .await;
+    for i in 0..12 {
+        let r = login_as(&app, "x@example.com", "203.0.113.7").await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+        assert!(r.headers().get("ratelimit").is_none());
+    }
+}
