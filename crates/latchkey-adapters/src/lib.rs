@@ -2,4 +2,5 @@
 //! later), each behind a port from `latchkey-core`.
 
 pub mod mail_file;
+pub mod ratelimit_redis;
 pub mod redis;

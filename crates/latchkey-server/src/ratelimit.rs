@@ -98,6 +98,32 @@ impl RateLimits {
         }
     }
 
+    /// The limits of `config`: shared through Redis when it is configured (every
+    /// node draws from one budget), else counted in process.
+    pub fn from_config(
+        config: &crate::config::Config,
+        redis: Option<&Arc<latchkey_adapters::redis::Redis>>,
+        clock: Arc<dyn latchkey_core::clock::Clock>,
+    ) -> Self {
+        let (limiter, backend): (Arc<dyn RateLimiter>, _) = match redis {
+            Some(redis) => (
+                Arc::new(latchkey_adapters::ratelimit_redis::RedisLimiter::new(
+                    Arc::clone(redis),
+                    &config.redis.key_prefix,
+                )),
+                "redis",
+            ),
+            None => (
+                Arc::new(latchkey_core::ratelimit::LocalLimiter::new(
+                    clock,
+                    Self::longest_window(&config.rate_limit),
+                )),
+                "local",
+            ),
+        };
+        Self::new(config.rate_limit.clone(), limiter, backend)
+    }
+
     /// The longest window of any rule (how long an idle key matters).
     pub fn longest_window(config: &RateLimitConfig) -> std::time::Duration {
         std::time::Duration::from_secs(

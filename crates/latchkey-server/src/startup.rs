@@ -188,13 +188,10 @@ impl Application {
         // exactly what a wrong password costs.
         auth.hasher.verify_dummy("").await;
         let cookies = Arc::new(crate::cookies::CookieSessions::new(&config, &secrets));
-        let rate_limits = Arc::new(crate::ratelimit::RateLimits::new(
-            config.rate_limit.clone(),
-            Arc::new(latchkey_core::ratelimit::LocalLimiter::new(
-                Arc::clone(&clock),
-                crate::ratelimit::RateLimits::longest_window(&config.rate_limit),
-            )),
-            "local",
+        let rate_limits = Arc::new(crate::ratelimit::RateLimits::from_config(
+            &config,
+            redis.as_ref(),
+            Arc::clone(&clock),
         ));
         let state = AppState {
             config: Arc::new(config),

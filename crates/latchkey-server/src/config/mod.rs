@@ -222,11 +222,23 @@ impl Config {
 }
 
 /// `[redis]`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://host:port/db`; unset runs everything in-process.
     pub url: Option<String>,
+    /// Prefix of every key latchkey writes (several deployments can share a
+    /// Redis with different prefixes).
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "latchkey:".into(),
+        }
+    }
 }
 
 /// `[http]`
