@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use latchkey_core::auth::{Auth, SessionPolicy};
+use latchkey_core::auth::{Auth, BreachCheck, SessionPolicy};
 use latchkey_core::clock::Clock;
 use latchkey_core::password::{Argon2Params, PasswordHasher};
 use latchkey_core::ports::Store;
@@ -11,7 +11,7 @@ use latchkey_core::seal::Keyring;
 use latchkey_core::token::{Algorithm, TokenSettings};
 use time::Duration;
 
-use crate::config::{Config, KeyStorageKind, ResolvedSecrets};
+use crate::config::{BreachMode, Config, KeyStorageKind, ResolvedSecrets};
 use crate::keys;
 use crate::startup::StartupError;
 
@@ -81,8 +81,45 @@ pub fn password_policy(config: &Config) -> latchkey_core::password::PasswordPoli
         require_digit: p.require_digit,
         require_symbol: p.require_symbol,
         history: p.history,
-        breach_check: false,
+        breach_check: p.breach_check != BreachMode::Off,
     }
+}
+
+/// The breached-password check of `[password]` (`None` when off). An offline
+/// corpus is loaded here, once, so a bad file stops the start.
+pub fn breach_check(config: &Config) -> Result<Option<BreachCheck>, StartupError> {
+    let p = &config.password;
+    let checker: Arc<dyn latchkey_core::password::BreachChecker> = match p.breach_check {
+        BreachMode::Off => return Ok(None),
+        BreachMode::Api => Arc::new(
+            latchkey_adapters::breach_api::RangeApiChecker::new(
+                &p.breach_api_url,
+                std::time::Duration::from_millis(p.breach_timeout_ms),
+            )
+            .map_err(|why| config_problem("password.breach_api_url", why))?,
+        ),
+        BreachMode::File => {
+            let path = p.breach_file.clone().unwrap_or_default();
+            let file = std::fs::File::open(&path).map_err(|e| {
+                config_problem(
+                    "password.breach_file",
+                    format!("cannot open {}: {}", path.display(), e.kind()),
+                )
+            })?;
+            let list = latchkey_core::password::BreachList::load(std::io::BufReader::new(file))
+                .map_err(|e| config_problem("password.breach_file", e.to_string()))?;
+            tracing::info!(hashes = list.len(), "breached-password corpus loaded");
+            Arc::new(list)
+        }
+    };
+    Ok(Some(BreachCheck {
+        checker,
+        fail_open: p.breach_fail_open,
+    }))
+}
+
+fn config_problem(key: &str, message: impl Into<String>) -> StartupError {
+    StartupError::Config(vec![crate::config::Problem::new(key, message)])
 }
 
 /// The sign-in service for a validated configuration.
@@ -128,6 +165,7 @@ pub async fn build(
         clock,
         cache: latchkey_core::auth::AccessCache::default(),
         password_policy: password_policy(config),
+        breach: breach_check(config)?,
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {

@@ -284,6 +284,7 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::Disabled => Self::Forbidden,
             AuthError::InvalidToken => Self::InvalidToken,
             AuthError::Unauthorized => Self::Unauthorized,
+            AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),
             AuthError::Store(e) => e.into(),
             other => Self::Internal(Box::new(other)),
         }

@@ -58,6 +58,9 @@ impl TestApp {
         // The cheapest Argon2id the server accepts: tests check behaviour, not cost.
         config.password.argon2_memory_kib = 8 * 1024;
         config.password.argon2_iterations = 1;
+        // Tests never reach the internet: the breached-password range API is off
+        // unless a test points it at its own server (tests/it/breach.rs).
+        config.password.breach_check = latchkey_server::config::BreachMode::Off;
         TestAppBuilder {
             config,
             options: BuildOptions::default(),

@@ -133,6 +133,10 @@ pub enum AuthError {
     /// Signing failed (a bug or a bad key).
     #[error("token signing failed")]
     Token(#[source] TokenError),
+    /// The breached-password check could not answer and the policy is to fail
+    /// closed.
+    #[error("breached-password check unavailable")]
+    BreachCheckUnavailable,
 }
 
 /// The sign-in service: everything the use cases need, shared by all requests.
@@ -156,6 +160,19 @@ pub struct Auth {
     pub cache: AccessCache,
     /// Rules for new passwords.
     pub password_policy: PasswordPolicy,
+    /// The breached-password check (`None`: off) and whether a check that
+    /// cannot answer lets the password through.
+    pub breach: Option<BreachCheck>,
+}
+
+/// A breached-password checker and its failure policy.
+#[derive(Clone, Debug)]
+pub struct BreachCheck {
+    /// The corpus (offline file or range API).
+    pub checker: Arc<dyn crate::password::BreachChecker>,
+    /// `true`: an unanswered check accepts the password (logged and counted);
+    /// `false`: the request fails with `503`.
+    pub fail_open: bool,
 }
 
 impl std::fmt::Debug for Auth {

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::password::{PasswordProblem, PolicyContext};
+use crate::password::{normalize, sha1_hex, PasswordProblem, PolicyContext};
 
 use super::{Auth, AuthError};
 
@@ -33,6 +33,9 @@ impl Auth {
         if !problems.is_empty() {
             return Ok(Err(WeakPassword(problems)));
         }
+        if self.is_breached(password).await? {
+            return Ok(Err(WeakPassword(vec![PasswordProblem::breached()])));
+        }
         let history = self.password_policy.history;
         if let (Some((user_id, current_hash)), true) = (user, history > 0) {
             let mut hashes = vec![current_hash.to_owned()];
@@ -53,6 +56,29 @@ impl Auth {
             }
         }
         Ok(Ok(()))
+    }
+}
+
+impl Auth {
+    /// Whether the password is in the breach corpus; `false` when the check is
+    /// off, or cannot answer and fails open.
+    async fn is_breached(&self, password: &str) -> Result<bool, AuthError> {
+        let Some(breach) = &self.breach else {
+            return Ok(false);
+        };
+        let hash = sha1_hex(&normalize(password));
+        match breach.checker.is_breached(&hash).await {
+            Ok(breached) => Ok(breached),
+            Err(e) => {
+                if breach.fail_open {
+                    tracing::warn!(error = %e, "breached-password check unavailable: password accepted unchecked");
+                    Ok(false)
+                } else {
+                    tracing::warn!(error = %e, "breached-password check unavailable: password refused");
+                    Err(AuthError::BreachCheckUnavailable)
+                }
+            }
+        }
     }
 }
 

@@ -5,10 +5,12 @@
 //! Passwords are never logged or `Debug`-printed; the copies made for hashing are
 //! zeroized. Stored hashes are treated as hostile input (see `stored`).
 
+mod breach;
 mod hasher;
 mod policy;
 mod stored;
 
+pub use breach::{sha1_hex, BreachCheckUnavailable, BreachChecker, BreachList, BreachListError};
 pub use hasher::{Argon2Params, PasswordError, PasswordHasher, Verification};
 pub use policy::{normalize, PasswordPolicy, PasswordProblem, PolicyContext};
 

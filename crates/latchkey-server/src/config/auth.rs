@@ -128,6 +128,31 @@ pub struct PasswordConfig {
     /// How many recent passwords (the current one included) cannot be reused
     /// (0: no history).
     pub history: u32,
+    /// Breached-password check: `api` (k-anonymity range API), `file` (offline
+    /// corpus) or `off`.
+    pub breach_check: BreachMode,
+    /// Range-API base URL; the 5-hex-digit SHA-1 prefix is appended.
+    pub breach_api_url: String,
+    /// Time limit of one range-API call.
+    pub breach_timeout_ms: u64,
+    /// When the check cannot answer: accept the password (`true`, logged) or
+    /// answer `503` (`false`).
+    pub breach_fail_open: bool,
+    /// `file` mode: `HASH[:COUNT]` lines (SHA-1, hex), loaded at start.
+    pub breach_file: Option<std::path::PathBuf>,
+}
+
+/// `password.breach_check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreachMode {
+    /// The range API (`password.breach_api_url`).
+    #[default]
+    Api,
+    /// An offline corpus file (`password.breach_file`).
+    File,
+    /// No check.
+    Off,
 }
 
 impl Default for PasswordConfig {
@@ -145,6 +170,11 @@ impl Default for PasswordConfig {
             require_digit: false,
             require_symbol: false,
             history: 5,
+            breach_check: BreachMode::Api,
+            breach_api_url: "https://api.pwnedpasswords.com/range/".into(),
+            breach_timeout_ms: 2_000,
+            breach_fail_open: true,
+            breach_file: None,
         }
     }
 }

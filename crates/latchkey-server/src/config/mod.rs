@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use auth::{
-    AuthConfig, CleanupConfig, IntrospectionClient, IntrospectionConfig, KeyStorageKind,
-    MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
+    AuthConfig, BreachMode, CleanupConfig, IntrospectionClient, IntrospectionConfig,
+    KeyStorageKind, MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};

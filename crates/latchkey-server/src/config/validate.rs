@@ -283,6 +283,10 @@ impl Config {
                 ));
             }
         }
+        self.check_password(problems);
+    }
+
+    fn check_password(&self, problems: &mut Vec<Problem>) {
         let p = &self.password;
         if p.min_length < 8 || p.min_length > p.max_length || p.max_length > 1024 {
             problems.push(Problem::new(
@@ -294,6 +298,28 @@ impl Config {
             problems.push(Problem::new(
                 "password.min_strength",
                 "is a zxcvbn score: 0 (off) to 4",
+            ));
+        }
+        match p.breach_check {
+            super::BreachMode::File if p.breach_file.is_none() => problems.push(Problem::new(
+                "password.breach_file",
+                "is required with password.breach_check = \"file\"",
+            )),
+            super::BreachMode::Api
+                if !(p.breach_api_url.starts_with("https://")
+                    || p.breach_api_url.starts_with("http://")) =>
+            {
+                problems.push(Problem::new(
+                    "password.breach_api_url",
+                    "must be an http(s) URL",
+                ));
+            }
+            _ => {}
+        }
+        if !(100..=30_000).contains(&p.breach_timeout_ms) {
+            problems.push(Problem::new(
+                "password.breach_timeout_ms",
+                "must be between 100 and 30000",
             ));
         }
         if p.history > 24 {

@@ -10,6 +10,7 @@
 )]
 
 mod auth;
+mod breach;
 mod cookies;
 mod cors;
 mod headers;
