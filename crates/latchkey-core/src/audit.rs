@@ -19,6 +19,12 @@ pub enum EventKind {
     LoggedOut,
     /// The password was changed.
     PasswordChanged,
+    /// Sign-in was locked after repeated failures.
+    AccountLocked,
+    /// An operator lifted a lock.
+    AccountUnlocked,
+    /// A sign-in attempt was refused because of a lock.
+    LoginThrottled,
 }
 
 impl EventKind {
@@ -31,6 +37,9 @@ impl EventKind {
             Self::DeviceChanged => "device_changed",
             Self::LoggedOut => "logged_out",
             Self::PasswordChanged => "password_changed",
+            Self::AccountLocked => "account_locked",
+            Self::AccountUnlocked => "account_unlocked",
+            Self::LoginThrottled => "login_throttled",
         }
     }
 
@@ -43,6 +52,9 @@ impl EventKind {
             Self::DeviceChanged,
             Self::LoggedOut,
             Self::PasswordChanged,
+            Self::AccountLocked,
+            Self::AccountUnlocked,
+            Self::LoginThrottled,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

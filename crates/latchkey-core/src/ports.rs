@@ -350,6 +350,46 @@ pub trait SigningKeyStore: Send + Sync {
     async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError>;
 }
 
+/// Failed-login bookkeeping for one identifier (the HMAC of a normalized
+/// email), whether or not an account has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Throttle {
+    /// Consecutive failures since the last lock (or success).
+    pub failures: u32,
+    /// Locks so far (each doubles the next lock's length).
+    pub lock_count: u32,
+    /// Locked until then (may be in the past).
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// Brute-force defence state per identifier. Every method is one atomic
+/// statement: concurrent failures never lose a count nor lock twice.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// The state of `key`, if any failure was recorded.
+    async fn throttle(&self, key: &[u8; 32]) -> Result<Option<Throttle>, StoreError>;
+
+    /// Counts one failure; returns the new state.
+    async fn add_throttle_failure(
+        &self,
+        key: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Throttle, StoreError>;
+
+    /// Locks `key` until `until` if it has at least `threshold` failures
+    /// (resetting them and counting the lock); `false` if another request
+    /// locked it first or the count is below the threshold.
+    async fn lock_throttle(
+        &self,
+        key: &[u8; 32],
+        threshold: u32,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets `key` (success or unlock); whether anything was recorded.
+    async fn clear_throttle(&self, key: &[u8; 32]) -> Result<bool, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
 pub trait Store:
@@ -360,6 +400,7 @@ pub trait Store:
     + OutboxStore
     + MaintenanceStore
     + SigningKeyStore
+    + ThrottleStore
     + std::fmt::Debug
     + Send
     + Sync

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use latchkey_core::auth::{Auth, BreachCheck, SessionPolicy};
+use latchkey_core::auth::{Auth, BreachCheck, LockoutPolicy, SessionPolicy};
 use latchkey_core::clock::Clock;
 use latchkey_core::password::{Argon2Params, PasswordHasher};
 use latchkey_core::ports::Store;
@@ -122,6 +122,27 @@ fn config_problem(key: &str, message: impl Into<String>) -> StartupError {
     StartupError::Config(vec![crate::config::Problem::new(key, message)])
 }
 
+/// The login lockout of `[lockout]`, keyed by the server's HMAC key.
+pub fn lockout_policy(config: &Config, secrets: &ResolvedSecrets) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: config.lockout.threshold,
+        base: seconds(config.lockout.base_seconds),
+        cap: seconds(config.lockout.max_seconds),
+        key: zeroize::Zeroizing::new(secrets.hmac_key.expose().as_bytes().to_vec()),
+    }
+}
+
+/// Lifts the sign-in lock of `email` (`latchkey users unlock`).
+pub async fn unlock(
+    config: &Config,
+    secrets: &ResolvedSecrets,
+    store: &dyn Store,
+    email: &str,
+    now: time::OffsetDateTime,
+) -> Result<bool, latchkey_core::ports::StoreError> {
+    latchkey_core::auth::unlock(store, &lockout_policy(config, secrets), email, now).await
+}
+
 /// The sign-in service for a validated configuration.
 pub async fn build(
     config: &Config,
@@ -166,6 +187,7 @@ pub async fn build(
         cache: latchkey_core::auth::AccessCache::default(),
         password_policy: password_policy(config),
         breach: breach_check(config)?,
+        lockout: lockout_policy(config, secrets),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {

@@ -67,6 +67,12 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 423 `account_locked`: too many failed sign-ins for this identifier.
+    #[error("account locked")]
+    AccountLocked {
+        /// Seconds until the lock ends.
+        retry_after: u64,
+    },
     /// 429 `rate_limited`, with seconds until a retry can succeed.
     #[error("rate limited")]
     RateLimited {
@@ -153,6 +159,7 @@ impl ApiError {
                 "unsupported_media_type",
                 "Unsupported media type",
             ),
+            Self::AccountLocked { .. } => (StatusCode::LOCKED, "account_locked", "Account locked"),
             Self::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -191,6 +198,9 @@ impl ApiError {
             Self::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             Self::UnsupportedMediaType => "Send the body as application/json.".into(),
             Self::RateLimited { .. } => "Too many requests; retry later.".into(),
+            Self::AccountLocked { .. } => {
+                "Too many failed sign-ins; sign-in is paused. Retry later.".into()
+            }
             Self::Unavailable(what) => format!("A required service is unavailable: {what}."),
             Self::Timeout => "The request took too long to complete; retry later.".into(),
             Self::Internal(_) => "Something went wrong on our side.".into(),
@@ -212,7 +222,9 @@ impl ApiError {
                 _ => None,
             },
             retry_after: match self {
-                Self::RateLimited { retry_after } => Some(*retry_after),
+                Self::RateLimited { retry_after } | Self::AccountLocked { retry_after } => {
+                    Some(*retry_after)
+                }
                 _ => None,
             },
         }
@@ -284,6 +296,7 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::Disabled => Self::Forbidden,
             AuthError::InvalidToken => Self::InvalidToken,
             AuthError::Unauthorized => Self::Unauthorized,
+            AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),
             AuthError::Store(e) => e.into(),
             other => Self::Internal(Box::new(other)),

@@ -5,6 +5,7 @@ mod mail;
 mod maintenance;
 mod sessions;
 mod signing_keys;
+mod throttles;
 mod users;
 
 use async_trait::async_trait;

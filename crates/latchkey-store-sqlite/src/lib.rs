@@ -9,6 +9,7 @@ mod mail;
 mod maintenance;
 mod sessions;
 mod signing_keys;
+mod throttles;
 mod time_codec;
 mod users;
 

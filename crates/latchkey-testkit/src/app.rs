@@ -257,6 +257,7 @@ impl TestAppBuilder {
     /// PostgreSQL schema when `LATCHKEY_TEST_POSTGRES_URL` is set, so every
     /// end-to-end test also covers PostgreSQL.
     pub async fn try_spawn(mut self) -> Result<TestApp, latchkey_server::StartupError> {
+        crate::logs::captured();
         if self.config.database.url.is_none() && self.schema.is_none() && postgres_suite() {
             if let Some(schema) = PgSchema::create_or_skip().await {
                 self.config.database.url = Some(schema.url().to_owned());

@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod conformance_mail;
 pub mod conformance_sessions;
 pub mod db;
+pub mod logs;

@@ -42,6 +42,22 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage user accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Lift a sign-in lock (after repeated failures) and forget the failures.
+    Unlock {
+        /// The account's email (any case).
+        email: String,
+        #[command(flatten)]
+        place: Place,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +96,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             command: KeysCommand::Rotate(p),
         } => (p, "rotate"),
         Command::Cleanup(p) => (p, "cleanup"),
+        Command::Users {
+            command: UsersCommand::Unlock { place, .. },
+        } => (place, "unlock"),
     };
     let overrides = Overrides {
         config_file: cli.config.clone(),
@@ -95,6 +114,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         "migrate" => migrate(loaded).await,
         "rotate" => rotate_keys(&loaded).await,
         "cleanup" => cleanup(loaded).await,
+        "unlock" => match &cli.command {
+            Command::Users {
+                command: UsersCommand::Unlock { email, .. },
+            } => unlock(&loaded, email).await,
+            _ => ExitCode::FAILURE,
+        },
         _ => check(&loaded),
     }
 }
@@ -231,6 +256,45 @@ async fn rotate_keys(loaded: &Loaded) -> ExitCode {
                 key.kid(),
                 alg.name()
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
+    let config = &loaded.config;
+    let (problems, _) = config.validate();
+    if !problems.is_empty() {
+        return refuse(&problems);
+    }
+    let secrets = match latchkey_server::config::secrets_resolve(config) {
+        Ok(secrets) => secrets,
+        Err(problem) => return refuse(&[problem]),
+    };
+    let store = match open_store(config).await {
+        Ok(store) => store,
+        Err(e) => return startup_failed(&e),
+    };
+    let result = latchkey_server::auth_setup::unlock(
+        config,
+        &secrets,
+        &*store,
+        email,
+        latchkey_server::wall_clock_now(),
+    )
+    .await;
+    store.close().await;
+    match result {
+        Ok(true) => {
+            println!("unlocked: failed sign-ins forgotten");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("nothing to unlock: no failed sign-ins recorded for that address");
             ExitCode::SUCCESS
         }
         Err(e) => {

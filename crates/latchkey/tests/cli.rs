@@ -399,6 +399,26 @@ fn production_keeps_signing_keys_sealed_in_the_database_and_refuses_key_files() 
 }
 
 #[test]
+fn users_unlock_runs_against_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(latchkey(dir.path()).args([
+        "users",
+        "unlock",
+        "Someone@Example.com",
+        "--data-dir",
+        "d",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to unlock"));
+    let out = run(latchkey(dir.path()).args(["users", "unlock"]));
+    assert!(!out.status.success(), "the email is required");
+}
+
+#[test]
 fn cleanup_runs_once_and_reports_counts() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(latchkey(dir.path()).args(["cleanup", "--data-dir", "d"]));

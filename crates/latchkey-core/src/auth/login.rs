@@ -38,8 +38,13 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
         let email = normalize_email(&req.email);
-        let Some(user) = self.store.user_by_email(&email).await? else {
+        let key = self.lockout.identifier_key(&email);
+        let found = self.store.user_by_email(&email).await?;
+        self.check_lock(&key, found.as_ref(), client).await?;
+        let Some(user) = found else {
             self.hasher.verify_dummy(&req.password).await;
+            self.record_lockout_failure(&key, None, client).await?;
+            metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         };
         let verdict = match self.hasher.verify(&req.password, &user.password_hash).await {
@@ -56,6 +61,9 @@ impl Auth {
             self.cache.forget_profile(user.id);
             self.event(user.id, EventKind::LoginFailed, None, client)
                 .await;
+            self.record_lockout_failure(&key, Some(&user), client)
+                .await?;
+            metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
         if user.disabled_at.is_some() {
@@ -71,6 +79,8 @@ impl Auth {
             }
         }
         self.store.record_login_success(user.id, now).await?;
+        self.clear_lockout(&key).await?;
+        metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
         self.cache.forget_profile(user.id);
         let user = self.store.user_by_id(user.id).await?.unwrap_or(user);
         let issued = self

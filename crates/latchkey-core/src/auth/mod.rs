@@ -5,6 +5,7 @@
 mod cache;
 mod change_password;
 mod introspect;
+mod lockout;
 mod login;
 mod new_password;
 mod profile;
@@ -14,6 +15,7 @@ mod verify;
 
 pub use cache::AccessCache;
 pub use introspect::Introspection;
+pub use lockout::{unlock, LockoutPolicy};
 pub use login::LoginRequest;
 pub use new_password::WeakPassword;
 pub use signup::{
@@ -133,6 +135,13 @@ pub enum AuthError {
     /// Signing failed (a bug or a bad key).
     #[error("token signing failed")]
     Token(#[source] TokenError),
+    /// Too many failed sign-ins for this identifier: locked for `retry_after`
+    /// seconds.
+    #[error("sign-in locked")]
+    Locked {
+        /// Seconds until the lock ends.
+        retry_after: u64,
+    },
     /// The breached-password check could not answer and the policy is to fail
     /// closed.
     #[error("breached-password check unavailable")]
@@ -163,6 +172,8 @@ pub struct Auth {
     /// The breached-password check (`None`: off) and whether a check that
     /// cannot answer lets the password through.
     pub breach: Option<BreachCheck>,
+    /// Brute-force lockout on login.
+    pub lockout: LockoutPolicy,
 }
 
 /// A breached-password checker and its failure policy.

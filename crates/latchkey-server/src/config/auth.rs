@@ -241,3 +241,26 @@ pub struct IntrospectionClient {
     /// Lower-case hex SHA-256 of the client secret.
     pub secret_sha256: String,
 }
+
+/// `[lockout]`: brute-force defence on login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Consecutive failed sign-ins per email (known or not) that lock it; 0
+    /// turns lockout off.
+    pub threshold: u32,
+    /// Length of the first lock; each further lock doubles it.
+    pub base_seconds: u64,
+    /// Longest lock.
+    pub max_seconds: u64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            base_seconds: 15 * 60,
+            max_seconds: 24 * 3600,
+        }
+    }
+}

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{
     AuthConfig, BreachMode, CleanupConfig, IntrospectionClient, IntrospectionConfig,
-    KeyStorageKind, MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
+    KeyStorageKind, LockoutConfig, MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
@@ -82,6 +82,8 @@ pub struct Config {
     pub cookies: CookiesConfig,
     /// Rate limits.
     pub rate_limit: RateLimitConfig,
+    /// Login lockout.
+    pub lockout: LockoutConfig,
     /// Database connection.
     pub database: DatabaseConfig,
     /// Optional Redis (shared rate limits, revocation fan-out in clustered mode).
@@ -117,6 +119,7 @@ impl Default for Config {
             introspection: IntrospectionConfig::default(),
             cookies: CookiesConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            lockout: LockoutConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             http: HttpConfig::default(),

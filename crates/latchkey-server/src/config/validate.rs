@@ -284,6 +284,21 @@ impl Config {
             }
         }
         self.check_password(problems);
+        self.check_lockout(problems);
+    }
+
+    fn check_lockout(&self, problems: &mut Vec<Problem>) {
+        let l = &self.lockout;
+        if l.threshold > 0
+            && (l.base_seconds == 0
+                || l.max_seconds < l.base_seconds
+                || l.max_seconds > 30 * 86_400)
+        {
+            problems.push(Problem::new(
+                "lockout.base_seconds",
+                "need 0 < base_seconds <= max_seconds <= 2592000 (30 days)",
+            ));
+        }
     }
 
     fn check_password(&self, problems: &mut Vec<Problem>) {

@@ -18,6 +18,7 @@ mod health;
 mod http_errors;
 mod introspect;
 mod keys;
+mod lockout;
 mod metrics;
 mod openapi;
 mod password_policy;

@@ -58,46 +58,7 @@ pub async fn post_json(app: &TestApp, path: &str, body: &str) -> reqwest::Respon
         .unwrap()
 }
 
-/// Log lines captured from every server in this test binary (JSON, debug level).
-#[derive(Clone, Default)]
-pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// Everything logged so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs (once) a global JSON subscriber capturing every log line of this test
-/// binary. Global, not thread-local: tracing caches per-callsite interest across
-/// threads, so a thread-local subscriber can miss spans other tests touched first.
-pub fn captured_logs() -> Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED
-        .get_or_init(|| {
-            let captured = Captured::default();
-            let writer = captured.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false)
-                .with_max_level(tracing::Level::DEBUG)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("no other global subscriber");
-            captured
-        })
-        .clone()
+/// The process-wide log capture (installed by the first server start).
+pub fn captured_logs() -> latchkey_testkit::logs::Captured {
+    latchkey_testkit::logs::captured()
 }

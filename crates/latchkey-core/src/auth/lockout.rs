@@ -1,0 +1,251 @@
+//! Brute-force defence on login: failures are counted per identifier (the
+//! HMAC of the normalized email, whether or not an account has it); after
+//! `threshold` consecutive failures the identifier is locked, each new lock
+//! twice as long as the last (capped); a success resets everything.
+//!
+//! Guarantees: a locked identifier is refused *before* any password check, with
+//! the same answer for known and unknown emails (no enumeration, no hashing
+//! work for the attacker to spend); locks, unlocks and refused attempts on
+//! existing accounts are security events; the owner is mailed on each lock.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::account::{normalize_email, User};
+use crate::audit::EventKind;
+use crate::mail::OutgoingMail;
+
+use super::{Auth, AuthError, ClientContext};
+
+/// Lockout settings.
+#[derive(Clone)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock (0: no lockout).
+    pub threshold: u32,
+    /// Length of the first lock.
+    pub base: Duration,
+    /// Longest lock.
+    pub cap: Duration,
+    /// Keys the identifier HMAC (the server's HMAC key).
+    pub key: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for LockoutPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockoutPolicy")
+            .field("threshold", &self.threshold)
+            .field("base", &self.base)
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            base: Duration::minutes(15),
+            cap: Duration::hours(24),
+            key: Zeroizing::new(Vec::new()),
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// How long the lock after `previous_locks` earlier locks lasts:
+    /// `base * 2^previous_locks`, at most `cap`.
+    pub fn lock_length(&self, previous_locks: u32) -> Duration {
+        let factor = 2_i32
+            .checked_pow(previous_locks.min(30))
+            .unwrap_or(i32::MAX);
+        self.base
+            .checked_mul(factor)
+            .map_or(self.cap, |d| d.min(self.cap))
+    }
+
+    /// The stored key of an identifier: HMAC-SHA256 of the normalized email.
+    pub fn identifier_key(&self, email: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(b"latchkey lockout v1\0");
+        mac.update(normalize_email(email).as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Whole seconds until `until`, at least 1.
+fn seconds_until(until: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    let micros = (until - now).whole_microseconds().max(0);
+    u64::try_from(micros.div_euclid(1_000_000) + i128::from(micros % 1_000_000 != 0))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+impl Auth {
+    /// Refuses a locked identifier (`Locked`), before any password work.
+    pub(crate) async fn check_lock(
+        &self,
+        key: &[u8; 32],
+        user: Option<&User>,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        if self.lockout.threshold == 0 {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let Some(throttle) = self.store.throttle(key).await? else {
+            return Ok(());
+        };
+        match throttle.locked_until {
+            Some(until) if until > now => {
+                metrics::counter!("latchkey_login_attempts_total", "result" => "locked")
+                    .increment(1);
+                if let Some(user) = user {
+                    self.event(user.id, EventKind::LoginThrottled, None, client)
+                        .await;
+                }
+                Err(AuthError::Locked {
+                    retry_after: seconds_until(until, now),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure; locks the identifier when it reaches the threshold
+    /// (then records `account_locked` and mails the owner, if any).
+    pub(crate) async fn record_lockout_failure(
+        &self,
+        key: &[u8; 32],
+        user: Option<&User>,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        if self.lockout.threshold == 0 {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let throttle = self.store.add_throttle_failure(key, now).await?;
+        if throttle.failures < self.lockout.threshold {
+            return Ok(());
+        }
+        let until = now + self.lockout.lock_length(throttle.lock_count);
+        if !self
+            .store
+            .lock_throttle(key, self.lockout.threshold, until)
+            .await?
+        {
+            return Ok(());
+        }
+        metrics::counter!("latchkey_lockouts_total").increment(1);
+        tracing::info!(until = %until, "sign-in locked after repeated failures");
+        if let Some(user) = user {
+            self.event(user.id, EventKind::AccountLocked, None, client)
+                .await;
+            let mail = self.locked_mail(&user.email, until, now);
+            if let Err(e) = self.store.enqueue_mail(&mail).await {
+                tracing::warn!(error = %e, "lock notice not queued");
+            }
+        }
+        Ok(())
+    }
+
+    fn locked_mail(&self, to: &str, until: OffsetDateTime, now: OffsetDateTime) -> OutgoingMail {
+        let until = until
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        let body = format!(
+            "Hello,\n\nafter {threshold} failed sign-in attempts, signing in to your {product} account is \
+             paused until {until}.\n\nIf these attempts were not yours, someone may be guessing your \
+             password: choose a strong, unique one once you are back in. Devices you signed in from \
+             before are not affected.\n",
+            threshold = self.lockout.threshold,
+            product = self.links.product,
+        );
+        OutgoingMail::new(
+            to,
+            &format!("Sign-in to your {} account was paused", self.links.product),
+            body,
+            now,
+        )
+    }
+
+    /// Forgets the failures of an identifier after a successful sign-in.
+    pub(crate) async fn clear_lockout(&self, key: &[u8; 32]) -> Result<(), AuthError> {
+        if self.lockout.threshold > 0 {
+            self.store.clear_throttle(key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Lifts a lock and forgets the failures of `email` (`latchkey users unlock`),
+/// recording `account_unlocked` when an account has the address; whether
+/// anything was recorded.
+pub async fn unlock(
+    store: &dyn crate::ports::Store,
+    policy: &LockoutPolicy,
+    email: &str,
+    now: OffsetDateTime,
+) -> Result<bool, crate::ports::StoreError> {
+    let cleared = store.clear_throttle(&policy.identifier_key(email)).await?;
+    if cleared {
+        if let Some(user) = store.user_by_email(&normalize_email(email)).await? {
+            let event = crate::audit::SecurityEvent {
+                id: uuid::Uuid::now_v7(),
+                user_id: user.id,
+                kind: EventKind::AccountUnlocked,
+                created_at: now,
+                session_id: None,
+                ip: None,
+            };
+            store.record_event(&event).await?;
+        }
+    }
+    Ok(cleared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_lock_doubles_up_to_the_cap() {
+        let p = LockoutPolicy::default();
+        assert_eq!(p.lock_length(0), Duration::minutes(15));
+        assert_eq!(p.lock_length(1), Duration::minutes(30));
+        assert_eq!(p.lock_length(2), Duration::hours(1));
+        assert_eq!(p.lock_length(6), Duration::hours(16));
+        assert_eq!(p.lock_length(7), Duration::hours(24), "capped");
+        assert_eq!(p.lock_length(u32::MAX), Duration::hours(24));
+    }
+
+    #[test]
+    fn identifiers_are_keyed_and_normalized() {
+        let p = LockoutPolicy {
+            key: Zeroizing::new(b"k1".to_vec()),
+            ..LockoutPolicy::default()
+        };
+        assert_eq!(
+            p.identifier_key(" Ada@Example.com "),
+            p.identifier_key("ada@example.com")
+        );
+        let other = LockoutPolicy {
+            key: Zeroizing::new(b"k2".to_vec()),
+            ..LockoutPolicy::default()
+        };
+        assert_ne!(
+            p.identifier_key("ada@example.com"),
+            other.identifier_key("ada@example.com")
+        );
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(seconds_until(now + Duration::milliseconds(1500), now), 2);
+        assert_eq!(seconds_until(now + Duration::seconds(900), now), 900);
+        assert_eq!(seconds_until(now, now), 1);
+    }
+}

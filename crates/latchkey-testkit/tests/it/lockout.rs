@@ -1,0 +1,147 @@
+//! Login lockout through the API with a moved clock: lock after 5 failures,
+//! identical for known and unknown emails, doubling, cap, reset on success,
+//! unlock, events and the owner's notice.
+
+use std::sync::Arc;
+
+use latchkey_core::clock::ManualClock;
+use latchkey_testkit::app::TestApp;
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::Duration;
+
+use crate::support::assert_problem;
+
+const EMAIL: &str = "locked@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn app(
+    clock: &ManualClock,
+    edit: impl FnOnce(&mut latchkey_server::config::Config),
+) -> TestApp {
+    let app = TestApp::builder()
+        .clock(Arc::new(clock.clone()))
+        .configure(|c| {
+            // The per-address rate limit would answer 429 first; lockout is the subject.
+            c.rate_limit.enabled = false;
+            edit(c);
+        })
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    app
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn fail_times(app: &TestApp, email: &str, n: usize) {
+    for i in 0..n {
+        let r = login(app, email, "wrong password, again").await;
+        assert_eq!(r.status(), 401, "failure {i}");
+    }
+}
+
+async fn locked_for(app: &TestApp, email: &str, password: &str) -> Value {
+    let r = login(app, email, password).await;
+    let retry = r.headers()["retry-after"].to_str().unwrap().to_owned();
+    let mut body = assert_problem(r, 423, "account_locked").await;
+    assert_eq!(body["retry_after"].to_string(), retry);
+    body["request_id"] = Value::Null;
+    body
+}
+
+#[tokio::test]
+async fn five_failures_lock_known_and_unknown_emails_identically() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = app(&clock, |_| {}).await;
+    fail_times(&app, EMAIL, 5).await;
+    fail_times(&app, "nobody@example.com", 5).await;
+    // Even the right password is refused while locked, before any check.
+    let known = locked_for(&app, EMAIL, PASSWORD).await;
+    let unknown = locked_for(&app, "nobody@example.com", PASSWORD).await;
+    assert_eq!(known, unknown, "no enumeration");
+    assert_eq!(known["retry_after"], 900);
+    // Case and spaces are the same identifier.
+    locked_for(&app, " LOCKED@example.com", PASSWORD).await;
+
+    clock.advance(Duration::minutes(15));
+    assert_eq!(
+        login(&app, EMAIL, PASSWORD).await.status(),
+        200,
+        "lock over"
+    );
+    // Success reset the count: four failures do not lock.
+    fail_times(&app, EMAIL, 4).await;
+    assert_eq!(login(&app, EMAIL, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn each_new_lock_doubles_up_to_the_cap_and_unlock_lifts_it() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = app(&clock, |c| {
+        c.lockout.base_seconds = 3600;
+        c.lockout.max_seconds = 3 * 3600;
+    })
+    .await;
+    for expected in [3600, 7200, 10_800, 10_800] {
+        fail_times(&app, EMAIL, 5).await;
+        let body = locked_for(&app, EMAIL, "wrong password, again").await;
+        assert_eq!(body["retry_after"], expected);
+        clock.advance(Duration::seconds(expected));
+    }
+    fail_times(&app, EMAIL, 5).await;
+    locked_for(&app, EMAIL, PASSWORD).await;
+    let state = &app.state;
+    assert!(latchkey_server::auth_setup::unlock(
+        &state.config,
+        &state.secrets,
+        &*state.store,
+        EMAIL,
+        clock_now(&clock),
+    )
+    .await
+    .unwrap());
+    assert_eq!(login(&app, EMAIL, PASSWORD).await.status(), 200, "unlocked");
+}
+
+fn clock_now(clock: &ManualClock) -> time::OffsetDateTime {
+    latchkey_core::clock::Clock::now(clock)
+}
+
+#[tokio::test]
+async fn a_lock_is_recorded_and_mailed_to_the_owner() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = app(&clock, |_| {}).await;
+    fail_times(&app, EMAIL, 5).await;
+    locked_for(&app, EMAIL, PASSWORD).await;
+    let mails = app.wait_for_mails(EMAIL, 1).await;
+    assert!(mails[0].contains("paused"), "{}", mails[0]);
+    let user = app.state.store.user_by_email(EMAIL).await.unwrap().unwrap();
+    let kinds: Vec<String> = app
+        .state
+        .store
+        .user_events(user.id, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect();
+    for kind in ["account_locked", "login_throttled", "login_failed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn lockout_can_be_turned_off() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = app(&clock, |c| c.lockout.threshold = 0).await;
+    fail_times(&app, EMAIL, 8).await;
+    assert_eq!(login(&app, EMAIL, PASSWORD).await.status(), 200);
+}
