@@ -101,6 +101,18 @@ impl CookieSessions {
             .flatten()
     }
 
+    /// The lockout device token from the device cookie, if exactly one is present
+    /// (read whether or not cookie mode is on).
+    pub fn device_token<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        read_cookie(headers, &self.config.device_name)
+    }
+
+    /// `Set-Cookie` for a device token: HttpOnly, `SameSite=Strict`, 400 days
+    /// (the longest browsers keep a cookie).
+    pub fn device_cookie(&self, token: &str) -> Option<HeaderValue> {
+        self.cookie(&self.config.device_name, token, 400 * 86_400, true)
+    }
+
     /// Whether the request carries any of our cookies (so a response should
     /// clear them when the session ends).
     pub fn any_present(&self, headers: &HeaderMap) -> bool {

@@ -65,6 +65,51 @@ impl LockoutPolicy {
             .map_or(self.cap, |d| d.min(self.cap))
     }
 
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(label);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A new device token for `email` (OWASP "device cookies"): a random nonce
+    /// and an HMAC binding it to the address, `nonce.mac` in base64url. A
+    /// browser holding one has signed in to that account before.
+    pub fn device_token(&self, email: &str) -> String {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut nonce = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let email = normalize_email(email);
+        let mac = self.mac(b"latchkey device v1\0", &[email.as_bytes(), &nonce]);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{}.{}", b64.encode(nonce), b64.encode(mac))
+    }
+
+    /// The lockout key of a valid device token for `email` (its own failure
+    /// count, apart from the address's); `None` when the token is malformed,
+    /// forged or issued for another address. Compared in constant time.
+    pub fn device_key(&self, email: &str, token: &str) -> Option<[u8; 32]> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (nonce, mac) = token.split_once('.')?;
+        if nonce.len() > 32 || mac.len() > 64 {
+            return None;
+        }
+        let nonce = b64.decode(nonce).ok()?;
+        let mac = b64.decode(mac).ok()?;
+        let email = normalize_email(email);
+        let expected = self.mac(b"latchkey device v1\0", &[email.as_bytes(), &nonce]);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &mac[..])) {
+            return None;
+        }
+        Some(self.mac(b"latchkey lockout device v1\0", &[&nonce]))
+    }
+
     /// The stored key of an identifier: HMAC-SHA256 of the normalized email.
     pub fn identifier_key(&self, email: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
@@ -239,6 +284,41 @@ mod tests {
             p.identifier_key("ada@example.com"),
             other.identifier_key("ada@example.com")
         );
+    }
+
+    #[test]
+    fn device_tokens_are_bound_to_their_address_and_key() {
+        let p = LockoutPolicy {
+            key: Zeroizing::new(b"k1".to_vec()),
+            ..LockoutPolicy::default()
+        };
+        let token = p.device_token("Ada@Example.com");
+        let key = p.device_key("ada@example.com", &token).unwrap();
+        assert_ne!(key, p.identifier_key("ada@example.com"));
+        assert_ne!(p.device_token("ada@example.com"), token, "fresh nonce");
+        assert!(
+            p.device_key("eve@example.com", &token).is_none(),
+            "other address"
+        );
+        let other = LockoutPolicy {
+            key: Zeroizing::new(b"k2".to_vec()),
+            ..LockoutPolicy::default()
+        };
+        assert!(
+            other.device_key("ada@example.com", &token).is_none(),
+            "other key"
+        );
+        let (nonce, mac) = token.split_once('.').unwrap();
+        for bad in [
+            String::new(),
+            nonce.to_owned(),
+            format!("{nonce}."),
+            format!("{nonce}.{}", &mac[1..]),
+            format!("A{}", &token[1..]),
+            format!("{token}{}", "A".repeat(100)),
+        ] {
+            assert!(p.device_key("ada@example.com", &bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub struct LoginRequest {
     pub password: zeroize::Zeroizing<String>,
     /// Long absolute lifetime.
     pub remember_me: bool,
+    /// The device token (cookie) of a browser that signed in to this account
+    /// before: its failures are counted apart, so a lock caused by others
+    /// does not shut it out.
+    pub device_token: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -38,7 +42,11 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
         let email = normalize_email(&req.email);
-        let key = self.lockout.identifier_key(&email);
+        let key = req
+            .device_token
+            .as_deref()
+            .and_then(|t| self.lockout.device_key(&email, t))
+            .unwrap_or_else(|| self.lockout.identifier_key(&email));
         let found = self.store.user_by_email(&email).await?;
         self.check_lock(&key, found.as_ref(), client).await?;
         let Some(user) = found else {

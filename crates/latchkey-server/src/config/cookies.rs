@@ -21,6 +21,9 @@ pub struct CookiesConfig {
     pub refresh_name: String,
     /// Cookie carrying the CSRF token (readable by the page).
     pub csrf_name: String,
+    /// Cookie carrying the device token of the lockout defence (HttpOnly, set
+    /// at every successful sign-in, whatever the mode).
+    pub device_name: String,
     /// Set the `Secure` flag. Turning it off (plain-http development on a host
     /// other than localhost) also needs names without `__Host-`/`__Secure-`;
     /// refused in production.
@@ -34,6 +37,7 @@ impl Default for CookiesConfig {
             session_name: "__Host-lk_session".into(),
             refresh_name: "__Host-lk_refresh".into(),
             csrf_name: "__Host-lk_csrf".into(),
+            device_name: "__Host-lk_device".into(),
             secure: true,
         }
     }
@@ -53,6 +57,7 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
         ("cookies.session_name", &c.session_name),
         ("cookies.refresh_name", &c.refresh_name),
         ("cookies.csrf_name", &c.csrf_name),
+        ("cookies.device_name", &c.device_name),
     ];
     for (key, name) in names {
         if !is_cookie_name(name) {
@@ -69,14 +74,9 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
-    if c.session_name == c.refresh_name
-        || c.session_name == c.csrf_name
-        || c.refresh_name == c.csrf_name
-    {
-        problems.push(Problem::new(
-            "cookies",
-            "the three cookie names must differ",
-        ));
+    let distinct: std::collections::HashSet<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
+    if distinct.len() != names.len() {
+        problems.push(Problem::new("cookies", "the cookie names must differ"));
     }
     if cfg.mode == Mode::Production && !c.secure {
         problems.push(Problem::new(
@@ -119,7 +119,7 @@ mod tests {
     fn insecure_cookies_need_plain_names_and_dev_mode() {
         assert_eq!(
             problems(|c| c.cookies.secure = false).len(),
-            3,
+            4,
             "each __Host- name is refused"
         );
         let plain = |c: &mut Config| {
@@ -127,6 +127,7 @@ mod tests {
             c.cookies.session_name = "lk_session".into();
             c.cookies.refresh_name = "lk_refresh".into();
             c.cookies.csrf_name = "lk_csrf".into();
+            c.cookies.device_name = "lk_device".into();
         };
         assert!(problems(plain).is_empty());
         assert_eq!(

@@ -163,8 +163,12 @@ async fn a_cookie_login_sets_three_strict_cookies_and_keeps_the_refresh_token_ou
     assert!(body["access_token"].as_str().is_some());
     assert_eq!(body["token_type"], "Bearer");
 
-    assert_eq!(cookies.len(), 3, "{cookies:?}");
-    for name in [SESSION, REFRESH, CSRF] {
+    assert_eq!(cookies.len(), 4, "{cookies:?}");
+    assert!(
+        cookies["__Host-lk_device"].has("HttpOnly"),
+        "the lockout device cookie"
+    );
+    for name in [SESSION, REFRESH, CSRF, "__Host-lk_device"] {
         let c = &cookies[name];
         for attribute in ["Secure", "SameSite=Strict", "Path=/"] {
             assert!(c.has(attribute), "{name} lacks {attribute}: {c:?}");
@@ -579,6 +583,7 @@ async fn cookie_names_and_the_secure_flag_are_configurable_and_cookie_mode_can_b
             c.cookies.session_name = "dev_session".into();
             c.cookies.refresh_name = "dev_refresh".into();
             c.cookies.csrf_name = "dev_csrf".into();
+            c.cookies.device_name = "dev_device".into();
         })
         .spawn()
         .await;
@@ -588,7 +593,10 @@ async fn cookie_names_and_the_secure_flag_are_configurable_and_cookie_mode_can_b
     let cookies = set_cookies(r.headers());
     let mut names: Vec<&str> = cookies.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["dev_csrf", "dev_refresh", "dev_session"]);
+    assert_eq!(
+        names,
+        ["dev_csrf", "dev_device", "dev_refresh", "dev_session"]
+    );
     assert!(cookies.values().all(|c| !c.has("Secure")));
     let r = request(
         &app,

@@ -145,3 +145,62 @@ async fn lockout_can_be_turned_off() {
     fail_times(&app, EMAIL, 8).await;
     assert_eq!(login(&app, EMAIL, PASSWORD).await.status(), 200);
 }
+
+async fn login_with_device(
+    app: &TestApp,
+    password: &str,
+    device: Option<&str>,
+) -> reqwest::Response {
+    let mut r = app
+        .client
+        .post(app.url("/v1/login"))
+        .json(&json!({"email": EMAIL, "password": password}));
+    if let Some(device) = device {
+        r = r.header("cookie", format!("__Host-lk_device={device}"));
+    }
+    r.send().await.unwrap()
+}
+
+fn device_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-lk_device="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_device_that_signed_in_before_gets_in_while_an_attacker_is_locked_out() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = app(&clock, |_| {}).await;
+    let r = login_with_device(&app, PASSWORD, None).await;
+    assert_eq!(r.status(), 200);
+    let device = device_cookie(&r);
+
+    // An attacker (no device cookie) locks the address.
+    fail_times(&app, EMAIL, 5).await;
+    locked_for(&app, EMAIL, PASSWORD).await;
+    // The owner's browser still gets in.
+    let r = login_with_device(&app, PASSWORD, Some(&device)).await;
+    assert_eq!(r.status(), 200, "device cookie bypasses the address lock");
+    let device = device_cookie(&r);
+    // Forged, truncated or someone else's device tokens count for nothing.
+    for forged in [
+        "AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &device[..device.len() - 2],
+        "garbage",
+    ] {
+        let r = login_with_device(&app, PASSWORD, Some(forged)).await;
+        assert_problem(r, 423, "account_locked").await;
+    }
+    // The device has its own count: five failures with it lock it too.
+    for _ in 0..5 {
+        let r = login_with_device(&app, "wrong password, again", Some(&device)).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = login_with_device(&app, PASSWORD, Some(&device)).await;
+    assert_problem(r, 423, "account_locked").await;
+}

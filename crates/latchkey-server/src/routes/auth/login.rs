@@ -84,11 +84,22 @@ pub async fn login(
             slot_of(&slot),
         )
         .await?;
+    let device_token = state.cookies.device_token(&headers).map(str::to_owned);
     let request = LoginRequest {
         email: body.email,
         password: zeroize::Zeroizing::new(body.password),
         remember_me: body.remember_me,
+        device_token,
     };
     let issued = state.auth.login(&request, &client.context()).await?;
-    Ok(issued_response(&state.cookies, issued, body.mode))
+    // A fresh device token at every success: this browser's failures will be
+    // counted apart from the address's (lockout device cookies).
+    let device = state.auth.lockout.device_token(&issued.user.email);
+    let mut response = issued_response(&state.cookies, issued, body.mode);
+    if let Some(cookie) = state.cookies.device_cookie(&device) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
