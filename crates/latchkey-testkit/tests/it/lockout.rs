@@ -136,6 +136,14 @@ async fn a_lock_is_recorded_and_mailed_to_the_owner() {
     for kind in ["account_locked", "login_throttled", "login_failed"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for series in [
+        "latchkey_lockouts_total",
+        "latchkey_login_attempts_total{result=\"failure\"}",
+        "latchkey_login_attempts_total{result=\"locked\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 }
 
 #[tokio::test]
