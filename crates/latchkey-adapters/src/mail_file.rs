@@ -5,13 +5,15 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use latchkey_core::mail::{MailError, Mailer, OutgoingMail};
-use time::format_description::well_known::Rfc2822;
 
-/// Writes each message to `<dir>/<queued-at>-<id>.eml` (created 0600).
+use crate::mail_message::{render, Sender};
+
+/// Writes each message to `<dir>/<queued-at>-<id>.eml` (created 0600), rendered
+/// exactly as the SMTP transport would send it.
 #[derive(Debug, Clone)]
 pub struct FileMailer {
     dir: PathBuf,
-    from: String,
+    from: Sender,
     log_links: bool,
 }
 
@@ -20,28 +22,12 @@ impl FileMailer {
     /// With `log_links`, the first link of each message is logged at info level,
     /// so a developer can click through without opening files (dev only: links
     /// carry one-time tokens).
-    pub fn new(dir: PathBuf, from: String, log_links: bool) -> Self {
+    pub fn new(dir: PathBuf, from: Sender, log_links: bool) -> Self {
         Self {
             dir,
             from,
             log_links,
         }
-    }
-
-    fn render(&self, mail: &OutgoingMail) -> String {
-        let date = mail.created_at.format(&Rfc2822).unwrap_or_default();
-        // Header values come from our own templates and validated addresses, but a
-        // line break must never reach a header: strip them.
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
-        format!(
-            "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {date}\r\nMessage-ID: <{}@latchkey>\r\nMIME-Version: 1.0\r\n\
-             Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}",
-            clean(&self.from),
-            clean(&mail.to),
-            clean(&mail.subject),
-            mail.id,
-            mail.body_text.replace('\n', "\r\n"),
-        )
     }
 }
 
@@ -54,14 +40,14 @@ impl Mailer for FileMailer {
             mail.created_at.unix_timestamp(),
             mail.id
         ));
-        let content = self.render(mail);
+        let content = render(&self.from, mail)?.formatted();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(&dir)?;
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create(true).truncate(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            std::io::Write::write_all(&mut options.open(&path)?, content.as_bytes())?;
+            std::io::Write::write_all(&mut options.open(&path)?, &content)?;
             Ok(path)
         })
         .await

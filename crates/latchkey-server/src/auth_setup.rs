@@ -217,11 +217,60 @@ pub fn watch_keys(
     )
 }
 
-/// The configured mail transport.
-pub fn mailer(config: &Config) -> Arc<dyn latchkey_core::mail::Mailer> {
-    Arc::new(latchkey_adapters::mail_file::FileMailer::new(
-        config.data_dir.join("mail"),
-        config.mail.from.clone(),
-        config.mode == crate::config::Mode::Dev,
-    ))
+/// The configured mail transport. Fails (naming the key) when the `From` address
+/// or the SMTP trust roots cannot be used; connects to nothing yet.
+pub fn mailer(
+    config: &Config,
+) -> Result<Arc<dyn latchkey_core::mail::Mailer>, crate::config::Problem> {
+    use crate::config::{MailTransport, Problem, SmtpTls};
+    use latchkey_adapters::mail_message::Sender;
+    use latchkey_adapters::mail_smtp::{SmtpMailer, SmtpSecurity, SmtpSettings};
+
+    let from = Sender::parse(&config.mail.from).map_err(|e| Problem::new("mail.from", e))?;
+    if config.mail.transport == MailTransport::File {
+        return Ok(Arc::new(latchkey_adapters::mail_file::FileMailer::new(
+            config.data_dir.join("mail"),
+            from,
+            config.mode == crate::config::Mode::Dev,
+        )));
+    }
+    let smtp = &config.mail.smtp;
+    let credentials = match (&smtp.username, smtp.resolve_password()?) {
+        (Some(user), Some(password)) if !user.is_empty() => Some((
+            user.clone(),
+            zeroize::Zeroizing::new(password.expose().to_owned()),
+        )),
+        _ => None,
+    };
+    let extra_roots_pem = match &smtp.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            Problem::new(
+                "mail.smtp.ca_file",
+                format!("cannot read {}: {}", path.display(), e.kind()),
+            )
+        })?),
+        None => None,
+    };
+    let hello_name = smtp.hello_name.clone().unwrap_or_else(|| {
+        url::Url::parse(&config.effective_public_url())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into())
+    });
+    let settings = SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.effective_port(),
+        security: match smtp.tls {
+            SmtpTls::Starttls => SmtpSecurity::StartTls,
+            SmtpTls::Tls => SmtpSecurity::ImplicitTls,
+            SmtpTls::None => SmtpSecurity::None,
+        },
+        credentials,
+        extra_roots_pem,
+        timeout: std::time::Duration::from_secs(smtp.timeout_seconds),
+        hello_name,
+        from,
+    };
+    let mailer = SmtpMailer::new(settings).map_err(|e| Problem::new("mail.smtp.ca_file", e))?;
+    Ok(Arc::new(mailer))
 }

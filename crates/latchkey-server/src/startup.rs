@@ -67,6 +67,7 @@ pub struct Application {
     state: AppState,
     main: Listener,
     metrics: Option<Listener>,
+    mailer: Arc<dyn latchkey_core::mail::Mailer>,
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
 }
@@ -152,6 +153,8 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let secrets = secrets_resolve(&config).map_err(|p| StartupError::Config(vec![p]))?;
+        let mailer =
+            crate::auth_setup::mailer(&config).map_err(|p| StartupError::Config(vec![p]))?;
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => {
                 Some(serve::tls_acceptor(cert, key).map_err(StartupError::Tls)?)
@@ -236,6 +239,7 @@ impl Application {
             state,
             main,
             metrics,
+            mailer,
             addr,
             metrics_addr,
         })
@@ -275,7 +279,7 @@ impl Application {
         ));
         let mail_worker = tokio::spawn(crate::mail_worker::run(
             Arc::clone(&self.state.store),
-            crate::auth_setup::mailer(&self.state.config),
+            Arc::clone(&self.mailer),
             Arc::clone(&self.state.clock),
             stop_rx.clone(),
         ));

@@ -132,7 +132,8 @@ impl TestApp {
         user.id
     }
 
-    /// The mail files written so far (dev file transport), oldest first.
+    /// The mail files written so far (dev file transport), oldest first, each as
+    /// headers plus decoded body ([`crate::mail::ParsedMail::to_text`]).
     pub fn mails(&self) -> Vec<String> {
         let dir = self.state.config.data_dir.join("mail");
         let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -142,6 +143,7 @@ impl TestApp {
         files
             .iter()
             .filter_map(|p| std::fs::read_to_string(p).ok())
+            .map(|raw| crate::mail::ParsedMail::parse(&raw).to_text())
             .collect()
     }
 
@@ -293,8 +295,9 @@ impl TestAppBuilder {
     }
 }
 
+/// Fails the test with `message` (the harness's one way to give up).
 #[allow(clippy::panic)] // test harness: a failure to set up is a test failure
-fn fail(message: &str) -> ! {
+pub(crate) fn fail(message: &str) -> ! {
     panic!("{message}")
 }
 

@@ -9,6 +9,7 @@
 use std::ops::Deref;
 use std::time::Duration;
 
+use crate::app::fail;
 use latchkey_core::ports::{PoolOptions, Store};
 use latchkey_store_postgres::PostgresStore;
 use latchkey_store_sqlite::SqliteStore;
@@ -189,9 +190,4 @@ pub async fn fresh_postgres() -> Option<PostgresGuard> {
         store,
         _schema: schema,
     })
-}
-
-#[allow(clippy::panic)] // test harness: a failure to set up is a test failure
-fn fail(message: &str) -> ! {
-    panic!("{message}")
 }

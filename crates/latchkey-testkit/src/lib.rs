@@ -1,6 +1,7 @@
 //! Test harness for latchkey: [`app::TestApp`] (the real server on an ephemeral
 //! port), per-test databases ([`db`]), and the one store conformance suite
-//! ([`conformance`]) that every backend runs.
+//! ([`conformance`]) that every backend runs, plus a real SMTP server for tests
+//! ([`smtp_sink`]) and a reader for the messages latchkey sends ([`mail`]).
 
 pub mod app;
 pub mod conformance;
@@ -8,3 +9,5 @@ pub mod conformance_mail;
 pub mod conformance_sessions;
 pub mod db;
 pub mod logs;
+pub mod mail;
+pub mod smtp_sink;

@@ -179,32 +179,6 @@ impl Default for PasswordConfig {
     }
 }
 
-/// `[mail]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MailConfig {
-    /// `file`: one `.eml` file per message in `<data_dir>/mail/`.
-    pub transport: String,
-    /// `From` header of every message.
-    pub from: String,
-    /// Product name used in subjects and bodies.
-    pub product_name: String,
-    /// Verification link with `{token}`; unset: `<public_url>/verify-email?token={token}`
-    /// (a page of your application that posts the token to `/v1/email/verify`).
-    pub verify_url: Option<String>,
-}
-
-impl Default for MailConfig {
-    fn default() -> Self {
-        Self {
-            transport: "file".into(),
-            from: "latchkey <no-reply@localhost>".into(),
-            product_name: "latchkey".into(),
-            verify_url: None,
-        }
-    }
-}
-
 /// `[cleanup]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -73,6 +73,7 @@ impl Config {
         let secret_keys: BTreeSet<String> = secrets::secret_names()
             .iter()
             .map(|n| format!("secrets.{n}"))
+            .chain(super::mail::TEXT_KEYS.iter().map(|k| (*k).to_owned()))
             .collect();
         let mut warnings = Vec::new();
         for (name, raw) in env {

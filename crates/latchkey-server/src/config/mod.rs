@@ -9,6 +9,7 @@
 mod auth;
 mod cookies;
 mod load;
+mod mail;
 mod rate_limit;
 mod secret;
 mod secrets;
@@ -21,10 +22,11 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{
     AuthConfig, BreachMode, CleanupConfig, IntrospectionClient, IntrospectionConfig,
-    KeyStorageKind, LockoutConfig, MailConfig, PasswordConfig, SessionsConfig, TokensConfig,
+    KeyStorageKind, LockoutConfig, PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
+pub use mail::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
 pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;

@@ -84,10 +84,19 @@ pub(super) fn secret_names() -> [&'static str; 2] {
 
 /// Reads the configured value of a slot, if it has one.
 fn configured(slot: &Slot<'_>) -> Result<Option<Secret>, Problem> {
-    let key = format!("secrets.{}", slot.name);
-    match (slot.inline, slot.file) {
+    read_secret(&format!("secrets.{}", slot.name), slot.inline, slot.file)
+}
+
+/// Reads a secret configured inline (`key`) or as a file (`key_file`, trailing line
+/// break dropped); both set is a problem. Messages never contain the value.
+pub(super) fn read_secret(
+    key: &str,
+    inline: Option<&Secret>,
+    file: Option<&PathBuf>,
+) -> Result<Option<Secret>, Problem> {
+    match (inline, file) {
         (Some(_), Some(_)) => Err(Problem::new(
-            key.clone(),
+            key,
             format!("set either {key} or {key}_file, not both"),
         )),
         (Some(v), None) => Ok(Some(v.clone())),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{cookies, rate_limit, secrets, Config, DatabaseTarget, Mode};
+use super::{cookies, mail, rate_limit, secrets, Config, DatabaseTarget, Mode};
 
 /// One thing wrong with the configuration: which key, and what to do about it.
 /// Never contains a secret's value.
@@ -46,12 +46,7 @@ impl Config {
         secrets::check(self, &mut problems, &mut warnings);
         cookies::check(self, &mut problems);
         rate_limit::check(self, &mut problems);
-        if self.mode == Mode::Production && self.mail.transport == "file" {
-            warnings.push(
-                "mail.transport = \"file\": mail is written to the data directory, not delivered"
-                    .into(),
-            );
-        }
+        mail::check(self, &mut problems, &mut warnings);
         if self.auth.enumeration_protection && !self.auth.require_email_verification {
             warnings.push(
                 "auth.enumeration_protection cannot hide taken addresses while auth.require_email_verification is off \
@@ -244,27 +239,11 @@ impl Config {
         {
             problems.push(Problem::new("sessions", "timeouts must be greater than 0"));
         }
-        if self.mail.transport != "file" {
-            problems.push(Problem::new(
-                "mail.transport",
-                "use \"file\" (the only transport in this release)",
-            ));
-        }
         if self.mode == Mode::Production && self.key_storage() == super::KeyStorageKind::Files {
             problems.push(Problem::new(
                 "tokens.key_storage",
                 "\"files\" keeps private signing keys unencrypted on disk: use \"database\" (sealed with the master key) in production",
             ));
-        }
-        if let Some(url) = &self.mail.verify_url {
-            if !url.contains("{token}")
-                || !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                problems.push(Problem::new(
-                    "mail.verify_url",
-                    "must be an http(s) URL containing {token}",
-                ));
-            }
         }
         let mut ids = std::collections::BTreeSet::new();
         for client in &self.introspection.clients {

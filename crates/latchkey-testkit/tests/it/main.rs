@@ -27,6 +27,7 @@ mod rate_limit;
 mod request_id;
 mod shutdown;
 mod signup;
+mod smtp;
 mod store;
 mod support;
 mod timing;

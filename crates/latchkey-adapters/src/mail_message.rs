@@ -1,0 +1,132 @@
+//! The one rendering of an outbox message as an RFC 5322 message, shared by every
+//! transport, so what the file transport writes is byte for byte what SMTP sends.
+
+use latchkey_core::mail::{MailError, OutgoingMail};
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::Message;
+
+/// A parsed `From` mailbox (`Name <local@domain>` or `local@domain`).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    mailbox: Mailbox,
+}
+
+impl Sender {
+    /// Parses the configured `From` value; the error says why, without echoing it.
+    pub fn parse(from: &str) -> Result<Self, String> {
+        from.parse::<Mailbox>()
+            .map(|mailbox| Self { mailbox })
+            .map_err(|e| format!("not a valid mailbox ({e}); use `Name <user@example.com>`"))
+    }
+
+    /// The bare address, used as the SMTP envelope sender.
+    pub fn address(&self) -> &lettre::Address {
+        &self.mailbox.email
+    }
+}
+
+/// Builds `mail` as a MIME message: `From`, `To`, `Subject` (RFC 2047 when not
+/// ASCII), `Date` (when it was queued), a `Message-ID` derived from the outbox id
+/// (so a retried message keeps its id and receivers can drop duplicates), and a
+/// UTF-8 text body in 7bit when it fits, quoted-printable otherwise.
+///
+/// An address that does not parse is a [`MailError::Permanent`]: retrying cannot
+/// fix it. Line breaks never reach a header.
+pub fn render(from: &Sender, mail: &OutgoingMail) -> Result<Message, MailError> {
+    let to = mail
+        .to
+        .trim()
+        .parse::<Mailbox>()
+        .map_err(|_| MailError::Permanent("invalid recipient address".into()))?;
+    let subject = mail.subject.replace(['\r', '\n'], " ");
+    let domain = from.address().domain().to_owned();
+    Message::builder()
+        .from(from.mailbox.clone())
+        .to(to)
+        .subject(subject)
+        .date(mail.created_at.into())
+        .message_id(Some(format!("<{}@{domain}>", mail.id)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body_text.clone())
+        .map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{render, Sender};
+    use latchkey_core::mail::{MailError, OutgoingMail};
+    use time::macros::datetime;
+
+    fn mail(to: &str, subject: &str, body: &str) -> OutgoingMail {
+        OutgoingMail::new(to, subject, body.into(), datetime!(2026-11-23 10:00 UTC))
+    }
+
+    fn text(from: &Sender, mail: &OutgoingMail) -> String {
+        String::from_utf8(render(from, mail).unwrap().formatted()).unwrap()
+    }
+
+    #[test]
+    fn renders_headers_and_a_stable_message_id() {
+        let from = Sender::parse("latchkey <no-reply@localhost>").unwrap();
+        let m = mail("user@example.com", "Verify your email", "Hello\nworld");
+        let out = text(&from, &m);
+        assert!(
+            out.contains("From: latchkey <no-reply@localhost>\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("To: user@example.com\r\n"), "{out}");
+        assert!(out.contains("Subject: Verify your email\r\n"), "{out}");
+        assert!(
+            out.contains("Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("Message-ID: <{}@localhost>\r\n", m.id)),
+            "{out}"
+        );
+        assert!(out.ends_with("Hello\r\nworld"), "{out}");
+        assert_eq!(out, text(&from, &m), "rendering is deterministic");
+    }
+
+    #[test]
+    fn header_injection_is_impossible() {
+        let from = Sender::parse("no-reply@example.com").unwrap();
+        let out = text(
+            &from,
+            &mail("user@example.com", "Hi\r\nBcc: victim@example.com", "x"),
+        );
+        assert!(!out.contains("\r\nBcc:"), "{out}");
+        let bad = mail("user@example.com\r\nBcc: victim@example.com", "Hi", "x");
+        assert!(matches!(render(&from, &bad), Err(MailError::Permanent(_))));
+    }
+
+    #[test]
+    fn refuses_invalid_addresses() {
+        assert!(Sender::parse("not an address").is_err());
+        let from = Sender::parse("no-reply@example.com").unwrap();
+        assert!(matches!(
+            render(&from, &mail("nobody", "Hi", "x")),
+            Err(MailError::Permanent(_))
+        ));
+    }
+
+    #[test]
+    fn long_or_non_ascii_bodies_are_encoded() {
+        let from = Sender::parse("no-reply@example.com").unwrap();
+        let link = format!(
+            "https://auth.example.com/verify-email?token=lk_ev_{}",
+            "a".repeat(43)
+        );
+        let out = text(
+            &from,
+            &mail("user@example.com", "Grüße", &format!("Bonjour Zoë\n{link}")),
+        );
+        assert!(
+            out.contains("Content-Transfer-Encoding: quoted-printable"),
+            "{out}"
+        );
+        assert!(out.contains("Subject: =?utf-8?"), "{out}");
+        assert!(out.is_ascii());
+    }
+}
