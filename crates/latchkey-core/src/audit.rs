@@ -25,6 +25,16 @@ pub enum EventKind {
     AccountUnlocked,
     /// A sign-in attempt was refused because of a lock.
     LoginThrottled,
+    /// A second factor was enabled.
+    MfaEnabled,
+    /// A second factor was removed.
+    MfaDisabled,
+    /// A wrong second-factor code was given at sign-in.
+    MfaFailed,
+    /// A recovery code was used to sign in.
+    RecoveryCodeUsed,
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRegenerated,
 }
 
 impl EventKind {
@@ -40,6 +50,11 @@ impl EventKind {
             Self::AccountLocked => "account_locked",
             Self::AccountUnlocked => "account_unlocked",
             Self::LoginThrottled => "login_throttled",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaFailed => "mfa_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 
@@ -55,6 +70,11 @@ impl EventKind {
             Self::AccountLocked,
             Self::AccountUnlocked,
             Self::LoginThrottled,
+            Self::MfaEnabled,
+            Self::MfaDisabled,
+            Self::MfaFailed,
+            Self::RecoveryCodeUsed,
+            Self::RecoveryCodesRegenerated,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

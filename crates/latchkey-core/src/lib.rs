@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod mail;
 pub mod maintenance;
+pub mod mfa;
 pub mod password;
 pub mod ports;
 pub mod ratelimit;

@@ -22,6 +22,8 @@ pub struct CleanupReport {
     pub verification_tokens: u64,
     /// Old sent or failed mail.
     pub old_mail: u64,
+    /// Used or expired sign-in MFA challenges.
+    pub mfa_challenges: u64,
 }
 
 /// Runs cleanups one at a time: a second call while one runs returns `None`
@@ -67,5 +69,6 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
         denied_access_tokens: drain(store, Expired::DeniedAccessTokens, now).await?,
         verification_tokens: drain(store, Expired::VerificationTokens, now).await?,
         old_mail: drain(store, Expired::OldMail, now).await?,
+        mfa_challenges: drain(store, Expired::MfaChallenges, now).await?,
     })
 }

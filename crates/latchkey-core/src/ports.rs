@@ -12,6 +12,8 @@ use time::OffsetDateTime;
 use crate::account::{NewUser, User};
 use crate::audit::SecurityEvent;
 use crate::mail::OutgoingMail;
+use crate::mfa::challenge::MfaChallenge;
+use crate::mfa::{MfaSummary, TotpRecord};
 use crate::session::{NewSession, RefreshToken, RevokeReason, RotateOutcome, Session};
 
 /// Why a store operation failed. Callers branch on the variant, never on text.
@@ -286,6 +288,8 @@ pub enum Expired {
     VerificationTokens,
     /// Outbox messages sent or failed more than a week ago.
     OldMail,
+    /// Sign-in MFA challenges used or past their expiry.
+    MfaChallenges,
 }
 
 impl Expired {
@@ -348,6 +352,15 @@ pub trait SigningKeyStore: Send + Sync {
     /// Removes a key (retired keys, once no token they signed can be valid);
     /// returns whether it existed.
     async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError>;
+
+    /// Replaces the sealed private key of `kid` if it is still `old` (key
+    /// re-encryption); whether it was.
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError>;
 }
 
 /// Failed-login bookkeeping for one identifier (the HMAC of a normalized
@@ -390,6 +403,103 @@ pub trait ThrottleStore: Send + Sync {
     async fn clear_throttle(&self, key: &[u8; 32]) -> Result<bool, StoreError>;
 }
 
+/// Second factors: TOTP enrolments, recovery codes, sign-in challenges. Every
+/// use of a code is one conditional write, so two concurrent requests with the
+/// same code cannot both succeed.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    /// The user's TOTP factor (pending or confirmed), if any.
+    async fn totp(&self, user_id: Uuid) -> Result<Option<TotpRecord>, StoreError>;
+
+    /// Stores a pending enrolment, replacing a pending one; `false` (nothing
+    /// written) when a confirmed factor exists.
+    async fn put_pending_totp(&self, record: &TotpRecord) -> Result<bool, StoreError>;
+
+    /// Confirms the pending enrolment `id` at `step` and replaces the user's
+    /// recovery codes with `recovery_hashes`, in one transaction; `false` when
+    /// `id` is not the user's pending enrolment any more.
+    async fn confirm_totp(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        step: i64,
+        recovery_hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records `step` as used on the confirmed factor `id` if it is later than the
+    /// last used step; `false` otherwise (a replay or a lost race).
+    async fn use_totp_step(&self, id: Uuid, step: i64) -> Result<bool, StoreError>;
+
+    /// Removes the user's TOTP factor and, when `with_recovery_codes`, their
+    /// recovery codes; whether a factor existed.
+    async fn delete_totp(
+        &self,
+        user_id: Uuid,
+        with_recovery_codes: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the user's recovery codes.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the unused code with this hash as used; `false` if there is none.
+    async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// What the user has enabled.
+    async fn mfa_summary(&self, user_id: Uuid) -> Result<MfaSummary, StoreError>;
+
+    /// Distinct ids of the keys that sealed stored TOTP seeds.
+    async fn totp_key_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Up to `limit` TOTP records not sealed with `key_id` (for re-encryption).
+    async fn totp_not_sealed_with(
+        &self,
+        key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TotpRecord>, StoreError>;
+
+    /// Replaces the sealed seed of `id` if it is still `old`; whether it was.
+    async fn reseal_totp(
+        &self,
+        id: Uuid,
+        old: &[u8],
+        sealed: &[u8],
+        key_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a new sign-in challenge.
+    async fn create_mfa_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError>;
+
+    /// The unused challenge with this token hash, if any (expired ones too: the
+    /// caller checks the time).
+    async fn mfa_challenge(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<MfaChallenge>, StoreError>;
+
+    /// Counts a wrong answer; returns the new count.
+    async fn fail_mfa_challenge(&self, id: Uuid) -> Result<i32, StoreError>;
+
+    /// Marks the challenge used if it is unused, unexpired at `now` and has fewer
+    /// than `max_attempts` wrong answers; whether this call consumed it.
+    async fn consume_mfa_challenge(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        max_attempts: i32,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
 pub trait Store:
@@ -401,6 +511,7 @@ pub trait Store:
     + MaintenanceStore
     + SigningKeyStore
     + ThrottleStore
+    + MfaStore
     + std::fmt::Debug
     + Send
     + Sync

@@ -113,6 +113,23 @@ impl Keyring {
         SealKey::id_hex(&self.current.id)
     }
 
+    /// Whether the ring holds the key with this id (hex), current or previous.
+    pub fn knows(&self, key_id: &str) -> bool {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .any(|k| SealKey::id_hex(&k.id) == key_id)
+    }
+
+    /// Re-seals a ciphertext under the current key (same `aad`); `None` when it
+    /// already is.
+    pub fn reseal(&self, sealed: &[u8], aad: &[u8]) -> Result<Option<Vec<u8>>, SealError> {
+        if sealed.get(1..=KEY_ID_LEN) == Some(&self.current.id[..]) {
+            return Ok(None);
+        }
+        let plaintext = self.open(sealed, aad)?;
+        Ok(Some(self.seal(&plaintext, aad)))
+    }
+
     /// Encrypts `plaintext` bound to `aad` under the current key.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use latchkey_core::auth::{Auth, BreachCheck, LockoutPolicy, SessionPolicy};
+use latchkey_core::auth::{Auth, BreachCheck, LockoutPolicy, MfaServices, SessionPolicy};
 use latchkey_core::clock::Clock;
 use latchkey_core::password::{Argon2Params, PasswordHasher};
 use latchkey_core::ports::Store;
-use latchkey_core::seal::Keyring;
 use latchkey_core::token::{Algorithm, TokenSettings};
 use time::Duration;
 
@@ -51,11 +50,7 @@ pub fn key_storage(
     match config.key_storage() {
         KeyStorageKind::Database => keys::KeyStorage::Database {
             store: Arc::clone(store),
-            seal: Arc::new(Keyring::new(
-                keys::SEAL_PURPOSE,
-                secrets.master_key.expose().as_bytes(),
-                &[],
-            )),
+            seal: Arc::new(secrets.keyring(keys::SEAL_PURPOSE)),
         },
         KeyStorageKind::Files | KeyStorageKind::Auto => {
             keys::KeyStorage::Files(keys::key_dir(&config.data_dir))
@@ -188,6 +183,7 @@ pub async fn build(
         password_policy: password_policy(config),
         breach: breach_check(config)?,
         lockout: lockout_policy(config, secrets),
+        mfa: mfa_services(config, secrets),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {
@@ -198,6 +194,38 @@ pub async fn build(
             }),
         },
     })
+}
+
+/// The second-factor services: TOTP seeds sealed under the master key (the
+/// previous master keys still open old seeds), recovery codes keyed with the
+/// HMAC key.
+pub fn mfa_services(config: &Config, secrets: &ResolvedSecrets) -> MfaServices {
+    MfaServices {
+        seal: Arc::new(secrets.keyring(latchkey_core::mfa::TOTP_SEAL_PURPOSE)),
+        recovery: latchkey_core::mfa::recovery::RecoveryHasher::new(
+            secrets.hmac_key.expose().as_bytes(),
+        ),
+        issuer: config.mail.product_name.clone(),
+    }
+}
+
+/// Refuses to start when stored TOTP seeds were sealed with a key the ring does
+/// not hold (a changed master key): every enrolled user would be shut out, so
+/// say which key is missing instead of failing at each sign-in.
+pub async fn check_sealed_data(auth: &Auth) -> Result<(), StartupError> {
+    let ids = auth
+        .store
+        .totp_key_ids()
+        .await
+        .map_err(|e| StartupError::Keys(format!("cannot read TOTP key ids: {e}")))?;
+    if let Some(missing) = ids.iter().find(|id| !auth.mfa.seal.knows(id)) {
+        return Err(StartupError::Keys(format!(
+            "TOTP secrets are sealed with encryption key {missing}, which is not configured: \
+             was secrets.master_key changed? Put the old one in secrets.previous_master_keys \
+             (then run `latchkey keys reencrypt`)"
+        )));
+    }
+    Ok(())
 }
 
 /// The background task keeping the signing keys in step with the key directory.

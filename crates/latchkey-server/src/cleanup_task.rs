@@ -22,6 +22,7 @@ pub async fn run_once(
             denied_access_tokens = r.denied_access_tokens,
             verification_tokens = r.verification_tokens,
             old_mail = r.old_mail,
+            mfa_challenges = r.mfa_challenges,
             "cleanup done"
         ),
         Some(Err(e)) => {

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 401 `invalid_token`: refresh/verification token unknown, used or expired.
     #[error("invalid token")]
     InvalidToken,
+    /// 401 `invalid_mfa_code`: wrong TOTP code or recovery code.
+    #[error("invalid mfa code")]
+    InvalidMfaCode,
     /// 403 `email_not_verified`.
     #[error("email not verified")]
     EmailNotVerified,
@@ -135,6 +138,11 @@ impl ApiError {
                 "Invalid credentials",
             ),
             Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token"),
+            Self::InvalidMfaCode => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_mfa_code",
+                "Invalid MFA code",
+            ),
             Self::EmailNotVerified => (
                 StatusCode::FORBIDDEN,
                 "email_not_verified",
@@ -187,6 +195,7 @@ impl ApiError {
             }
             Self::InvalidCredentials => "The email or password is wrong.".into(),
             Self::InvalidToken => "The token is unknown, already used or expired.".into(),
+            Self::InvalidMfaCode => "The code is wrong, expired or already used.".into(),
             Self::EmailNotVerified => "Verify your email address first.".into(),
             Self::Conflict => "The request conflicts with the current state.".into(),
             Self::Forbidden => "You are not allowed to do this.".into(),
@@ -295,6 +304,9 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::EmailNotVerified => Self::EmailNotVerified,
             AuthError::Disabled => Self::Forbidden,
             AuthError::InvalidToken => Self::InvalidToken,
+            AuthError::InvalidMfaCode => Self::InvalidMfaCode,
+            AuthError::MfaConflict => Self::Conflict,
+            AuthError::NotFound => Self::NotFound,
             AuthError::Unauthorized => Self::Unauthorized,
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),

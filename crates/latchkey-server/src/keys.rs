@@ -185,7 +185,7 @@ fn ring_of(mut keys: Vec<SigningKey>) -> Result<KeyRing, KeyFileError> {
 
 /// Associated data sealed with a stored key: a ciphertext moved to another kid
 /// does not open.
-fn seal_aad(kid: &str) -> Vec<u8> {
+pub(crate) fn seal_aad(kid: &str) -> Vec<u8> {
     format!("latchkey signing key {kid}").into_bytes()
 }
 

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod mail_worker;
 pub mod middleware;
 pub mod ratelimit;
+pub mod reencrypt;
 pub mod request_id;
 pub mod routes;
 pub mod serve;

@@ -80,8 +80,11 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// The store as the server shares it between tasks.
+pub type SharedStore = Arc<dyn Store>;
+
 /// Opens (creating if needed) and migrates the configured database.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
     let pool = PoolOptions {
         max_connections: config.database.max_connections,
         min_connections: config.database.min_connections,
@@ -187,6 +190,7 @@ impl Application {
         let auth =
             crate::auth_setup::build(&config, Arc::clone(&store), &secrets, Arc::clone(&clock))
                 .await?;
+        crate::auth_setup::check_sealed_data(&auth).await?;
         // Compute the dummy hash now, so even the first unknown-email login costs
         // exactly what a wrong password costs.
         auth.hasher.verify_dummy("").await;

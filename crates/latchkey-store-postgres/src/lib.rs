@@ -3,6 +3,7 @@
 mod error;
 mod mail;
 mod maintenance;
+mod mfa;
 mod sessions;
 mod signing_keys;
 mod throttles;

@@ -50,4 +50,22 @@ impl SigningKeyStore for PostgresStore {
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET sealed_key = $1 WHERE kid = $2 AND sealed_key = $3",
+        )
+        .bind(sealed)
+        .bind(kid)
+        .bind(old)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

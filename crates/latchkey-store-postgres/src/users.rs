@@ -13,6 +13,11 @@ use crate::{map_error, PostgresStore};
 const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
      disabled_at, failed_login_count, last_login_at, created_at, updated_at";
 
+/// Counts of a user's factors, as columns of a query over `users`.
+const MFA: &str = crate::mfa::MFA_COLUMNS;
+/// The same for a row just inserted (no factor yet).
+const NO_MFA: &str = "0::BIGINT AS mfa_totp, 0::BIGINT AS mfa_codes";
+
 fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     Ok(User {
         id: row.try_get("id").map_err(map_error)?,
@@ -26,6 +31,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         last_login_at: row.try_get("last_login_at").map_err(map_error)?,
         created_at: row.try_get("created_at").map_err(map_error)?,
         updated_at: row.try_get("updated_at").map_err(map_error)?,
+        mfa: crate::mfa::summary_from_row(row)?,
     })
 }
 
@@ -36,7 +42,7 @@ where
 {
     let sql = format!(
             "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}, {NO_MFA}"
         );
     let row = sqlx::query(&sql)
         .bind(user.id)
@@ -58,7 +64,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        let sql = format!("SELECT {COLUMNS}, {MFA} FROM users WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(self.pool())
@@ -68,7 +74,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE email_normalized = $1");
+        let sql = format!("SELECT {COLUMNS}, {MFA} FROM users WHERE email_normalized = $1");
         let row = sqlx::query(&sql)
             .bind(email_normalized)
             .fetch_optional(self.pool())

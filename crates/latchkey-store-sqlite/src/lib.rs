@@ -7,6 +7,7 @@
 mod error;
 mod mail;
 mod maintenance;
+mod mfa;
 mod sessions;
 mod signing_keys;
 mod throttles;

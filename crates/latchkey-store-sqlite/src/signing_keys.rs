@@ -51,4 +51,21 @@ impl SigningKeyStore for SqliteStore {
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        old: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE signing_keys SET sealed_key = ? WHERE kid = ? AND sealed_key = ?")
+                .bind(sealed)
+                .bind(kid)
+                .bind(old)
+                .execute(self.pool())
+                .await
+                .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

@@ -14,6 +14,11 @@ use crate::{map_error, SqliteStore};
 const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
      disabled_at, failed_login_count, last_login_at, created_at, updated_at";
 
+/// Counts of a user's factors, as columns of a query over `users`.
+const MFA: &str = crate::mfa::MFA_COLUMNS;
+/// The same for a row just inserted (no factor yet).
+const NO_MFA: &str = "0 AS mfa_totp, 0 AS mfa_codes";
+
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     Ok(User {
         id: row.try_get("id").map_err(map_error)?,
@@ -27,6 +32,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         last_login_at: from_micros_opt(row.try_get("last_login_at").map_err(map_error)?)?,
         created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
         updated_at: from_micros(row.try_get("updated_at").map_err(map_error)?)?,
+        mfa: crate::mfa::summary_from_row(row)?,
     })
 }
 
@@ -37,7 +43,7 @@ where
 {
     let sql = format!(
             "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}, {NO_MFA}"
         );
     let created = to_micros(user.created_at);
     let row = sqlx::query(&sql)
@@ -61,7 +67,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?");
+        let sql = format!("SELECT {COLUMNS}, {MFA} FROM users WHERE id = ?");
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(self.pool())
@@ -71,7 +77,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE email_normalized = ?");
+        let sql = format!("SELECT {COLUMNS}, {MFA} FROM users WHERE email_normalized = ?");
         let row = sqlx::query(&sql)
             .bind(email_normalized)
             .fetch_optional(self.pool())

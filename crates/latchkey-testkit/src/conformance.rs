@@ -325,6 +325,7 @@ macro_rules! store_conformance_tests {
             use latchkey_core::ports::Store;
             use $crate::conformance as c;
             use $crate::conformance_mail as cm;
+            use $crate::conformance_mfa as cf;
             use $crate::conformance_sessions as cs;
 
             macro_rules! case {
@@ -365,6 +366,28 @@ macro_rules! store_conformance_tests {
                         cm::$name(&*guard).await;
                     }
                 };
+            }
+
+            macro_rules! mfa_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        cf::$name(&*guard).await;
+                    }
+                };
+            }
+
+            mfa_case!(totp_lifecycle);
+            mfa_case!(recovery_codes_are_single_use);
+            mfa_case!(mfa_challenges_are_single_use);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_code_uses_admit_exactly_one() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                cf::concurrent_code_uses_admit_exactly_one(store).await;
+                drop(guard);
             }
 
             mail_case!(verification_tokens_are_single_use_and_expire);

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod conformance;
 pub mod conformance_mail;
+pub mod conformance_mfa;
 pub mod conformance_sessions;
 pub mod db;
 pub mod logs;

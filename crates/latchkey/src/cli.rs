@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use latchkey_server::config::{Config, ConfigError, KeyStorageKind, Loaded, Overrides, Problem};
-use latchkey_server::startup::{open_store, shutdown_signal};
+use latchkey_server::startup::{open_store, shutdown_signal, SharedStore};
 use latchkey_server::{telemetry, Application, StartupError};
 
 /// Exit code for a refused configuration.
@@ -65,6 +65,10 @@ enum KeysCommand {
     /// Create a new signing key. Running servers sign with it within seconds;
     /// tokens signed by the old key stay valid until they expire.
     Rotate(Place),
+    /// Re-encrypt every stored secret (TOTP seeds, database signing keys) with
+    /// the current master key, so previous master keys can be removed from
+    /// `secrets.previous_master_keys`. Safe while servers run.
+    Reencrypt(Place),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +99,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate(p),
         } => (p, "rotate"),
+        Command::Keys {
+            command: KeysCommand::Reencrypt(p),
+        } => (p, "reencrypt"),
         Command::Cleanup(p) => (p, "cleanup"),
         Command::Users {
             command: UsersCommand::Unlock { place, .. },
@@ -113,6 +120,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         "serve" => serve(loaded).await,
         "migrate" => migrate(loaded).await,
         "rotate" => rotate_keys(&loaded).await,
+        "reencrypt" => reencrypt(&loaded).await,
         "cleanup" => cleanup(loaded).await,
         "unlock" => match &cli.command {
             Command::Users {
@@ -265,19 +273,49 @@ async fn rotate_keys(loaded: &Loaded) -> ExitCode {
     }
 }
 
-async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
-    let config = &loaded.config;
+/// A valid configuration's secrets and an open store, or the exit code after the
+/// reason was printed.
+async fn secrets_and_store(
+    config: &Config,
+) -> Result<(latchkey_server::config::ResolvedSecrets, SharedStore), ExitCode> {
     let (problems, _) = config.validate();
     if !problems.is_empty() {
-        return refuse(&problems);
+        return Err(refuse(&problems));
     }
-    let secrets = match latchkey_server::config::secrets_resolve(config) {
-        Ok(secrets) => secrets,
-        Err(problem) => return refuse(&[problem]),
+    let secrets =
+        latchkey_server::config::secrets_resolve(config).map_err(|problem| refuse(&[problem]))?;
+    let store = open_store(config).await.map_err(|e| startup_failed(&e))?;
+    Ok((secrets, store))
+}
+
+async fn reencrypt(loaded: &Loaded) -> ExitCode {
+    let config = &loaded.config;
+    let (secrets, store) = match secrets_and_store(config).await {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
-    let store = match open_store(config).await {
-        Ok(store) => store,
-        Err(e) => return startup_failed(&e),
+    let result = latchkey_server::reencrypt::run(&*store, &secrets).await;
+    store.close().await;
+    match result {
+        Ok(r) => {
+            println!(
+                "re-encrypted with the current master key: {} TOTP secrets, {} signing keys",
+                r.totp_secrets, r.signing_keys
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
+    let config = &loaded.config;
+    let (secrets, store) = match secrets_and_store(config).await {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let result = latchkey_server::auth_setup::unlock(
         config,
@@ -325,8 +363,8 @@ async fn cleanup(loaded: Loaded) -> ExitCode {
     match result {
         Some(Ok(r)) => {
             println!(
-                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails",
-                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail
+                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails, {} MFA challenges",
+                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail, r.mfa_challenges
             );
             ExitCode::SUCCESS
         }

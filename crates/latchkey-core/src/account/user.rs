@@ -56,6 +56,8 @@ pub struct User {
     pub created_at: OffsetDateTime,
     /// Last change to the record.
     pub updated_at: OffsetDateTime,
+    /// Second factors enabled (read with the record).
+    pub mfa: crate::mfa::MfaSummary,
 }
 
 impl std::fmt::Debug for User {

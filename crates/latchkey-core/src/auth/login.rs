@@ -18,6 +18,36 @@ pub struct LoginRequest {
     /// before: its failures are counted apart, so a lock caused by others
     /// does not shut it out.
     pub device_token: Option<String>,
+    /// How the client wants its tokens (`token` or `cookie`); kept in an MFA
+    /// challenge so the second step answers the same way.
+    pub delivery: String,
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in.
+    SignedIn(Box<Issued>),
+    /// The account has a second factor: finish with [`Auth::login_mfa`].
+    MfaRequired(MfaPending),
+}
+
+/// The challenge handed to the client after a correct password.
+pub struct MfaPending {
+    /// Single-use token for `POST /v1/login/mfa` (`lk_mfa_...`).
+    pub mfa_token: zeroize::Zeroizing<String>,
+    /// Methods the account can answer with (`totp`, `recovery_code`).
+    pub methods: Vec<&'static str>,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for MfaPending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaPending")
+            .field("methods", &self.methods)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -29,7 +59,9 @@ impl std::fmt::Debug for LoginRequest {
 }
 
 impl Auth {
-    /// Checks the password and starts a session.
+    /// Checks the password and starts a session, or, when the account has a
+    /// second factor, returns a challenge instead (nothing is cleared or counted
+    /// as a success until the second step).
     ///
     /// Guarantees: an unknown email costs the same hashing work as a wrong password
     /// and fails identically (`InvalidCredentials`); a disabled or unverified
@@ -40,7 +72,7 @@ impl Auth {
         &self,
         req: &LoginRequest,
         client: &ClientContext,
-    ) -> Result<Issued, AuthError> {
+    ) -> Result<LoginOutcome, AuthError> {
         let email = normalize_email(&req.email);
         let key = req
             .device_token
@@ -86,14 +118,34 @@ impl Auth {
                 Err(e) => tracing::warn!(error = %e, "re-hash failed; keeping the old hash"),
             }
         }
+        if user.mfa.enabled() {
+            let mfa = user.mfa;
+            let pending = self.start_mfa_challenge(&user, &key, req, &mfa).await?;
+            return Ok(LoginOutcome::MfaRequired(pending));
+        }
+        let issued = self
+            .finish_sign_in(user, &key, req.remember_me, vec!["pwd".into()], client)
+            .await?;
+        Ok(LoginOutcome::SignedIn(Box::new(issued)))
+    }
+
+    /// The end of every successful sign-in: counts the success, forgets the
+    /// lockout failures of `key`, starts the session and records the event.
+    pub(crate) async fn finish_sign_in(
+        &self,
+        user: crate::account::User,
+        key: &[u8; 32],
+        remember_me: bool,
+        amr: Vec<String>,
+        client: &ClientContext,
+    ) -> Result<Issued, AuthError> {
+        let now = self.clock.now();
         self.store.record_login_success(user.id, now).await?;
-        self.clear_lockout(&key).await?;
+        self.clear_lockout(key).await?;
         metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
         self.cache.forget_profile(user.id);
         let user = self.store.user_by_id(user.id).await?.unwrap_or(user);
-        let issued = self
-            .start_session(user, req.remember_me, vec!["pwd".into()], client)
-            .await?;
+        let issued = self.start_session(user, remember_me, amr, client).await?;
         self.event(
             issued.user.id,
             EventKind::LoginSucceeded,

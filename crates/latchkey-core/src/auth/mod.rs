@@ -7,6 +7,7 @@ mod change_password;
 mod introspect;
 mod lockout;
 mod login;
+mod mfa;
 mod new_password;
 mod profile;
 mod refresh;
@@ -16,7 +17,8 @@ mod verify;
 pub use cache::AccessCache;
 pub use introspect::Introspection;
 pub use lockout::{unlock, LockoutPolicy};
-pub use login::LoginRequest;
+pub use login::{LoginOutcome, LoginRequest, MfaPending};
+pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
@@ -123,6 +125,16 @@ pub enum AuthError {
     /// Refresh token unknown, used, revoked or expired.
     #[error("invalid token")]
     InvalidToken,
+    /// Wrong, reused or malformed TOTP or recovery code.
+    #[error("invalid mfa code")]
+    InvalidMfaCode,
+    /// The factor is already enabled, or there is no pending enrolment to
+    /// confirm.
+    #[error("mfa state conflict")]
+    MfaConflict,
+    /// The factor does not exist.
+    #[error("not found")]
+    NotFound,
     /// Access token missing, malformed, expired, revoked or wrongly signed.
     #[error("unauthorized")]
     Unauthorized,
@@ -174,6 +186,20 @@ pub struct Auth {
     pub breach: Option<BreachCheck>,
     /// Brute-force lockout on login.
     pub lockout: LockoutPolicy,
+    /// Second factors: the keyring sealing TOTP seeds, the recovery-code
+    /// hasher and the issuer name shown in authenticator apps.
+    pub mfa: MfaServices,
+}
+
+/// What the second-factor use cases need besides the store.
+#[derive(Clone, Debug)]
+pub struct MfaServices {
+    /// Seals TOTP seeds (purpose [`crate::mfa::TOTP_SEAL_PURPOSE`]).
+    pub seal: Arc<crate::seal::Keyring>,
+    /// Keyed hashing of recovery codes.
+    pub recovery: crate::mfa::recovery::RecoveryHasher,
+    /// Issuer in `otpauth://` URIs (the product name).
+    pub issuer: String,
 }
 
 /// A breached-password checker and its failure policy.

@@ -104,6 +104,8 @@ pub enum RevokeReason {
     UserRevoked,
     /// The device fingerprint changed while `sessions.bind_device` is on.
     DeviceMismatch,
+    /// A second factor was enabled or disabled.
+    MfaChanged,
 }
 
 impl RevokeReason {
@@ -116,6 +118,7 @@ impl RevokeReason {
             Self::PasswordChanged => "password_changed",
             Self::UserRevoked => "user_revoked",
             Self::DeviceMismatch => "device_mismatch",
+            Self::MfaChanged => "mfa_changed",
         }
     }
 }

@@ -40,6 +40,13 @@ pub struct SecretsConfig {
     pub master_key: Option<Secret>,
     /// File holding `master_key`.
     pub master_key_file: Option<PathBuf>,
+    /// Master keys used before the current one: data they sealed stays readable
+    /// (and `latchkey keys reencrypt` moves it to the current key); nothing new
+    /// is sealed with them.
+    pub previous_master_keys: Vec<Secret>,
+    /// File with one previous master key per line (instead of, or with,
+    /// `previous_master_keys`).
+    pub previous_master_keys_file: Option<PathBuf>,
     /// Keys the HMACs of CSRF tokens and device cookies.
     pub hmac_key: Option<Secret>,
     /// File holding `hmac_key`.
@@ -53,6 +60,41 @@ pub struct ResolvedSecrets {
     pub master_key: Secret,
     /// See [`SecretsConfig::hmac_key`].
     pub hmac_key: Secret,
+    /// See [`SecretsConfig::previous_master_keys`], oldest last.
+    pub previous_master_keys: Vec<Secret>,
+}
+
+impl ResolvedSecrets {
+    /// The keyring of `purpose`: seals with the master key, opens with it and
+    /// every previous master key.
+    pub fn keyring(&self, purpose: &str) -> latchkey_core::seal::Keyring {
+        let previous: Vec<&[u8]> = self
+            .previous_master_keys
+            .iter()
+            .map(|k| k.expose().as_bytes())
+            .collect();
+        latchkey_core::seal::Keyring::new(purpose, self.master_key.expose().as_bytes(), &previous)
+    }
+}
+
+/// The configured previous master keys (inline first, then the file's lines).
+fn previous_master_keys(cfg: &SecretsConfig) -> Result<Vec<Secret>, Problem> {
+    let mut keys = cfg.previous_master_keys.clone();
+    if let Some(path) = &cfg.previous_master_keys_file {
+        let text = fs::read_to_string(path).map_err(|e| {
+            Problem::new(
+                "secrets.previous_master_keys_file",
+                format!("cannot read {}: {}", path.display(), e.kind()),
+            )
+        })?;
+        keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(Secret::new),
+        );
+    }
+    Ok(keys)
 }
 
 /// One named secret and its two configuration slots.
@@ -163,6 +205,17 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>, warnings: &mut Ve
             }
         }
     }
+    match previous_master_keys(&cfg.secrets) {
+        Err(p) => problems.push(p),
+        Ok(keys) => {
+            if keys.iter().any(|k| k.expose().len() < MIN_SECRET_BYTES) {
+                problems.push(Problem::new(
+                    "secrets.previous_master_keys",
+                    "every previous master key is at least 32 bytes (as the master key was)",
+                ));
+            }
+        }
+    }
 }
 
 /// The secrets to run with: configured ones, else (dev only) the ones kept in
@@ -172,6 +225,7 @@ pub fn resolve(cfg: &Config) -> Result<ResolvedSecrets, Problem> {
     Ok(ResolvedSecrets {
         master_key: master?,
         hmac_key: hmac?,
+        previous_master_keys: previous_master_keys(&cfg.secrets)?,
     })
 }
 

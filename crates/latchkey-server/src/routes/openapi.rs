@@ -20,6 +20,7 @@ use crate::extract::ApiJson;
         super::auth::signup::verify,
         super::auth::signup::resend,
         super::auth::login::login,
+        super::auth::login_mfa::login_mfa,
         super::password_policy::policy,
         super::auth::refresh::refresh,
         super::auth::logout::logout,
@@ -27,11 +28,19 @@ use crate::extract::ApiJson;
         super::me::profile::get_me,
         super::me::profile::patch_me,
         super::me::password::change_password,
+        super::me::mfa::start_totp,
+        super::me::mfa::confirm_totp,
+        super::me::mfa::delete_totp,
+        super::me::mfa::regenerate_recovery_codes,
         super::me::sessions::list,
         super::me::sessions::revoke_all,
         super::me::sessions::revoke_one,
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    components(schemas(
+        crate::error::Problem,
+        crate::error::FieldError,
+        super::auth::login::MfaRequired
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign-in, token refresh, sign-out"),

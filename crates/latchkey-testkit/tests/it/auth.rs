@@ -45,13 +45,6 @@ async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn parts(jwt: &str) -> (Value, Value) {
-    let mut it = jwt.split('.');
-    let header = serde_json::from_slice(&B64.decode(it.next().unwrap()).unwrap()).unwrap();
-    let payload = serde_json::from_slice(&B64.decode(it.next().unwrap()).unwrap()).unwrap();
-    (header, payload)
-}
-
 #[tokio::test]
 async fn login_returns_the_documented_token_response_and_me_works() {
     let app = app_with_user().await;
@@ -65,7 +58,7 @@ async fn login_returns_the_documented_token_response_and_me_works() {
     assert_eq!(body["user"]["mfa"], json!({"totp": false, "webauthn": 0}));
 
     let access = body["access_token"].as_str().unwrap();
-    let (header, claims) = parts(access);
+    let (header, claims) = crate::support::jwt_parts(access);
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "EdDSA");
     for claim in [
@@ -568,7 +561,7 @@ async fn forged_and_tampered_tokens_are_refused() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (header, claims) = parts(&access);
+    let (header, claims) = crate::support::jwt_parts(&access);
     let signature = B64.decode(access.rsplit('.').next().unwrap()).unwrap();
 
     let none = forge(

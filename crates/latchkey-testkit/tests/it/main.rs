@@ -20,6 +20,7 @@ mod introspect;
 mod keys;
 mod lockout;
 mod metrics;
+mod mfa;
 mod openapi;
 mod password_policy;
 mod probes;

@@ -62,3 +62,13 @@ pub async fn post_json(app: &TestApp, path: &str, body: &str) -> reqwest::Respon
 pub fn captured_logs() -> latchkey_testkit::logs::Captured {
     latchkey_testkit::logs::captured()
 }
+
+/// The decoded header and claims of a JWT (no signature check).
+pub fn jwt_parts(jwt: &str) -> (Value, Value) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut it = jwt.split('.');
+    let header = serde_json::from_slice(&b64.decode(it.next().unwrap()).unwrap()).unwrap();
+    let payload = serde_json::from_slice(&b64.decode(it.next().unwrap()).unwrap()).unwrap();
+    (header, payload)
+}

@@ -2,11 +2,11 @@
 
 use axum::extract::State;
 use latchkey_core::account::normalize_email;
-use latchkey_core::auth::LoginRequest;
-use serde::Deserialize;
+use latchkey_core::auth::{Issued, LoginOutcome, LoginRequest};
+use serde::{Deserialize, Serialize};
 
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::{issued_response, DeliveryMode, TokenResponse};
 use crate::client::ClientInfo;
@@ -38,7 +38,7 @@ pub struct LoginBody {
 /// same `401 invalid_credentials`, after the same work.
 #[utoipa::path(post, path = "/v1/login", tag = "auth", request_body = LoginBody,
     responses(
-        (status = 200, description = "Signed in. In cookie mode `refresh_token` is omitted, `csrf_token` is set, and `Set-Cookie` carries the session, refresh and CSRF cookies", body = TokenResponse),
+        (status = 200, description = "Signed in (`TokenResponse`; in cookie mode `refresh_token` is omitted, `csrf_token` is set, and `Set-Cookie` carries the session, refresh and CSRF cookies), or, when the account has a second factor, `MfaRequired`: finish with `POST /v1/login/mfa`", body = TokenResponse),
         (status = 400, description = "`malformed_request` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`email_not_verified` or `forbidden` (disabled), only after a correct password; `csrf_failed` for a cookie-mode login from an origin that is not allowed", body = Problem, content_type = "application/problem+json"),
@@ -90,16 +90,42 @@ pub async fn login(
         password: zeroize::Zeroizing::new(body.password),
         remember_me: body.remember_me,
         device_token,
+        delivery: body.mode.as_str().to_owned(),
     };
-    let issued = state.auth.login(&request, &client.context()).await?;
-    // A fresh device token at every success: this browser's failures will be
-    // counted apart from the address's (lockout device cookies).
+    match state.auth.login(&request, &client.context()).await? {
+        LoginOutcome::SignedIn(issued) => Ok(signed_in_response(&state, *issued, body.mode)),
+        LoginOutcome::MfaRequired(pending) => Ok(ApiJson(MfaRequired {
+            mfa_required: true,
+            mfa_token: pending.mfa_token.to_string(),
+            methods: pending.methods,
+            expires_in: pending.expires_in,
+        })
+        .into_response()),
+    }
+}
+
+/// The answer to a correct password when the account has a second factor.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Single-use token for `POST /v1/login/mfa` (5 minutes, 5 wrong codes).
+    pub mfa_token: String,
+    /// Factors that can answer: `totp`, `recovery_code`.
+    pub methods: Vec<&'static str>,
+    /// Seconds until `mfa_token` expires.
+    pub expires_in: i64,
+}
+
+/// Tokens in `mode`, plus a fresh lockout device cookie: this browser's
+/// failures will be counted apart from the address's.
+pub(crate) fn signed_in_response(state: &AppState, issued: Issued, mode: DeliveryMode) -> Response {
     let device = state.auth.lockout.device_token(&issued.user.email);
-    let mut response = issued_response(&state.cookies, issued, body.mode);
+    let mut response = issued_response(&state.cookies, issued, mode);
     if let Some(cookie) = state.cookies.device_cookie(&device) {
         response
             .headers_mut()
             .append(axum::http::header::SET_COOKIE, cookie);
     }
-    Ok(response)
+    response
 }

@@ -1,6 +1,7 @@
 //! Sign-in endpoints: login, refresh, logout, and the bodies they share.
 
 pub mod login;
+pub mod login_mfa;
 pub mod logout;
 pub mod refresh;
 pub mod signup;
@@ -59,8 +60,8 @@ impl From<&User> for UserBody {
             name: u.name.clone(),
             roles: Vec::new(),
             mfa: MfaState {
-                totp: false,
-                webauthn: 0,
+                totp: u.mfa.totp,
+                webauthn: u.mfa.webauthn,
             },
             created_at: u.created_at,
             updated_at: u.updated_at,
@@ -78,6 +79,25 @@ pub enum DeliveryMode {
     /// Browsers: the access and refresh tokens in HttpOnly cookies, the CSRF
     /// token in a readable cookie and the body; no refresh token in the body.
     Cookie,
+}
+
+impl DeliveryMode {
+    /// `token` or `cookie`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Cookie => "cookie",
+        }
+    }
+
+    /// The mode named by [`DeliveryMode::as_str`]; anything else is token mode.
+    pub fn parse(text: &str) -> Self {
+        if text == "cookie" {
+            Self::Cookie
+        } else {
+            Self::Token
+        }
+    }
 }
 
 /// The `TokenResponse` body of API.md.

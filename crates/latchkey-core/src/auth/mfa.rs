@@ -1,0 +1,446 @@
+//! Second factors: TOTP enrolment, recovery codes, and the second sign-in step.
+//!
+//! Guarantees: TOTP seeds are sealed at rest with the row id as associated data;
+//! a code (TOTP step or recovery code) is accepted at most once, enforced by a
+//! conditional write; wrong codes count against the challenge (5 per token) and
+//! against the account's lockout key; enabling or disabling a factor revokes the
+//! user's other sessions, records an event and mails the user.
+
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::account::User;
+use crate::audit::EventKind;
+use crate::mail::OutgoingMail;
+use crate::mfa::challenge::{MfaChallenge, MAX_ATTEMPTS, TOKEN_PREFIX, TTL};
+use crate::mfa::{totp, MfaSummary, TotpRecord};
+use crate::session::RevokeReason;
+
+use super::{Auth, AuthError, ClientContext, Issued, LoginRequest, MfaPending, Principal};
+
+/// A second factor answering a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMethod {
+    /// A 6-digit code from an authenticator app.
+    Totp,
+    /// One of the user's recovery codes.
+    RecoveryCode,
+}
+
+/// `POST /v1/login/mfa`.
+pub struct MfaLoginRequest {
+    /// The token from the password step.
+    pub mfa_token: Zeroizing<String>,
+    /// Which factor answers.
+    pub method: MfaMethod,
+    /// The code as typed.
+    pub code: Zeroizing<String>,
+}
+
+/// A started TOTP enrolment, shown once.
+pub struct TotpEnrolment {
+    /// The seed in base32, for manual entry.
+    pub secret: Zeroizing<String>,
+    /// `otpauth://` URI for the QR code.
+    pub otpauth_uri: Zeroizing<String>,
+}
+
+impl Auth {
+    async fn current_user(&self, principal: &Principal) -> Result<User, AuthError> {
+        self.store
+            .user_by_id(principal.user_id)
+            .await?
+            .ok_or(AuthError::Unauthorized)
+    }
+
+    /// Checks the signed-in user's password for a sensitive change; a wrong one
+    /// is `InvalidCredentials` and counts as a failed login.
+    async fn confirm_password(&self, user: &User, password: &str) -> Result<(), AuthError> {
+        let verdict = self
+            .hasher
+            .verify(password, &user.password_hash)
+            .await
+            .map_err(AuthError::Password)?;
+        if verdict.matches {
+            return Ok(());
+        }
+        self.store
+            .record_login_failure(user.id, self.clock.now())
+            .await?;
+        self.cache.forget_profile(user.id);
+        Err(AuthError::InvalidCredentials)
+    }
+
+    /// The user's factors.
+    pub async fn mfa_summary(&self, user_id: Uuid) -> Result<MfaSummary, AuthError> {
+        Ok(self.store.mfa_summary(user_id).await?)
+    }
+
+    /// Starts (or restarts) a TOTP enrolment with a fresh seed; `MfaConflict`
+    /// when TOTP is already enabled.
+    pub async fn start_totp(&self, principal: &Principal) -> Result<TotpEnrolment, AuthError> {
+        let user = self.current_user(principal).await?;
+        let secret = totp::new_secret();
+        let id = Uuid::now_v7();
+        let record = TotpRecord {
+            id,
+            user_id: user.id,
+            secret_sealed: self.mfa.seal.seal(&secret, id.as_bytes()),
+            key_id: self.mfa.seal.current_key_id(),
+            created_at: self.clock.now(),
+            confirmed_at: None,
+            last_step: None,
+        };
+        if !self.store.put_pending_totp(&record).await? {
+            return Err(AuthError::MfaConflict);
+        }
+        Ok(TotpEnrolment {
+            secret: Zeroizing::new(crate::mfa::base32::encode(&secret)),
+            otpauth_uri: Zeroizing::new(totp::otpauth_uri(&secret, &self.mfa.issuer, &user.email)),
+        })
+    }
+
+    /// Opens the sealed seed of `record`; a seed sealed under a key the ring
+    /// does not hold, or moved from another row, is an internal error (logged
+    /// with the reason, never guessed around).
+    fn open_seed(&self, record: &TotpRecord) -> Result<Zeroizing<Vec<u8>>, AuthError> {
+        self.mfa
+            .seal
+            .open(&record.secret_sealed, record.id.as_bytes())
+            .map_err(|e| {
+                tracing::error!(error = %e, totp_id = %record.id, "TOTP seed cannot be opened");
+                AuthError::Store(crate::ports::StoreError::Internal(Box::new(e)))
+            })
+    }
+
+    /// Confirms the pending enrolment with a valid code: TOTP becomes active,
+    /// ten recovery codes replace any old ones (returned once), other sessions
+    /// are revoked and the user is mailed.
+    pub async fn confirm_totp(
+        &self,
+        principal: &Principal,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<Vec<Zeroizing<String>>, AuthError> {
+        let user = self.current_user(principal).await?;
+        let record = match self.store.totp(user.id).await? {
+            Some(r) if r.confirmed_at.is_none() => r,
+            _ => return Err(AuthError::MfaConflict),
+        };
+        let seed = self.open_seed(&record)?;
+        let now = self.clock.now();
+        let step = totp::matching_step(&seed, code, totp::step_at(now.unix_timestamp()), None)
+            .ok_or(AuthError::InvalidMfaCode)?;
+        let (codes, hashes) = self.mfa.recovery.generate(user.id);
+        if !self
+            .store
+            .confirm_totp(user.id, record.id, step, &hashes, now)
+            .await?
+        {
+            return Err(AuthError::MfaConflict);
+        }
+        self.factor_changed(&user, principal, EventKind::MfaEnabled, client)
+            .await?;
+        Ok(codes)
+    }
+
+    /// Removes TOTP (and the recovery codes, which protect nothing without a
+    /// factor) after checking the password.
+    pub async fn disable_totp(
+        &self,
+        principal: &Principal,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let user = self.current_user(principal).await?;
+        self.confirm_password(&user, password).await?;
+        let confirmed = self
+            .store
+            .totp(user.id)
+            .await?
+            .is_some_and(|r| r.confirmed_at.is_some());
+        let summary = self.store.mfa_summary(user.id).await?;
+        let other_factors = summary.webauthn > 0;
+        if !self.store.delete_totp(user.id, !other_factors).await? {
+            return Err(AuthError::NotFound);
+        }
+        if confirmed {
+            self.factor_changed(&user, principal, EventKind::MfaDisabled, client)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the recovery codes (old ones stop working) after checking the
+    /// password; `MfaConflict` without an enabled factor.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        principal: &Principal,
+        password: &str,
+        client: &ClientContext,
+    ) -> Result<Vec<Zeroizing<String>>, AuthError> {
+        let user = self.current_user(principal).await?;
+        self.confirm_password(&user, password).await?;
+        if !self.store.mfa_summary(user.id).await?.enabled() {
+            return Err(AuthError::MfaConflict);
+        }
+        let (codes, hashes) = self.mfa.recovery.generate(user.id);
+        self.store
+            .replace_recovery_codes(user.id, &hashes, self.clock.now())
+            .await?;
+        self.cache.forget_profile(user.id);
+        self.event(
+            user.id,
+            EventKind::RecoveryCodesRegenerated,
+            Some(principal.session_id),
+            client,
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// After a factor was enabled or disabled: other sessions revoked, event,
+    /// notice mailed.
+    async fn factor_changed(
+        &self,
+        user: &User,
+        principal: &Principal,
+        kind: EventKind,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let revoked = self
+            .store
+            .revoke_user_sessions(
+                user.id,
+                Some(principal.session_id),
+                RevokeReason::MfaChanged,
+                now,
+            )
+            .await?;
+        self.cache.forget_user(user.id);
+        self.cache.forget_profile(user.id);
+        tracing::info!(
+            revoked,
+            kind = kind.as_str(),
+            "second factor changed; other sessions revoked"
+        );
+        self.event(user.id, kind, Some(principal.session_id), client)
+            .await;
+        let (subject, what) = if kind == EventKind::MfaEnabled {
+            ("Two-step sign-in is on", "was turned on")
+        } else {
+            ("Two-step sign-in is off", "was turned off")
+        };
+        self.notify(
+            &user.email,
+            subject,
+            &format!(
+                "Two-step sign-in (authenticator app) for your {product} account {what}, and \
+                 your other sessions were signed out.\n\nIf this was not you, change your \
+                 password now and contact support.",
+                product = self.links.product
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Queues a security notice; a failure to queue is logged, never fatal.
+    async fn notify(&self, to: &str, subject: &str, text: &str) {
+        let mail = OutgoingMail::new(
+            to,
+            &format!("{subject} ({})", self.links.product),
+            format!("Hello,\n\n{text}\n"),
+            self.clock.now(),
+        );
+        if let Err(e) = self.store.enqueue_mail(&mail).await {
+            tracing::warn!(error = %e, "security notice not queued");
+        }
+    }
+
+    /// Creates the challenge returned after a correct password.
+    pub(crate) async fn start_mfa_challenge(
+        &self,
+        user: &User,
+        key: &[u8; 32],
+        req: &LoginRequest,
+        summary: &MfaSummary,
+    ) -> Result<MfaPending, AuthError> {
+        let (token, token_hash) = crate::mail::new_link_token(TOKEN_PREFIX);
+        let now = self.clock.now();
+        let challenge = MfaChallenge {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            token_hash,
+            created_at: now,
+            expires_at: now + TTL,
+            attempts: 0,
+            remember_me: req.remember_me,
+            mode: req.delivery.clone(),
+            lockout_key: *key,
+        };
+        self.store.create_mfa_challenge(&challenge).await?;
+        let mut methods = Vec::new();
+        if summary.totp {
+            methods.push("totp");
+        }
+        methods.push("recovery_code");
+        Ok(MfaPending {
+            mfa_token: token,
+            methods,
+            expires_in: TTL.whole_seconds(),
+        })
+    }
+
+    /// The delivery mode the password step of this challenge asked for, if the
+    /// token names a live challenge (read only: lets the caller run the checks
+    /// that mode needs before anything is consumed).
+    pub async fn mfa_challenge_mode(&self, mfa_token: &str) -> Result<Option<String>, AuthError> {
+        let hash = crate::mail::hash_link_token(mfa_token);
+        Ok(self.store.mfa_challenge(&hash).await?.map(|c| c.mode))
+    }
+
+    /// Finishes a sign-in with a second factor. Returns the tokens and the
+    /// delivery mode chosen at the password step.
+    ///
+    /// A token that is unknown, used, expired or out of attempts is
+    /// `InvalidToken`; a wrong code is `InvalidMfaCode`, costs one of the
+    /// challenge's attempts and counts as a failed sign-in for lockout (a locked
+    /// account answers `Locked` before any code is checked).
+    pub async fn login_mfa(
+        &self,
+        req: &MfaLoginRequest,
+        client: &ClientContext,
+    ) -> Result<(Issued, String), AuthError> {
+        let hash = crate::mail::hash_link_token(&req.mfa_token);
+        let challenge = self
+            .store
+            .mfa_challenge(&hash)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let now = self.clock.now();
+        if challenge.expires_at <= now || challenge.attempts >= MAX_ATTEMPTS {
+            return Err(AuthError::InvalidToken);
+        }
+        let user = self
+            .store
+            .user_by_id(challenge.user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        self.check_lock(&challenge.lockout_key, Some(&user), client)
+            .await?;
+        let amr = match req.method {
+            MfaMethod::Totp => self.answer_totp(&user, &challenge, &req.code).await?,
+            MfaMethod::RecoveryCode => {
+                self.answer_recovery_code(&user, &challenge, &req.code, client)
+                    .await?
+            }
+        };
+        let Some(amr) = amr else {
+            self.store.fail_mfa_challenge(challenge.id).await?;
+            self.event(user.id, EventKind::MfaFailed, None, client)
+                .await;
+            self.record_lockout_failure(&challenge.lockout_key, Some(&user), client)
+                .await?;
+            metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
+            return Err(AuthError::InvalidMfaCode);
+        };
+        if user.disabled_at.is_some() {
+            return Err(AuthError::Disabled);
+        }
+        let issued = self
+            .finish_sign_in(
+                user,
+                &challenge.lockout_key,
+                challenge.remember_me,
+                amr,
+                client,
+            )
+            .await?;
+        Ok((issued, challenge.mode))
+    }
+
+    /// Checks a TOTP answer; consumes the challenge and the time step when it is
+    /// right. `None` when wrong.
+    async fn answer_totp(
+        &self,
+        user: &User,
+        challenge: &MfaChallenge,
+        code: &str,
+    ) -> Result<Option<Vec<String>>, AuthError> {
+        let Some(record) = self
+            .store
+            .totp(user.id)
+            .await?
+            .filter(|r| r.confirmed_at.is_some())
+        else {
+            return Ok(None);
+        };
+        let seed = self.open_seed(&record)?;
+        let now = self.clock.now();
+        let Some(step) = totp::matching_step(
+            &seed,
+            code,
+            totp::step_at(now.unix_timestamp()),
+            record.last_step,
+        ) else {
+            return Ok(None);
+        };
+        self.consume_challenge(challenge).await?;
+        if !self.store.use_totp_step(record.id, step).await? {
+            // Another request used this code first: a replay.
+            return Ok(None);
+        }
+        Ok(Some(vec!["pwd".into(), "otp".into(), "mfa".into()]))
+    }
+
+    /// Checks a recovery-code answer (consuming the code when right), then the
+    /// challenge; the use is recorded and mailed. `None` when wrong.
+    async fn answer_recovery_code(
+        &self,
+        user: &User,
+        challenge: &MfaChallenge,
+        code: &str,
+        client: &ClientContext,
+    ) -> Result<Option<Vec<String>>, AuthError> {
+        let Some(hash) = self.mfa.recovery.hash(user.id, code) else {
+            return Ok(None);
+        };
+        if !self
+            .store
+            .use_recovery_code(user.id, &hash, self.clock.now())
+            .await?
+        {
+            return Ok(None);
+        }
+        self.consume_challenge(challenge).await?;
+        self.event(user.id, EventKind::RecoveryCodeUsed, None, client)
+            .await;
+        let left = self.store.mfa_summary(user.id).await?.recovery_codes_left;
+        self.notify(
+            &user.email,
+            "A recovery code was used",
+            &format!(
+                "a recovery code was just used to sign in to your {product} account; \
+                 {left} unused code(s) remain.\n\nIf this was not you, change your password \
+                 and generate new recovery codes now.",
+                product = self.links.product
+            ),
+        )
+        .await;
+        Ok(Some(vec!["pwd".into(), "mfa".into(), "rc".into()]))
+    }
+
+    async fn consume_challenge(&self, challenge: &MfaChallenge) -> Result<(), AuthError> {
+        if self
+            .store
+            .consume_mfa_challenge(challenge.id, self.clock.now(), MAX_ATTEMPTS)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidToken)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Conformance cases for second factors: TOTP records, recovery codes and
+//! sign-in challenges, including races on single-use codes.
+
+// A test suite living in a library: failing loudly is its job.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::sync::Arc;
+
+use latchkey_core::account::{normalize_email, NewUser};
+use latchkey_core::mfa::challenge::MfaChallenge;
+use latchkey_core::mfa::{MfaSummary, TotpRecord};
+use latchkey_core::ports::{Expired, Store};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const T0: OffsetDateTime = datetime!(2026-07-01 09:00:00 UTC);
+
+async fn user(store: &dyn Store, email: &str) -> Uuid {
+    store
+        .create_user(&NewUser {
+            id: Uuid::now_v7(),
+            email: email.to_owned(),
+            email_normalized: normalize_email(email),
+            name: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            created_at: T0,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn pending(user_id: Uuid, secret: &[u8]) -> TotpRecord {
+    TotpRecord {
+        id: Uuid::now_v7(),
+        user_id,
+        secret_sealed: secret.to_vec(),
+        key_id: "key-a".into(),
+        created_at: T0,
+        confirmed_at: None,
+        last_step: None,
+    }
+}
+
+fn codes(n: u8) -> Vec<[u8; 32]> {
+    (0..n).map(|i| [i; 32]).collect()
+}
+
+/// Pending enrolments replace each other; confirmation stores the step and the
+/// codes at once; a confirmed factor is not replaced; the user record and the
+/// summary report it; deletion takes the codes along on request.
+pub async fn totp_lifecycle(store: &dyn Store) {
+    let id = user(store, "totp@example.com").await;
+    assert_eq!(store.totp(id).await.unwrap(), None);
+    let first = pending(id, b"one");
+    assert!(store.put_pending_totp(&first).await.unwrap());
+    let second = pending(id, b"two");
+    assert!(store.put_pending_totp(&second).await.unwrap());
+    assert_eq!(store.totp(id).await.unwrap(), Some(second.clone()));
+    assert!(!store
+        .confirm_totp(id, first.id, 7, &codes(10), T0)
+        .await
+        .unwrap());
+    assert!(store
+        .confirm_totp(id, second.id, 7, &codes(10), T0)
+        .await
+        .unwrap());
+    let confirmed = store.totp(id).await.unwrap().unwrap();
+    assert_eq!(confirmed.confirmed_at, Some(T0));
+    assert_eq!(confirmed.last_step, Some(7));
+    assert!(!store
+        .put_pending_totp(&pending(id, b"three"))
+        .await
+        .unwrap());
+    let summary = MfaSummary {
+        totp: true,
+        webauthn: 0,
+        recovery_codes_left: 10,
+    };
+    assert_eq!(store.mfa_summary(id).await.unwrap(), summary);
+    assert_eq!(store.user_by_id(id).await.unwrap().unwrap().mfa, summary);
+    assert_eq!(
+        store
+            .user_by_email("totp@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa,
+        summary
+    );
+    // Steps only move forward.
+    assert!(!store.use_totp_step(second.id, 7).await.unwrap());
+    assert!(store.use_totp_step(second.id, 8).await.unwrap());
+    assert!(!store.use_totp_step(second.id, 6).await.unwrap());
+    assert_eq!(store.totp_key_ids().await.unwrap(), ["key-a"]);
+    // Re-sealing is conditional on the old ciphertext.
+    assert!(!store
+        .reseal_totp(second.id, b"stale", b"new", "key-b")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.totp_not_sealed_with("key-b", 10).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .reseal_totp(second.id, b"two", b"new", "key-b")
+        .await
+        .unwrap());
+    assert!(store
+        .totp_not_sealed_with("key-b", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.totp(id).await.unwrap().unwrap().secret_sealed, b"new");
+
+    assert!(store.delete_totp(id, false).await.unwrap());
+    assert_eq!(store.mfa_summary(id).await.unwrap().recovery_codes_left, 10);
+    assert!(!store.delete_totp(id, true).await.unwrap());
+    assert_eq!(store.mfa_summary(id).await.unwrap(), MfaSummary::default());
+    let fresh = store.user_by_id(id).await.unwrap().unwrap();
+    assert_eq!(fresh.mfa, MfaSummary::default());
+}
+
+/// A recovery code is used once, by its owner only; replacing voids the old set.
+pub async fn recovery_codes_are_single_use(store: &dyn Store) {
+    let ada = user(store, "rc-ada@example.com").await;
+    let eve = user(store, "rc-eve@example.com").await;
+    store
+        .replace_recovery_codes(ada, &codes(3), T0)
+        .await
+        .unwrap();
+    assert!(!store.use_recovery_code(eve, &[1; 32], T0).await.unwrap());
+    assert!(store.use_recovery_code(ada, &[1; 32], T0).await.unwrap());
+    assert!(!store.use_recovery_code(ada, &[1; 32], T0).await.unwrap());
+    assert_eq!(store.mfa_summary(ada).await.unwrap().recovery_codes_left, 2);
+    store
+        .replace_recovery_codes(ada, &[[9; 32]], T0)
+        .await
+        .unwrap();
+    assert!(!store.use_recovery_code(ada, &[2; 32], T0).await.unwrap());
+    assert!(store.use_recovery_code(ada, &[9; 32], T0).await.unwrap());
+}
+
+fn challenge(user_id: Uuid, hash: u8) -> MfaChallenge {
+    MfaChallenge {
+        id: Uuid::now_v7(),
+        user_id,
+        token_hash: [hash; 32],
+        created_at: T0,
+        expires_at: T0 + Duration::minutes(5),
+        attempts: 0,
+        remember_me: true,
+        mode: "cookie".into(),
+        lockout_key: [7; 32],
+    }
+}
+
+/// Challenges round-trip, count wrong answers, are consumed once and only
+/// before expiry and below the attempt limit, and are cleaned up.
+pub async fn mfa_challenges_are_single_use(store: &dyn Store) {
+    let id = user(store, "challenge@example.com").await;
+    let c = challenge(id, 1);
+    store.create_mfa_challenge(&c).await.unwrap();
+    assert_eq!(
+        store.mfa_challenge(&[1; 32]).await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(store.mfa_challenge(&[2; 32]).await.unwrap(), None);
+    assert_eq!(store.fail_mfa_challenge(c.id).await.unwrap(), 1);
+    assert_eq!(store.fail_mfa_challenge(c.id).await.unwrap(), 2);
+    assert!(!store.consume_mfa_challenge(c.id, T0, 2).await.unwrap());
+    assert!(!store
+        .consume_mfa_challenge(c.id, T0 + Duration::minutes(5), 5)
+        .await
+        .unwrap());
+    assert!(store.consume_mfa_challenge(c.id, T0, 5).await.unwrap());
+    assert!(!store.consume_mfa_challenge(c.id, T0, 5).await.unwrap());
+    assert_eq!(store.mfa_challenge(&[1; 32]).await.unwrap(), None);
+
+    let live = challenge(id, 3);
+    store.create_mfa_challenge(&live).await.unwrap();
+    let expired = MfaChallenge {
+        expires_at: T0,
+        ..challenge(id, 4)
+    };
+    store.create_mfa_challenge(&expired).await.unwrap();
+    let removed = store
+        .delete_expired(Expired::MfaChallenges, T0 + Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(removed, 2, "the used and the expired challenge");
+    assert!(store.mfa_challenge(&[3; 32]).await.unwrap().is_some());
+}
+
+/// Twenty concurrent uses of one TOTP step, one recovery code and one
+/// challenge: exactly one of each succeeds.
+pub async fn concurrent_code_uses_admit_exactly_one(store: Arc<dyn Store>) {
+    let id = user(&*store, "race@example.com").await;
+    let record = pending(id, b"seed");
+    store.put_pending_totp(&record).await.unwrap();
+    store
+        .confirm_totp(id, record.id, 1, &codes(1), T0)
+        .await
+        .unwrap();
+    let c = challenge(id, 5);
+    store.create_mfa_challenge(&c).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            (
+                store.use_totp_step(record.id, 2).await.unwrap(),
+                store.use_recovery_code(id, &[0; 32], T0).await.unwrap(),
+                store.consume_mfa_challenge(c.id, T0, 5).await.unwrap(),
+            )
+        }));
+    }
+    let mut wins = (0, 0, 0);
+    for task in tasks {
+        let (a, b, c) = task.await.unwrap();
+        wins.0 += usize::from(a);
+        wins.1 += usize::from(b);
+        wins.2 += usize::from(c);
+    }
+    assert_eq!(wins, (1, 1, 1));
+}
