@@ -22,6 +22,20 @@ pub mod rfc3339 {
     }
 }
 
+/// Serde adapter for an optional timestamp: RFC 3339 UTC or `null`.
+pub mod rfc3339_option {
+    use super::OffsetDateTime;
+    use serde::Serializer;
+
+    /// Serializes `Some` as RFC 3339 in UTC and `None` as `null`.
+    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// Formats a timestamp as RFC 3339 UTC (for logs and bodies built by hand).
 pub fn format_rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)

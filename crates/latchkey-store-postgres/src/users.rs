@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{map_error, PostgresStore};
 
 const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
-     disabled_at, failed_login_count, last_login_at, created_at, updated_at";
+     disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at";
 
 /// Counts of a user's factors, as columns of a query over `users`.
 const MFA: &str = crate::mfa::MFA_COLUMNS;
@@ -31,6 +31,10 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         last_login_at: row.try_get("last_login_at").map_err(map_error)?,
         created_at: row.try_get("created_at").map_err(map_error)?,
         updated_at: row.try_get("updated_at").map_err(map_error)?,
+        password_changed_at: match row.try_get("password_changed_at").map_err(map_error)? {
+            Some(at) => at,
+            None => row.try_get("created_at").map_err(map_error)?,
+        },
         mfa: crate::mfa::summary_from_row(row)?,
     })
 }
@@ -41,8 +45,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
     let sql = format!(
-            "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}, {NO_MFA}"
+            "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at, password_changed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $6) RETURNING {COLUMNS}, {NO_MFA}"
         );
     let row = sqlx::query(&sql)
         .bind(user.id)
@@ -177,7 +181,9 @@ impl UserStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, updated_at = $2, password_changed_at = $2 WHERE id = $3",
+        )
             .bind(hash)
             .bind(now)
             .bind(user_id)

@@ -12,7 +12,7 @@ use crate::time_codec::{from_micros, from_micros_opt, to_micros};
 use crate::{map_error, SqliteStore};
 
 const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
-     disabled_at, failed_login_count, last_login_at, created_at, updated_at";
+     disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at";
 
 /// Counts of a user's factors, as columns of a query over `users`.
 const MFA: &str = crate::mfa::MFA_COLUMNS;
@@ -32,6 +32,12 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         last_login_at: from_micros_opt(row.try_get("last_login_at").map_err(map_error)?)?,
         created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
         updated_at: from_micros(row.try_get("updated_at").map_err(map_error)?)?,
+        password_changed_at: match from_micros_opt(
+            row.try_get("password_changed_at").map_err(map_error)?,
+        )? {
+            Some(at) => at,
+            None => from_micros(row.try_get("created_at").map_err(map_error)?)?,
+        },
         mfa: crate::mfa::summary_from_row(row)?,
     })
 }
@@ -42,8 +48,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     let sql = format!(
-            "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}, {NO_MFA}"
+            "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at, password_changed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}, {NO_MFA}"
         );
     let created = to_micros(user.created_at);
     let row = sqlx::query(&sql)
@@ -52,6 +58,7 @@ where
         .bind(&user.email_normalized)
         .bind(&user.name)
         .bind(&user.password_hash)
+        .bind(created)
         .bind(created)
         .bind(created)
         .fetch_one(executor)
@@ -182,7 +189,9 @@ impl UserStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        sqlx::query("UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3")
+        sqlx::query(
+            "UPDATE users SET password_hash = ?1, updated_at = ?2, password_changed_at = ?2 WHERE id = ?3",
+        )
             .bind(hash)
             .bind(to_micros(now))
             .bind(user_id)

@@ -56,6 +56,9 @@ pub struct User {
     pub created_at: OffsetDateTime,
     /// Last change to the record.
     pub updated_at: OffsetDateTime,
+    /// When the current password was set (creation, change or reset; not a
+    /// re-hash of the same password).
+    pub password_changed_at: OffsetDateTime,
     /// Second factors enabled (read with the record).
     pub mfa: crate::mfa::MfaSummary,
 }

@@ -11,6 +11,7 @@ mod mfa;
 mod new_password;
 mod profile;
 mod refresh;
+mod security;
 mod signup;
 mod verify;
 
@@ -20,6 +21,7 @@ pub use lockout::{unlock, LockoutPolicy};
 pub use login::{LoginOutcome, LoginRequest, MfaPending};
 pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
+pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
 };

@@ -700,3 +700,89 @@ async fn cookie_mode_carries_through_the_second_step_from_an_allowed_origin_only
     assert!(body["csrf_token"].is_string());
     assert!(body.get("refresh_token").is_none());
 }
+
+#[tokio::test]
+async fn the_security_summary_reports_factors_codes_password_age_and_events() {
+    let clock = clock();
+    let mfa = enrolled(builder(&clock), clock).await;
+    let summary = |access: String| {
+        let app = &mfa.app;
+        async move {
+            let r = app
+                .client
+                .get(app.url("/v1/me/security"))
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let s = summary(mfa.access.clone()).await;
+    assert_eq!(
+        s["mfa"],
+        json!({"totp": true, "webauthn": 0, "recovery_codes_left": 10})
+    );
+    assert_eq!(s["sessions"], 1, "enrolment signed the other sessions out");
+    assert_eq!(s["password_age_days"], 0);
+    assert_eq!(s["failed_logins_since_last_success"], 0);
+    assert!(s["last_login_at"].is_string());
+    assert_eq!(s["recent_events"][0]["kind"], "mfa_enabled");
+    assert_eq!(s["recent_events"][1]["kind"], "login_succeeded");
+
+    // A wrong password counts; a recovery code is used; days pass.
+    assert_problem(
+        mfa.app.login(EMAIL, "wrong password!!").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    mfa.clock.advance(time::Duration::days(3));
+    let token = mfa.challenge().await;
+    let r = mfa
+        .answer(&token, "recovery_code", &mfa.recovery_codes[3])
+        .await;
+    assert_eq!(r.status(), 200);
+    let access = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = summary(access.clone()).await;
+    assert_eq!(s["mfa"]["recovery_codes_left"], 9);
+    assert_eq!(s["password_age_days"], 3);
+    assert_eq!(s["sessions"], 2);
+    let kinds: Vec<&str> = s["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &kinds[..3],
+        ["login_succeeded", "recovery_code_used", "login_failed"]
+    );
+
+    // A password change resets the age.
+    let r = post(
+        &mfa.app,
+        "/v1/me/password",
+        Some(&access),
+        json!({"current_password": PASSWORD, "new_password": "another long passphrase 42"}),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let s = summary(access).await;
+    assert_eq!(s["password_age_days"], 0);
+    assert_problem(
+        mfa.app
+            .client
+            .get(mfa.app.url("/v1/me/security"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+}

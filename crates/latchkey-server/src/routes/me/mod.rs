@@ -3,4 +3,5 @@
 pub mod mfa;
 pub mod password;
 pub mod profile;
+pub mod security;
 pub mod sessions;
