@@ -35,6 +35,8 @@ pub enum EventKind {
     RecoveryCodeUsed,
     /// A new set of recovery codes replaced the old one.
     RecoveryCodesRegenerated,
+    /// A passkey answered with a signature counter that did not grow.
+    PasskeyCloneSuspected,
 }
 
 impl EventKind {
@@ -55,6 +57,7 @@ impl EventKind {
             Self::MfaFailed => "mfa_failed",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 
@@ -75,6 +78,7 @@ impl EventKind {
             Self::MfaFailed,
             Self::RecoveryCodeUsed,
             Self::RecoveryCodesRegenerated,
+            Self::PasskeyCloneSuspected,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

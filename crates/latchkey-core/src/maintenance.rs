@@ -22,7 +22,7 @@ pub struct CleanupReport {
     pub verification_tokens: u64,
     /// Old sent or failed mail.
     pub old_mail: u64,
-    /// Used or expired sign-in MFA challenges.
+    /// Used or expired sign-in MFA challenges and WebAuthn ceremonies.
     pub mfa_challenges: u64,
 }
 
@@ -69,6 +69,7 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
         denied_access_tokens: drain(store, Expired::DeniedAccessTokens, now).await?,
         verification_tokens: drain(store, Expired::VerificationTokens, now).await?,
         old_mail: drain(store, Expired::OldMail, now).await?,
-        mfa_challenges: drain(store, Expired::MfaChallenges, now).await?,
+        mfa_challenges: drain(store, Expired::MfaChallenges, now).await?
+            + drain(store, Expired::WebauthnCeremonies, now).await?,
     })
 }

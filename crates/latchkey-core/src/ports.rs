@@ -13,6 +13,7 @@ use crate::account::{NewUser, User};
 use crate::audit::SecurityEvent;
 use crate::mail::OutgoingMail;
 use crate::mfa::challenge::MfaChallenge;
+use crate::mfa::passkey::{Ceremony, PasskeyRecord};
 use crate::mfa::{MfaSummary, TotpRecord};
 use crate::session::{NewSession, RefreshToken, RevokeReason, RotateOutcome, Session};
 
@@ -290,6 +291,8 @@ pub enum Expired {
     OldMail,
     /// Sign-in MFA challenges used or past their expiry.
     MfaChallenges,
+    /// WebAuthn ceremonies past their expiry.
+    WebauthnCeremonies,
 }
 
 impl Expired {
@@ -500,6 +503,40 @@ pub trait MfaStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Registered passkeys and WebAuthn ceremonies.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Adds a passkey; `Conflict` when its credential id is registered already
+    /// (for any user).
+    async fn insert_passkey(&self, passkey: &PasskeyRecord) -> Result<(), StoreError>;
+
+    /// The user's passkeys, oldest first.
+    async fn passkeys(&self, user_id: Uuid) -> Result<Vec<PasskeyRecord>, StoreError>;
+
+    /// Stores the state after a successful use (counter, flags, JSON) and the
+    /// time of use.
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        passkey_json: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Renames the user's passkey; whether it exists.
+    async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str)
+        -> Result<bool, StoreError>;
+
+    /// Removes the user's passkey; whether it existed.
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Stores a ceremony.
+    async fn create_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError>;
+
+    /// Removes and returns the ceremony (single use: of concurrent calls, one
+    /// gets it). Expired ones are returned too; the caller checks the time.
+    async fn take_ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError>;
+}
+
 /// Everything latchkey persists, plus the operations on the store as a whole.
 #[async_trait]
 pub trait Store:
@@ -512,6 +549,7 @@ pub trait Store:
     + SigningKeyStore
     + ThrottleStore
     + MfaStore
+    + PasskeyStore
     + std::fmt::Debug
     + Send
     + Sync

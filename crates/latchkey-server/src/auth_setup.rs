@@ -206,6 +206,8 @@ pub fn mfa_services(config: &Config, secrets: &ResolvedSecrets) -> MfaServices {
             secrets.hmac_key.expose().as_bytes(),
         ),
         issuer: config.mail.product_name.clone(),
+        // Refused in production by validation; in dev a warning was logged.
+        passkeys: config.passkey_service().ok().flatten(),
     }
 }
 

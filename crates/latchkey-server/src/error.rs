@@ -307,6 +307,12 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::InvalidMfaCode => Self::InvalidMfaCode,
             AuthError::MfaConflict => Self::Conflict,
             AuthError::NotFound => Self::NotFound,
+            AuthError::PasskeyRejected => Self::Validation(vec![FieldError {
+                field: "credential".into(),
+                code: "invalid".into(),
+                message: "The authenticator's answer was refused (origin, challenge or format), or this passkey is registered already.".into(),
+            }]),
+            AuthError::PasskeysUnavailable => Self::Unavailable("passkeys (public_url needs a domain name)"),
             AuthError::Unauthorized => Self::Unauthorized,
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),

@@ -28,15 +28,17 @@ fn totp_from_row(row: &PgRow) -> Result<TotpRecord, StoreError> {
 /// A user's factor counts as columns of a query over `users` (one source for
 /// `User::mfa` and `mfa_summary`).
 pub(crate) const MFA_COLUMNS: &str = "(SELECT COUNT(*) FROM mfa_totp t WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS mfa_totp, \
-     (SELECT COUNT(*) FROM mfa_recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) AS mfa_codes";
+     (SELECT COUNT(*) FROM mfa_recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) AS mfa_codes, \
+     (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.user_id = users.id) AS mfa_webauthn";
 
 /// Reads the columns of [`MFA_COLUMNS`].
 pub(crate) fn summary_from_row(row: &PgRow) -> Result<MfaSummary, StoreError> {
     let totp: i64 = row.try_get("mfa_totp").map_err(map_error)?;
     let codes: i64 = row.try_get("mfa_codes").map_err(map_error)?;
+    let passkeys: i64 = row.try_get("mfa_webauthn").map_err(map_error)?;
     Ok(MfaSummary {
         totp: totp > 0,
-        webauthn: 0,
+        webauthn: u32::try_from(passkeys).unwrap_or(0),
         recovery_codes_left: u32::try_from(codes).unwrap_or(0),
     })
 }

@@ -8,6 +8,7 @@ mod error;
 mod mail;
 mod maintenance;
 mod mfa;
+mod passkeys;
 mod sessions;
 mod signing_keys;
 mod throttles;

@@ -17,7 +17,7 @@ const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_v
 /// Counts of a user's factors, as columns of a query over `users`.
 const MFA: &str = crate::mfa::MFA_COLUMNS;
 /// The same for a row just inserted (no factor yet).
-const NO_MFA: &str = "0 AS mfa_totp, 0 AS mfa_codes";
+const NO_MFA: &str = "0 AS mfa_totp, 0 AS mfa_codes, 0 AS mfa_webauthn";
 
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     Ok(User {

@@ -382,6 +382,16 @@ macro_rules! store_conformance_tests {
             mfa_case!(recovery_codes_are_single_use);
             mfa_case!(mfa_challenges_are_single_use);
 
+            mfa_case!(passkeys_round_trip);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ceremonies_are_taken_once() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                cf::ceremonies_are_taken_once(store).await;
+                drop(guard);
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_code_uses_admit_exactly_one() {
                 let Some(guard) = $fresh().await else { return };

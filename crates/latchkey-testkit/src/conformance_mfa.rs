@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::mfa::challenge::MfaChallenge;
+use latchkey_core::mfa::passkey::{Ceremony, CeremonyKind, PasskeyRecord};
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
-use latchkey_core::ports::{Expired, Store};
+use latchkey_core::ports::{Expired, Store, StoreError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -229,4 +230,95 @@ pub async fn concurrent_code_uses_admit_exactly_one(store: Arc<dyn Store>) {
         wins.2 += usize::from(c);
     }
     assert_eq!(wins, (1, 1, 1));
+}
+
+fn passkey(user_id: Uuid, credential: u8) -> PasskeyRecord {
+    PasskeyRecord {
+        id: Uuid::now_v7(),
+        user_id,
+        credential_id: vec![credential; 16],
+        name: "Key".into(),
+        passkey_json: "{}".into(),
+        counter: 0,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: T0,
+        last_used_at: None,
+    }
+}
+
+/// Passkeys round-trip, are unique by credential id across users, count in the
+/// user's summary, record their use, and are renamed or removed only by their
+/// owner.
+pub async fn passkeys_round_trip(store: &dyn Store) {
+    let ada = user(store, "pk-ada@example.com").await;
+    let eve = user(store, "pk-eve@example.com").await;
+    let key = passkey(ada, 1);
+    store.insert_passkey(&key).await.unwrap();
+    assert_eq!(store.passkeys(ada).await.unwrap(), vec![key.clone()]);
+    let err = store.insert_passkey(&passkey(eve, 1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(store.mfa_summary(ada).await.unwrap().webauthn, 1);
+    assert_eq!(
+        store.user_by_id(ada).await.unwrap().unwrap().mfa.webauthn,
+        1
+    );
+    let json = r#"{"cred":{"counter":7,"backup_eligible":true,"backup_state":true}}"#;
+    store
+        .record_passkey_use(key.id, json, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    let used = &store.passkeys(ada).await.unwrap()[0];
+    assert_eq!(
+        (used.counter, used.backup_eligible, used.backup_state),
+        (7, true, true)
+    );
+    assert_eq!(used.last_used_at, Some(T0 + Duration::minutes(1)));
+    assert_eq!(used.passkey_json, json);
+    assert!(!store.rename_passkey(eve, key.id, "mine").await.unwrap());
+    assert!(store.rename_passkey(ada, key.id, "Laptop").await.unwrap());
+    assert_eq!(store.passkeys(ada).await.unwrap()[0].name, "Laptop");
+    assert!(!store.delete_passkey(eve, key.id).await.unwrap());
+    assert!(store.delete_passkey(ada, key.id).await.unwrap());
+    assert!(store.passkeys(ada).await.unwrap().is_empty());
+}
+
+fn ceremony(user_id: Option<Uuid>, expires_at: OffsetDateTime) -> Ceremony {
+    Ceremony {
+        id: Uuid::now_v7(),
+        user_id,
+        kind: CeremonyKind::Register,
+        state_json: "{\"s\":1}".into(),
+        name: Some("Key".into()),
+        created_at: T0,
+        expires_at,
+    }
+}
+
+/// A ceremony is taken once, by one of many concurrent callers; expired ones
+/// are cleaned up.
+pub async fn ceremonies_are_taken_once(store: Arc<dyn Store>) {
+    let id = user(&*store, "ceremony@example.com").await;
+    let c = ceremony(Some(id), T0 + Duration::minutes(5));
+    store.create_ceremony(&c).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.take_ceremony(c.id).await.unwrap()
+        }));
+    }
+    let mut taken = Vec::new();
+    for task in tasks {
+        taken.extend(task.await.unwrap());
+    }
+    assert_eq!(taken, vec![c]);
+    let old = ceremony(None, T0);
+    store.create_ceremony(&old).await.unwrap();
+    let removed = store
+        .delete_expired(Expired::WebauthnCeremonies, T0 + Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(store.take_ceremony(old.id).await.unwrap(), None);
 }

@@ -12,3 +12,4 @@ pub mod db;
 pub mod logs;
 pub mod mail;
 pub mod smtp_sink;
+pub mod soft_authenticator;

@@ -40,6 +40,8 @@ pub struct MfaPending {
     pub methods: Vec<&'static str>,
     /// Seconds until the token expires.
     pub expires_in: i64,
+    /// Options for `navigator.credentials.get()` when the account has passkeys.
+    pub webauthn: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for MfaPending {

@@ -25,6 +25,8 @@ pub enum MfaMethod {
     Totp,
     /// One of the user's recovery codes.
     RecoveryCode,
+    /// A passkey assertion (`credential`).
+    Webauthn,
 }
 
 /// `POST /v1/login/mfa`.
@@ -33,8 +35,10 @@ pub struct MfaLoginRequest {
     pub mfa_token: Zeroizing<String>,
     /// Which factor answers.
     pub method: MfaMethod,
-    /// The code as typed.
+    /// The code as typed (TOTP, recovery code).
     pub code: Zeroizing<String>,
+    /// The authenticator's answer (passkey).
+    pub credential: Option<serde_json::Value>,
 }
 
 /// A started TOTP enrolment, shown once.
@@ -201,7 +205,7 @@ impl Auth {
 
     /// After a factor was enabled or disabled: other sessions revoked, event,
     /// notice mailed.
-    async fn factor_changed(
+    pub(crate) async fn factor_changed(
         &self,
         user: &User,
         principal: &Principal,
@@ -228,16 +232,16 @@ impl Auth {
         self.event(user.id, kind, Some(principal.session_id), client)
             .await;
         let (subject, what) = if kind == EventKind::MfaEnabled {
-            ("Two-step sign-in is on", "was turned on")
+            ("A sign-in factor was added", "was added to")
         } else {
-            ("Two-step sign-in is off", "was turned off")
+            ("A sign-in factor was removed", "was removed from")
         };
         self.notify(
             &user.email,
             subject,
             &format!(
-                "Two-step sign-in (authenticator app) for your {product} account {what}, and \
-                 your other sessions were signed out.\n\nIf this was not you, change your \
+                "a second factor (authenticator app or passkey) {what} your {product} account, \
+                 and your other sessions were signed out.\n\nIf this was not you, change your \
                  password now and contact support.",
                 product = self.links.product
             ),
@@ -285,11 +289,20 @@ impl Auth {
         if summary.totp {
             methods.push("totp");
         }
+        let webauthn = if summary.webauthn > 0 {
+            self.start_passkey_mfa(user, challenge.id).await?
+        } else {
+            None
+        };
+        if webauthn.is_some() {
+            methods.push("webauthn");
+        }
         methods.push("recovery_code");
         Ok(MfaPending {
             mfa_token: token,
             methods,
             expires_in: TTL.whole_seconds(),
+            webauthn,
         })
     }
 
@@ -336,6 +349,13 @@ impl Auth {
                 self.answer_recovery_code(&user, &challenge, &req.code, client)
                     .await?
             }
+            MfaMethod::Webauthn => match &req.credential {
+                Some(credential) => {
+                    self.answer_passkey(&user, &challenge, credential, client)
+                        .await?
+                }
+                None => None,
+            },
         };
         let Some(amr) = amr else {
             self.store.fail_mfa_challenge(challenge.id).await?;
@@ -387,7 +407,7 @@ impl Auth {
         ) else {
             return Ok(None);
         };
-        self.consume_challenge(challenge).await?;
+        self.consume_mfa(challenge).await?;
         if !self.store.use_totp_step(record.id, step).await? {
             // Another request used this code first: a replay.
             return Ok(None);
@@ -414,7 +434,7 @@ impl Auth {
         {
             return Ok(None);
         }
-        self.consume_challenge(challenge).await?;
+        self.consume_mfa(challenge).await?;
         self.event(user.id, EventKind::RecoveryCodeUsed, None, client)
             .await;
         let left = self.store.mfa_summary(user.id).await?.recovery_codes_left;
@@ -432,7 +452,7 @@ impl Auth {
         Ok(Some(vec!["pwd".into(), "mfa".into(), "rc".into()]))
     }
 
-    async fn consume_challenge(&self, challenge: &MfaChallenge) -> Result<(), AuthError> {
+    pub(crate) async fn consume_mfa(&self, challenge: &MfaChallenge) -> Result<(), AuthError> {
         if self
             .store
             .consume_mfa_challenge(challenge.id, self.clock.now(), MAX_ATTEMPTS)

@@ -9,6 +9,7 @@ mod lockout;
 mod login;
 mod mfa;
 mod new_password;
+mod passkeys;
 mod profile;
 mod refresh;
 mod security;
@@ -21,6 +22,7 @@ pub use lockout::{unlock, LockoutPolicy};
 pub use login::{LoginOutcome, LoginRequest, MfaPending};
 pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
+pub use passkeys::RegisteredPasskey;
 pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
@@ -137,6 +139,13 @@ pub enum AuthError {
     /// The factor does not exist.
     #[error("not found")]
     NotFound,
+    /// The authenticator's registration answer was refused (wrong origin,
+    /// challenge, format, or a credential registered already).
+    #[error("passkey rejected")]
+    PasskeyRejected,
+    /// Passkeys are not configured (`public_url` without a domain name).
+    #[error("passkeys unavailable")]
+    PasskeysUnavailable,
     /// Access token missing, malformed, expired, revoked or wrongly signed.
     #[error("unauthorized")]
     Unauthorized,
@@ -202,6 +211,8 @@ pub struct MfaServices {
     pub recovery: crate::mfa::recovery::RecoveryHasher,
     /// Issuer in `otpauth://` URIs (the product name).
     pub issuer: String,
+    /// The WebAuthn relying party; `None` when `public_url` has no domain name.
+    pub passkeys: Option<crate::mfa::passkey::PasskeyService>,
 }
 
 /// A breached-password checker and its failure policy.

@@ -3,6 +3,7 @@
 
 pub mod base32;
 pub mod challenge;
+pub mod passkey;
 pub mod recovery;
 pub mod totp;
 

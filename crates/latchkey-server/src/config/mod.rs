@@ -82,6 +82,8 @@ pub struct Config {
     pub introspection: IntrospectionConfig,
     /// Cookie-mode browser sessions.
     pub cookies: CookiesConfig,
+    /// Passkeys (WebAuthn).
+    pub webauthn: WebauthnConfig,
     /// Rate limits.
     pub rate_limit: RateLimitConfig,
     /// Login lockout.
@@ -120,6 +122,7 @@ impl Default for Config {
             cleanup: CleanupConfig::default(),
             introspection: IntrospectionConfig::default(),
             cookies: CookiesConfig::default(),
+            webauthn: WebauthnConfig::default(),
             rate_limit: RateLimitConfig::default(),
             lockout: LockoutConfig::default(),
             database: DatabaseConfig::default(),
@@ -223,6 +226,46 @@ impl Config {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+}
+
+/// `[webauthn]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// Offer passkeys (registration, second factor).
+    pub enabled: bool,
+    /// Relying-party id: the host of `public_url` (default) or a parent domain
+    /// of it. Passkeys are bound to it: changing it orphans every passkey.
+    pub rp_id: Option<String>,
+}
+
+impl Default for WebauthnConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rp_id: None,
+        }
+    }
+}
+
+impl Config {
+    /// The WebAuthn relying party for this configuration: `Ok(None)` when
+    /// disabled, `Err` (why) when `public_url` cannot carry passkeys.
+    pub fn passkey_service(
+        &self,
+    ) -> Result<Option<latchkey_core::mfa::passkey::PasskeyService>, String> {
+        if !self.webauthn.enabled {
+            return Ok(None);
+        }
+        let public = self.effective_public_url();
+        let host = url::Url::parse(&public)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let rp_id = self.webauthn.rp_id.clone().unwrap_or(host);
+        latchkey_core::mfa::passkey::PasskeyService::new(&public, &rp_id, &self.mail.product_name)
+            .map(Some)
     }
 }
 

@@ -47,6 +47,17 @@ impl Config {
         cookies::check(self, &mut problems);
         rate_limit::check(self, &mut problems);
         mail::check(self, &mut problems, &mut warnings);
+        if let Err(why) = self.passkey_service() {
+            if self.mode == Mode::Production {
+                problems.push(Problem::new("webauthn", why));
+            } else if self.public_url.is_some() {
+                // An explicit public URL that cannot carry passkeys deserves a
+                // warning; the bare dev default (http://<listen>) silently has none.
+                warnings.push(format!(
+                    "passkeys are off: {why} (e.g. public_url = \"http://localhost:8080\"; or set webauthn.enabled = false)"
+                ));
+            }
+        }
         if self.auth.enumeration_protection && !self.auth.require_email_verification {
             warnings.push(
                 "auth.enumeration_protection cannot hide taken addresses while auth.require_email_verification is off \
@@ -380,6 +391,34 @@ mod tests {
         let (problems, warnings) = Config::default().validate();
         assert!(problems.is_empty(), "{problems:?}");
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn passkeys_need_a_domain_name() {
+        let mut cfg = Config {
+            public_url: Some("http://192.0.2.10:8080".into()),
+            ..Config::default()
+        };
+        assert!(cfg
+            .validate()
+            .1
+            .iter()
+            .any(|w| w.contains("passkeys are off")));
+        assert!(cfg.passkey_service().is_err());
+        cfg.public_url = Some("http://localhost:8080".into());
+        assert!(cfg.passkey_service().unwrap().is_some());
+        cfg.webauthn.rp_id = Some("example.com".into());
+        assert!(
+            cfg.passkey_service().is_err(),
+            "rp_id must be a suffix of the host"
+        );
+        cfg.public_url = Some("https://auth.example.com".into());
+        assert!(
+            cfg.passkey_service().unwrap().is_some(),
+            "a parent domain is fine"
+        );
+        cfg.webauthn.enabled = false;
+        assert!(cfg.passkey_service().unwrap().is_none());
     }
 
     #[test]

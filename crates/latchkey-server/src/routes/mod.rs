@@ -97,6 +97,19 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             "/v1/me/mfa/recovery-codes",
             me::mfa::regenerate_recovery_codes,
         ),
+        endpoint(
+            Method::POST,
+            "/v1/me/webauthn/register/start",
+            me::webauthn::register_start,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/me/webauthn/register/finish",
+            me::webauthn::register_finish,
+        ),
+        endpoint(Method::GET, "/v1/me/webauthn", me::webauthn::list),
+        endpoint(Method::PATCH, "/v1/me/webauthn/{id}", me::webauthn::rename),
+        endpoint(Method::DELETE, "/v1/me/webauthn/{id}", me::webauthn::delete),
         endpoint(Method::GET, "/v1/me/sessions", me::sessions::list),
         endpoint(Method::DELETE, "/v1/me/sessions", me::sessions::revoke_all),
         endpoint(

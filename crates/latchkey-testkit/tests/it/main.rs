@@ -33,3 +33,4 @@ mod store;
 mod support;
 mod timing;
 mod tls;
+mod webauthn;

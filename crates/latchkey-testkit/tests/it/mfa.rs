@@ -210,7 +210,9 @@ async fn enrolment_shows_a_qr_code_and_needs_a_valid_code() {
         .unwrap();
     assert_eq!(me["mfa"], json!({"totp": true, "webauthn": 0}));
     let mails = app.wait_for_mails(EMAIL, 1).await;
-    assert!(mails.iter().any(|m| m.contains("Two-step sign-in is on")));
+    assert!(mails
+        .iter()
+        .any(|m| m.contains("A sign-in factor was added")));
     // A second enrolment while one is active is a conflict.
     let r = post(&app, "/v1/me/mfa/totp", Some(access), json!({})).await;
     assert_problem(r, 409, "conflict").await;
@@ -470,7 +472,9 @@ async fn removing_totp_needs_the_password_and_ends_the_challenge() {
     assert!(body["access_token"].is_string(), "{body}");
     assert_eq!(body["user"]["mfa"], json!({"totp": false, "webauthn": 0}));
     let mails = mfa.app.wait_for_mails(EMAIL, 2).await;
-    assert!(mails.iter().any(|m| m.contains("Two-step sign-in is off")));
+    assert!(mails
+        .iter()
+        .any(|m| m.contains("A sign-in factor was removed")));
     // The recovery codes went with it.
     let r = post(
         &mfa.app,

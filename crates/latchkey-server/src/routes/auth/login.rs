@@ -99,6 +99,7 @@ pub async fn login(
             mfa_token: pending.mfa_token.to_string(),
             methods: pending.methods,
             expires_in: pending.expires_in,
+            webauthn: pending.webauthn,
         })
         .into_response()),
     }
@@ -111,10 +112,15 @@ pub struct MfaRequired {
     pub mfa_required: bool,
     /// Single-use token for `POST /v1/login/mfa` (5 minutes, 5 wrong codes).
     pub mfa_token: String,
-    /// Factors that can answer: `totp`, `recovery_code`.
+    /// Factors that can answer: `totp`, `webauthn`, `recovery_code`.
     pub methods: Vec<&'static str>,
     /// Seconds until `mfa_token` expires.
     pub expires_in: i64,
+    /// When the account has passkeys: the options for
+    /// `navigator.credentials.get()` (answer with method `webauthn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub webauthn: Option<serde_json::Value>,
 }
 
 /// Tokens in `mode`, plus a fresh lockout device cookie: this browser's

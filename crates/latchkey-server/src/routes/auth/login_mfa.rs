@@ -25,6 +25,10 @@ pub enum MfaMethodBody {
     Totp,
     /// One of the recovery codes (`xxxx-xxxx-xxxx`, any case, dashes optional).
     RecoveryCode,
+    /// A passkey: `credential` is the `PublicKeyCredential` returned by
+    /// `navigator.credentials.get()` with the `webauthn` options of the login
+    /// answer.
+    Webauthn,
 }
 
 /// The second step.
@@ -35,15 +39,20 @@ pub struct LoginMfaBody {
     pub mfa_token: String,
     /// Which factor answers.
     pub method: MfaMethodBody,
-    /// The code.
+    /// The code (`totp`, `recovery_code`).
+    #[serde(default)]
     pub code: String,
+    /// The authenticator's answer (`webauthn`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
-/// Finishes a sign-in with a TOTP or recovery code. Tokens come back the way
+/// Finishes a sign-in with a TOTP code, a passkey or a recovery code. Tokens come back the way
 /// the password step asked for (token or cookie mode).
 #[utoipa::path(post, path = "/v1/login/mfa", tag = "auth", request_body = LoginMfaBody,
     responses(
-        (status = 200, description = "Signed in (as `POST /v1/login` in the mode chosen there); `amr` lists `pwd`, `otp`, `mfa` (TOTP) or `pwd`, `mfa`, `rc` (recovery code)", body = TokenResponse),
+        (status = 200, description = "Signed in (as `POST /v1/login` in the mode chosen there); `amr` lists `pwd`, `otp`, `mfa` (TOTP), `pwd`, `hwk` or `swk`, `mfa` (passkey) or `pwd`, `mfa`, `rc` (recovery code)", body = TokenResponse),
         (status = 400, description = "`malformed_request` or `validation_failed` (a TOTP code is 6 digits)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_mfa_code` (wrong, reused or expired code; counts toward the challenge's 5 tries and the account's lockout) or `invalid_token` (mfa_token unknown, used, expired or out of tries)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` (account disabled) or `csrf_failed` (cookie mode from a foreign origin)", body = Problem, content_type = "application/problem+json"),
@@ -67,12 +76,20 @@ pub async fn login_mfa(
     let code_ok = match body.method {
         MfaMethodBody::Totp => totp::well_formed(&body.code),
         MfaMethodBody::RecoveryCode => !body.code.is_empty() && body.code.len() <= MAX_INPUT,
+        MfaMethodBody::Webauthn => body
+            .credential
+            .as_ref()
+            .is_some_and(serde_json::Value::is_object),
     };
     if !code_ok {
         errors.push(FieldError {
-            field: "code".into(),
+            field: if matches!(body.method, MfaMethodBody::Webauthn) {
+                "credential".into()
+            } else {
+                "code".into()
+            },
             code: "invalid".into(),
-            message: "A TOTP code is 6 digits; a recovery code looks like xxxx-xxxx-xxxx.".into(),
+            message: "A TOTP code is 6 digits; a recovery code looks like xxxx-xxxx-xxxx; a passkey answer is the credential object.".into(),
         });
     }
     if !errors.is_empty() {
@@ -89,8 +106,10 @@ pub async fn login_mfa(
         method: match body.method {
             MfaMethodBody::Totp => MfaMethod::Totp,
             MfaMethodBody::RecoveryCode => MfaMethod::RecoveryCode,
+            MfaMethodBody::Webauthn => MfaMethod::Webauthn,
         },
         code: zeroize::Zeroizing::new(body.code),
+        credential: body.credential,
     };
     let (issued, mode) = state.auth.login_mfa(&request, &client.context()).await?;
     Ok(signed_in_response(

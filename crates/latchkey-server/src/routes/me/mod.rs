@@ -5,3 +5,4 @@ pub mod password;
 pub mod profile;
 pub mod security;
 pub mod sessions;
+pub mod webauthn;

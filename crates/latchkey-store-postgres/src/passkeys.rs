@@ -1,0 +1,161 @@
+//! `PasskeyStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use latchkey_core::mfa::passkey::{passkey_flags, Ceremony, CeremonyKind, PasskeyRecord};
+use latchkey_core::ports::{PasskeyStore, StoreError};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{map_error, PostgresStore};
+
+const COLUMNS: &str = "id, user_id, credential_id, name, passkey, counter, backup_eligible, \
+     backup_state, created_at, last_used_at";
+
+fn passkey_from_row(row: &PgRow) -> Result<PasskeyRecord, StoreError> {
+    let counter: i64 = row.try_get("counter").map_err(map_error)?;
+    Ok(PasskeyRecord {
+        id: row.try_get("id").map_err(map_error)?,
+        user_id: row.try_get("user_id").map_err(map_error)?,
+        credential_id: row.try_get("credential_id").map_err(map_error)?,
+        name: row.try_get("name").map_err(map_error)?,
+        passkey_json: row.try_get("passkey").map_err(map_error)?,
+        counter: u32::try_from(counter).unwrap_or(u32::MAX),
+        backup_eligible: row.try_get("backup_eligible").map_err(map_error)?,
+        backup_state: row.try_get("backup_state").map_err(map_error)?,
+        created_at: row.try_get("created_at").map_err(map_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(map_error)?,
+    })
+}
+
+fn ceremony_from_row(row: &PgRow) -> Result<Ceremony, StoreError> {
+    let kind: String = row.try_get("kind").map_err(map_error)?;
+    Ok(Ceremony {
+        id: row.try_get("id").map_err(map_error)?,
+        user_id: row.try_get("user_id").map_err(map_error)?,
+        kind: CeremonyKind::parse(&kind)
+            .ok_or_else(|| StoreError::Internal(format!("unknown ceremony kind {kind}").into()))?,
+        state_json: row.try_get("state").map_err(map_error)?,
+        name: row.try_get("name").map_err(map_error)?,
+        created_at: row.try_get("created_at").map_err(map_error)?,
+        expires_at: row.try_get("expires_at").map_err(map_error)?,
+    })
+}
+
+#[async_trait]
+impl PasskeyStore for PostgresStore {
+    async fn insert_passkey(&self, p: &PasskeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webauthn_credentials (id, user_id, credential_id, name, passkey, counter, \
+             backup_eligible, backup_state, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(p.id)
+        .bind(p.user_id)
+        .bind(&p.credential_id)
+        .bind(&p.name)
+        .bind(&p.passkey_json)
+        .bind(i64::from(p.counter))
+        .bind(p.backup_eligible)
+        .bind(p.backup_state)
+        .bind(p.created_at)
+        .bind(p.last_used_at)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn passkeys(&self, user_id: Uuid) -> Result<Vec<PasskeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webauthn_credentials WHERE user_id = $1 ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(map_error)?;
+        rows.iter().map(passkey_from_row).collect()
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: Uuid,
+        passkey_json: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (counter, eligible, state) = passkey_flags(passkey_json);
+        sqlx::query(
+            "UPDATE webauthn_credentials SET passkey = $1, counter = $2, backup_eligible = $3, \
+             backup_state = $4, last_used_at = $5 WHERE id = $6",
+        )
+        .bind(passkey_json)
+        .bind(i64::from(counter))
+        .bind(eligible)
+        .bind(state)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND user_id = $3")
+                .bind(name)
+                .bind(id)
+                .bind(user_id)
+                .execute(self.pool())
+                .await
+                .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_ceremony(&self, c: &Ceremony) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webauthn_ceremonies (id, user_id, kind, state, name, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.id)
+        .bind(c.user_id)
+        .bind(c.kind.as_str())
+        .bind(&c.state_json)
+        .bind(&c.name)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM webauthn_ceremonies WHERE id = $1 \
+             RETURNING id, user_id, kind, state, name, created_at, expires_at",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(ceremony_from_row).transpose()
+    }
+}

@@ -1,0 +1,416 @@
+//! Passkeys end to end with a software authenticator: registration, listing,
+//! renaming, removal, use as the second sign-in step, and the hostile cases
+//! (another origin, a replayed or foreign challenge, a cloned authenticator).
+
+use latchkey_testkit::app::TestApp;
+use latchkey_testkit::soft_authenticator::SoftAuthenticator;
+use serde_json::{json, Value};
+
+use crate::support::{assert_problem, jwt_parts};
+
+const EMAIL: &str = "grace@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+const ORIGIN: &str = "http://localhost:3000";
+
+async fn app() -> TestApp {
+    let app = TestApp::builder()
+        .configure(|c| {
+            c.public_url = Some(ORIGIN.into());
+            c.rate_limit.enabled = false;
+        })
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    app
+}
+
+async fn access(app: &TestApp, email: &str) -> String {
+    let r = app.login(email, PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn start(app: &TestApp, token: &str, name: Option<&str>) -> (String, Value) {
+    let body = name.map_or_else(|| json!({}), |n| json!({ "name": n }));
+    let r = call(
+        app,
+        reqwest::Method::POST,
+        "/v1/me/webauthn/register/start",
+        token,
+        Some(body),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    (
+        body["challenge_id"].as_str().unwrap().to_owned(),
+        body["options"].clone(),
+    )
+}
+
+async fn finish(
+    app: &TestApp,
+    token: &str,
+    challenge_id: &str,
+    credential: Value,
+) -> reqwest::Response {
+    call(
+        app,
+        reqwest::Method::POST,
+        "/v1/me/webauthn/register/finish",
+        token,
+        Some(json!({"challenge_id": challenge_id, "credential": credential})),
+    )
+    .await
+}
+
+/// Registers a passkey on `soft`; returns the finish response body.
+async fn register(app: &TestApp, token: &str, soft: &mut SoftAuthenticator, name: &str) -> Value {
+    let (id, options) = start(app, token, Some(name)).await;
+    let r = finish(app, token, &id, soft.register(&options)).await;
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+async fn list(app: &TestApp, token: &str) -> Vec<Value> {
+    let r = call(app, reqwest::Method::GET, "/v1/me/webauthn", token, None).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn passkeys_are_registered_listed_renamed_and_removed() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    let (challenge_id, options) = start(&app, &token, Some("Laptop")).await;
+    let pk = &options["publicKey"];
+    assert_eq!(pk["rp"]["id"], "localhost");
+    assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(pk["user"]["name"], EMAIL);
+    let r = finish(&app, &token, &challenge_id, soft.register(&options)).await;
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["name"], "Laptop");
+    assert_eq!(first["backup_eligible"], false);
+    assert_eq!(
+        first["recovery_codes"].as_array().unwrap().len(),
+        10,
+        "first factor: codes"
+    );
+    // The challenge was single use.
+    let r = finish(&app, &token, &challenge_id, soft.register(&options)).await;
+    assert_problem(r, 401, "invalid_token").await;
+
+    // The registering session stays; signing in now takes two steps.
+    let r = call(&app, reqwest::Method::GET, "/v1/me", &token, None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        login_mfa_required(&app).await["methods"],
+        json!(["webauthn", "recovery_code"])
+    );
+    let token = second_step(&app, &mut soft).await;
+    // A second passkey: the first is excluded at creation and no new codes come.
+    let (id2, options) = start(&app, &token, None).await;
+    let excluded = options["publicKey"]["excludeCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(excluded.len(), 1);
+    let mut phone = SoftAuthenticator::new(ORIGIN);
+    phone.synced = true;
+    let r = finish(&app, &token, &id2, phone.register(&options)).await;
+    assert_eq!(r.status(), 201);
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(second["name"], "Passkey");
+    assert_eq!(second["backup_eligible"], true);
+    assert!(second.get("recovery_codes").is_none());
+    let token = second_step(&app, &mut soft).await;
+
+    let items = list(&app, &token).await;
+    assert_eq!(items.len(), 2);
+    let me: Value = call(&app, reqwest::Method::GET, "/v1/me", &token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["mfa"]["webauthn"], 2);
+    let id = items[0]["id"].as_str().unwrap();
+    assert!(items[0]["last_used_at"].is_string(), "{items:?}");
+    let r = call(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/v1/me/webauthn/{id}"),
+        &token,
+        Some(json!({"name": "Work laptop"})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    for bad in ["", "   ", &"x".repeat(65), "tab\there"] {
+        let r = call(
+            &app,
+            reqwest::Method::PATCH,
+            &format!("/v1/me/webauthn/{id}"),
+            &token,
+            Some(json!({ "name": bad })),
+        )
+        .await;
+        assert_problem(r, 400, "validation_failed").await;
+    }
+    assert_eq!(list(&app, &token).await[0]["name"], "Work laptop");
+
+    another_user_cannot_touch(&app, id).await;
+
+    let r = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/me/webauthn/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(list(&app, &token).await.len(), 1);
+    let mails = app.wait_for_mails(EMAIL, 3).await;
+    assert!(mails
+        .iter()
+        .any(|m| m.contains("A sign-in factor was removed")));
+}
+
+/// A second user sees no passkey of the first and cannot rename or remove one.
+async fn another_user_cannot_touch(app: &TestApp, id: &str) {
+    app.create_user("eve@example.com", PASSWORD, true).await;
+    let eve = access(app, "eve@example.com").await;
+    assert!(list(app, &eve).await.is_empty());
+    let r = call(
+        app,
+        reqwest::Method::DELETE,
+        &format!("/v1/me/webauthn/{id}"),
+        &eve,
+        None,
+    )
+    .await;
+    assert_problem(r, 404, "not_found").await;
+    let r = call(
+        app,
+        reqwest::Method::PATCH,
+        &format!("/v1/me/webauthn/{id}"),
+        &eve,
+        Some(json!({"name": "mine"})),
+    )
+    .await;
+    assert_problem(r, 404, "not_found").await;
+}
+
+async fn login_mfa_required(app: &TestApp) -> Value {
+    let r = app.login(EMAIL, PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["mfa_required"], true, "{body}");
+    body
+}
+
+async fn answer(app: &TestApp, mfa_token: &str, credential: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/login/mfa"))
+        .json(&json!({"mfa_token": mfa_token, "method": "webauthn", "credential": credential}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Password, then the passkey on `soft`; returns the access token.
+async fn second_step(app: &TestApp, soft: &mut SoftAuthenticator) -> String {
+    let body = login_mfa_required(app).await;
+    let r = answer(
+        app,
+        body["mfa_token"].as_str().unwrap(),
+        soft.assert(&body["webauthn"]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_passkey_answers_the_second_step_and_amr_says_which_kind() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    register(&app, &token, &mut soft, "Key").await;
+    let body = login_mfa_required(&app).await;
+    let options = &body["webauthn"]["publicKey"];
+    assert_eq!(options["rpId"], "localhost");
+    assert_eq!(options["allowCredentials"].as_array().unwrap().len(), 1);
+    let r = answer(
+        &app,
+        body["mfa_token"].as_str().unwrap(),
+        soft.assert(&body["webauthn"]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let (_, claims) = jwt_parts(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["pwd", "hwk", "mfa"]));
+
+    // A synced passkey is a software key.
+    let mut synced = SoftAuthenticator::new(ORIGIN);
+    synced.synced = true;
+    register(
+        &app,
+        tokens["access_token"].as_str().unwrap(),
+        &mut synced,
+        "Phone",
+    )
+    .await;
+    let body = login_mfa_required(&app).await;
+    let mut options = body["webauthn"].clone();
+    options["publicKey"]["allowCredentials"] = json!([]);
+    let mut only_synced = synced.clone();
+    let r = answer(
+        &app,
+        body["mfa_token"].as_str().unwrap(),
+        only_synced.assert(&options),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (_, claims) = jwt_parts(
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(claims["amr"], json!(["pwd", "swk", "mfa"]));
+}
+
+#[tokio::test]
+async fn another_origin_a_replayed_or_foreign_challenge_and_a_clone_are_refused() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+
+    // Registration from a page of another origin.
+    let mut evil = SoftAuthenticator::new("http://localhost.evil.test:3000");
+    let (id, options) = start(&app, &token, None).await;
+    let r = finish(&app, &token, &id, evil.register(&options)).await;
+    assert_problem(r, 400, "validation_failed").await;
+    // A challenge started by another user cannot be finished by this one.
+    app.create_user("eve@example.com", PASSWORD, true).await;
+    let eve = access(&app, "eve@example.com").await;
+    let (eve_challenge, eve_options) = start(&app, &eve, None).await;
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    let r = finish(&app, &token, &eve_challenge, soft.register(&eve_options)).await;
+    assert_problem(r, 401, "invalid_token").await;
+    let r = finish(
+        &app,
+        &token,
+        "01234567-89ab-7def-8123-456789abcdef",
+        json!({}),
+    )
+    .await;
+    assert_problem(r, 401, "invalid_token").await;
+
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    register(&app, &token, &mut soft, "Key").await;
+
+    // An assertion made for another origin.
+    let body = login_mfa_required(&app).await;
+    let mut wrong_origin = soft.clone();
+    wrong_origin.origin = "http://localhost.evil.test:3000".into();
+    let r = answer(
+        &app,
+        body["mfa_token"].as_str().unwrap(),
+        wrong_origin.assert(&body["webauthn"]),
+    )
+    .await;
+    assert_problem(r, 401, "invalid_mfa_code").await;
+    // The passkey ceremony of that sign-in is spent: even a good answer is refused.
+    let r = answer(
+        &app,
+        body["mfa_token"].as_str().unwrap(),
+        soft.assert(&body["webauthn"]),
+    )
+    .await;
+    assert_problem(r, 401, "invalid_mfa_code").await;
+    // A malformed credential is a wrong answer too; a missing one is a bad request.
+    let body = login_mfa_required(&app).await;
+    let mfa_token = body["mfa_token"].as_str().unwrap();
+    assert_problem(
+        answer(&app, mfa_token, json!({"id": "x"})).await,
+        401,
+        "invalid_mfa_code",
+    )
+    .await;
+    let r = app
+        .client
+        .post(app.url("/v1/login/mfa"))
+        .json(&json!({"mfa_token": mfa_token, "method": "webauthn"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, "validation_failed").await;
+
+    // A cloned authenticator: the copy's counter does not move past the original's.
+    let mut clone = soft.clone();
+    second_step(&app, &mut soft).await;
+    let body = login_mfa_required(&app).await;
+    let r = answer(
+        &app,
+        body["mfa_token"].as_str().unwrap(),
+        clone.assert(&body["webauthn"]),
+    )
+    .await;
+    assert_problem(r, 401, "invalid_mfa_code").await;
+    let user = app.state.store.user_by_email(EMAIL).await.unwrap().unwrap();
+    let kinds: Vec<String> = app
+        .state
+        .store
+        .user_events(user.id, 50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "passkey_clone_suspected"),
+        "{kinds:?}"
+    );
+    // The genuine authenticator keeps working.
+    second_step(&app, &mut soft).await;
+}
+
+#[tokio::test]
+async fn without_a_domain_name_passkeys_are_unavailable() {
+    let app = TestApp::spawn().await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let token = access(&app, EMAIL).await;
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/webauthn/register/start",
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert_problem(r, 503, "unavailable").await;
+}
