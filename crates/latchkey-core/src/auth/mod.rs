@@ -22,7 +22,7 @@ pub use lockout::{unlock, LockoutPolicy};
 pub use login::{LoginOutcome, LoginRequest, MfaPending};
 pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
-pub use passkeys::RegisteredPasskey;
+pub use passkeys::{PasskeyLoginRequest, RegisteredPasskey};
 pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,

@@ -21,7 +21,7 @@ use crate::mfa::passkey::{
     passkey_flags, Ceremony, CeremonyKind, PasskeyRecord, PasskeyService, CEREMONY_TTL,
 };
 
-use super::{Auth, AuthError, ClientContext, Principal};
+use super::{Auth, AuthError, ClientContext, Issued, Principal};
 
 /// A registration just finished.
 #[derive(Debug)]
@@ -349,5 +349,95 @@ impl Auth {
         }
         // Verified against the state, but the key is gone (deleted meanwhile).
         Ok(None)
+    }
+}
+
+/// A passwordless sign-in answer.
+pub struct PasskeyLoginRequest {
+    /// From the start call.
+    pub challenge_id: Uuid,
+    /// The authenticator's `PublicKeyCredential`.
+    pub credential: serde_json::Value,
+    /// Long session.
+    pub remember_me: bool,
+}
+
+impl Auth {
+    /// Starts a passwordless sign-in with a discoverable passkey: the options
+    /// name no user and no credential, so they reveal nothing about any address.
+    pub async fn start_passkey_login(&self) -> Result<(Uuid, serde_json::Value), AuthError> {
+        let service = self.passkey_service()?;
+        let (options, state) = service
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(internal)?;
+        let id = Uuid::now_v7();
+        self.store_ceremony(id, CeremonyKind::Login, None, &state, None)
+            .await?;
+        Ok((id, serde_json::to_value(options).map_err(internal)?))
+    }
+
+    /// Finishes a passwordless sign-in. The passkey's user handle names the
+    /// account; its lockout applies (a locked account answers `Locked`, a wrong
+    /// assertion counts as a failure); a disabled or unverified account is
+    /// refused as at password sign-in. `amr` is `["hwk"|"swk", "mfa"]`: a
+    /// user-verified passkey is possession plus PIN or biometrics.
+    pub async fn login_with_passkey(
+        &self,
+        req: &PasskeyLoginRequest,
+        client: &ClientContext,
+    ) -> Result<Issued, AuthError> {
+        let service = self.passkey_service()?;
+        let ceremony = self
+            .take_ceremony(req.challenge_id, CeremonyKind::Login, None)
+            .await?;
+        let state: webauthn_rs::prelude::DiscoverableAuthentication =
+            serde_json::from_str(&ceremony.state_json).map_err(internal)?;
+        let credential: PublicKeyCredential = serde_json::from_value(req.credential.clone())
+            .map_err(|_| AuthError::InvalidMfaCode)?;
+        let (user_id, _) = service
+            .webauthn
+            .identify_discoverable_authentication(&credential)
+            .map_err(|_| AuthError::InvalidMfaCode)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AuthError::InvalidMfaCode)?;
+        let key = self.lockout.identifier_key(&user.email_normalized);
+        self.check_lock(&key, Some(&user), client).await?;
+        let keys: Vec<webauthn_rs::prelude::DiscoverableKey> = self
+            .parsed_passkeys(user.id)
+            .await?
+            .iter()
+            .map(|(_, p)| p.into())
+            .collect();
+        let verified = self
+            .verify_assertion(service, user.id, &credential, client, |w, c| {
+                w.finish_discoverable_authentication(c, state, &keys)
+            })
+            .await?;
+        let Some(kind) = verified else {
+            self.event(user.id, EventKind::MfaFailed, None, client)
+                .await;
+            self.record_lockout_failure(&key, Some(&user), client)
+                .await?;
+            metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
+            return Err(AuthError::InvalidMfaCode);
+        };
+        if user.disabled_at.is_some() {
+            return Err(AuthError::Disabled);
+        }
+        if self.policy.require_email_verification && user.email_verified_at.is_none() {
+            return Err(AuthError::EmailNotVerified);
+        }
+        self.finish_sign_in(
+            user,
+            &key,
+            req.remember_me,
+            vec![kind.into(), "mfa".into()],
+            client,
+        )
+        .await
     }
 }

@@ -73,6 +73,16 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         ),
         endpoint(Method::POST, "/v1/login", auth::login::login),
         endpoint(Method::POST, "/v1/login/mfa", auth::login_mfa::login_mfa),
+        endpoint(
+            Method::POST,
+            "/v1/login/webauthn/start",
+            auth::login_webauthn::start,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/login/webauthn/finish",
+            auth::login_webauthn::finish,
+        ),
         endpoint(Method::GET, "/v1/password/policy", password_policy::policy),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),

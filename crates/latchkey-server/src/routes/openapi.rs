@@ -21,6 +21,8 @@ use crate::extract::ApiJson;
         super::auth::signup::resend,
         super::auth::login::login,
         super::auth::login_mfa::login_mfa,
+        super::auth::login_webauthn::start,
+        super::auth::login_webauthn::finish,
         super::password_policy::policy,
         super::auth::refresh::refresh,
         super::auth::logout::logout,

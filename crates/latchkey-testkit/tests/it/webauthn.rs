@@ -414,3 +414,128 @@ async fn without_a_domain_name_passkeys_are_unavailable() {
     .await;
     assert_problem(r, 503, "unavailable").await;
 }
+
+async fn passwordless(
+    app: &TestApp,
+    soft: &mut SoftAuthenticator,
+    extra: Value,
+) -> reqwest::Response {
+    let r = app
+        .client
+        .post(app.url("/v1/login/webauthn/start"))
+        .json(&json!({ "email": EMAIL }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let options = &body["options"]["publicKey"];
+    assert_eq!(options["rpId"], "localhost");
+    assert!(
+        options["allowCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "options must not depend on the address: {options}"
+    );
+    let mut request = json!({
+        "challenge_id": body["challenge_id"],
+        "credential": soft.assert(&body["options"]),
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        request[k] = v.clone();
+    }
+    app.client
+        .post(app.url("/v1/login/webauthn/finish"))
+        .header("origin", ORIGIN)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_discoverable_passkey_signs_in_without_a_password() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    register(&app, &token, &mut soft, "Key").await;
+
+    let r = passwordless(&app, &mut soft, json!({"remember_me": true})).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["user"]["email"], EMAIL);
+    assert!(body["refresh_token"].is_string());
+    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["hwk", "mfa"]));
+
+    // Cookie mode works from the allowed origin.
+    let r = passwordless(&app, &mut soft, json!({"mode": "cookie"})).await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("__Host-lk_session=")));
+
+    // A challenge is single use.
+    let start: Value = app
+        .client
+        .post(app.url("/v1/login/webauthn/start"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let finish = |credential: Value| {
+        app.client
+            .post(app.url("/v1/login/webauthn/finish"))
+            .json(&json!({"challenge_id": start["challenge_id"], "credential": credential}))
+            .send()
+    };
+    let answer = soft.assert(&start["options"]);
+    assert_eq!(finish(answer.clone()).await.unwrap().status(), 200);
+    assert_problem(finish(answer).await.unwrap(), 401, "invalid_token").await;
+
+    // Another origin and a cloned authenticator are refused.
+    let mut evil = soft.clone();
+    evil.origin = "http://localhost.evil.test:3000".into();
+    assert_problem(
+        passwordless(&app, &mut evil, json!({})).await,
+        401,
+        "invalid_mfa_code",
+    )
+    .await;
+    let mut clone = soft.clone();
+    assert_eq!(passwordless(&app, &mut soft, json!({})).await.status(), 200);
+    assert_problem(
+        passwordless(&app, &mut clone, json!({})).await,
+        401,
+        "invalid_mfa_code",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn passwordless_sign_in_respects_the_lockout() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    register(&app, &token, &mut soft, "Key").await;
+    // Five wrong passwords lock the address: the passkey is refused too.
+    for _ in 0..5 {
+        assert_problem(
+            app.login(EMAIL, "wrong password!!").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_problem(
+        passwordless(&app, &mut soft, json!({})).await,
+        423,
+        "account_locked",
+    )
+    .await;
+}

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{issued_response, DeliveryMode, TokenResponse};
 use crate::client::ClientInfo;
 use crate::config::{LimitKey, RouteGroup};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
 use crate::ratelimit::{slot_of, SlotExtension};
 use crate::routes::input;
@@ -51,17 +51,7 @@ pub async fn login(
     slot: SlotExtension,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
-    if body.mode == DeliveryMode::Cookie {
-        if !state.cookies.enabled() {
-            return Err(ApiError::Validation(vec![FieldError {
-                field: "mode".into(),
-                code: "unsupported".into(),
-                message: "Cookie mode is disabled on this server; use token mode.".into(),
-            }]));
-        }
-        // Login CSRF: a cross-site page must not sign the browser in.
-        state.cookies.check_origin(&headers)?;
-    }
+    super::check_cookie_sign_in(&state, &headers, body.mode)?;
     let mut errors = Vec::new();
     input::check_email_shape(&body.email, "email", &mut errors);
     input::check_text(

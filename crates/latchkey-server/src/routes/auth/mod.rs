@@ -2,6 +2,7 @@
 
 pub mod login;
 pub mod login_mfa;
+pub mod login_webauthn;
 pub mod logout;
 pub mod refresh;
 pub mod signup;
@@ -166,6 +167,28 @@ pub fn issued_response(cookies: &CookieSessions, issued: Issued, mode: DeliveryM
             response
         }
     }
+}
+
+/// For a sign-in that will answer in cookie mode: cookie mode must be on and
+/// the request must come from an allowed origin (no login CSRF).
+pub fn check_cookie_sign_in(
+    state: &crate::state::AppState,
+    headers: &axum::http::HeaderMap,
+    mode: DeliveryMode,
+) -> Result<(), crate::error::ApiError> {
+    if mode != DeliveryMode::Cookie {
+        return Ok(());
+    }
+    if !state.cookies.enabled() {
+        return Err(crate::error::ApiError::Validation(vec![
+            crate::error::FieldError {
+                field: "mode".into(),
+                code: "unsupported".into(),
+                message: "Cookie mode is disabled on this server; use token mode.".into(),
+            },
+        ]));
+    }
+    state.cookies.check_origin(headers)
 }
 
 /// Adds `Set-Cookie` headers deleting the session cookies to `response`.
