@@ -37,6 +37,8 @@ pub enum EventKind {
     RecoveryCodesRegenerated,
     /// A passkey answered with a signature counter that did not grow.
     PasskeyCloneSuspected,
+    /// The password was reset with a mailed link.
+    PasswordReset,
 }
 
 impl EventKind {
@@ -58,6 +60,7 @@ impl EventKind {
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
+            Self::PasswordReset => "password_reset",
         }
     }
 
@@ -79,6 +82,7 @@ impl EventKind {
             Self::RecoveryCodeUsed,
             Self::RecoveryCodesRegenerated,
             Self::PasskeyCloneSuspected,
+            Self::PasswordReset,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

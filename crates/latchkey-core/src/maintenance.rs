@@ -18,7 +18,7 @@ pub struct CleanupReport {
     pub refresh_tokens: u64,
     /// Expired denylist entries.
     pub denied_access_tokens: u64,
-    /// Used or expired verification tokens.
+    /// Used or expired verification and password-reset tokens.
     pub verification_tokens: u64,
     /// Old sent or failed mail.
     pub old_mail: u64,
@@ -67,7 +67,8 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
         sessions: drain(store, Expired::Sessions, now).await?,
         refresh_tokens: drain(store, Expired::RefreshTokens, now).await?,
         denied_access_tokens: drain(store, Expired::DeniedAccessTokens, now).await?,
-        verification_tokens: drain(store, Expired::VerificationTokens, now).await?,
+        verification_tokens: drain(store, Expired::VerificationTokens, now).await?
+            + drain(store, Expired::PasswordResetTokens, now).await?,
         old_mail: drain(store, Expired::OldMail, now).await?,
         mfa_challenges: drain(store, Expired::MfaChallenges, now).await?
             + drain(store, Expired::WebauthnCeremonies, now).await?,

@@ -234,6 +234,32 @@ pub trait VerificationStore: Send + Sync {
         token_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Stores a password-reset token and queues its mail (one transaction); the
+    /// user's earlier reset tokens are deleted: only the newest works.
+    async fn issue_password_reset(
+        &self,
+        token: &NewVerification,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError>;
+
+    /// The account of an unused, unexpired reset token (read only).
+    async fn password_reset_user(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Spends the reset token and sets the new password hash (history kept as
+    /// for a change, `keep` entries), atomically: a token works once, only
+    /// before it expires. Returns the account id.
+    async fn complete_password_reset(
+        &self,
+        token_hash: &[u8; 32],
+        hash: &str,
+        now: OffsetDateTime,
+        keep: u32,
+    ) -> Result<Option<Uuid>, StoreError>;
 }
 
 /// The persistent mail outbox.
@@ -293,6 +319,8 @@ pub enum Expired {
     MfaChallenges,
     /// WebAuthn ceremonies past their expiry.
     WebauthnCeremonies,
+    /// Password-reset tokens used or past their expiry.
+    PasswordResetTokens,
 }
 
 impl Expired {

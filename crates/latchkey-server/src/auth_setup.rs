@@ -192,6 +192,12 @@ pub async fn build(
                     config.effective_public_url()
                 )
             }),
+            reset_url: config.mail.reset_url.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/reset-password?token={{token}}",
+                    config.effective_public_url()
+                )
+            }),
         },
     })
 }

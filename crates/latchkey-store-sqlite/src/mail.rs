@@ -99,6 +99,73 @@ impl VerificationStore for SqliteStore {
         tx.commit().await.map_err(map_error)?;
         Ok(user_id)
     }
+
+    async fn issue_password_reset(
+        &self,
+        token: &NewVerification,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = ?")
+            .bind(token.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&token.token_hash[..])
+        .bind(token.user_id)
+        .bind(to_micros(token.created_at))
+        .bind(to_micros(token.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_mail(&mut tx, mail).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn password_reset_user(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT user_id FROM password_reset_tokens WHERE token_hash = ? AND used_at IS NULL \
+             AND expires_at > ?",
+        )
+        .bind(&token_hash[..])
+        .bind(to_micros(now))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_error)
+    }
+
+    async fn complete_password_reset(
+        &self,
+        token_hash: &[u8; 32],
+        hash: &str,
+        now: OffsetDateTime,
+        keep: u32,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let user_id: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE password_reset_tokens SET used_at = ? WHERE token_hash = ? \
+             AND used_at IS NULL AND expires_at > ? RETURNING user_id",
+        )
+        .bind(to_micros(now))
+        .bind(&token_hash[..])
+        .bind(to_micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if let Some(id) = user_id {
+            crate::users::set_password_in(&mut tx, id, hash, now, keep).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(user_id)
+    }
 }
 
 #[async_trait]

@@ -67,6 +67,46 @@ where
     user_from_row(&row)
 }
 
+/// Inside `tx`: the current hash joins the history, `hash` becomes current
+/// (stamping `password_changed_at`), and only the `keep` newest history entries
+/// stay.
+pub(crate) async fn set_password_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user_id: Uuid,
+    hash: &str,
+    now: OffsetDateTime,
+    keep: u32,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash, created_at) \
+         SELECT id, password_hash, ?1 FROM users WHERE id = ?2",
+    )
+    .bind(to_micros(now))
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    sqlx::query(
+        "UPDATE users SET password_hash = ?1, updated_at = ?2, password_changed_at = ?2 WHERE id = ?3",
+    )
+        .bind(hash)
+        .bind(to_micros(now))
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    sqlx::query(
+        "DELETE FROM password_history WHERE user_id = ?1 AND id NOT IN \
+         (SELECT id FROM password_history WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2)",
+    )
+    .bind(user_id)
+    .bind(i64::from(keep))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
@@ -180,33 +220,7 @@ impl UserStore for SqliteStore {
         keep: u32,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query(
-            "INSERT INTO password_history (user_id, password_hash, created_at) \
-             SELECT id, password_hash, ?1 FROM users WHERE id = ?2",
-        )
-        .bind(to_micros(now))
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        sqlx::query(
-            "UPDATE users SET password_hash = ?1, updated_at = ?2, password_changed_at = ?2 WHERE id = ?3",
-        )
-            .bind(hash)
-            .bind(to_micros(now))
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        sqlx::query(
-            "DELETE FROM password_history WHERE user_id = ?1 AND id NOT IN \
-             (SELECT id FROM password_history WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2)",
-        )
-        .bind(user_id)
-        .bind(i64::from(keep))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        set_password_in(&mut tx, user_id, hash, now, keep).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(())
     }

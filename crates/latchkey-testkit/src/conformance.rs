@@ -404,6 +404,7 @@ macro_rules! store_conformance_tests {
             mail_case!(duplicate_signup_queues_nothing);
             mail_case!(outbox_claims_lease_retry_and_finish);
             mail_case!(concurrent_claims_never_overlap);
+            mail_case!(password_reset_tokens_are_single_use);
 
             session_case!(sessions_round_trip);
             session_case!(session_limit_evicts_the_oldest);

@@ -211,3 +211,77 @@ pub async fn concurrent_claims_never_overlap(store: &dyn Store) {
         "every message claimed exactly once"
     );
 }
+
+/// Reset tokens: the newest one only, read without spending, spent once with
+/// the password change (history kept), refused once expired, queued with their
+/// mail, cleaned up.
+pub async fn password_reset_tokens_are_single_use(store: &dyn Store) {
+    let u = user("reset@example.com");
+    let created = store.create_user(&u).await.unwrap();
+    let issue = |hash: [u8; 32], at: OffsetDateTime| NewVerification {
+        token_hash: hash,
+        user_id: created.id,
+        created_at: at,
+        expires_at: at + Duration::minutes(30),
+    };
+    let mail = || OutgoingMail::new("reset@example.com", "Reset", "link".into(), T0);
+    store
+        .issue_password_reset(&issue([1; 32], T0), &mail())
+        .await
+        .unwrap();
+    store
+        .issue_password_reset(&issue([2; 32], T0), &mail())
+        .await
+        .unwrap();
+    assert_eq!(store.pending_mail().await.unwrap(), 2);
+    assert_eq!(
+        store.password_reset_user(&[1; 32], T0).await.unwrap(),
+        None,
+        "superseded"
+    );
+    assert_eq!(
+        store.password_reset_user(&[2; 32], T0).await.unwrap(),
+        Some(created.id)
+    );
+    let late = T0 + Duration::minutes(30);
+    assert_eq!(
+        store.password_reset_user(&[2; 32], late).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .complete_password_reset(&[2; 32], "new-hash", late, 5)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    let at = T0 + Duration::minutes(1);
+    assert_eq!(
+        store
+            .complete_password_reset(&[2; 32], "new-hash", at, 5)
+            .await
+            .unwrap(),
+        Some(created.id)
+    );
+    assert_eq!(
+        store
+            .complete_password_reset(&[2; 32], "other-hash", at, 5)
+            .await
+            .unwrap(),
+        None,
+        "single use"
+    );
+    let after = store.user_by_id(created.id).await.unwrap().unwrap();
+    assert_eq!(after.password_hash, "new-hash");
+    assert_eq!(after.password_changed_at, at);
+    assert_eq!(
+        store.password_history(created.id, 10).await.unwrap(),
+        std::slice::from_ref(&u.password_hash)
+    );
+    let removed = store
+        .delete_expired(latchkey_core::ports::Expired::PasswordResetTokens, at, 100)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "the used token");
+}

@@ -12,6 +12,7 @@ mod new_password;
 mod passkeys;
 mod profile;
 mod refresh;
+mod reset;
 mod security;
 mod signup;
 mod verify;
@@ -23,6 +24,7 @@ pub use login::{LoginOutcome, LoginRequest, MfaPending};
 pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
 pub use passkeys::{PasskeyLoginRequest, RegisteredPasskey};
+pub use reset::{RESET_TOKEN_PREFIX, RESET_TTL};
 pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,

@@ -22,6 +22,8 @@ pub struct MailLinks {
     pub product: String,
     /// Verification link with `{token}` where the token goes.
     pub verify_url: String,
+    /// Password-reset link with `{token}` where the token goes.
+    pub reset_url: String,
 }
 
 /// A sign-up.

@@ -106,6 +106,8 @@ pub enum RevokeReason {
     DeviceMismatch,
     /// A second factor was enabled or disabled.
     MfaChanged,
+    /// The password was reset with a mailed link.
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -119,6 +121,7 @@ impl RevokeReason {
             Self::UserRevoked => "user_revoked",
             Self::DeviceMismatch => "device_mismatch",
             Self::MfaChanged => "mfa_changed",
+            Self::PasswordReset => "password_reset",
         }
     }
 }

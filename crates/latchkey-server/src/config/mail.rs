@@ -20,6 +20,10 @@ pub struct MailConfig {
     /// Verification link with `{token}`; unset: `<public_url>/verify-email?token={token}`
     /// (a page of your application that posts the token to `/v1/email/verify`).
     pub verify_url: Option<String>,
+    /// Password-reset link with `{token}`; unset: `<public_url>/reset-password?token={token}`
+    /// (a page of your application that posts the token and the new password to
+    /// `/v1/password/reset`).
+    pub reset_url: Option<String>,
     /// The SMTP server, used when `transport = "smtp"`.
     pub smtp: SmtpConfig,
 }
@@ -31,6 +35,7 @@ impl Default for MailConfig {
             from: "latchkey <no-reply@localhost>".into(),
             product_name: "latchkey".into(),
             verify_url: None,
+            reset_url: None,
             smtp: SmtpConfig::default(),
         }
     }
@@ -138,13 +143,19 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>, warnings: &mut Ve
     if let Err(e) = latchkey_adapters::mail_message::Sender::parse(&mail.from) {
         problems.push(Problem::new("mail.from", e));
     }
-    if let Some(url) = &mail.verify_url {
-        if !url.contains("{token}") || !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            problems.push(Problem::new(
-                "mail.verify_url",
-                "must be an http(s) URL containing {token}",
-            ));
+    for (key, url) in [
+        ("mail.verify_url", &mail.verify_url),
+        ("mail.reset_url", &mail.reset_url),
+    ] {
+        if let Some(url) = url {
+            if !url.contains("{token}")
+                || !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                problems.push(Problem::new(
+                    key,
+                    "must be an http(s) URL containing {token}",
+                ));
+            }
         }
     }
     match mail.transport {

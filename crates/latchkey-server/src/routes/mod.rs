@@ -84,6 +84,16 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             auth::login_webauthn::finish,
         ),
         endpoint(Method::GET, "/v1/password/policy", password_policy::policy),
+        endpoint(
+            Method::POST,
+            "/v1/password/forgot",
+            auth::password_reset::forgot,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/password/reset",
+            auth::password_reset::reset,
+        ),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),
         endpoint(Method::POST, "/v1/introspect", introspect::introspect),

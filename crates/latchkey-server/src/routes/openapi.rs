@@ -24,6 +24,8 @@ use crate::extract::ApiJson;
         super::auth::login_webauthn::start,
         super::auth::login_webauthn::finish,
         super::password_policy::policy,
+        super::auth::password_reset::forgot,
+        super::auth::password_reset::reset,
         super::auth::refresh::refresh,
         super::auth::logout::logout,
         super::introspect::introspect,

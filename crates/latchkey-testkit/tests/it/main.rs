@@ -23,6 +23,7 @@ mod metrics;
 mod mfa;
 mod openapi;
 mod password_policy;
+mod password_reset;
 mod probes;
 mod rate_limit;
 mod request_id;

@@ -4,6 +4,7 @@ pub mod login;
 pub mod login_mfa;
 pub mod login_webauthn;
 pub mod logout;
+pub mod password_reset;
 pub mod refresh;
 pub mod signup;
 

@@ -1,0 +1,134 @@
+//! Password reset: `forgot` mails a single-use link, `reset` sets a new
+//! password with it.
+//!
+//! Guarantees: a reset token is 256 random bits stored as its SHA-256, valid
+//! 30 minutes, single use, and only the newest one of a user works; `forgot`
+//! does the same visible thing for every address (the caller runs it off the
+//! request path, so its timing says nothing either); a reset applies the
+//! password rules (history included), revokes every session and refresh family
+//! of the user, clears the address's lockout and mails a confirmation.
+
+use time::Duration;
+
+use crate::account::normalize_email;
+use crate::audit::EventKind;
+use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
+use crate::password::PolicyContext;
+use crate::ports::NewVerification;
+use crate::session::RevokeReason;
+
+use super::{Auth, AuthError, ClientContext, WeakPassword};
+
+/// Prefix of reset tokens.
+pub const RESET_TOKEN_PREFIX: &str = "lk_pr_";
+/// Lifetime of a reset token.
+pub const RESET_TTL: Duration = Duration::minutes(30);
+
+impl Auth {
+    /// Mails a reset link to the account of `email`, if there is an enabled one;
+    /// otherwise does nothing. Never reveals which.
+    pub async fn forgot_password(&self, email: &str) -> Result<(), AuthError> {
+        let Some(user) = self.store.user_by_email(&normalize_email(email)).await? else {
+            return Ok(());
+        };
+        if user.disabled_at.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let (token, token_hash) = new_link_token(RESET_TOKEN_PREFIX);
+        let link = self.links.reset_url.replace("{token}", &token);
+        let mail = OutgoingMail::new(
+            &user.email,
+            &format!("Reset your {} password", self.links.product),
+            format!(
+                "Hello,\n\nsomeone (hopefully you) asked to reset the password of your {product} \
+                 account. Choose a new password within 30 minutes here:\n\n{link}\n\n\
+                 If you did not ask, ignore this message: your password stays as it is.\n",
+                product = self.links.product
+            ),
+            now,
+        );
+        let record = NewVerification {
+            token_hash,
+            user_id: user.id,
+            created_at: now,
+            expires_at: now + RESET_TTL,
+        };
+        self.store.issue_password_reset(&record, &mail).await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token. `InvalidToken` for an unknown,
+    /// used, expired or superseded token; the policy's objections otherwise
+    /// (the token stays usable until it succeeds).
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: &ClientContext,
+    ) -> Result<Result<(), WeakPassword>, AuthError> {
+        let token_hash = hash_link_token(token);
+        let now = self.clock.now();
+        let user_id = self
+            .store
+            .password_reset_user(&token_hash, now)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let context = PolicyContext {
+            email: &user.email,
+            name: user.name.as_deref(),
+            service: &self.links.product,
+        };
+        if let Err(weak) = self
+            .check_new_password(new_password, &context, Some((user.id, &user.password_hash)))
+            .await?
+        {
+            return Ok(Err(weak));
+        }
+        let hash = self
+            .hasher
+            .hash(new_password)
+            .await
+            .map_err(AuthError::Password)?;
+        let keep = self.password_policy.history.saturating_sub(1);
+        if self
+            .store
+            .complete_password_reset(&token_hash, &hash, now, keep)
+            .await?
+            .is_none()
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        let revoked = self
+            .store
+            .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset, now)
+            .await?;
+        self.cache.forget_user(user.id);
+        self.cache.forget_profile(user.id);
+        self.clear_lockout(&self.lockout.identifier_key(&user.email_normalized))
+            .await?;
+        tracing::info!(revoked, "password reset; every session revoked");
+        self.event(user.id, EventKind::PasswordReset, None, client)
+            .await;
+        let mail = OutgoingMail::new(
+            &user.email,
+            &format!("Your {} password was changed", self.links.product),
+            format!(
+                "Hello,\n\nthe password of your {product} account was just reset, and every \
+                 session was signed out.\n\nIf this was not you, reset it again now and \
+                 contact support.\n",
+                product = self.links.product
+            ),
+            now,
+        );
+        if let Err(e) = self.store.enqueue_mail(&mail).await {
+            tracing::warn!(error = %e, "reset confirmation not queued");
+        }
+        Ok(Ok(()))
+    }
+}
