@@ -1,102 +1,249 @@
 //! The outbox worker: delivers queued mail with retries and backoff, never on a
 //! request's path. Several workers (one per node) share the queue safely: each
-//! message is claimed by lease before it is sent.
+//! message is claimed by lease before it is sent, and a send is only started when
+//! it is certain to end (its deadline) well before the lease runs out, so no other
+//! node can take the same message while it is in flight. A circuit breaker stops
+//! connecting to an SMTP server that keeps failing; messages wait meanwhile.
+
+pub mod breaker;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use latchkey_core::clock::Clock;
-use latchkey_core::mail::{MailError, Mailer};
+use latchkey_core::mail::{MailError, Mailer, OutgoingMail};
 use latchkey_core::ports::Store;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
 
-/// How long a claimed message is reserved for one delivery attempt.
-pub const LEASE: Duration = Duration::minutes(2);
+use self::breaker::{Breaker, Outcome, Permit};
+use crate::config::MailConfig;
+
 /// Messages claimed per round.
 pub const BATCH: u32 = 10;
-/// Attempts before a message that keeps failing temporarily is given up.
-pub const MAX_ATTEMPTS: i32 = 12;
-/// Pause between rounds when the queue is empty.
+/// Pause between rounds when nothing was due (or the breaker is open).
 pub const IDLE: StdDuration = StdDuration::from_millis(500);
+/// Longest time the `latchkey_mail_outbox_pending` gauge goes without a refresh
+/// (it is also refreshed after every round that handled mail).
+pub const PENDING_REFRESH: StdDuration = StdDuration::from_secs(5);
+/// How many send deadlines one claim lasts: one for the send, one of margin for
+/// recording the outcome and for clock differences between nodes, one for the
+/// rest of the batch.
+pub const LEASE_DEADLINES: i32 = 3;
 
-/// Delay before attempt `attempts + 1`: 10 s doubling, capped at one hour.
-pub fn backoff(attempts: i32) -> Duration {
-    let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    Duration::seconds(10i64.saturating_mul(1i64 << exp.min(12))).min(Duration::hours(1))
+/// How the worker retries, gives up, and protects the SMTP server.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// The longest one message may take to send; a send still running then is
+    /// abandoned and counts as a temporary failure.
+    pub send_deadline: StdDuration,
+    /// Delay after the first temporary failure; it doubles with each further one.
+    pub retry_base: Duration,
+    /// Ceiling of the delay between attempts.
+    pub retry_max: Duration,
+    /// Attempts before a message that keeps failing temporarily is given up.
+    pub max_attempts: i32,
+    /// Consecutive temporary failures that open the circuit breaker (0: never).
+    pub breaker_failures: u32,
+    /// How long the open breaker keeps the worker from connecting.
+    pub breaker_cooldown: Duration,
 }
 
-/// Runs until `stop` turns true.
-pub async fn run(
-    store: Arc<dyn Store>,
-    mailer: Arc<dyn Mailer>,
-    clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let delivered = round(&*store, &*mailer, &*clock).await;
-        if delivered == 0 {
-            tokio::select! {
-                () = tokio::time::sleep(IDLE) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-        } else if *stop.borrow() {
-            return;
-        }
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self::from_config(&MailConfig::default())
     }
 }
 
-/// One claim-and-send round; returns how many messages were attempted.
-pub async fn round(store: &dyn Store, mailer: &dyn Mailer, clock: &dyn Clock) -> usize {
-    let claimed = match store.claim_mail(clock.now(), LEASE, BATCH).await {
-        Ok(claimed) => claimed,
-        Err(e) => {
-            tracing::warn!(error = %e, "mail outbox unavailable");
-            return 0;
+impl OutboxSettings {
+    /// The settings of `[mail.outbox]`, with the send deadline of `[mail.smtp]`
+    /// (four times `timeout_seconds`).
+    pub fn from_config(mail: &MailConfig) -> Self {
+        let outbox = &mail.outbox;
+        Self {
+            send_deadline: mail.smtp.send_deadline(),
+            retry_base: Duration::seconds(i64::from(outbox.retry_base_seconds)),
+            retry_max: Duration::seconds(i64::from(outbox.retry_max_seconds)),
+            max_attempts: i32::try_from(outbox.max_attempts).unwrap_or(i32::MAX),
+            breaker_failures: outbox.breaker_failures,
+            breaker_cooldown: Duration::seconds(i64::from(outbox.breaker_cooldown_seconds)),
         }
-    };
-    for mail in &claimed {
-        let now = clock.now();
-        let result = match mailer.send(mail).await {
+    }
+
+    /// How long a claim reserves a message: [`LEASE_DEADLINES`] send deadlines,
+    /// so it always outlasts a send the worker starts (see [`Worker::round`]).
+    pub fn lease(&self) -> Duration {
+        let deadline = Duration::try_from(self.send_deadline).unwrap_or(Duration::hours(1));
+        deadline * LEASE_DEADLINES
+    }
+
+    /// Delay before attempt `attempts + 1`: `retry_base` doubling, capped at
+    /// `retry_max`.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = u32::try_from(attempts.clamp(1, 31) - 1).unwrap_or(0);
+        let factor = 1i32.checked_shl(exp.min(30)).unwrap_or(i32::MAX);
+        self.retry_base
+            .checked_mul(factor)
+            .unwrap_or(self.retry_max)
+            .min(self.retry_max)
+    }
+}
+
+/// One node's outbox worker.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    settings: OutboxSettings,
+    breaker: Breaker,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker with a closed circuit breaker.
+    pub fn new(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+        settings: OutboxSettings,
+    ) -> Self {
+        let breaker = Breaker::new(settings.breaker_failures, settings.breaker_cooldown);
+        Self {
+            store,
+            mailer,
+            clock,
+            settings,
+            breaker,
+        }
+    }
+
+    /// Runs rounds until `stop` turns true; refreshes the pending gauge after
+    /// each round that handled mail and at least every [`PENDING_REFRESH`].
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.refresh_pending().await;
+        let mut refreshed = tokio::time::Instant::now();
+        loop {
+            let handled = self.round().await;
+            if handled > 0 || refreshed.elapsed() >= PENDING_REFRESH {
+                self.refresh_pending().await;
+                refreshed = tokio::time::Instant::now();
+            }
+            if handled == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(IDLE) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            } else if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Sets `latchkey_mail_outbox_pending` to the number of messages neither sent
+    /// nor given up (one count query).
+    pub async fn refresh_pending(&self) {
+        match self.store.pending_mail().await {
+            #[allow(clippy::cast_precision_loss)] // a gauge; exact below 2^53
+            Ok(pending) => metrics::gauge!("latchkey_mail_outbox_pending").set(pending as f64),
+            Err(e) => tracing::warn!(error = %e, "mail outbox size unavailable"),
+        }
+    }
+
+    /// One claim-and-send round; returns how many messages were claimed. While the
+    /// breaker is open nothing is claimed and nothing connects; a half-open
+    /// breaker claims one probe message. A claimed message is only sent if its
+    /// deadline ends at least one deadline before the lease; otherwise (and when
+    /// the breaker opens mid-batch) it is handed back unsent.
+    pub async fn round(&mut self) -> usize {
+        let claimed_at = self.clock.now();
+        let limit = match self.breaker.permit(claimed_at) {
+            Permit::Wait(_) => return 0,
+            Permit::Probe => 1,
+            Permit::Send => BATCH,
+        };
+        let lease = self.settings.lease();
+        let claimed = match self.store.claim_mail(claimed_at, lease, limit).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "mail outbox unavailable");
+                return 0;
+            }
+        };
+        let deadline = lease / LEASE_DEADLINES;
+        let latest_start = claimed_at + lease - deadline * 2;
+        for mail in &claimed {
+            let now = self.clock.now();
+            if let Permit::Wait(until) = self.breaker.permit(now) {
+                self.hand_back(mail, until, "waiting: the mail circuit breaker is open")
+                    .await;
+            } else if now > latest_start {
+                self.hand_back(mail, now, "waiting: the claim ran short for this message")
+                    .await;
+            } else {
+                self.deliver(mail).await;
+            }
+        }
+        claimed.len()
+    }
+
+    /// Sends one claimed message and records the outcome. Outcomes are stamped with the time the attempt started (the retry delay
+    /// counts from there); the breaker judges by the time it ended.
+    async fn deliver(&mut self, mail: &OutgoingMail) {
+        let started = self.clock.now();
+        let sent = tokio::time::timeout(self.settings.send_deadline, self.mailer.send(mail)).await;
+        let sent = sent.unwrap_or_else(|_| {
+            Err(MailError::Transient(
+                "the delivery exceeded its deadline".into(),
+            ))
+        });
+        let ended = self.clock.now();
+        let store = &self.store;
+        let result = match sent {
             Ok(()) => {
+                self.breaker.record(Outcome::Reached, ended);
                 metrics::counter!("latchkey_mail_sent_total").increment(1);
-                store.mark_mail_sent(mail.id, now).await
+                store.mark_mail_sent(mail.id, started).await
             }
             Err(MailError::Permanent(why)) => {
+                self.breaker.record(Outcome::Reached, ended);
                 metrics::counter!("latchkey_mail_failed_total").increment(1);
                 tracing::warn!(mail_id = %mail.id, "mail permanently refused");
-                store.mark_mail_failed(mail.id, now, &why).await
-            }
-            Err(MailError::Transient(why)) if mail.attempts >= MAX_ATTEMPTS => {
-                metrics::counter!("latchkey_mail_failed_total").increment(1);
-                tracing::warn!(mail_id = %mail.id, attempts = mail.attempts, "mail given up after retries");
-                store.mark_mail_failed(mail.id, now, &why).await
+                store.mark_mail_failed(mail.id, started, &why).await
             }
             Err(MailError::Transient(why)) => {
-                tracing::info!(mail_id = %mail.id, attempts = mail.attempts, "mail delivery failed; will retry");
-                store
-                    .mark_mail_retry(mail.id, now + backoff(mail.attempts), &why)
-                    .await
+                self.breaker.record(Outcome::Failed, ended);
+                if mail.attempts >= self.settings.max_attempts {
+                    metrics::counter!("latchkey_mail_failed_total").increment(1);
+                    tracing::warn!(mail_id = %mail.id, attempts = mail.attempts, "mail given up after retries");
+                    store.mark_mail_failed(mail.id, started, &why).await
+                } else {
+                    metrics::counter!("latchkey_mail_retried_total").increment(1);
+                    tracing::info!(mail_id = %mail.id, attempts = mail.attempts, "mail delivery failed; will retry");
+                    let next = started + self.settings.backoff(mail.attempts);
+                    store.mark_mail_retry(mail.id, next, &why).await
+                }
             }
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, mail_id = %mail.id, "mail outcome not recorded; the lease will expire and retry");
         }
     }
-    claimed.len()
+
+    /// Returns a claimed, unsent message to the queue, due at `at`.
+    async fn hand_back(&self, mail: &OutgoingMail, at: OffsetDateTime, why: &str) {
+        if let Err(e) = self.store.mark_mail_retry(mail.id, at, why).await {
+            tracing::warn!(error = %e, mail_id = %mail.id, "unsent mail not handed back; the lease will expire");
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::backoff;
-    use time::Duration;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), Duration::seconds(10));
-        assert_eq!(backoff(2), Duration::seconds(20));
-        assert_eq!(backoff(5), Duration::seconds(160));
-        assert_eq!(backoff(12), Duration::hours(1));
-        assert_eq!(backoff(1000), Duration::hours(1));
-    }
-}
+mod tests;

@@ -281,12 +281,13 @@ impl Application {
             Duration::from_secs(self.state.config.cleanup.interval_seconds),
             stop_rx.clone(),
         ));
-        let mail_worker = tokio::spawn(crate::mail_worker::run(
+        let mail_worker = crate::mail_worker::Worker::new(
             Arc::clone(&self.state.store),
             Arc::clone(&self.mailer),
             Arc::clone(&self.state.clock),
-            stop_rx.clone(),
-        ));
+            crate::mail_worker::OutboxSettings::from_config(&self.state.config.mail),
+        );
+        let mail_worker = tokio::spawn(mail_worker.run(stop_rx.clone()));
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");

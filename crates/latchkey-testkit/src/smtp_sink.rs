@@ -137,6 +137,12 @@ impl SmtpSink {
     /// Starts a sink on `127.0.0.1:0` with a new self-signed certificate for
     /// `127.0.0.1` and `localhost`.
     pub async fn start(options: SinkOptions) -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), options).await
+    }
+
+    /// Starts a sink on `addr`, e.g. a port a server was told about while nothing
+    /// listened there (an SMTP server coming back).
+    pub async fn start_on(addr: SocketAddr, options: SinkOptions) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("tempdir: {e}")));
         let cert = rcgen::generate_simple_self_signed(vec![
             "127.0.0.1".to_owned(),
@@ -151,9 +157,9 @@ impl SmtpSink {
             .unwrap_or_else(|e| fail(&e.to_string()));
         let tls = latchkey_server::serve::tls_acceptor(&cert_path, &key_path)
             .unwrap_or_else(|e| fail(&e));
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind(addr)
             .await
-            .unwrap_or_else(|e| fail(&format!("bind: {e}")));
+            .unwrap_or_else(|e| fail(&format!("bind {addr}: {e}")));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| fail(&e.to_string()));

@@ -1,13 +1,15 @@
 //! The real binary, end to end: start-up, the printed address, generated dev secrets,
-//! graceful stop on SIGTERM, and every production refusal (exit code 2, one line
-//! per problem, never a secret's value).
+//! graceful stop on SIGTERM, every production refusal (exit code 2, one line
+//! per problem, never a secret's value), and mail that survives a killed process.
 
 // Test code: failing loudly is its job (DESIGN.md denies these lints outside tests only).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -31,10 +33,16 @@ fn run(cmd: &mut Command) -> Output {
 
 /// Starts `serve` on port 0 and returns the child and the base URL it printed.
 fn spawn_server(dir: &Path) -> (Child, String) {
+    spawn_server_with(dir, &[])
+}
+
+/// The same with extra environment variables.
+fn spawn_server_with(dir: &Path, env: &[(&str, String)]) -> (Child, String) {
     let mut child = latchkey(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
         .env("LATCHKEY_LOG__LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -51,9 +59,13 @@ fn spawn_server(dir: &Path) -> (Child, String) {
 }
 
 fn sigterm(child: &Child) {
+    signal(child, "TERM");
+}
+
+fn signal(child: &Child, name: &str) {
     // The shell's builtin kill: no dependency on a kill binary being installed.
     let status = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .args(["-c", &format!("kill -{name} {}", child.id())])
         .status()
         .expect("kill runs");
     assert!(status.success());
@@ -428,4 +440,154 @@ fn cleanup_runs_once_and_reports_counts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("removed: 0 sessions"));
+}
+
+/// A minimal plain-text SMTP server on threads, enough for lettre: every accepted
+/// message is sent down the channel as (recipients, raw message).
+fn smtp_sink() -> (u16, mpsc::Receiver<(Vec<String>, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || smtp_session(stream, &tx));
+        }
+    });
+    (port, rx)
+}
+
+fn smtp_session(stream: TcpStream, tx: &mpsc::Sender<(Vec<String>, String)>) -> Option<()> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut out = stream;
+    let mut say = |text: &str| out.write_all(format!("{text}\r\n").as_bytes()).ok();
+    say("220 sink.test ESMTP")?;
+    let mut rcpt = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return Some(());
+        }
+        let line = line.trim_end();
+        let verb = line.split([' ', ':']).next()?.to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" | "HELO" => say("250-sink.test\r\n250 8BITMIME")?,
+            "RCPT" => {
+                let address = line.split_once('<')?.1.split_once('>')?.0;
+                rcpt.push(address.to_owned());
+                say("250 ok")?;
+            }
+            "DATA" => {
+                say("354 go on")?;
+                let mut raw = String::new();
+                loop {
+                    let mut data = String::new();
+                    if reader.read_line(&mut data).ok()? == 0 || data.trim_end() == "." {
+                        break;
+                    }
+                    raw.push_str(data.strip_prefix('.').unwrap_or(&data));
+                }
+                tx.send((std::mem::take(&mut rcpt), raw)).ok()?;
+                say("250 queued")?;
+            }
+            "QUIT" => return say("221 bye"),
+            _ => say("250 ok")?,
+        }
+    }
+}
+
+/// The `token=` value of the first link in a (possibly quoted-printable) message.
+fn link_token(raw: &str) -> String {
+    let decoded = raw
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = decoded.find("token=").expect("a link with a token") + "token=".len();
+    decoded[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+#[test]
+fn mail_committed_before_a_kill_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = |port: u16| {
+        vec![
+            ("LATCHKEY_MAIL__TRANSPORT", "smtp".to_owned()),
+            ("LATCHKEY_MAIL__SMTP__HOST", "127.0.0.1".to_owned()),
+            ("LATCHKEY_MAIL__SMTP__PORT", port.to_string()),
+            ("LATCHKEY_MAIL__SMTP__TLS", "none".to_owned()),
+            // A 1 s timeout makes the claim on a message 12 s: a message claimed
+            // when the process died is free again soon after the restart.
+            ("LATCHKEY_MAIL__SMTP__TIMEOUT_SECONDS", "1".to_owned()),
+            ("LATCHKEY_MAIL__OUTBOX__RETRY_BASE_SECONDS", "1".to_owned()),
+            ("LATCHKEY_MAIL__OUTBOX__RETRY_MAX_SECONDS", "2".to_owned()),
+            ("LATCHKEY_PASSWORD__BREACH_CHECK", "off".to_owned()),
+        ]
+    };
+    // SMTP is down: nothing listens on this port.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let (mut child, url) = spawn_server_with(dir.path(), &smtp(dead_port));
+    let client = reqwest::blocking::Client::new();
+    let body = std::collections::HashMap::from([
+        ("email", "Survivor@Example.com"),
+        ("password", "correct horse battery staple"),
+    ]);
+    let r = client
+        .post(format!("{url}/v1/signup"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    // The answer came after the commit. Once the worker has failed to deliver at
+    // least once, the process dies without any cleanup.
+    let started = Instant::now();
+    while !reqwest::blocking::get(format!("{url}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("latchkey_mail_retried_total "))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no delivery attempt"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    signal(&child, "KILL");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(!status.success(), "{status:?}");
+
+    // The SMTP server is up now; the restarted process delivers the message.
+    let (port, received) = smtp_sink();
+    let (mut child, url) = spawn_server_with(dir.path(), &smtp(port));
+    let (rcpt, raw) = received
+        .recv_timeout(Duration::from_mins(1))
+        .expect("the queued mail was not delivered after the restart");
+    assert_eq!(rcpt, vec!["Survivor@Example.com".to_owned()]);
+    assert!(
+        raw.lines()
+            .any(|l| l.trim_end() == "Subject: Verify your email address for latchkey"),
+        "{raw}"
+    );
+    let token = link_token(&raw);
+    let r = client
+        .post(format!("{url}/v1/email/verify"))
+        .json(&std::collections::HashMap::from([(
+            "token",
+            token.as_str(),
+        )]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    assert!(
+        received.try_recv().is_err(),
+        "the message was delivered twice"
+    );
 }

@@ -26,6 +26,8 @@ pub struct MailConfig {
     pub reset_url: Option<String>,
     /// The SMTP server, used when `transport = "smtp"`.
     pub smtp: SmtpConfig,
+    /// Retries, giving up, and the circuit breaker of the outbox worker.
+    pub outbox: OutboxConfig,
 }
 
 impl Default for MailConfig {
@@ -37,6 +39,42 @@ impl Default for MailConfig {
             verify_url: None,
             reset_url: None,
             smtp: SmtpConfig::default(),
+            outbox: OutboxConfig::default(),
+        }
+    }
+}
+
+/// `[mail.outbox]`: how queued mail is retried. A message is claimed by one node
+/// for a lease of twelve times `mail.smtp.timeout_seconds` (three send deadlines;
+/// 2 minutes by default), derived so that a send can never outlive its claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Seconds before the first retry after a temporary failure (10); the delay
+    /// doubles with each further failure. 1–3600.
+    pub retry_base_seconds: u32,
+    /// Ceiling of the delay between retries in seconds (3600). At least
+    /// `retry_base_seconds`, at most 86400.
+    pub retry_max_seconds: u32,
+    /// Attempts before a message that keeps failing temporarily is given up
+    /// (12: about three and a half hours with the defaults). 1–100.
+    pub max_attempts: u32,
+    /// Consecutive temporary failures (no connection, timeout, TLS failure, 4xx)
+    /// that open the circuit breaker (5); 0 turns the breaker off. At most 1000.
+    pub breaker_failures: u32,
+    /// Seconds the open breaker keeps this node from connecting (30) before one
+    /// probe message is tried. 1–3600.
+    pub breaker_cooldown_seconds: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            retry_base_seconds: 10,
+            retry_max_seconds: 3600,
+            max_attempts: 12,
+            breaker_failures: 5,
+            breaker_cooldown_seconds: 30,
         }
     }
 }
@@ -124,6 +162,12 @@ impl SmtpConfig {
                 .is_ok_and(|ip| ip.is_loopback())
     }
 
+    /// The longest one message may take (four times `timeout_seconds`); a send
+    /// still running then counts as a temporary failure.
+    pub fn send_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_seconds.saturating_mul(4))
+    }
+
     /// The password from `password` or `password_file`, if either is set.
     pub fn resolve_password(&self) -> Result<Option<Secret>, Problem> {
         super::secrets::read_secret(
@@ -158,6 +202,7 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>, warnings: &mut Ve
             }
         }
     }
+    check_outbox(&mail.outbox, problems);
     match mail.transport {
         MailTransport::File if cfg.mode == Mode::Production => warnings.push(
             "mail.transport = \"file\": mail is written to the data directory, not delivered"
@@ -166,6 +211,42 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>, warnings: &mut Ve
         MailTransport::File => {}
         MailTransport::Smtp => check_smtp(cfg, problems),
     }
+}
+
+fn check_outbox(outbox: &OutboxConfig, problems: &mut Vec<Problem>) {
+    let mut range = |key: &str, value: u32, min: u32, max: u32| {
+        if value < min || value > max {
+            problems.push(Problem::new(
+                key,
+                format!("must be between {min} and {max}"),
+            ));
+        }
+    };
+    range(
+        "mail.outbox.retry_base_seconds",
+        outbox.retry_base_seconds,
+        1,
+        3600,
+    );
+    range(
+        "mail.outbox.retry_max_seconds",
+        outbox.retry_max_seconds,
+        outbox.retry_base_seconds.max(1),
+        86_400,
+    );
+    range("mail.outbox.max_attempts", outbox.max_attempts, 1, 100);
+    range(
+        "mail.outbox.breaker_failures",
+        outbox.breaker_failures,
+        0,
+        1000,
+    );
+    range(
+        "mail.outbox.breaker_cooldown_seconds",
+        outbox.breaker_cooldown_seconds,
+        1,
+        3600,
+    );
 }
 
 fn check_smtp(cfg: &Config, problems: &mut Vec<Problem>) {
@@ -367,6 +448,54 @@ mod tests {
         std::fs::write(&not_pem, "hello").unwrap();
         cfg.mail.smtp.ca_file = Some(not_pem);
         assert!(problems(&cfg)[0].contains("no PEM certificate"));
+    }
+
+    #[test]
+    fn outbox_settings_are_bounded() {
+        let mut cfg = Config::default();
+        assert!(problems(&cfg).is_empty(), "{:?}", problems(&cfg));
+        cfg.mail.outbox.retry_base_seconds = 0;
+        cfg.mail.outbox.max_attempts = 0;
+        cfg.mail.outbox.breaker_cooldown_seconds = 0;
+        cfg.mail.outbox.breaker_failures = 5000;
+        let found = problems(&cfg).join("\n");
+        for key in [
+            "mail.outbox.retry_base_seconds",
+            "mail.outbox.max_attempts",
+            "mail.outbox.breaker_cooldown_seconds",
+            "mail.outbox.breaker_failures",
+        ] {
+            assert!(found.contains(key), "{key} missing in {found}");
+        }
+        let mut cfg = Config::default();
+        cfg.mail.outbox.retry_base_seconds = 600;
+        cfg.mail.outbox.retry_max_seconds = 60;
+        assert!(problems(&cfg)[0].starts_with("mail.outbox.retry_max_seconds"));
+        cfg.mail.outbox.retry_max_seconds = 600;
+        cfg.mail.outbox.breaker_failures = 0;
+        assert!(problems(&cfg).is_empty(), "0 turns the breaker off");
+    }
+
+    #[test]
+    fn the_claim_always_outlasts_a_send() {
+        // Every accepted timeout: the lease leaves a whole deadline of margin after
+        // the latest moment a send may start (see mail_worker::Worker::round).
+        for timeout in [1, 10, 300] {
+            let mut cfg = smtp();
+            cfg.mail.smtp.timeout_seconds = timeout;
+            assert!(problems(&cfg).is_empty());
+            let settings = crate::mail_worker::OutboxSettings::from_config(&cfg.mail);
+            let deadline = time::Duration::try_from(settings.send_deadline).unwrap();
+            assert_eq!(
+                deadline,
+                time::Duration::seconds(4 * i64::try_from(timeout).unwrap())
+            );
+            assert!(settings.lease() >= deadline * 3);
+        }
+        assert_eq!(
+            crate::mail_worker::OutboxSettings::default().lease(),
+            time::Duration::minutes(2)
+        );
     }
 
     #[test]

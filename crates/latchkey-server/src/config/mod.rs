@@ -26,7 +26,7 @@ pub use auth::{
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
-pub use mail::{MailConfig, MailTransport, SmtpConfig, SmtpTls};
+pub use mail::{MailConfig, MailTransport, OutboxConfig, SmtpConfig, SmtpTls};
 pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;

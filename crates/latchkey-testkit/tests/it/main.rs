@@ -22,6 +22,7 @@ mod lockout;
 mod metrics;
 mod mfa;
 mod openapi;
+mod outbox;
 mod password_policy;
 mod password_reset;
 mod probes;
