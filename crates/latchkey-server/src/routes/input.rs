@@ -87,6 +87,30 @@ pub fn check_email_shape(value: &str, field: &str, errors: &mut Vec<FieldError>)
     }
 }
 
+/// The email of a password or email flow (verification resend, forgot
+/// password): well-formed, and within the per-address `password` rate limit
+/// (counted whether or not an account has it).
+pub async fn flow_address(
+    state: &crate::state::AppState,
+    email: &str,
+    slot: &crate::ratelimit::SlotExtension,
+) -> Result<(), crate::error::ApiError> {
+    let mut errors = Vec::new();
+    check_email_shape(email, "email", &mut errors);
+    if !errors.is_empty() {
+        return Err(crate::error::ApiError::Validation(errors));
+    }
+    state
+        .rate_limits
+        .check(
+            crate::config::RouteGroup::Password,
+            crate::config::LimitKey::Identifier,
+            &latchkey_core::account::normalize_email(email),
+            crate::ratelimit::slot_of(slot),
+        )
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::client::ClientInfo;
-use crate::config::{LimitKey, RouteGroup};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
-use crate::ratelimit::{slot_of, SlotExtension};
+use crate::ratelimit::SlotExtension;
 use crate::routes::input;
 use crate::routes::me::password::weak_password_error;
 use crate::state::AppState;
@@ -48,20 +47,7 @@ pub async fn forgot(
     slot: SlotExtension,
     ApiJson(body): ApiJson<ForgotBody>,
 ) -> Result<StatusCode, ApiError> {
-    let mut errors = Vec::new();
-    input::check_email_shape(&body.email, "email", &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    state
-        .rate_limits
-        .check(
-            RouteGroup::Password,
-            LimitKey::Identifier,
-            &latchkey_core::account::normalize_email(&body.email),
-            slot_of(&slot),
-        )
-        .await?;
+    input::flow_address(&state, &body.email, &slot).await?;
     let auth = state.auth.clone();
     tokio::spawn(async move {
         if let Err(e) = auth.forgot_password(&body.email).await {

@@ -136,20 +136,7 @@ pub async fn resend(
     slot: crate::ratelimit::SlotExtension,
     ApiJson(body): ApiJson<ResendBody>,
 ) -> Result<Response, ApiError> {
-    let mut errors = Vec::new();
-    input::check_email_shape(&body.email, "email", &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    state
-        .rate_limits
-        .check(
-            crate::config::RouteGroup::Password,
-            crate::config::LimitKey::Identifier,
-            &latchkey_core::account::normalize_email(&body.email),
-            crate::ratelimit::slot_of(&slot),
-        )
-        .await?;
+    input::flow_address(&state, &body.email, &slot).await?;
     state.auth.resend_verification(&body.email).await?;
     Ok((
         StatusCode::ACCEPTED,
