@@ -3,7 +3,7 @@
 
 use latchkey_core::mail::{MailError, OutgoingMail};
 use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 
 /// A parsed `From` mailbox (`Name <local@domain>` or `local@domain`).
@@ -29,7 +29,8 @@ impl Sender {
 /// Builds `mail` as a MIME message: `From`, `To`, `Subject` (RFC 2047 when not
 /// ASCII), `Date` (when it was queued), a `Message-ID` derived from the outbox id
 /// (so a retried message keeps its id and receivers can drop duplicates), and a
-/// UTF-8 text body in 7bit when it fits, quoted-printable otherwise.
+/// UTF-8 text body in 7bit when it fits, quoted-printable otherwise; with an HTML
+/// body too, both as `multipart/alternative` (text first).
 ///
 /// An address that does not parse is a [`MailError::Permanent`]: retrying cannot
 /// fix it. Line breaks never reach a header.
@@ -41,15 +42,22 @@ pub fn render(from: &Sender, mail: &OutgoingMail) -> Result<Message, MailError> 
         .map_err(|_| MailError::Permanent("invalid recipient address".into()))?;
     let subject = mail.subject.replace(['\r', '\n'], " ");
     let domain = from.address().domain().to_owned();
-    Message::builder()
+    let builder = Message::builder()
         .from(from.mailbox.clone())
         .to(to)
         .subject(subject)
         .date(mail.created_at.into())
-        .message_id(Some(format!("<{}@{domain}>", mail.id)))
-        .header(ContentType::TEXT_PLAIN)
-        .body(mail.body_text.clone())
-        .map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))
+        .message_id(Some(format!("<{}@{domain}>", mail.id)));
+    let built = match &mail.body_html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            mail.body_text.clone(),
+            html.clone(),
+        )),
+        None => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body_text.clone()),
+    };
+    built.map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))
 }
 
 #[cfg(test)]
@@ -99,6 +107,28 @@ mod tests {
         assert!(!out.contains("\r\nBcc:"), "{out}");
         let bad = mail("user@example.com\r\nBcc: victim@example.com", "Hi", "x");
         assert!(matches!(render(&from, &bad), Err(MailError::Permanent(_))));
+    }
+
+    #[test]
+    fn an_html_body_makes_a_multipart_alternative() {
+        let from = Sender::parse("no-reply@example.com").unwrap();
+        let mut m = mail("user@example.com", "Hi", "plain words");
+        m.body_html = Some("<p>html words</p>".into());
+        let out = text(&from, &m);
+        assert!(out.contains("Content-Type: multipart/alternative"), "{out}");
+        assert!(
+            out.contains("Content-Type: text/plain; charset=utf-8"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Content-Type: text/html; charset=utf-8"),
+            "{out}"
+        );
+        let (plain, html) = (
+            out.find("plain words").unwrap(),
+            out.find("html words").unwrap(),
+        );
+        assert!(plain < html, "text first, HTML last (preferred)");
     }
 
     #[test]

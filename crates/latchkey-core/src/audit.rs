@@ -39,6 +39,10 @@ pub enum EventKind {
     PasskeyCloneSuspected,
     /// The password was reset with a mailed link.
     PasswordReset,
+    /// A new email address was asked for (not yet confirmed).
+    EmailChangeRequested,
+    /// The email address was changed (the new one confirmed).
+    EmailChanged,
 }
 
 impl EventKind {
@@ -61,6 +65,8 @@ impl EventKind {
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
             Self::PasswordReset => "password_reset",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
         }
     }
 
@@ -83,6 +89,8 @@ impl EventKind {
             Self::RecoveryCodesRegenerated,
             Self::PasskeyCloneSuspected,
             Self::PasswordReset,
+            Self::EmailChangeRequested,
+            Self::EmailChanged,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -68,7 +68,8 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
         refresh_tokens: drain(store, Expired::RefreshTokens, now).await?,
         denied_access_tokens: drain(store, Expired::DeniedAccessTokens, now).await?,
         verification_tokens: drain(store, Expired::VerificationTokens, now).await?
-            + drain(store, Expired::PasswordResetTokens, now).await?,
+            + drain(store, Expired::PasswordResetTokens, now).await?
+            + drain(store, Expired::EmailChangeTokens, now).await?,
         old_mail: drain(store, Expired::OldMail, now).await?,
         mfa_challenges: drain(store, Expired::MfaChallenges, now).await?
             + drain(store, Expired::WebauthnCeremonies, now).await?,

@@ -127,6 +127,14 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError>;
 
+    /// How familiar a device fingerprint is to a user, judged by the sessions
+    /// still stored (live, revoked or expired, until cleanup removes them).
+    async fn device_seen(
+        &self,
+        user_id: uuid::Uuid,
+        fingerprint: &str,
+    ) -> Result<DeviceSeen, StoreError>;
+
     /// Spends the token whose hash is `presented` and stores `next` in its family,
     /// atomically: of any number of concurrent calls with one token, at most one
     /// returns `Rotated`. `next.session_id` and `next.expires_at` are ignored: the
@@ -207,6 +215,27 @@ pub struct NewVerification {
     pub expires_at: OffsetDateTime,
 }
 
+/// A pending email change to store: the token mailed to the new address (its
+/// hash only) and the address it will set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmailChange {
+    /// The token, its account and lifetime.
+    pub token: NewVerification,
+    /// The new address as typed (trimmed).
+    pub new_email: String,
+    /// Its normalized form (the uniqueness key).
+    pub new_email_normalized: String,
+}
+
+/// A pending email change found by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEmailChange {
+    /// The account.
+    pub user_id: Uuid,
+    /// The address it will get.
+    pub new_email: String,
+}
+
 /// Email verification, with the mail that carries each token written in the
 /// same transaction (a crash cannot lose the mail of a committed change).
 #[async_trait]
@@ -250,6 +279,34 @@ pub trait VerificationStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<Uuid>, StoreError>;
 
+    /// Stores an email-change token and queues `mails` (the link to the new
+    /// address, the notice to the old one) in one transaction; the user's
+    /// earlier change tokens are deleted: only the newest works.
+    async fn issue_email_change(
+        &self,
+        change: &NewEmailChange,
+        mails: &[OutgoingMail],
+    ) -> Result<(), StoreError>;
+
+    /// The change an unused, unexpired token stands for (read only).
+    async fn pending_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingEmailChange>, StoreError>;
+
+    /// Spends the token and gives the account its new address (verified now),
+    /// queueing `mail` in the same transaction. `Ok(None)`: the token is unknown,
+    /// used or expired. `Err(StoreError::Conflict)` when another account took the
+    /// address meanwhile (the unique constraint decides; nothing changes and the
+    /// token stays unused).
+    async fn complete_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+        mail: Option<&OutgoingMail>,
+    ) -> Result<Option<Uuid>, StoreError>;
+
     /// Spends the reset token and sets the new password hash (history kept as
     /// for a change, `keep` entries), atomically: a token works once, only
     /// before it expires. Returns the account id.
@@ -260,6 +317,17 @@ pub trait VerificationStore: Send + Sync {
         now: OffsetDateTime,
         keep: u32,
     ) -> Result<Option<Uuid>, StoreError>;
+}
+
+/// What the stored sessions say about a device at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSeen {
+    /// The user has no stored session at all (a first sign-in).
+    FirstSignIn,
+    /// A stored session came from the same fingerprint.
+    Known,
+    /// Sessions exist, none from this fingerprint.
+    New,
 }
 
 /// The persistent mail outbox.
@@ -321,6 +389,8 @@ pub enum Expired {
     WebauthnCeremonies,
     /// Password-reset tokens used or past their expiry.
     PasswordResetTokens,
+    /// Email-change tokens used or past their expiry.
+    EmailChangeTokens,
 }
 
 impl Expired {

@@ -186,6 +186,19 @@ pub async fn build(
         mfa: mfa_services(config, secrets),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
+            public_url: config.effective_public_url(),
+            templates: Arc::new(
+                latchkey_core::mail::templates::MailTemplates::load(
+                    config.mail.templates_dir.as_deref(),
+                )
+                .map_err(|e| {
+                    StartupError::Config(vec![crate::config::Problem::new(
+                        "mail.templates_dir",
+                        e.to_string(),
+                    )])
+                })?,
+            ),
+            notify: config.mail.notifications.to_core(),
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {
                 format!(
                     "{}/verify-email?token={{token}}",

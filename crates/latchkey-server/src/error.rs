@@ -305,12 +305,17 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::Disabled => Self::Forbidden,
             AuthError::InvalidToken => Self::InvalidToken,
             AuthError::InvalidMfaCode => Self::InvalidMfaCode,
-            AuthError::MfaConflict => Self::Conflict,
+            AuthError::MfaConflict | AuthError::Conflict => Self::Conflict,
             AuthError::NotFound => Self::NotFound,
             AuthError::PasskeyRejected => Self::Validation(vec![FieldError {
                 field: "credential".into(),
                 code: "invalid".into(),
                 message: "The authenticator's answer was refused (origin, challenge or format), or this passkey is registered already.".into(),
+            }]),
+            AuthError::Unchanged => Self::Validation(vec![FieldError {
+                field: "new_email".into(),
+                code: "unchanged".into(),
+                message: "This is the account's address already.".into(),
             }]),
             AuthError::PasskeysUnavailable => Self::Unavailable("passkeys (public_url needs a domain name)"),
             AuthError::Unauthorized => Self::Unauthorized,

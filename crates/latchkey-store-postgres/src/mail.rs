@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
 use latchkey_core::mail::OutgoingMail;
-use latchkey_core::ports::{NewVerification, OutboxStore, StoreError, VerificationStore};
+use latchkey_core::ports::{
+    NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError, VerificationStore,
+};
 use sqlx::{Postgres, Row, Transaction};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -31,12 +33,13 @@ async fn insert_mail(
     m: &OutgoingMail,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO mail_outbox (id, recipient, subject, body_text, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(m.id)
     .bind(&m.to)
     .bind(&m.subject)
     .bind(&m.body_text)
+    .bind(m.body_html.as_deref())
     .bind(m.created_at)
     .bind(m.created_at)
     .execute(&mut **tx)
@@ -128,6 +131,95 @@ impl VerificationStore for PostgresStore {
         tx.commit().await.map_err(map_error)
     }
 
+    async fn issue_email_change(
+        &self,
+        change: &NewEmailChange,
+        mails: &[OutgoingMail],
+    ) -> Result<(), StoreError> {
+        let t = &change.token;
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        sqlx::query("DELETE FROM email_change_tokens WHERE user_id = $1")
+            .bind(t.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO email_change_tokens (token_hash, user_id, new_email, new_email_normalized, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.token_hash[..])
+        .bind(t.user_id)
+        .bind(&change.new_email)
+        .bind(&change.new_email_normalized)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        for mail in mails {
+            insert_mail(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn pending_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingEmailChange>, StoreError> {
+        let row: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT user_id, new_email FROM email_change_tokens WHERE token_hash = $1 \
+             AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(row.map(|(user_id, new_email)| PendingEmailChange { user_id, new_email }))
+    }
+
+    async fn complete_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+        mail: Option<&OutgoingMail>,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        let row: Option<(Uuid, String, String)> = sqlx::query_as(
+            "UPDATE email_change_tokens SET used_at = $1 WHERE token_hash = $2 \
+             AND used_at IS NULL AND expires_at > $3 RETURNING user_id, new_email, new_email_normalized",
+        )
+        .bind(now)
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some((user_id, email, normalized)) = row else {
+            return Ok(None);
+        };
+        // A taken address fails here on the unique constraint, rolling back the
+        // whole transaction (the token stays unused).
+        sqlx::query(
+            "UPDATE users SET email = $1, email_normalized = $2, \
+             email_verified_at = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&email)
+        .bind(&normalized)
+        .bind(now)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if let Some(mail) = mail {
+            insert_mail(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(user_id))
+    }
+
     async fn password_reset_user(
         &self,
         token_hash: &[u8; 32],
@@ -188,7 +280,7 @@ impl OutboxStore for PostgresStore {
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = $1, attempts = attempts + 1 WHERE id IN (SELECT id FROM mail_outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, recipient, subject, body_text, created_at, attempts",
+             RETURNING id, recipient, subject, body_text, body_html, created_at, attempts",
         )
         .bind(now + lease)
         .bind(now)
@@ -204,6 +296,7 @@ impl OutboxStore for PostgresStore {
                     to: r.try_get("recipient").map_err(map_error)?,
                     subject: r.try_get("subject").map_err(map_error)?,
                     body_text: r.try_get("body_text").map_err(map_error)?,
+                    body_html: r.try_get("body_html").map_err(map_error)?,
                     created_at: r.try_get("created_at").map_err(map_error)?,
                     attempts: r.try_get("attempts").map_err(map_error)?,
                 })

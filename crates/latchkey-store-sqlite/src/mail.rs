@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
 use latchkey_core::mail::OutgoingMail;
-use latchkey_core::ports::{NewVerification, OutboxStore, StoreError, VerificationStore};
+use latchkey_core::ports::{
+    NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError, VerificationStore,
+};
 use sqlx::{Row, Sqlite, Transaction};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -29,12 +31,13 @@ async fn insert_token(
 
 async fn insert_mail(tx: &mut Transaction<'_, Sqlite>, m: &OutgoingMail) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO mail_outbox (id, recipient, subject, body_text, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(m.id)
     .bind(&m.to)
     .bind(&m.subject)
     .bind(&m.body_text)
+    .bind(m.body_html.as_deref())
     .bind(to_micros(m.created_at))
     .bind(to_micros(m.created_at))
     .execute(&mut **tx)
@@ -126,6 +129,95 @@ impl VerificationStore for SqliteStore {
         tx.commit().await.map_err(map_error)
     }
 
+    async fn issue_email_change(
+        &self,
+        change: &NewEmailChange,
+        mails: &[OutgoingMail],
+    ) -> Result<(), StoreError> {
+        let t = &change.token;
+        let mut tx = self.write_transaction().await?;
+        sqlx::query("DELETE FROM email_change_tokens WHERE user_id = ?")
+            .bind(t.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO email_change_tokens (token_hash, user_id, new_email, new_email_normalized, \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.token_hash[..])
+        .bind(t.user_id)
+        .bind(&change.new_email)
+        .bind(&change.new_email_normalized)
+        .bind(to_micros(t.created_at))
+        .bind(to_micros(t.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        for mail in mails {
+            insert_mail(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn pending_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingEmailChange>, StoreError> {
+        let row: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT user_id, new_email FROM email_change_tokens WHERE token_hash = ? \
+             AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(&token_hash[..])
+        .bind(to_micros(now))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(row.map(|(user_id, new_email)| PendingEmailChange { user_id, new_email }))
+    }
+
+    async fn complete_email_change(
+        &self,
+        token_hash: &[u8; 32],
+        now: OffsetDateTime,
+        mail: Option<&OutgoingMail>,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let row: Option<(Uuid, String, String)> = sqlx::query_as(
+            "UPDATE email_change_tokens SET used_at = ? WHERE token_hash = ? \
+             AND used_at IS NULL AND expires_at > ? RETURNING user_id, new_email, new_email_normalized",
+        )
+        .bind(to_micros(now))
+        .bind(&token_hash[..])
+        .bind(to_micros(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some((user_id, email, normalized)) = row else {
+            return Ok(None);
+        };
+        // A taken address fails here on the unique constraint, rolling back the
+        // whole transaction (the token stays unused).
+        sqlx::query(
+            "UPDATE users SET email = ?, email_normalized = ?, \
+             email_verified_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&email)
+        .bind(&normalized)
+        .bind(to_micros(now))
+        .bind(to_micros(now))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if let Some(mail) = mail {
+            insert_mail(&mut tx, mail).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(user_id))
+    }
+
     async fn password_reset_user(
         &self,
         token_hash: &[u8; 32],
@@ -186,7 +278,7 @@ impl OutboxStore for SqliteStore {
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM mail_outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) \
-             RETURNING id, recipient, subject, body_text, created_at, attempts",
+             RETURNING id, recipient, subject, body_text, body_html, created_at, attempts",
         )
         .bind(to_micros(now + lease))
         .bind(to_micros(now))
@@ -202,6 +294,7 @@ impl OutboxStore for SqliteStore {
                     to: r.try_get("recipient").map_err(map_error)?,
                     subject: r.try_get("subject").map_err(map_error)?,
                     body_text: r.try_get("body_text").map_err(map_error)?,
+                    body_html: r.try_get("body_html").map_err(map_error)?,
                     created_at: from_micros(r.try_get("created_at").map_err(map_error)?)?,
                     attempts: r.try_get("attempts").map_err(map_error)?,
                 })

@@ -177,6 +177,28 @@ impl SessionStore for SqliteStore {
         rows.iter().map(session_from_row).collect()
     }
 
+    async fn device_seen(
+        &self,
+        user_id: Uuid,
+        fingerprint: &str,
+    ) -> Result<latchkey_core::ports::DeviceSeen, StoreError> {
+        let (any, same): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS(SELECT 1 FROM sessions WHERE user_id = ?), \
+             EXISTS(SELECT 1 FROM sessions WHERE user_id = ? AND fingerprint = ?)",
+        )
+        .bind(user_id)
+        .bind(user_id)
+        .bind(fingerprint)
+        .fetch_one(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(match (any, same) {
+            (false, _) => latchkey_core::ports::DeviceSeen::FirstSignIn,
+            (true, true) => latchkey_core::ports::DeviceSeen::Known,
+            (true, false) => latchkey_core::ports::DeviceSeen::New,
+        })
+    }
+
     async fn rotate_refresh_token(
         &self,
         presented: &[u8; 32],

@@ -324,6 +324,7 @@ macro_rules! store_conformance_tests {
 
             use latchkey_core::ports::Store;
             use $crate::conformance as c;
+            use $crate::conformance_account as ca;
             use $crate::conformance_mail as cm;
             use $crate::conformance_mfa as cf;
             use $crate::conformance_sessions as cs;
@@ -405,6 +406,21 @@ macro_rules! store_conformance_tests {
             mail_case!(outbox_claims_lease_retry_and_finish);
             mail_case!(concurrent_claims_never_overlap);
             mail_case!(password_reset_tokens_are_single_use);
+
+            macro_rules! account_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        ca::$name(&*guard).await;
+                    }
+                };
+            }
+
+            account_case!(email_change_tokens_are_single_use);
+            account_case!(a_taken_address_is_a_conflict_at_confirmation);
+            account_case!(html_mail_round_trips);
+            session_case!(device_familiarity_comes_from_stored_sessions);
 
             session_case!(sessions_round_trip);
             session_case!(session_limit_evicts_the_oldest);

@@ -403,3 +403,38 @@ pub async fn cleanup_removes_only_expired_data(store: &dyn Store) {
         many
     );
 }
+
+/// A device is known by the fingerprint of any stored session of the user
+/// (revoked ones too); a user without sessions is at their first sign-in;
+/// another user's sessions say nothing.
+pub async fn device_familiarity_comes_from_stored_sessions(store: &dyn Store) {
+    use latchkey_core::ports::DeviceSeen;
+    let uid = user(store).await;
+    let other = user(store).await;
+    assert_eq!(
+        store.device_seen(uid, "fp-1").await.unwrap(),
+        DeviceSeen::FirstSignIn
+    );
+    start(store, other, T0, 5).await;
+    assert_eq!(
+        store.device_seen(uid, "fp-1").await.unwrap(),
+        DeviceSeen::FirstSignIn
+    );
+    let (s, _) = start(store, uid, T0, 5).await;
+    assert_eq!(
+        store.device_seen(uid, "fp-1").await.unwrap(),
+        DeviceSeen::Known
+    );
+    assert_eq!(
+        store.device_seen(uid, "fp-2").await.unwrap(),
+        DeviceSeen::New
+    );
+    store
+        .revoke_session(uid, s.id, RevokeReason::UserRevoked, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.device_seen(uid, "fp-1").await.unwrap(),
+        DeviceSeen::Known
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod conformance;
+pub mod conformance_account;
 pub mod conformance_mail;
 pub mod conformance_mfa;
 pub mod conformance_sessions;

@@ -8,8 +8,11 @@ use base64::Engine;
 pub struct ParsedMail {
     /// `(name, value)` in order, values unfolded and RFC 2047-decoded.
     pub headers: Vec<(String, String)>,
-    /// The body after `Content-Transfer-Encoding` decoding, `\r\n` line ends.
+    /// The body after `Content-Transfer-Encoding` decoding, `\r\n` line ends;
+    /// of a `multipart/alternative` message, its `text/plain` part.
     pub body: String,
+    /// The decoded `text/html` part of a `multipart/alternative` message.
+    pub html: Option<String>,
 }
 
 impl ParsedMail {
@@ -35,7 +38,27 @@ impl ParsedMail {
         let mut parsed = Self {
             headers,
             body: String::new(),
+            html: None,
         };
+        if let Some(boundary) = parsed.boundary() {
+            let delimiter = format!("--{boundary}");
+            for part in body.split(delimiter.as_str()).skip(1) {
+                if part.starts_with("--") {
+                    break;
+                }
+                let part = Self::parse(part.trim_start_matches(['\r', '\n']));
+                let kind = part
+                    .header("Content-Type")
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if kind.starts_with("text/html") {
+                    parsed.html = Some(part.body);
+                } else if kind.starts_with("text/plain") {
+                    parsed.body = part.body;
+                }
+            }
+            return parsed;
+        }
         let encoding = parsed
             .header("Content-Transfer-Encoding")
             .unwrap_or_default()
@@ -58,6 +81,17 @@ impl ParsedMail {
             _ => body.to_owned(),
         };
         parsed
+    }
+
+    /// The multipart boundary, if the message is multipart.
+    fn boundary(&self) -> Option<String> {
+        let kind = self.header("Content-Type")?;
+        if !kind.to_ascii_lowercase().starts_with("multipart/") {
+            return None;
+        }
+        let at = kind.find("boundary=")?;
+        let value = kind[at + "boundary=".len()..].split(';').next()?.trim();
+        Some(value.trim_matches('"').to_owned())
     }
 
     /// The first header called `name` (case-insensitive).

@@ -69,6 +69,14 @@ impl Auth {
             client,
         )
         .await;
+        self.notice(
+            self.links.notify.password_changed,
+            crate::mail::templates::Template::PasswordChanged,
+            &user,
+            Some(client),
+            minijinja::context! { reset => false },
+        )
+        .await;
         Ok(Ok(()))
     }
 }

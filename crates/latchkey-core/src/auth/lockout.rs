@@ -15,7 +15,6 @@ use zeroize::Zeroizing;
 
 use crate::account::{normalize_email, User};
 use crate::audit::EventKind;
-use crate::mail::OutgoingMail;
 
 use super::{Auth, AuthError, ClientContext};
 
@@ -188,32 +187,19 @@ impl Auth {
         if let Some(user) = user {
             self.event(user.id, EventKind::AccountLocked, None, client)
                 .await;
-            let mail = self.locked_mail(&user.email, until, now);
-            if let Err(e) = self.store.enqueue_mail(&mail).await {
-                tracing::warn!(error = %e, "lock notice not queued");
-            }
+            self.notice(
+                self.links.notify.account_locked,
+                crate::mail::templates::Template::AccountLocked,
+                user,
+                Some(client),
+                minijinja::context! {
+                    threshold => self.lockout.threshold,
+                    until => super::notices::mail_time(until),
+                },
+            )
+            .await;
         }
         Ok(())
-    }
-
-    fn locked_mail(&self, to: &str, until: OffsetDateTime, now: OffsetDateTime) -> OutgoingMail {
-        let until = until
-            .format(&time::format_description::well_known::Rfc2822)
-            .unwrap_or_default();
-        let body = format!(
-            "Hello,\n\nafter {threshold} failed sign-in attempts, signing in to your {product} account is \
-             paused until {until}.\n\nIf these attempts were not yours, someone may be guessing your \
-             password: choose a strong, unique one once you are back in. Devices you signed in from \
-             before are not affected.\n",
-            threshold = self.lockout.threshold,
-            product = self.links.product,
-        );
-        OutgoingMail::new(
-            to,
-            &format!("Sign-in to your {} account was paused", self.links.product),
-            body,
-            now,
-        )
     }
 
     /// Forgets the failures of an identifier after a successful sign-in.

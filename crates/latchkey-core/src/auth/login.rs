@@ -147,6 +147,7 @@ impl Auth {
         metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
         self.cache.forget_profile(user.id);
         let user = self.store.user_by_id(user.id).await?.unwrap_or(user);
+        self.notice_if_new_device(&user, client).await;
         let issued = self.start_session(user, remember_me, amr, client).await?;
         self.event(
             issued.user.id,

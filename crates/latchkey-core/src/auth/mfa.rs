@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::account::User;
 use crate::audit::EventKind;
-use crate::mail::OutgoingMail;
+use minijinja::context;
+
+use crate::mail::templates::Template;
 use crate::mfa::challenge::{MfaChallenge, MAX_ATTEMPTS, TOKEN_PREFIX, TTL};
 use crate::mfa::{totp, MfaSummary, TotpRecord};
 use crate::session::RevokeReason;
@@ -231,36 +233,15 @@ impl Auth {
         );
         self.event(user.id, kind, Some(principal.session_id), client)
             .await;
-        let (subject, what) = if kind == EventKind::MfaEnabled {
-            ("A sign-in factor was added", "was added to")
-        } else {
-            ("A sign-in factor was removed", "was removed from")
-        };
-        self.notify(
-            &user.email,
-            subject,
-            &format!(
-                "a second factor (authenticator app or passkey) {what} your {product} account, \
-                 and your other sessions were signed out.\n\nIf this was not you, change your \
-                 password now and contact support.",
-                product = self.links.product
-            ),
+        self.notice(
+            self.links.notify.mfa_changed,
+            Template::MfaChanged,
+            user,
+            Some(client),
+            context! { enabled => kind == EventKind::MfaEnabled },
         )
         .await;
         Ok(())
-    }
-
-    /// Queues a security notice; a failure to queue is logged, never fatal.
-    async fn notify(&self, to: &str, subject: &str, text: &str) {
-        let mail = OutgoingMail::new(
-            to,
-            &format!("{subject} ({})", self.links.product),
-            format!("Hello,\n\n{text}\n"),
-            self.clock.now(),
-        );
-        if let Err(e) = self.store.enqueue_mail(&mail).await {
-            tracing::warn!(error = %e, "security notice not queued");
-        }
     }
 
     /// Creates the challenge returned after a correct password.
@@ -438,15 +419,12 @@ impl Auth {
         self.event(user.id, EventKind::RecoveryCodeUsed, None, client)
             .await;
         let left = self.store.mfa_summary(user.id).await?.recovery_codes_left;
-        self.notify(
-            &user.email,
-            "A recovery code was used",
-            &format!(
-                "a recovery code was just used to sign in to your {product} account; \
-                 {left} unused code(s) remain.\n\nIf this was not you, change your password \
-                 and generate new recovery codes now.",
-                product = self.links.product
-            ),
+        self.notice(
+            self.links.notify.recovery_code_used,
+            Template::RecoveryCodeUsed,
+            user,
+            Some(client),
+            context! { left => left },
         )
         .await;
         Ok(Some(vec!["pwd".into(), "mfa".into(), "rc".into()]))

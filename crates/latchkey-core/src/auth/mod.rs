@@ -4,11 +4,13 @@
 
 mod cache;
 mod change_password;
+mod email_change;
 mod introspect;
 mod lockout;
 mod login;
 mod mfa;
 mod new_password;
+mod notices;
 mod passkeys;
 mod profile;
 mod refresh;
@@ -18,6 +20,7 @@ mod signup;
 mod verify;
 
 pub use cache::AccessCache;
+pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use introspect::Introspection;
 pub use lockout::{unlock, LockoutPolicy};
 pub use login::{LoginOutcome, LoginRequest, MfaPending};
@@ -167,6 +170,16 @@ pub enum AuthError {
         /// Seconds until the lock ends.
         retry_after: u64,
     },
+    /// A mail template failed to render (a bug in a built-in template).
+    #[error("mail template failed")]
+    Template(#[source] crate::mail::templates::TemplateError),
+    /// The new address is the account's current one, as typed.
+    #[error("unchanged")]
+    Unchanged,
+    /// The address is taken by another account (reported only where
+    /// enumeration protection is off, or when a confirmed change lost a race).
+    #[error("conflict")]
+    Conflict,
     /// The breached-password check could not answer and the policy is to fail
     /// closed.
     #[error("breached-password check unavailable")]

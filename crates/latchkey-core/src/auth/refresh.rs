@@ -70,6 +70,22 @@ impl Auth {
                     client,
                 )
                 .await;
+                if self.links.notify.refresh_reuse {
+                    match self.store.user_by_id(user_id).await {
+                        Ok(Some(user)) => {
+                            self.notice(
+                                true,
+                                crate::mail::templates::Template::SessionRevoked,
+                                &user,
+                                Some(client),
+                                minijinja::context! {},
+                            )
+                            .await;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "reuse notice skipped"),
+                    }
+                }
                 return Err(AuthError::InvalidToken);
             }
             RotateOutcome::Invalid => return Err(AuthError::InvalidToken),

@@ -12,7 +12,10 @@ use time::Duration;
 
 use crate::account::normalize_email;
 use crate::audit::EventKind;
-use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
+use minijinja::context;
+
+use crate::mail::templates::Template;
+use crate::mail::{hash_link_token, new_link_token};
 use crate::password::PolicyContext;
 use crate::ports::NewVerification;
 use crate::session::RevokeReason;
@@ -37,17 +40,12 @@ impl Auth {
         let now = self.clock.now();
         let (token, token_hash) = new_link_token(RESET_TOKEN_PREFIX);
         let link = self.links.reset_url.replace("{token}", &token);
-        let mail = OutgoingMail::new(
+        let mail = self.compose(
+            Template::PasswordReset,
             &user.email,
-            &format!("Reset your {} password", self.links.product),
-            format!(
-                "Hello,\n\nsomeone (hopefully you) asked to reset the password of your {product} \
-                 account. Choose a new password within 30 minutes here:\n\n{link}\n\n\
-                 If you did not ask, ignore this message: your password stays as it is.\n",
-                product = self.links.product
-            ),
-            now,
-        );
+            user.name.as_deref(),
+            context! { link => link, minutes => RESET_TTL.whole_minutes() },
+        )?;
         let record = NewVerification {
             token_hash,
             user_id: user.id,
@@ -115,20 +113,14 @@ impl Auth {
         tracing::info!(revoked, "password reset; every session revoked");
         self.event(user.id, EventKind::PasswordReset, None, client)
             .await;
-        let mail = OutgoingMail::new(
-            &user.email,
-            &format!("Your {} password was changed", self.links.product),
-            format!(
-                "Hello,\n\nthe password of your {product} account was just reset, and every \
-                 session was signed out.\n\nIf this was not you, reset it again now and \
-                 contact support.\n",
-                product = self.links.product
-            ),
-            now,
-        );
-        if let Err(e) = self.store.enqueue_mail(&mail).await {
-            tracing::warn!(error = %e, "reset confirmation not queued");
-        }
+        self.notice(
+            self.links.notify.password_changed,
+            Template::PasswordChanged,
+            &user,
+            Some(client),
+            context! { reset => true },
+        )
+        .await;
         Ok(Ok(()))
     }
 }

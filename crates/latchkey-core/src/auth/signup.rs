@@ -4,6 +4,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::account::{normalize_email, NewUser, User};
+use minijinja::context;
+
+use crate::mail::templates::Template;
 use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
 use crate::password::PolicyContext;
 use crate::ports::{NewVerification, StoreError};
@@ -15,11 +18,17 @@ pub const VERIFICATION_TOKEN_PREFIX: &str = "lk_ev_";
 /// How long a verification link works.
 pub const VERIFICATION_TTL: Duration = Duration::hours(24);
 
-/// Where links in mail point, and how mail is signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What mail says and where its links point.
+#[derive(Debug, Clone)]
 pub struct MailLinks {
     /// Product name shown in mail.
     pub product: String,
+    /// The server's public URL (shown in mail).
+    pub public_url: String,
+    /// The templates every message is rendered from.
+    pub templates: std::sync::Arc<crate::mail::templates::MailTemplates>,
+    /// Which security notices are sent.
+    pub notify: crate::mail::Notifications,
     /// Verification link with `{token}` where the token goes.
     pub verify_url: String,
     /// Password-reset link with `{token}` where the token goes.
@@ -56,33 +65,18 @@ pub enum SignupOutcome {
 }
 
 impl Auth {
-    fn verification_mail(&self, to: &str, token: &str, now: time::OffsetDateTime) -> OutgoingMail {
+    fn verification_mail(
+        &self,
+        to: &str,
+        name: Option<&str>,
+        token: &str,
+    ) -> Result<OutgoingMail, AuthError> {
         let link = self.links.verify_url.replace("{token}", token);
-        let body = format!(
-            "Hello,\n\nconfirm your email address for {product} by opening this link within 24 hours:\n\n{link}\n\n\
-             If you did not sign up, ignore this message: nothing happens without the link.\n",
-            product = self.links.product
-        );
-        OutgoingMail::new(
+        self.compose(
+            Template::VerifyEmail,
             to,
-            &format!("Verify your email address for {}", self.links.product),
-            body,
-            now,
-        )
-    }
-
-    fn someone_tried_mail(&self, to: &str, now: time::OffsetDateTime) -> OutgoingMail {
-        let body = format!(
-            "Hello,\n\nsomeone tried to create a new {product} account with this email address, which already \
-             has one. If it was you, sign in or reset your password instead. If it was not you, you can ignore \
-             this message; your account is unchanged.\n",
-            product = self.links.product
-        );
-        OutgoingMail::new(
-            to,
-            &format!("Sign-up attempt for your {} account", self.links.product),
-            body,
-            now,
+            name,
+            context! { link => link, hours => VERIFICATION_TTL.whole_hours() },
         )
     }
 
@@ -124,10 +118,7 @@ impl Auth {
             created_at: now,
         };
         if let Some(existing) = self.store.user_by_email(&user.email_normalized).await? {
-            return self
-                .taken(&existing, enumeration_protection, now)
-                .await
-                .map(Ok);
+            return self.taken(&existing, enumeration_protection).await.map(Ok);
         }
         let (token_text, token_hash) = new_link_token(VERIFICATION_TOKEN_PREFIX);
         let token = NewVerification {
@@ -136,7 +127,7 @@ impl Auth {
             created_at: now,
             expires_at: now + VERIFICATION_TTL,
         };
-        let mail = self.verification_mail(&user.email, &token_text, now);
+        let mail = self.verification_mail(&user.email, user.name.as_deref(), &token_text)?;
         let require = self.policy.require_email_verification;
         let created = self
             .store
@@ -148,10 +139,7 @@ impl Auth {
                 // Lost a race with another sign-up of the same address.
                 let existing = self.store.user_by_email(&user.email_normalized).await?;
                 return match existing {
-                    Some(existing) => self
-                        .taken(&existing, enumeration_protection, now)
-                        .await
-                        .map(Ok),
+                    Some(existing) => self.taken(&existing, enumeration_protection).await.map(Ok),
                     None => Ok(Ok(SignupOutcome::Conflict)),
                 };
             }
@@ -166,23 +154,28 @@ impl Auth {
         Ok(Ok(SignupOutcome::SignedIn(Box::new(issued))))
     }
 
-    async fn taken(
-        &self,
-        existing: &User,
-        protection: bool,
-        now: time::OffsetDateTime,
-    ) -> Result<SignupOutcome, AuthError> {
+    async fn taken(&self, existing: &User, protection: bool) -> Result<SignupOutcome, AuthError> {
         if !protection {
             return Ok(SignupOutcome::Conflict);
         }
-        self.store
-            .enqueue_mail(&self.someone_tried_mail(&existing.email, now))
-            .await?;
+        let mail = self.compose(
+            Template::SignupAttempt,
+            &existing.email,
+            existing.name.as_deref(),
+            context! {},
+        )?;
+        self.store.enqueue_mail(&mail).await?;
         Ok(SignupOutcome::VerificationSent)
     }
 
-    /// Spends a verification token; the account is verified from now on.
+    /// Spends a verification token; the account is verified from now on. An
+    /// email-change token (`lk_ec_`) confirms the change instead.
     pub async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
+        if token.starts_with(super::EMAIL_CHANGE_TOKEN_PREFIX)
+            && token.len() == super::EMAIL_CHANGE_TOKEN_PREFIX.len() + 43
+        {
+            return self.confirm_email_change(token).await;
+        }
         if !token.starts_with(VERIFICATION_TOKEN_PREFIX)
             || token.len() != VERIFICATION_TOKEN_PREFIX.len() + 43
         {
@@ -218,7 +211,7 @@ impl Auth {
             created_at: now,
             expires_at: now + VERIFICATION_TTL,
         };
-        let mail = self.verification_mail(&user.email, &text, now);
+        let mail = self.verification_mail(&user.email, user.name.as_deref(), &text)?;
         self.store.issue_verification(&token, &mail).await?;
         Ok(())
     }

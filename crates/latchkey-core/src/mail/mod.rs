@@ -1,6 +1,8 @@
 //! Outgoing mail: the message, the `Mailer` port that delivers it, and the
 //! one-time tokens mailed as links.
 
+pub mod templates;
+
 use async_trait::async_trait;
 use base64::Engine;
 use rand::RngCore;
@@ -20,6 +22,9 @@ pub struct OutgoingMail {
     pub subject: String,
     /// Plain-text body.
     pub body_text: String,
+    /// HTML alternative of the same text, if any (sent as
+    /// `multipart/alternative`).
+    pub body_html: Option<String>,
     /// When it was queued.
     pub created_at: OffsetDateTime,
     /// Delivery attempts so far.
@@ -44,8 +49,53 @@ impl OutgoingMail {
             to: to.to_owned(),
             subject: subject.to_owned(),
             body_text,
+            body_html: None,
             created_at: now,
             attempts: 0,
+        }
+    }
+
+    /// A new message from a rendered template.
+    pub fn rendered(to: &str, mail: templates::RenderedMail, now: OffsetDateTime) -> Self {
+        Self {
+            body_html: Some(mail.html),
+            ..Self::new(to, &mail.subject, mail.text, now)
+        }
+    }
+}
+
+/// Which security notices are mailed (each on by default; the links needed to
+/// sign up, verify, reset or change an address are always sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Notifications {
+    /// A sign-in from a device (browser family and OS) the account had no
+    /// session from.
+    pub new_device: bool,
+    /// Sign-in paused after repeated failures.
+    pub account_locked: bool,
+    /// Password changed or reset.
+    pub password_changed: bool,
+    /// Email address changed (to the old address).
+    pub email_changed: bool,
+    /// A second factor added or removed.
+    pub mfa_changed: bool,
+    /// A recovery code used.
+    pub recovery_code_used: bool,
+    /// A session revoked after its refresh token was reused.
+    pub refresh_reuse: bool,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Self {
+            new_device: true,
+            account_locked: true,
+            password_changed: true,
+            email_changed: true,
+            mfa_changed: true,
+            recovery_code_used: true,
+            refresh_reuse: true,
         }
     }
 }

@@ -28,6 +28,66 @@ pub struct MailConfig {
     pub smtp: SmtpConfig,
     /// Retries, giving up, and the circuit breaker of the outbox worker.
     pub outbox: OutboxConfig,
+    /// Directory of template files replacing the built-in ones file by file
+    /// (`layout.html`, `<name>.txt`, `<name>.html`); unset: built-in templates.
+    /// Checked at start: a template that does not parse or uses an unknown
+    /// variable stops the server.
+    pub templates_dir: Option<PathBuf>,
+    /// Which security notices are mailed.
+    pub notifications: NotificationsConfig,
+}
+
+/// `[mail.notifications]`: security notices, each on by default. The mails a
+/// flow needs (verification, reset and email-change links, the notice to the
+/// old address when a change is requested) are always sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct NotificationsConfig {
+    /// A sign-in from a browser family and OS the account has no stored session from.
+    pub new_device: bool,
+    /// Sign-in paused after repeated failures.
+    pub account_locked: bool,
+    /// Password changed or reset.
+    pub password_changed: bool,
+    /// Email address changed (sent to the old address).
+    pub email_changed: bool,
+    /// A second factor added or removed.
+    pub mfa_changed: bool,
+    /// A recovery code used.
+    pub recovery_code_used: bool,
+    /// A session revoked because its refresh token was used twice.
+    pub refresh_reuse: bool,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        let n = latchkey_core::mail::Notifications::default();
+        Self {
+            new_device: n.new_device,
+            account_locked: n.account_locked,
+            password_changed: n.password_changed,
+            email_changed: n.email_changed,
+            mfa_changed: n.mfa_changed,
+            recovery_code_used: n.recovery_code_used,
+            refresh_reuse: n.refresh_reuse,
+        }
+    }
+}
+
+impl NotificationsConfig {
+    /// The core's switches.
+    pub fn to_core(&self) -> latchkey_core::mail::Notifications {
+        latchkey_core::mail::Notifications {
+            new_device: self.new_device,
+            account_locked: self.account_locked,
+            password_changed: self.password_changed,
+            email_changed: self.email_changed,
+            mfa_changed: self.mfa_changed,
+            recovery_code_used: self.recovery_code_used,
+            refresh_reuse: self.refresh_reuse,
+        }
+    }
 }
 
 impl Default for MailConfig {
@@ -40,6 +100,8 @@ impl Default for MailConfig {
             reset_url: None,
             smtp: SmtpConfig::default(),
             outbox: OutboxConfig::default(),
+            templates_dir: None,
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -186,6 +248,11 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>, warnings: &mut Ve
     let mail = &cfg.mail;
     if let Err(e) = latchkey_adapters::mail_message::Sender::parse(&mail.from) {
         problems.push(Problem::new("mail.from", e));
+    }
+    if let Some(dir) = &mail.templates_dir {
+        if let Err(e) = latchkey_core::mail::templates::MailTemplates::load(Some(dir)) {
+            problems.push(Problem::new("mail.templates_dir", e.to_string()));
+        }
     }
     for (key, url) in [
         ("mail.verify_url", &mail.verify_url),

@@ -111,6 +111,24 @@ pub async fn flow_address(
         .await
 }
 
+/// The per-user `password` rate limit of a signed-in account flow (password
+/// or email change): the user is the identifier.
+pub async fn flow_user(
+    state: &crate::state::AppState,
+    user_id: uuid::Uuid,
+    slot: &crate::ratelimit::SlotExtension,
+) -> Result<(), crate::error::ApiError> {
+    state
+        .rate_limits
+        .check(
+            crate::config::RouteGroup::Password,
+            crate::config::LimitKey::Identifier,
+            &user_id.to_string(),
+            crate::ratelimit::slot_of(slot),
+        )
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             "/v1/me/password",
             me::password::change_password,
         ),
+        endpoint(Method::POST, "/v1/me/email", me::email::change_email),
         endpoint(Method::GET, "/v1/me/security", me::security::security),
         endpoint(Method::POST, "/v1/me/mfa/totp", me::mfa::start_totp),
         endpoint(

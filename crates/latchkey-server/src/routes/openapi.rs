@@ -32,6 +32,7 @@ use crate::extract::ApiJson;
         super::me::profile::get_me,
         super::me::profile::patch_me,
         super::me::password::change_password,
+        super::me::email::change_email,
         super::me::security::security,
         super::me::mfa::start_totp,
         super::me::mfa::confirm_totp,

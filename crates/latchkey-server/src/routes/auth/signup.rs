@@ -98,15 +98,19 @@ pub async fn signup(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
-    /// The token from the mailed link (`lk_ev_...`).
+    /// The token from the mailed link: `lk_ev_...` (a new account) or
+    /// `lk_ec_...` (an email change, confirmed by this call).
     pub token: String,
 }
 
 /// Verifies the address the token was mailed to. A token works once, for 24 hours.
+/// An email-change token gives the account its new address (verified) and tells
+/// the old address.
 #[utoipa::path(post, path = "/v1/email/verify", tag = "auth", request_body = VerifyBody,
     responses(
         (status = 200, description = "Verified", body = UserBody),
-        (status = 401, description = "`invalid_token`: unknown, used or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token`: unknown, used, expired or superseded", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: email change only — another account took the address since the request", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
     State(state): State<AppState>,

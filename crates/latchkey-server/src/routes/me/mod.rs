@@ -1,5 +1,6 @@
 //! The signed-in user's own resources under `/v1/me`.
 
+pub mod email;
 pub mod mfa;
 pub mod password;
 pub mod profile;

@@ -50,16 +50,7 @@ pub async fn change_password(
     slot: crate::ratelimit::SlotExtension,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
-    // The signed-in user is the identifier of this flow.
-    state
-        .rate_limits
-        .check(
-            crate::config::RouteGroup::Password,
-            crate::config::LimitKey::Identifier,
-            &p.user_id.to_string(),
-            crate::ratelimit::slot_of(&slot),
-        )
-        .await?;
+    crate::routes::input::flow_user(&state, p.user_id, &slot).await?;
     let cfg = &state.config.password;
     if body.current_password.chars().count() > cfg.max_length * 4 {
         return Err(ApiError::InvalidCredentials);

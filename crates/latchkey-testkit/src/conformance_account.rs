@@ -1,0 +1,178 @@
+//! Conformance cases for email changes and HTML mail in the outbox (run on
+//! every backend).
+
+// A test suite living in a library: failing loudly is its job.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use latchkey_core::account::{normalize_email, NewUser};
+use latchkey_core::mail::OutgoingMail;
+use latchkey_core::ports::{NewEmailChange, NewVerification, Store, StoreError};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const T0: OffsetDateTime = datetime!(2026-11-28 09:00:00 UTC);
+
+async fn user(store: &dyn Store, email: &str) -> Uuid {
+    let u = NewUser {
+        id: Uuid::now_v7(),
+        email: email.to_owned(),
+        email_normalized: normalize_email(email),
+        name: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: T0,
+    };
+    store.create_user(&u).await.unwrap().id
+}
+
+fn change(user_id: Uuid, hash: u8, new_email: &str) -> NewEmailChange {
+    NewEmailChange {
+        token: NewVerification {
+            token_hash: [hash; 32],
+            user_id,
+            created_at: T0,
+            expires_at: T0 + Duration::hours(24),
+        },
+        new_email: new_email.to_owned(),
+        new_email_normalized: normalize_email(new_email),
+    }
+}
+
+fn mail(to: &str) -> OutgoingMail {
+    OutgoingMail::new(to, "Subject", "text".into(), T0)
+}
+
+/// Only the newest token of a user works, read without spending, spent once;
+/// the account gets the new address verified, with the notice queued in the
+/// same transaction; an expired token does nothing; cleanup removes used ones.
+pub async fn email_change_tokens_are_single_use(store: &dyn Store) {
+    let uid = user(store, "old@example.com").await;
+    let mails = || [mail("old@example.com"), mail("New@Example.com")];
+    store
+        .issue_email_change(&change(uid, 1, "New@Example.com"), &mails())
+        .await
+        .unwrap();
+    store
+        .issue_email_change(&change(uid, 2, "New@Example.com"), &mails())
+        .await
+        .unwrap();
+    assert_eq!(store.pending_mail().await.unwrap(), 4);
+    assert_eq!(
+        store.pending_email_change(&[1; 32], T0).await.unwrap(),
+        None
+    );
+    let pending = store
+        .pending_email_change(&[2; 32], T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (pending.user_id, pending.new_email.as_str()),
+        (uid, "New@Example.com")
+    );
+    let late = T0 + Duration::hours(24);
+    assert_eq!(
+        store.pending_email_change(&[2; 32], late).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .complete_email_change(&[2; 32], late, None)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store
+            .complete_email_change(&[1; 32], T0, None)
+            .await
+            .unwrap(),
+        None,
+        "superseded"
+    );
+    let at = T0 + Duration::minutes(5);
+    let notice = mail("old@example.com");
+    assert_eq!(
+        store
+            .complete_email_change(&[2; 32], at, Some(&notice))
+            .await
+            .unwrap(),
+        Some(uid)
+    );
+    assert_eq!(
+        store.pending_mail().await.unwrap(),
+        5,
+        "the notice is queued"
+    );
+    assert_eq!(
+        store
+            .complete_email_change(&[2; 32], at, None)
+            .await
+            .unwrap(),
+        None,
+        "single use"
+    );
+    let after = store.user_by_id(uid).await.unwrap().unwrap();
+    assert_eq!(after.email, "New@Example.com");
+    assert_eq!(after.email_normalized, "new@example.com");
+    assert_eq!(after.email_verified_at, Some(at));
+    assert!(store
+        .user_by_email("old@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    let removed = store
+        .delete_expired(latchkey_core::ports::Expired::EmailChangeTokens, at, 100)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "the used token");
+}
+
+/// An address taken since the request is a conflict at confirmation: nothing
+/// changes, no notice is queued, and the token stays unused.
+pub async fn a_taken_address_is_a_conflict_at_confirmation(store: &dyn Store) {
+    let a = user(store, "a@example.com").await;
+    store
+        .issue_email_change(&change(a, 7, "b@example.com"), &[])
+        .await
+        .unwrap();
+    user(store, "B@example.com").await;
+    let notice = mail("a@example.com");
+    let before = store.pending_mail().await.unwrap();
+    let err = store
+        .complete_email_change(&[7; 32], T0, Some(&notice))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(store.pending_mail().await.unwrap(), before);
+    let still = store.user_by_id(a).await.unwrap().unwrap();
+    assert_eq!(still.email, "a@example.com");
+    assert!(store
+        .pending_email_change(&[7; 32], T0)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// The HTML alternative of a message survives the outbox.
+pub async fn html_mail_round_trips(store: &dyn Store) {
+    let mut m = mail("x@example.com");
+    m.body_html = Some("<p>Hello &amp; welcome</p>".into());
+    store.enqueue_mail(&m).await.unwrap();
+    let plain = mail("y@example.com");
+    store.enqueue_mail(&plain).await.unwrap();
+    let claimed = store
+        .claim_mail(T0, Duration::minutes(2), 10)
+        .await
+        .unwrap();
+    let got = claimed.iter().find(|c| c.id == m.id).unwrap();
+    assert_eq!(got.body_html.as_deref(), Some("<p>Hello &amp; welcome</p>"));
+    let got = claimed.iter().find(|c| c.id == plain.id).unwrap();
+    assert_eq!(got.body_html, None);
+}
