@@ -198,7 +198,7 @@ pub async fn build(
                     )])
                 })?,
             ),
-            notify: config.mail.notifications.to_core(),
+            notify: config.mail.notifications,
             verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {
                 format!(
                     "{}/verify-email?token={{token}}",

@@ -209,6 +209,18 @@ impl TestAppBuilder {
         self
     }
 
+    /// Sends mail over plain-text SMTP to a server on this machine's `port` (the
+    /// in-process sink of [`crate::smtp_sink`]).
+    #[must_use]
+    pub fn smtp_plain(self, port: u16) -> Self {
+        self.configure(|c| {
+            c.mail.transport = latchkey_server::config::MailTransport::Smtp;
+            c.mail.smtp.host = "127.0.0.1".into();
+            c.mail.smtp.port = Some(port);
+            c.mail.smtp.tls = latchkey_server::config::SmtpTls::None;
+        })
+    }
+
     /// Mounts extra routes inside the middleware stack.
     #[must_use]
     pub fn routes(mut self, routes: ExtraRoutes) -> Self {

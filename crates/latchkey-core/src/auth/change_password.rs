@@ -7,6 +7,34 @@ use crate::session::RevokeReason;
 use super::{Auth, AuthError, ClientContext, Principal, WeakPassword};
 
 impl Auth {
+    /// The signed-in user, after checking their current password (for changes
+    /// that need it). A wrong password is `InvalidCredentials` and counts as a
+    /// failed sign-in.
+    pub(crate) async fn signed_in_user_with_password(
+        &self,
+        principal: &Principal,
+        password: &str,
+    ) -> Result<crate::account::User, AuthError> {
+        let user = self
+            .store
+            .user_by_id(principal.user_id)
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
+        let verdict = self
+            .hasher
+            .verify(password, &user.password_hash)
+            .await
+            .map_err(AuthError::Password)?;
+        if !verdict.matches {
+            self.store
+                .record_login_failure(user.id, self.clock.now())
+                .await?;
+            self.cache.forget_profile(user.id);
+            return Err(AuthError::InvalidCredentials);
+        }
+        Ok(user)
+    }
+
     /// Checks `current`, applies the password policy (history included) to
     /// `new`, stores its hash (the old one joins the history), and revokes every
     /// other session of the user (the calling one stays).
@@ -19,21 +47,9 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<Result<(), WeakPassword>, AuthError> {
         let user = self
-            .store
-            .user_by_id(principal.user_id)
-            .await?
-            .ok_or(AuthError::Unauthorized)?;
-        let verdict = self
-            .hasher
-            .verify(current, &user.password_hash)
-            .await
-            .map_err(AuthError::Password)?;
+            .signed_in_user_with_password(principal, current)
+            .await?;
         let now = self.clock.now();
-        if !verdict.matches {
-            self.store.record_login_failure(user.id, now).await?;
-            self.cache.forget_profile(user.id);
-            return Err(AuthError::InvalidCredentials);
-        }
         let context = PolicyContext {
             email: &user.email,
             name: user.name.as_deref(),

@@ -54,21 +54,9 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<(), AuthError> {
         let user = self
-            .store
-            .user_by_id(principal.user_id)
-            .await?
-            .ok_or(AuthError::Unauthorized)?;
-        let verdict = self
-            .hasher
-            .verify(&req.password, &user.password_hash)
-            .await
-            .map_err(AuthError::Password)?;
+            .signed_in_user_with_password(principal, &req.password)
+            .await?;
         let now = self.clock.now();
-        if !verdict.matches {
-            self.store.record_login_failure(user.id, now).await?;
-            self.cache.forget_profile(user.id);
-            return Err(AuthError::InvalidCredentials);
-        }
         let new_email = req.new_email.trim().to_owned();
         if new_email == user.email {
             return Err(AuthError::Unchanged);

@@ -66,7 +66,8 @@ impl OutgoingMail {
 
 /// Which security notices are mailed (each on by default; the links needed to
 /// sign up, verify, reset or change an address are always sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Notifications {
     /// A sign-in from a device (browser family and OS) the account had no

@@ -33,61 +33,9 @@ pub struct MailConfig {
     /// Checked at start: a template that does not parse or uses an unknown
     /// variable stops the server.
     pub templates_dir: Option<PathBuf>,
-    /// Which security notices are mailed.
-    pub notifications: NotificationsConfig,
-}
-
-/// `[mail.notifications]`: security notices, each on by default. The mails a
-/// flow needs (verification, reset and email-change links, the notice to the
-/// old address when a change is requested) are always sent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[allow(clippy::struct_excessive_bools)]
-pub struct NotificationsConfig {
-    /// A sign-in from a browser family and OS the account has no stored session from.
-    pub new_device: bool,
-    /// Sign-in paused after repeated failures.
-    pub account_locked: bool,
-    /// Password changed or reset.
-    pub password_changed: bool,
-    /// Email address changed (sent to the old address).
-    pub email_changed: bool,
-    /// A second factor added or removed.
-    pub mfa_changed: bool,
-    /// A recovery code used.
-    pub recovery_code_used: bool,
-    /// A session revoked because its refresh token was used twice.
-    pub refresh_reuse: bool,
-}
-
-impl Default for NotificationsConfig {
-    fn default() -> Self {
-        let n = latchkey_core::mail::Notifications::default();
-        Self {
-            new_device: n.new_device,
-            account_locked: n.account_locked,
-            password_changed: n.password_changed,
-            email_changed: n.email_changed,
-            mfa_changed: n.mfa_changed,
-            recovery_code_used: n.recovery_code_used,
-            refresh_reuse: n.refresh_reuse,
-        }
-    }
-}
-
-impl NotificationsConfig {
-    /// The core's switches.
-    pub fn to_core(&self) -> latchkey_core::mail::Notifications {
-        latchkey_core::mail::Notifications {
-            new_device: self.new_device,
-            account_locked: self.account_locked,
-            password_changed: self.password_changed,
-            email_changed: self.email_changed,
-            mfa_changed: self.mfa_changed,
-            recovery_code_used: self.recovery_code_used,
-            refresh_reuse: self.refresh_reuse,
-        }
-    }
+    /// `[mail.notifications]`: which security notices are mailed (each on by
+    /// default; the mails a flow needs are always sent).
+    pub notifications: latchkey_core::mail::Notifications,
 }
 
 impl Default for MailConfig {
@@ -101,7 +49,7 @@ impl Default for MailConfig {
             smtp: SmtpConfig::default(),
             outbox: OutboxConfig::default(),
             templates_dir: None,
-            notifications: NotificationsConfig::default(),
+            notifications: latchkey_core::mail::Notifications::default(),
         }
     }
 }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use latchkey_core::clock::ManualClock;
-use latchkey_server::config::{MailTransport, SmtpTls};
 use latchkey_testkit::app::{link_token, TestApp, TestAppBuilder};
 use latchkey_testkit::smtp_sink::{SinkOptions, SmtpSink};
 use serde_json::{json, Value};
@@ -61,15 +60,7 @@ async fn confirm(app: &TestApp, token: &str) -> reqwest::Response {
 async fn the_new_address_verifies_over_smtp_and_the_old_one_is_told() {
     let sink = SmtpSink::start(SinkOptions::plain()).await;
     let port = sink.addr().port();
-    let app = builder()
-        .configure(move |c| {
-            c.mail.transport = MailTransport::Smtp;
-            c.mail.smtp.host = "127.0.0.1".into();
-            c.mail.smtp.port = Some(port);
-            c.mail.smtp.tls = SmtpTls::None;
-        })
-        .spawn()
-        .await;
+    let app = builder().smtp_plain(port).spawn().await;
     app.create_user(EMAIL, PASSWORD, true).await;
     let access = token_of(&app, EMAIL, PASSWORD).await;
 

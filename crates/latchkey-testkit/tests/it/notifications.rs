@@ -3,7 +3,6 @@
 //! bodies escape user-controlled values; operators' templates replace the
 //! built-in ones, and a broken one stops the start.
 
-use latchkey_server::config::{MailTransport, SmtpTls};
 use latchkey_testkit::app::{TestApp, TestAppBuilder};
 use latchkey_testkit::smtp_sink::{SinkOptions, SmtpSink};
 use serde_json::{json, Value};
@@ -124,13 +123,8 @@ async fn password_change_and_refresh_reuse_are_mailed_with_escaped_html() {
     let sink = SmtpSink::start(SinkOptions::plain()).await;
     let port = sink.addr().port();
     let app = builder()
-        .configure(move |c| {
-            c.mail.transport = MailTransport::Smtp;
-            c.mail.smtp.host = "127.0.0.1".into();
-            c.mail.smtp.port = Some(port);
-            c.mail.smtp.tls = SmtpTls::None;
-            c.mail.product_name = "Acme & <Co>".into();
-        })
+        .smtp_plain(port)
+        .configure(|c| c.mail.product_name = "Acme & <Co>".into())
         .spawn()
         .await;
     app.create_user(EMAIL, PASSWORD, true).await;

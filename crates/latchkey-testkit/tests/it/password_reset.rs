@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey_core::clock::ManualClock;
-use latchkey_server::config::{MailTransport, SmtpTls};
 use latchkey_testkit::app::{link_token, TestApp, TestAppBuilder};
 use latchkey_testkit::smtp_sink::{SinkOptions, SmtpSink};
 use serde_json::{json, Value};
@@ -44,15 +43,7 @@ async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response 
 async fn a_reset_link_over_smtp_sets_the_password_and_signs_everything_out() {
     let sink = SmtpSink::start(SinkOptions::plain()).await;
     let port = sink.addr().port();
-    let app = builder()
-        .configure(move |c| {
-            c.mail.transport = MailTransport::Smtp;
-            c.mail.smtp.host = "127.0.0.1".into();
-            c.mail.smtp.port = Some(port);
-            c.mail.smtp.tls = SmtpTls::None;
-        })
-        .spawn()
-        .await;
+    let app = builder().smtp_plain(port).spawn().await;
     app.create_user(EMAIL, PASSWORD, true).await;
     let first: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();
     let second: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();

@@ -285,12 +285,7 @@ async fn the_outbox_retries_a_temporary_refusal_and_gives_up_on_a_permanent_one(
     let port = sink.addr().port();
     let app = TestApp::builder()
         .clock(Arc::new(clock.clone()))
-        .configure(move |c| {
-            c.mail.transport = MailTransport::Smtp;
-            c.mail.smtp.host = "127.0.0.1".into();
-            c.mail.smtp.port = Some(port);
-            c.mail.smtp.tls = SmtpTls::None;
-        })
+        .smtp_plain(port)
         .spawn()
         .await;
     let signup = |email: &'static str| {
