@@ -37,4 +37,5 @@ mod store;
 mod support;
 mod timing;
 mod tls;
+mod token_claims;
 mod webauthn;
