@@ -591,6 +591,18 @@ pub trait MfaStore: Send + Sync {
     /// Counts a wrong answer; returns the new count.
     async fn fail_mfa_challenge(&self, id: Uuid) -> Result<i32, StoreError>;
 
+    /// Spends one attempt of the challenge before its answer is checked: in one
+    /// conditional write, adds one to `attempts` only if the challenge is
+    /// unused, unexpired at `now` and has fewer than `max_attempts` attempts.
+    /// Whether an attempt was granted; however many callers race, at most
+    /// `max_attempts` are granted per challenge.
+    async fn take_mfa_attempt(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        max_attempts: i32,
+    ) -> Result<bool, StoreError>;
+
     /// Marks the challenge used if it is unused, unexpired at `now` and has fewer
     /// than `max_attempts` wrong answers; whether this call consumed it.
     async fn consume_mfa_challenge(

@@ -317,6 +317,25 @@ impl MfaStore for SqliteStore {
         row.map_or(Ok(i32::MAX), |r| r.try_get("attempts").map_err(map_error))
     }
 
+    async fn take_mfa_attempt(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        max_attempts: i32,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mfa_challenges SET attempts = attempts + 1 WHERE id = ?1 AND used_at IS NULL \
+             AND expires_at > ?2 AND attempts < ?3",
+        )
+        .bind(id)
+        .bind(to_micros(now))
+        .bind(max_attempts)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn consume_mfa_challenge(
         &self,
         id: Uuid,

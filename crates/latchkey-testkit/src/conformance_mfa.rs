@@ -230,6 +230,48 @@ pub async fn concurrent_code_uses_admit_exactly_one(store: Arc<dyn Store>) {
         wins.2 += usize::from(c);
     }
     assert_eq!(wins, (1, 1, 1));
+    concurrent_attempts_admit_at_most_the_limit(store).await;
+}
+
+/// Attempts on a challenge are taken in one conditional write: twenty
+/// concurrent callers get at most the limit between them, none once it is
+/// spent, and none on a used or expired challenge. (Run from
+/// `concurrent_code_uses_admit_exactly_one`, which the macro registers.)
+pub async fn concurrent_attempts_admit_at_most_the_limit(store: Arc<dyn Store>) {
+    let id = user(&*store, "attempts@example.com").await;
+    let c = challenge(id, 6);
+    store.create_mfa_challenge(&c).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.take_mfa_attempt(c.id, T0, 5).await.unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for task in tasks {
+        granted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(granted, 5, "exactly the limit, never more");
+    assert!(!store.take_mfa_attempt(c.id, T0, 5).await.unwrap());
+    let stored = store.mfa_challenge(&[6; 32]).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, 5);
+    // A right answer on the last attempt still consumes (limit + 1: its own
+    // attempt is counted).
+    assert!(store.consume_mfa_challenge(c.id, T0, 6).await.unwrap());
+
+    let used = challenge(id, 7);
+    store.create_mfa_challenge(&used).await.unwrap();
+    assert!(store.take_mfa_attempt(used.id, T0, 5).await.unwrap());
+    assert!(store.consume_mfa_challenge(used.id, T0, 6).await.unwrap());
+    assert!(!store.take_mfa_attempt(used.id, T0, 5).await.unwrap());
+    let expired = challenge(id, 8);
+    store.create_mfa_challenge(&expired).await.unwrap();
+    assert!(!store
+        .take_mfa_attempt(expired.id, expired.expires_at, 5)
+        .await
+        .unwrap());
+    assert!(!store.take_mfa_attempt(Uuid::now_v7(), T0, 5).await.unwrap());
 }
 
 fn passkey(user_id: Uuid, credential: u8) -> PasskeyRecord {

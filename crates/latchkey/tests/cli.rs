@@ -591,3 +591,145 @@ fn mail_committed_before_a_kill_is_delivered_after_restart() {
         "the message was delivered twice"
     );
 }
+
+const MASTER_A: &str = "first-master-key-0123456789-abcdefghij";
+const MASTER_B: &str = "second-master-key-0123456789-abcdefghi";
+
+/// Starts `serve` expecting a refusal; returns its stderr.
+fn serve_refused(dir: &Path, env: &[(&str, String)]) -> String {
+    let mut child = latchkey(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("LATCHKEY_LOG__LEVEL", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let status = wait_exit(&mut child, Duration::from_mins(1));
+    assert!(!status.success(), "serve must refuse to start");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn keys_reencrypt_moves_totp_seeds_to_a_new_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_verification = (
+        "LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION",
+        "false".to_owned(),
+    );
+    // A TOTP seed sealed under master key A (a pending enrolment is enough).
+    let (mut child, url) = spawn_server_with(
+        dir.path(),
+        &[
+            ("LATCHKEY_SECRETS__MASTER_KEY", MASTER_A.to_owned()),
+            no_verification.clone(),
+            // No breached-password lookups from a test.
+            ("LATCHKEY_PASSWORD__BREACH_CHECK", "off".to_owned()),
+        ],
+    );
+    let client = reqwest::blocking::Client::new();
+    let account = serde_json_body("ada@example.com");
+    let r = client
+        .post(format!("{url}/v1/signup"))
+        .header("content-type", "application/json")
+        .body(account.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    let r = client
+        .post(format!("{url}/v1/login"))
+        .header("content-type", "application/json")
+        .body(account)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().unwrap();
+    let access = json_string(&body, "access_token");
+    let r = client
+        .post(format!("{url}/v1/me/mfa/totp"))
+        .bearer_auth(&access)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+
+    // Master key B alone: refused, naming the missing key.
+    let only_b = [
+        ("LATCHKEY_SECRETS__MASTER_KEY", MASTER_B.to_owned()),
+        no_verification.clone(),
+    ];
+    let stderr = serve_refused(dir.path(), &only_b);
+    let key_id = stderr
+        .split("sealed with encryption key ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or_else(|| panic!("no key id named: {stderr}"))
+        .to_owned();
+    assert!(!key_id.is_empty(), "{stderr}");
+    assert!(stderr.contains("previous_master_keys"), "{stderr}");
+    assert!(!stderr.contains(MASTER_A) && !stderr.contains(MASTER_B));
+
+    // B current, A previous: reencrypt moves the seed, then has nothing to do.
+    let previous = dir.path().join("previous.keys");
+    std::fs::write(&previous, format!("{MASTER_A}\n")).unwrap();
+    let reencrypt = || {
+        run(latchkey(dir.path())
+            .args(["keys", "reencrypt", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("LATCHKEY_SECRETS__MASTER_KEY", MASTER_B)
+            .env("LATCHKEY_SECRETS__PREVIOUS_MASTER_KEYS_FILE", &previous))
+    };
+    for expected in ["1 TOTP secrets", "0 TOTP secrets"] {
+        let out = reencrypt();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with("re-encrypted with the current master key: ")
+                && stdout.contains(expected),
+            "{stdout}"
+        );
+    }
+
+    // B alone now suffices; the old key is no longer needed.
+    let (mut child, url) = spawn_server_with(dir.path(), &only_b);
+    assert_eq!(
+        reqwest::blocking::get(format!("{url}/readyz"))
+            .unwrap()
+            .status(),
+        200
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    // The name of the key that sealed the seed is not B's.
+    let stderr = serve_refused(
+        dir.path(),
+        &[("LATCHKEY_SECRETS__MASTER_KEY", MASTER_A.to_owned())],
+    );
+    assert!(!stderr.contains(&key_id), "now sealed with B: {stderr}");
+}
+
+/// `{"email": .., "password": ..}` with the test password.
+fn serde_json_body(email: &str) -> String {
+    format!(r#"{{"email":"{email}","password":"correct horse battery staple"}}"#)
+}
+
+/// The string value of `"key"` in a flat JSON object.
+fn json_string(body: &str, key: &str) -> String {
+    let needle = format!("\"{key}\":\"");
+    let start = body
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+        + needle.len();
+    body[start..].chars().take_while(|c| *c != '"').collect()
+}

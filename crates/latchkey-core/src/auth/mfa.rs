@@ -2,8 +2,11 @@
 //!
 //! Guarantees: TOTP seeds are sealed at rest with the row id as associated data;
 //! a code (TOTP step or recovery code) is accepted at most once, enforced by a
-//! conditional write; wrong codes count against the challenge (5 per token) and
-//! against the account's lockout key; enabling or disabling a factor revokes the
+//! conditional write; every answer spends one of the challenge's 5 attempts,
+//! taken in one conditional write before the answer is checked (so parallel
+//! answers cannot exceed the limit), and wrong codes count against the
+//! account's lockout key; a challenge dies when the password changes after it
+//! was issued; enabling or disabling a factor revokes the
 //! user's other sessions, records an event and mails the user.
 
 use uuid::Uuid;
@@ -298,9 +301,11 @@ impl Auth {
     /// Finishes a sign-in with a second factor. Returns the tokens and the
     /// delivery mode chosen at the password step.
     ///
-    /// A token that is unknown, used, expired or out of attempts is
-    /// `InvalidToken`; a wrong code is `InvalidMfaCode`, costs one of the
-    /// challenge's attempts and counts as a failed sign-in for lockout (a locked
+    /// A token that is unknown, used, expired, out of attempts, or older than
+    /// the account's current password is `InvalidToken`; every answer checked
+    /// costs one of the challenge's attempts (taken atomically before the
+    /// check, so concurrent answers cannot exceed the limit); a wrong code is
+    /// `InvalidMfaCode` and counts as a failed sign-in for lockout (a locked
     /// account answers `Locked` before any code is checked).
     pub async fn login_mfa(
         &self,
@@ -322,8 +327,23 @@ impl Auth {
             .user_by_id(challenge.user_id)
             .await?
             .ok_or(AuthError::InvalidToken)?;
+        if user.password_changed_at > challenge.created_at {
+            // The challenge vouches for a password that is no longer the
+            // account's: changed or reset since the password step.
+            return Err(AuthError::InvalidToken);
+        }
         self.check_lock(&challenge.lockout_key, Some(&user), client)
             .await?;
+        // Spend one attempt before looking at the answer, in one conditional
+        // write: however many answers race on one token, at most
+        // MAX_ATTEMPTS are ever checked.
+        if !self
+            .store
+            .take_mfa_attempt(challenge.id, now, MAX_ATTEMPTS)
+            .await?
+        {
+            return Err(AuthError::InvalidToken);
+        }
         let amr = match req.method {
             MfaMethod::Totp => self.answer_totp(&user, &challenge, &req.code).await?,
             MfaMethod::RecoveryCode => {
@@ -339,7 +359,7 @@ impl Auth {
             },
         };
         let Some(amr) = amr else {
-            self.store.fail_mfa_challenge(challenge.id).await?;
+            // The attempt was spent above.
             self.event(user.id, EventKind::MfaFailed, None, client)
                 .await;
             self.record_lockout_failure(&challenge.lockout_key, Some(&user), client)
@@ -430,10 +450,13 @@ impl Auth {
         Ok(Some(vec!["pwd".into(), "mfa".into(), "rc".into()]))
     }
 
+    /// Marks the challenge used after a right answer; `InvalidToken` when it
+    /// was used, expired or spent meanwhile. The attempt of this answer was
+    /// counted already (see `login_mfa`), hence the limit of one more.
     pub(crate) async fn consume_mfa(&self, challenge: &MfaChallenge) -> Result<(), AuthError> {
         if self
             .store
-            .consume_mfa_challenge(challenge.id, self.clock.now(), MAX_ATTEMPTS)
+            .consume_mfa_challenge(challenge.id, self.clock.now(), MAX_ATTEMPTS + 1)
             .await?
         {
             Ok(())

@@ -790,3 +790,175 @@ async fn the_security_summary_reports_factors_codes_password_age_and_events() {
     )
     .await;
 }
+
+/// The `code` of a problem answer.
+async fn problem_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Waits until a mail to the user contains `text` (the outbox writes after
+/// the answer).
+async fn wait_for_mail_containing(app: &TestApp, text: &str) {
+    for count in 1..=20 {
+        let mails = app.wait_for_mails(EMAIL, count).await;
+        if mails.iter().any(|m| m.contains(text)) {
+            return;
+        }
+    }
+    panic!("no mail containing {text:?}");
+}
+
+#[tokio::test]
+async fn concurrent_wrong_codes_on_one_token_are_checked_at_most_five_times() {
+    let clock = clock();
+    let mfa = enrolled(
+        builder(&clock).configure(|c| c.lockout.threshold = 0),
+        clock,
+    )
+    .await;
+    let token = mfa.challenge().await;
+    let wrong = if mfa.code() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let client = mfa.app.client.clone();
+        let url = mfa.app.url("/v1/login/mfa");
+        let body = json!({"mfa_token": token, "method": "totp", "code": wrong});
+        tasks.push(tokio::spawn(async move {
+            problem_code(client.post(url).json(&body).send().await.unwrap()).await
+        }));
+    }
+    let mut checked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (401, code) if code == "invalid_mfa_code" => checked += 1,
+            (401, code) if code == "invalid_token" => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(checked, 5, "each checked code spends one of the 5 attempts");
+    assert_problem(
+        mfa.answer(&token, "totp", &mfa.code()).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+}
+
+async fn login_with(app: &TestApp, password: &str) -> String {
+    let r = app.login(EMAIL, password).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["mfa_required"], true, "{body}");
+    body["mfa_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_pending_mfa_token_dies_when_the_password_changes_or_is_reset() {
+    const CHANGED: &str = "a brand new passphrase 2026";
+    const RESET: &str = "another long passphrase 42";
+    let clock = clock();
+    let mfa = enrolled(builder(&clock), clock).await;
+
+    // Changed through the API after the password step.
+    let pending = mfa.challenge().await;
+    mfa.clock.advance(time::Duration::seconds(1));
+    let r = post(
+        &mfa.app,
+        "/v1/me/password",
+        Some(&mfa.access),
+        json!({"current_password": PASSWORD, "new_password": CHANGED}),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_problem(
+        mfa.answer(&pending, "totp", &mfa.code()).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    // A challenge from the new password works.
+    let fresh = login_with(&mfa.app, CHANGED).await;
+    assert_eq!(mfa.answer(&fresh, "totp", &mfa.code()).await.status(), 200);
+    mfa.next_step();
+
+    // Reset by mail after the password step.
+    let pending = login_with(&mfa.app, CHANGED).await;
+    mfa.clock.advance(time::Duration::seconds(1));
+    let r = post(
+        &mfa.app,
+        "/v1/password/forgot",
+        None,
+        json!({"email": EMAIL}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    wait_for_mail_containing(&mfa.app, "Reset your latchkey password").await;
+    let mail = mfa
+        .app
+        .mails()
+        .into_iter()
+        .find(|m| m.contains("Reset your latchkey password"))
+        .unwrap();
+    let reset_token = latchkey_testkit::app::link_token(&mail);
+    let r = post(
+        &mfa.app,
+        "/v1/password/reset",
+        None,
+        json!({"token": reset_token, "new_password": RESET}),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_problem(
+        mfa.answer(&pending, "totp", &mfa.code()).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    let fresh = login_with(&mfa.app, RESET).await;
+    assert_eq!(mfa.answer(&fresh, "totp", &mfa.code()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn removing_totp_signs_out_the_other_sessions_and_mails_the_user() {
+    let clock = clock();
+    let mfa = enrolled(builder(&clock), clock).await;
+    let token = mfa.challenge().await;
+    let r = mfa.answer(&token, "totp", &mfa.code()).await;
+    assert_eq!(r.status(), 200);
+    let other = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mfa.next_step();
+    let me = |token: String| {
+        mfa.app
+            .client
+            .get(mfa.app.url("/v1/me"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(me(other.clone()).await.unwrap().status(), 200);
+    let r = mfa
+        .app
+        .client
+        .delete(mfa.app.url("/v1/me/mfa/totp"))
+        .bearer_auth(&mfa.access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_problem(me(other).await.unwrap(), 401, "unauthorized").await;
+    assert_eq!(me(mfa.access.clone()).await.unwrap().status(), 200);
+    wait_for_mail_containing(
+        &mfa.app,
+        "A sign-in factor was removed from your latchkey account",
+    )
+    .await;
+}

@@ -2,9 +2,13 @@
 //! renaming, removal, use as the second sign-in step, and the hostile cases
 //! (another origin, a replayed or foreign challenge, a cloned authenticator).
 
+use std::sync::Arc;
+
+use latchkey_core::clock::ManualClock;
 use latchkey_testkit::app::TestApp;
 use latchkey_testkit::soft_authenticator::SoftAuthenticator;
 use serde_json::{json, Value};
+use time::macros::datetime;
 
 use crate::support::{assert_problem, jwt_parts};
 
@@ -538,4 +542,112 @@ async fn passwordless_sign_in_respects_the_lockout() {
         "account_locked",
     )
     .await;
+}
+
+/// Waits until a mail to the user contains `text` (the outbox writes after
+/// the answer).
+async fn wait_for_mail_containing(app: &TestApp, text: &str) {
+    for count in 1..=20 {
+        let mails = app.wait_for_mails(EMAIL, count).await;
+        if mails.iter().any(|m| m.contains(text)) {
+            return;
+        }
+    }
+    panic!("no mail containing {text:?}");
+}
+
+#[tokio::test]
+async fn adding_or_removing_a_passkey_signs_out_the_other_sessions_and_mails_the_user() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    let other = access(&app, EMAIL).await;
+    let me = |token: &str| {
+        app.client
+            .get(app.url("/v1/me"))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    assert_eq!(me(&other).await.unwrap().status(), 200);
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    let added = register(&app, &token, &mut soft, "Key").await;
+    assert_problem(me(&other).await.unwrap(), 401, "unauthorized").await;
+    assert_eq!(me(&token).await.unwrap().status(), 200);
+    wait_for_mail_containing(&app, "A sign-in factor was added to your latchkey account").await;
+
+    let other = second_step(&app, &mut soft).await;
+    assert_eq!(me(&other).await.unwrap().status(), 200);
+    let id = added["id"].as_str().unwrap();
+    let r = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/me/webauthn/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_problem(me(&other).await.unwrap(), 401, "unauthorized").await;
+    assert_eq!(me(&token).await.unwrap().status(), 200);
+    wait_for_mail_containing(
+        &app,
+        "A sign-in factor was removed from your latchkey account",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_challenge_is_refused_at_registration_and_passwordless_sign_in() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = TestApp::builder()
+        .clock(Arc::new(clock.clone()))
+        .configure(|c| {
+            c.public_url = Some(ORIGIN.into());
+            c.rate_limit.enabled = false;
+        })
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let token = access(&app, EMAIL).await;
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+
+    // Registration: finished 5 minutes and 1 second after the start.
+    let (id, options) = start(&app, &token, Some("Late")).await;
+    let credential = soft.register(&options);
+    clock.advance(time::Duration::seconds(301));
+    assert_problem(
+        finish(&app, &token, &id, credential).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert!(list(&app, &token).await.is_empty());
+
+    // Passwordless sign-in with a passkey registered in time.
+    let token = access(&app, EMAIL).await;
+    // (A fresh authenticator: the first one holds the refused credential.)
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    register(&app, &token, &mut soft, "Key").await;
+    let start: Value = app
+        .client
+        .post(app.url("/v1/login/webauthn/start"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answer = soft.assert(&start["options"]);
+    clock.advance(time::Duration::seconds(301));
+    let r = app
+        .client
+        .post(app.url("/v1/login/webauthn/finish"))
+        .json(&json!({"challenge_id": start["challenge_id"], "credential": answer}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "invalid_token").await;
+    // In time, the same passkey signs in.
+    let r = passwordless(&app, &mut soft, json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
