@@ -588,9 +588,6 @@ pub trait MfaStore: Send + Sync {
         token_hash: &[u8; 32],
     ) -> Result<Option<MfaChallenge>, StoreError>;
 
-    /// Counts a wrong answer; returns the new count.
-    async fn fail_mfa_challenge(&self, id: Uuid) -> Result<i32, StoreError>;
-
     /// Spends one attempt of the challenge before its answer is checked: in one
     /// conditional write, adds one to `attempts` only if the challenge is
     /// unused, unexpired at `now` and has fewer than `max_attempts` attempts.

@@ -306,17 +306,6 @@ impl MfaStore for PostgresStore {
         row.as_ref().map(challenge_from_row).transpose()
     }
 
-    async fn fail_mfa_challenge(&self, id: Uuid) -> Result<i32, StoreError> {
-        let row = sqlx::query(
-            "UPDATE mfa_challenges SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(map_error)?;
-        row.map_or(Ok(i32::MAX), |r| r.try_get("attempts").map_err(map_error))
-    }
-
     async fn take_mfa_attempt(
         &self,
         id: Uuid,

@@ -394,6 +394,14 @@ macro_rules! store_conformance_tests {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_attempts_admit_at_most_the_limit() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                cf::concurrent_attempts_admit_at_most_the_limit(store).await;
+                drop(guard);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_code_uses_admit_exactly_one() {
                 let Some(guard) = $fresh().await else { return };
                 let store: Arc<dyn Store> = Arc::new((*guard).clone());
