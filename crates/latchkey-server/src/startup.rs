@@ -304,24 +304,34 @@ impl Application {
     }
 }
 
-/// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that resolves when the process receives SIGINT or SIGTERM. The
+/// handlers are installed when this is called, not when the future is first
+/// polled: a signal arriving between start-up and serving (e.g. right after
+/// the address is printed) still means a graceful stop, never the default
+/// "terminate at once". Call it before announcing the server.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            async fn received(s: Option<Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => futures::future::pending::<()>().await,
+                }
             }
-            Err(_) => futures::future::pending::<()>().await,
+            tokio::select! {
+                () = received(term) => {},
+                () = received(int) => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = futures::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -189,13 +189,16 @@ async fn serve(loaded: Loaded) -> ExitCode {
         Ok(app) => app,
         Err(e) => return startup_failed(&e),
     };
+    // Signals are caught from here on: a SIGTERM right after the address is
+    // printed stops the server gracefully.
+    let stop = shutdown_signal();
     let scheme = if app.is_tls() { "https" } else { "http" };
     println!("latchkey listening on {scheme}://{}", app.local_addr());
     if let Some(addr) = app.metrics_addr() {
         println!("latchkey metrics on http://{addr}/metrics");
     }
     tracing::info!(addr = %app.local_addr(), backend = app.state().store.backend(), "serving");
-    app.run_until(shutdown_signal()).await;
+    app.run_until(stop).await;
     ExitCode::SUCCESS
 }
 

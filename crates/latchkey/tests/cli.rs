@@ -139,6 +139,19 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm_keeping_its_secrets() {
 }
 
 #[test]
+fn sigterm_the_moment_the_address_is_printed_is_a_graceful_stop() {
+    // The handlers are installed before the address is printed: a signal in the
+    // instant after it must not kill the process with the default action.
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let (mut child, _url) = spawn_server(dir.path());
+        sigterm(&child);
+        let status = wait_exit(&mut child, Duration::from_secs(15));
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+}
+
+#[test]
 fn version_and_dev_config_check_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(latchkey(dir.path()).arg("--version"));
