@@ -49,8 +49,11 @@ pub trait UserStore: Send + Sync {
     /// The account whose normalized email equals `email_normalized`, if any.
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError>;
 
-    /// Counts a failed login (atomically: concurrent failures are all counted);
-    /// returns the new consecutive-failure count (0 if the user does not exist).
+    /// Counts a failed login made at `now` (atomically: concurrent failures are
+    /// all counted); a failure older than the last successful sign-in is not
+    /// counted (bookkeeping that lands late cannot undo the reset). Returns the
+    /// new consecutive-failure count (0 if the user does not exist or the
+    /// failure was not counted).
     async fn record_login_failure(
         &self,
         user_id: Uuid,

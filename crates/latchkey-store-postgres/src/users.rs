@@ -134,7 +134,7 @@ impl UserStore for PostgresStore {
     ) -> Result<i32, StoreError> {
         let count: Option<i32> = sqlx::query_scalar(
             "UPDATE users SET failed_login_count = failed_login_count + 1, updated_at = $1 WHERE id = $2 \
-             RETURNING failed_login_count",
+             AND (last_login_at IS NULL OR last_login_at <= $1) RETURNING failed_login_count",
         )
         .bind(now)
         .bind(user_id)

@@ -139,8 +139,8 @@ impl UserStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<i32, StoreError> {
         let count: Option<i32> = sqlx::query_scalar(
-            "UPDATE users SET failed_login_count = failed_login_count + 1, updated_at = ? WHERE id = ? \
-             RETURNING failed_login_count",
+            "UPDATE users SET failed_login_count = failed_login_count + 1, updated_at = ?1 WHERE id = ?2 \
+             AND (last_login_at IS NULL OR last_login_at <= ?1) RETURNING failed_login_count",
         )
         .bind(to_micros(now))
         .bind(user_id)

@@ -189,6 +189,21 @@ pub async fn login_bookkeeping(store: &dyn Store) {
         ),
         (0, Some(t), t)
     );
+    // A failure from before that success, recorded late, is not counted.
+    let before = t - time::Duration::milliseconds(5);
+    assert_eq!(
+        store.record_login_failure(user.id, before).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_login_count,
+        0
+    );
     store
         .update_password_hash(user.id, "$argon2id$new", t)
         .await

@@ -185,19 +185,25 @@ impl Auth {
         metrics::counter!("latchkey_lockouts_total").increment(1);
         tracing::info!(until = %until, "sign-in locked after repeated failures");
         if let Some(user) = user {
-            self.event(user.id, EventKind::AccountLocked, None, client)
+            // After the answer, as for the failure count: the unknown-email
+            // path has no event or notice to write.
+            let auth = self.clone();
+            let (user, client) = (user.clone(), client.clone());
+            tokio::spawn(async move {
+                auth.event(user.id, EventKind::AccountLocked, None, &client)
+                    .await;
+                auth.notice(
+                    auth.links.notify.account_locked,
+                    crate::mail::templates::Template::AccountLocked,
+                    &user,
+                    Some(&client),
+                    minijinja::context! {
+                        threshold => auth.lockout.threshold,
+                        until => super::notices::mail_time(until),
+                    },
+                )
                 .await;
-            self.notice(
-                self.links.notify.account_locked,
-                crate::mail::templates::Template::AccountLocked,
-                user,
-                Some(client),
-                minijinja::context! {
-                    threshold => self.lockout.threshold,
-                    until => super::notices::mail_time(until),
-                },
-            )
-            .await;
+            });
         }
         Ok(())
     }
