@@ -143,6 +143,24 @@ pub async fn concurrent_duplicate_creates_admit_exactly_one(store: Arc<dyn Store
     assert_eq!((ok, conflicts), (1, 19));
 }
 
+/// A failure made before the last successful sign-in but recorded after it
+/// (bookkeeping that lands late) is not counted; one made after it is.
+pub async fn a_failure_older_than_the_last_success_is_not_counted(store: &dyn Store) {
+    let user = new_user("late@example.com", None);
+    store.create_user(&user).await.unwrap();
+    let t = datetime!(2026-06-01 08:00:00.000_001 UTC);
+    assert_eq!(store.record_login_failure(user.id, t).await.unwrap(), 1);
+    store.record_login_success(user.id, t).await.unwrap();
+    let before = t - time::Duration::milliseconds(5);
+    assert_eq!(
+        store.record_login_failure(user.id, before).await.unwrap(),
+        0
+    );
+    let stored = store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored.failed_login_count, 0);
+    assert_eq!(store.record_login_failure(user.id, t).await.unwrap(), 1);
+}
+
 /// Failure counts increase atomically, success resets them, hashes can change.
 pub async fn login_bookkeeping(store: &dyn Store) {
     let user = new_user("counted@example.com", None);
@@ -188,21 +206,6 @@ pub async fn login_bookkeeping(store: &dyn Store) {
             after.updated_at
         ),
         (0, Some(t), t)
-    );
-    // A failure from before that success, recorded late, is not counted.
-    let before = t - time::Duration::milliseconds(5);
-    assert_eq!(
-        store.record_login_failure(user.id, before).await.unwrap(),
-        0
-    );
-    assert_eq!(
-        store
-            .user_by_id(user.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_login_count,
-        0
     );
     store
         .update_password_hash(user.id, "$argon2id$new", t)
@@ -361,6 +364,7 @@ macro_rules! store_conformance_tests {
             case!(duplicate_email_is_a_conflict);
             case!(closed_store_is_unavailable);
             case!(login_bookkeeping);
+            case!(a_failure_older_than_the_last_success_is_not_counted);
             case!(signing_keys_round_trip);
             case!(password_history_keeps_the_newest);
 

@@ -99,9 +99,11 @@ impl Auth {
         };
         let now = self.clock.now();
         if !verdict.matches {
-            self.count_failed_password_later(user.id, now, client);
+            // The lockout write first: a bookkeeping task started earlier would
+            // hold SQLite's single writer while this request waits for it.
             self.record_lockout_failure(&key, Some(&user), client)
                 .await?;
+            self.count_failed_password_later(user.id, now, client);
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
