@@ -18,7 +18,7 @@ pub struct CleanupReport {
     pub refresh_tokens: u64,
     /// Expired denylist entries.
     pub denied_access_tokens: u64,
-    /// Used or expired verification and password-reset tokens.
+    /// Used or expired verification, password-reset and email-change tokens.
     pub verification_tokens: u64,
     /// Old sent or failed mail.
     pub old_mail: u64,
@@ -44,9 +44,19 @@ impl Cleaner {
         if self.running.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let result = clean(store, now).await;
-        self.running.store(false, Ordering::Release);
-        Some(result)
+        // Released on every exit, including a cancelled run (the future
+        // dropped mid-way), so one interrupted cleanup cannot stop all later ones.
+        let _running = Running(&self.running);
+        Some(clean(store, now).await)
+    }
+}
+
+/// Clears the running flag when dropped.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -316,3 +316,37 @@ async fn postgres_url_options_select_the_test_schema() {
     assert!(users.is_some(), "the tables live in the test schema");
     store.close().await;
 }
+
+/// Cleanups never overlap in one process, and a cleanup cancelled half-way
+/// (its future dropped) does not block the next one.
+#[tokio::test]
+async fn cleanups_never_overlap_and_a_cancelled_one_releases_the_next() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    let guard = db::fresh_sqlite().await;
+    let store: &dyn Store = &*guard;
+    let cleaner = latchkey_core::maintenance::Cleaner::default();
+    let now = time::macros::datetime!(2026-11-28 10:00 UTC);
+
+    // The first run is waiting on the database when the second one starts.
+    let mut first = pin!(cleaner.run(store, now));
+    let waker = futures::task::noop_waker();
+    let pending = first.as_mut().poll(&mut Context::from_waker(&waker));
+    assert!(
+        matches!(pending, Poll::Pending),
+        "the first run waits on the database"
+    );
+    assert!(cleaner.run(store, now).await.is_none(), "no overlap");
+    let report = first.await.expect("the first run completes").unwrap();
+    assert_eq!(report, latchkey_core::maintenance::CleanupReport::default());
+
+    // Cancelled half-way: the next run still happens.
+    {
+        let mut cancelled = pin!(cleaner.run(store, now));
+        let pending = cancelled.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(matches!(pending, Poll::Pending));
+    }
+    assert!(cleaner.run(store, now).await.is_some(), "released on drop");
+}
