@@ -26,7 +26,7 @@ pub use lockout::{unlock, LockoutPolicy};
 pub use login::{LoginOutcome, LoginRequest, MfaPending};
 pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
-pub use passkeys::{PasskeyLoginRequest, RegisteredPasskey};
+pub use passkeys::{PasskeyLoginRequest, RegisteredPasskey, MAX_PASSKEYS};
 pub use reset::{RESET_TOKEN_PREFIX, RESET_TTL};
 pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use signup::{

@@ -36,6 +36,10 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> AuthError {
     AuthError::Store(crate::ports::StoreError::Internal(Box::new(e)))
 }
 
+/// Passkeys one account may hold; a registration beyond it is refused when it
+/// starts (`MfaConflict`), so lists and ceremonies stay bounded.
+pub const MAX_PASSKEYS: usize = 20;
+
 impl Auth {
     fn passkey_service(&self) -> Result<&PasskeyService, AuthError> {
         self.mfa
@@ -105,6 +109,9 @@ impl Auth {
             .into_iter()
             .map(|p| CredentialID::from(p.credential_id))
             .collect();
+        if existing.len() >= MAX_PASSKEYS {
+            return Err(AuthError::MfaConflict);
+        }
         let display = user.name.clone().unwrap_or_else(|| user.email.clone());
         let (options, state) = service
             .webauthn

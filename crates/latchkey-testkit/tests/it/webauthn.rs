@@ -651,3 +651,26 @@ async fn an_expired_challenge_is_refused_at_registration_and_passwordless_sign_i
     let r = passwordless(&app, &mut soft, json!({})).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
+
+#[tokio::test]
+async fn an_account_holds_at_most_twenty_passkeys() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    for i in 0..latchkey_core::auth::MAX_PASSKEYS {
+        let mut soft = SoftAuthenticator::new(ORIGIN);
+        register(&app, &token, &mut soft, &format!("Key {i}")).await;
+    }
+    let r = call(&app, reqwest::Method::GET, "/v1/me/webauthn", &token, None).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 20);
+    assert_eq!(body["next_cursor"], Value::Null, "{body}");
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/webauthn/register/start",
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    assert_problem(r, 409, "conflict").await;
+}

@@ -94,8 +94,10 @@ pub struct RegisteredBody {
 /// The user's passkeys.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PasskeyList {
-    /// Oldest first.
+    /// Oldest first; all of them (an account holds at most 20).
     pub items: Vec<PasskeyBody>,
+    /// Always `null`: the list is never split into pages.
+    pub next_cursor: Option<String>,
 }
 
 /// New label.
@@ -128,6 +130,7 @@ fn checked_name(name: &str) -> Result<String, ApiError> {
     responses(
         (status = 200, description = "Pass `options` to `navigator.credentials.create()`; the challenge is valid 5 minutes, once", body = ChallengeBody),
         (status = 400, description = "`validation_failed` (name)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the account holds the maximum of 20 passkeys", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`: passkeys need `public_url` with a domain name", body = Problem, content_type = "application/problem+json"),
@@ -188,6 +191,7 @@ pub async fn list(
     let items = state.auth.passkeys(&p).await?;
     Ok(ApiJson(PasskeyList {
         items: items.iter().map(PasskeyBody::from).collect(),
+        next_cursor: None,
     }))
 }
 
