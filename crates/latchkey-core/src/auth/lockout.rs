@@ -190,7 +190,7 @@ impl Auth {
             let auth = self.clone();
             let (user, client) = (user.clone(), client.clone());
             tokio::spawn(async move {
-                auth.event(user.id, EventKind::AccountLocked, None, &client)
+                auth.event_at(user.id, EventKind::AccountLocked, None, &client, now)
                     .await;
                 auth.notice(
                     auth.links.notify.account_locked,

@@ -60,6 +60,9 @@ impl std::fmt::Debug for LoginRequest {
     }
 }
 
+/// How long after a wrong password its account bookkeeping waits.
+const BOOKKEEPING_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Auth {
     /// Checks the password and starts a session, or, when the account has a
     /// second factor, returns a challenge instead (nothing is cleared or counted
@@ -146,11 +149,14 @@ impl Auth {
         let auth = self.clone();
         let client = client.clone();
         tokio::spawn(async move {
+            // Let the answer leave first: on a busy machine these writes would
+            // otherwise compete with it for CPU and SQLite's single writer.
+            tokio::time::sleep(BOOKKEEPING_DELAY).await;
             if let Err(e) = auth.store.record_login_failure(user_id, at).await {
                 tracing::warn!(error = %e, "failed sign-in not counted");
             }
             auth.cache.forget_profile(user_id);
-            auth.event(user_id, EventKind::LoginFailed, None, &client)
+            auth.event_at(user_id, EventKind::LoginFailed, None, &client, at)
                 .await;
         });
     }

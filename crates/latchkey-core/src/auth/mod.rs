@@ -258,11 +258,25 @@ impl Auth {
         session_id: Option<Uuid>,
         client: &ClientContext,
     ) {
+        self.event_at(user_id, kind, session_id, client, self.clock.now())
+            .await;
+    }
+
+    /// [`Self::event`] for something that happened at `at` (bookkeeping done
+    /// after the answer keeps the time of the request).
+    pub(crate) async fn event_at(
+        &self,
+        user_id: Uuid,
+        kind: EventKind,
+        session_id: Option<Uuid>,
+        client: &ClientContext,
+        at: time::OffsetDateTime,
+    ) {
         let event = SecurityEvent {
             id: Uuid::now_v7(),
             user_id,
             kind,
-            created_at: self.clock.now(),
+            created_at: at,
             session_id,
             ip: client.ip.clone(),
         };
