@@ -28,13 +28,24 @@ impl PasskeyService {
     /// name (an IP address) or `rp_id` is not a suffix of it.
     pub fn new(origin: &str, rp_id: &str, rp_name: &str) -> Result<Self, String> {
         let url = Url::parse(origin).map_err(|e| format!("not a URL: {e}"))?;
+        let no_domain = || {
+            format!(
+                "passkeys need a domain name: the RP id {rp_id:?} must be the host of {origin} \
+                 or a parent domain (an IP address cannot be used)"
+            )
+        };
+        // Refused here, before webauthn-rs, which would log an error of its own
+        // for the (dev default) IP-address URL.
+        let is_ip = |host: &str| {
+            host.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+        };
+        if is_ip(url.host_str().unwrap_or_default()) || is_ip(rp_id) {
+            return Err(no_domain());
+        }
         let webauthn = WebauthnBuilder::new(rp_id, &url)
-            .map_err(|_| {
-                format!(
-                    "passkeys need a domain name: the RP id {rp_id:?} must be the host of {origin} \
-                     or a parent domain (an IP address cannot be used)"
-                )
-            })?
+            .map_err(|_| no_domain())?
             .rp_name(rp_name)
             .timeout(std::time::Duration::from_secs(
                 u64::try_from(CEREMONY_TTL.whole_seconds()).unwrap_or(300),
@@ -132,4 +143,23 @@ pub fn passkey_flags(passkey_json: &str) -> (u32, bool, bool) {
         cred["backup_eligible"].as_bool().unwrap_or(false),
         cred["backup_state"].as_bool().unwrap_or(false),
     )
+}
+
+#[cfg(test)]
+mod ip_tests {
+    use super::PasskeyService;
+
+    #[test]
+    fn an_ip_address_is_refused_with_a_clear_reason() {
+        for (origin, rp_id) in [
+            ("http://127.0.0.1:8080", "127.0.0.1"),
+            ("http://[::1]:8080", "[::1]"),
+            ("https://auth.example.com", "192.0.2.1"),
+        ] {
+            let e = PasskeyService::new(origin, rp_id, "latchkey").unwrap_err();
+            assert!(e.contains("need a domain name"), "{e}");
+        }
+        assert!(PasskeyService::new("http://localhost:8080", "localhost", "latchkey").is_ok());
+        assert!(PasskeyService::new("https://auth.example.com", "example.com", "x").is_ok());
+    }
 }
