@@ -24,6 +24,8 @@ pub struct CleanupReport {
     pub old_mail: u64,
     /// Used or expired sign-in MFA challenges and WebAuthn ceremonies.
     pub mfa_challenges: u64,
+    /// Lockout rows idle for a day with no lock in force.
+    pub login_throttles: u64,
 }
 
 /// Runs cleanups one at a time: a second call while one runs returns `None`
@@ -83,5 +85,6 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
         old_mail: drain(store, Expired::OldMail, now).await?,
         mfa_challenges: drain(store, Expired::MfaChallenges, now).await?
             + drain(store, Expired::WebauthnCeremonies, now).await?,
+        login_throttles: drain(store, Expired::LoginThrottles, now).await?,
     })
 }

@@ -394,6 +394,9 @@ pub enum Expired {
     PasswordResetTokens,
     /// Email-change tokens used or past their expiry.
     EmailChangeTokens,
+    /// Lockout rows of identifiers with no failure and no lock in force for a
+    /// day (the next failure starts a fresh count, and a fresh lock length).
+    LoginThrottles,
 }
 
 impl Expired {
@@ -402,6 +405,7 @@ impl Expired {
     pub fn cutoff(self, now: OffsetDateTime) -> OffsetDateTime {
         match self {
             Self::OldMail => now - time::Duration::days(7),
+            Self::LoginThrottles => now - time::Duration::days(1),
             _ => now,
         }
     }

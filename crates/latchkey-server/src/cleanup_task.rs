@@ -23,6 +23,7 @@ pub async fn run_once(
             verification_tokens = r.verification_tokens,
             old_mail = r.old_mail,
             mfa_challenges = r.mfa_challenges,
+            login_throttles = r.login_throttles,
             "cleanup done"
         ),
         Some(Err(e)) => {

@@ -176,3 +176,31 @@ pub async fn html_mail_round_trips(store: &dyn Store) {
     let got = claimed.iter().find(|c| c.id == plain.id).unwrap();
     assert_eq!(got.body_html, None);
 }
+
+/// Lockout counters are removed once idle for a day with no lock in force;
+/// recent ones and ones still locked stay.
+pub async fn idle_lockout_counters_are_cleaned_up(store: &dyn Store) {
+    use latchkey_core::ports::Expired;
+    let now = T0 + Duration::days(3);
+    // Idle for two days, never locked: removed.
+    store.add_throttle_failure(&[1; 32], T0).await.unwrap();
+    // Failed an hour ago: kept.
+    store
+        .add_throttle_failure(&[2; 32], now - Duration::hours(1))
+        .await
+        .unwrap();
+    // Old failure, but locked until tomorrow: kept.
+    store.add_throttle_failure(&[3; 32], T0).await.unwrap();
+    assert!(store
+        .lock_throttle(&[3; 32], 1, now + Duration::days(1))
+        .await
+        .unwrap());
+    let removed = store
+        .delete_expired(Expired::LoginThrottles, now, 100)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(store.throttle(&[1; 32]).await.unwrap().is_none());
+    assert!(store.throttle(&[2; 32]).await.unwrap().is_some());
+    assert!(store.throttle(&[3; 32]).await.unwrap().is_some());
+}

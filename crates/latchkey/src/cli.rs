@@ -366,8 +366,8 @@ async fn cleanup(loaded: Loaded) -> ExitCode {
     match result {
         Some(Ok(r)) => {
             println!(
-                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails, {} MFA challenges",
-                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail, r.mfa_challenges
+                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails, {} MFA challenges, {} idle lockout counters",
+                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail, r.mfa_challenges, r.login_throttles
             );
             ExitCode::SUCCESS
         }
