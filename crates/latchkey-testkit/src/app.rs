@@ -89,6 +89,16 @@ impl TestApp {
             .unwrap_or_else(|e| fail(&format!("GET {path}: {e}")))
     }
 
+    /// `GET path` with `Authorization: Bearer <access_token>`.
+    pub async fn get_as(&self, path: &str, access_token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("GET {path}: {e}")))
+    }
+
     /// Creates an account directly in the store (hashed with the server's own
     /// hasher), verified unless `verified` is false; returns its id.
     pub async fn create_user(&self, email: &str, password: &str, verified: bool) -> uuid::Uuid {

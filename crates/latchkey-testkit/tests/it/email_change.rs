@@ -36,15 +36,7 @@ async fn change(app: &TestApp, access: &str, body: &Value) -> reqwest::Response 
 }
 
 async fn get_me(app: &TestApp, access: &str) -> Value {
-    app.client
-        .get(app.url("/v1/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.get_as("/v1/me", access).await.json().await.unwrap()
 }
 
 async fn confirm(app: &TestApp, token: &str) -> reqwest::Response {

@@ -18,12 +18,7 @@ const FIREFOX_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
 
 async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    app.get_as("/v1/me", token).await
 }
 
 async fn login(app: &TestApp, remember_me: bool) -> Value {
@@ -137,12 +132,8 @@ async fn remember_me_keeps_a_session_past_the_short_lifetime_and_sessions_report
     let long: Value = long.json().await.unwrap();
 
     let r = app
-        .client
-        .get(app.url("/v1/me/sessions"))
-        .bearer_auth(long["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .get_as("/v1/me/sessions", long["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(r.status(), 200);
     let list: Value = r.json().await.unwrap();
     let items = list["items"].as_array().unwrap();
