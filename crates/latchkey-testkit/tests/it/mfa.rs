@@ -742,6 +742,22 @@ async fn the_security_summary_reports_factors_codes_password_age_and_events() {
         "invalid_credentials",
     )
     .await;
+    // A wrong password's account bookkeeping is written just after the answer.
+    let user = mfa
+        .app
+        .state
+        .store
+        .user_by_email(EMAIL)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..200 {
+        let events = mfa.app.state.store.user_events(user.id, 10).await.unwrap();
+        if events.iter().any(|e| e.kind.as_str() == "login_failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     mfa.clock.advance(time::Duration::days(3));
     let token = mfa.challenge().await;
     let r = mfa
