@@ -129,18 +129,20 @@ fn seconds_until(until: OffsetDateTime, now: OffsetDateTime) -> u64 {
 
 impl Auth {
     /// Refuses a locked identifier (`Locked`), before any password work.
+    /// Otherwise says whether the identifier has failures on record (a success
+    /// then has a counter to clear; without one, no write is needed).
     pub(crate) async fn check_lock(
         &self,
         key: &[u8; 32],
         user: Option<&User>,
         client: &ClientContext,
-    ) -> Result<(), AuthError> {
+    ) -> Result<bool, AuthError> {
         if self.lockout.threshold == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let now = self.clock.now();
         let Some(throttle) = self.store.throttle(key).await? else {
-            return Ok(());
+            return Ok(false);
         };
         match throttle.locked_until {
             Some(until) if until > now => {
@@ -154,7 +156,7 @@ impl Auth {
                     retry_after: seconds_until(until, now),
                 })
             }
-            _ => Ok(()),
+            _ => Ok(true),
         }
     }
 

@@ -85,7 +85,7 @@ impl Auth {
             .and_then(|t| self.lockout.device_key(&email, t))
             .unwrap_or_else(|| self.lockout.identifier_key(&email));
         let found = self.store.user_by_email(&email).await?;
-        self.check_lock(&key, found.as_ref(), client).await?;
+        let throttled = self.check_lock(&key, found.as_ref(), client).await?;
         let Some(user) = found else {
             self.hasher.verify_dummy(&req.password).await;
             self.record_lockout_failure(&key, None, client).await?;
@@ -128,7 +128,13 @@ impl Auth {
             return Ok(LoginOutcome::MfaRequired(pending));
         }
         let issued = self
-            .finish_sign_in(user, &key, req.remember_me, vec!["pwd".into()], client)
+            .finish_sign_in(
+                user,
+                throttled.then_some(&key),
+                req.remember_me,
+                vec!["pwd".into()],
+                client,
+            )
             .await?;
         Ok(LoginOutcome::SignedIn(Box::new(issued)))
     }
@@ -162,21 +168,30 @@ impl Auth {
     }
 
     /// The end of every successful sign-in: counts the success, forgets the
-    /// lockout failures of `key`, starts the session and records the event.
+    /// lockout failures of `key` (`None`: the lock check found none on record,
+    /// so there is nothing to clear), starts the session and records the event.
     pub(crate) async fn finish_sign_in(
         &self,
         user: crate::account::User,
-        key: &[u8; 32],
+        key: Option<&[u8; 32]>,
         remember_me: bool,
         amr: Vec<String>,
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now();
         self.store.record_login_success(user.id, now).await?;
-        self.clear_lockout(key).await?;
+        if let Some(key) = key {
+            self.clear_lockout(key).await?;
+        }
         metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
         self.cache.forget_profile(user.id);
-        let user = self.store.user_by_id(user.id).await?.unwrap_or(user);
+        // What `record_login_success` wrote, without reading the row back.
+        let user = crate::account::User {
+            failed_login_count: 0,
+            last_login_at: Some(now),
+            updated_at: now,
+            ..user
+        };
         self.notice_if_new_device(&user, client).await;
         let issued = self.start_session(user, remember_me, amr, client).await?;
         self.event(

@@ -332,7 +332,8 @@ impl Auth {
             // account's: changed or reset since the password step.
             return Err(AuthError::InvalidToken);
         }
-        self.check_lock(&challenge.lockout_key, Some(&user), client)
+        let throttled = self
+            .check_lock(&challenge.lockout_key, Some(&user), client)
             .await?;
         // Spend one attempt before looking at the answer, in one conditional
         // write: however many answers race on one token, at most
@@ -373,7 +374,7 @@ impl Auth {
         let issued = self
             .finish_sign_in(
                 user,
-                &challenge.lockout_key,
+                throttled.then_some(&challenge.lockout_key),
                 challenge.remember_me,
                 amr,
                 client,

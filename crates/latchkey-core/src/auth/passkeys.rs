@@ -412,7 +412,7 @@ impl Auth {
             .await?
             .ok_or(AuthError::InvalidMfaCode)?;
         let key = self.lockout.identifier_key(&user.email_normalized);
-        self.check_lock(&key, Some(&user), client).await?;
+        let throttled = self.check_lock(&key, Some(&user), client).await?;
         let keys: Vec<webauthn_rs::prelude::DiscoverableKey> = self
             .parsed_passkeys(user.id)
             .await?
@@ -440,7 +440,7 @@ impl Auth {
         }
         self.finish_sign_in(
             user,
-            &key,
+            throttled.then_some(&key),
             req.remember_me,
             vec![kind.into(), "mfa".into()],
             client,
