@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher as _, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::{OnceCell, Semaphore};
 use zeroize::Zeroizing;
 
+use super::memory::BlockPool;
 use super::stored::{verify_stored, MAX_MEMORY_KIB};
 
 /// Argon2id cost parameters, used for every new hash; a stored hash with other
@@ -62,7 +63,10 @@ pub struct Verification {
 struct Inner {
     params: Argon2Params,
     argon2: Argon2<'static>,
+    argon_params: Params,
     permits: Arc<Semaphore>,
+    /// Working memory reused between hashes (one buffer per permit).
+    memory: BlockPool,
     dummy: OnceCell<String>,
 }
 
@@ -104,12 +108,15 @@ impl PasswordHasher {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         } else {
             max_concurrent
-        };
+        }
+        .min(Semaphore::MAX_PERMITS);
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
-                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params),
-                permits: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
+                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params.clone()),
+                memory: BlockPool::new(permits, argon_params.block_count()),
+                argon_params,
+                permits: Arc::new(Semaphore::new(permits)),
                 dummy: OnceCell::new(),
             }),
         })
@@ -148,15 +155,8 @@ impl PasswordHasher {
     /// copy of the password handed to the blocking pool is zeroized when dropped.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = super::normalize(password);
-        self.run(move |inner| {
-            let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            inner
-                .argon2
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|_| PasswordError::InvalidParams)
-        })
-        .await?
+        self.run(move |inner| new_hash(inner, password.as_bytes()))
+            .await?
     }
 
     /// Checks `password` against a stored Argon2 (any variant) or bcrypt
@@ -175,8 +175,10 @@ impl PasswordHasher {
             Zeroizing::new(password.to_owned())
         };
         let stored = stored.to_owned();
-        self.run(move |inner| verify_stored(&inner.params, password.as_bytes(), &stored))
-            .await?
+        self.run(move |inner| {
+            verify_stored(&inner.params, &inner.memory, password.as_bytes(), &stored)
+        })
+        .await?
     }
 
     /// Does the work of a failed verification against a hash with the current
@@ -196,6 +198,41 @@ impl PasswordHasher {
             Err(e) => tracing::error!(error = %e, "dummy password hash unavailable"),
         }
     }
+}
+
+/// The PHC string of a fresh Argon2id hash of `password` with the configured
+/// parameters and a random 128-bit salt, computed in pooled memory.
+fn new_hash(inner: &Inner, password: &[u8]) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|_| PasswordError::InvalidParams)?;
+    let len = inner
+        .argon_params
+        .output_len()
+        .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
+    inner
+        .memory
+        .hash_into(
+            &inner.argon2,
+            inner.argon_params.block_count(),
+            password,
+            salt_raw,
+            &mut out,
+        )
+        .map_err(|_| PasswordError::InvalidParams)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&inner.argon_params)
+            .map_err(|_| PasswordError::InvalidParams)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|_| PasswordError::InvalidParams)?),
+    };
+    Ok(phc.to_string())
 }
 
 #[cfg(test)]

@@ -280,3 +280,37 @@ fn debug_shows_no_secrets() {
     );
     assert!(!shown.contains("dummy"), "{shown}");
 }
+
+#[tokio::test]
+async fn pooled_hashes_match_the_argon2_crate_both_ways() {
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+    let h = PasswordHasher::new(fast(), 2).unwrap();
+    // Ours, checked by the crate's own verifier.
+    let ours = h.hash(PW).await.unwrap();
+    let parsed = PasswordHash::new(&ours).unwrap();
+    assert!(Argon2::default()
+        .verify_password(PW.as_bytes(), &parsed)
+        .is_ok());
+    assert!(Argon2::default()
+        .verify_password(b"not the password", &parsed)
+        .is_err());
+    // The crate's, checked by ours, repeatedly (each run reuses the dirty buffer
+    // of the one before).
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let theirs = h
+        .inner
+        .argon2
+        .hash_password(PW.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        assert!(h.verify(PW, &theirs).await.unwrap().matches);
+        assert!(
+            !h.verify("nope, not it at all", &theirs)
+                .await
+                .unwrap()
+                .matches
+        );
+    }
+    assert!(h.inner.memory.spare() >= 1, "buffers are kept for reuse");
+}

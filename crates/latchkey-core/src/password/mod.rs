@@ -7,6 +7,7 @@
 
 mod breach;
 mod hasher;
+mod memory;
 mod policy;
 mod stored;
 

@@ -4,10 +4,13 @@
 //! Argon2 PHC string or bcrypt hash, or whose cost would turn one login into a
 //! denial of service, is refused as [`PasswordError::Malformed`] before any work.
 
-use argon2::password_hash::{Error as PhcError, PasswordHash, PasswordVerifier as _};
+use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, Version};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
 
 use super::hasher::{Argon2Params, PasswordError, Verification};
+use super::memory::BlockPool;
 
 /// Largest Argon2 memory cost accepted, in KiB (1 GiB), in a stored hash and in
 /// the configuration: a planted hash with a huge cost must not exhaust memory.
@@ -28,6 +31,7 @@ const BCRYPT_LEN: usize = 60;
 /// Argon2id v19 hash with exactly the `current` parameters.
 pub(super) fn verify_stored(
     current: &Argon2Params,
+    memory: &BlockPool,
     password: &[u8],
     stored: &str,
 ) -> Result<Verification, PasswordError> {
@@ -41,18 +45,19 @@ pub(super) fn verify_stored(
             needs_rehash: matches,
         });
     }
-    verify_argon2(current, password, stored)
+    verify_argon2(current, memory, password, stored)
 }
 
 fn verify_argon2(
     current: &Argon2Params,
+    memory: &BlockPool,
     password: &[u8],
     stored: &str,
 ) -> Result<Verification, PasswordError> {
     let parsed = PasswordHash::new(stored).map_err(|_| PasswordError::Malformed)?;
-    if parsed.salt.is_none() || parsed.hash.is_none() {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
         return Err(PasswordError::Malformed);
-    }
+    };
     let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|_| PasswordError::Malformed)?;
     let version = parsed
         .version
@@ -70,13 +75,19 @@ fn verify_argon2(
         || params.m_cost() != current.memory_kib
         || params.t_cost() != current.iterations
         || params.p_cost() != current.parallelism;
-    // The verifier recomputes with the stored hash's own algorithm, version and
-    // parameters, and compares outputs in constant time.
-    let matches = match Argon2::default().verify_password(password, &parsed) {
-        Ok(()) => true,
-        Err(PhcError::Password) => false,
-        Err(_) => return Err(PasswordError::Malformed),
-    };
+    // Recompute with the stored hash's own algorithm, version, parameters and
+    // output length, and compare the outputs in constant time.
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|_| PasswordError::Malformed)?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
+    memory
+        .hash_into(&argon2, blocks, password, salt, &mut computed)
+        .map_err(|_| PasswordError::Malformed)?;
+    let matches = bool::from(computed.ct_eq(expected.as_bytes()));
     Ok(Verification {
         matches,
         needs_rehash: matches && outdated,
@@ -121,6 +132,10 @@ mod tests {
             iterations: 1,
             parallelism: 1,
         }
+    }
+
+    fn pool() -> BlockPool {
+        BlockPool::new(1, 1024)
     }
 
     fn argon2_hash(algorithm: Algorithm, version: Version, params: &Argon2Params) -> String {
@@ -171,7 +186,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    verify_stored(&fast(), PW.as_bytes(), &stored),
+                    verify_stored(&fast(), &pool(), PW.as_bytes(), &stored),
                     Err(PasswordError::Malformed)
                 ),
                 "{stored}"
@@ -192,7 +207,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    verify_stored(&fast(), PW.as_bytes(), stored),
+                    verify_stored(&fast(), &pool(), PW.as_bytes(), stored),
                     Err(PasswordError::Malformed)
                 ),
                 "{stored}"
@@ -209,7 +224,7 @@ mod tests {
         ] {
             let stored = argon2_hash(algorithm, version, &fast());
             assert_eq!(
-                verify_stored(&fast(), PW.as_bytes(), &stored).unwrap(),
+                verify_stored(&fast(), &pool(), PW.as_bytes(), &stored).unwrap(),
                 Verification {
                     matches: true,
                     needs_rehash: true
@@ -217,7 +232,7 @@ mod tests {
                 "{algorithm:?} {version:?}"
             );
             assert_eq!(
-                verify_stored(&fast(), b"wrong", &stored).unwrap(),
+                verify_stored(&fast(), &pool(), b"wrong", &stored).unwrap(),
                 Verification {
                     matches: false,
                     needs_rehash: false
@@ -226,7 +241,7 @@ mod tests {
         }
         let current = argon2_hash(Algorithm::Argon2id, Version::V0x13, &fast());
         assert!(
-            !verify_stored(&fast(), PW.as_bytes(), &current)
+            !verify_stored(&fast(), &pool(), PW.as_bytes(), &current)
                 .unwrap()
                 .needs_rehash
         );

@@ -1,0 +1,153 @@
+//! Argon2 working memory reused between hashes.
+//!
+//! Every Argon2id verification needs `m` KiB of working memory (19 MiB by
+//! default). Allocating it per hash made the allocator hand it back to the
+//! kernel and fault it in again on most sign-ins in the server: page faults,
+//! zeroing and unmapping took a fifth of the hashing threads' CPU
+//! (bench/README.md, "Login CPU"). [`BlockPool`] keeps the buffers of the
+//! hashes that ran, at most one per hashing permit, so the steady state
+//! allocates nothing.
+
+use std::sync::Mutex;
+
+use argon2::{Argon2, Block};
+use zeroize::Zeroize as _;
+
+/// Spare Argon2 buffers: at most `keep` of them, each at most `max_blocks`
+/// blocks (the configured memory cost; a larger stored cost gets a buffer of its
+/// own that is wiped and freed after use, so a planted hash cannot make the pool
+/// hold more than `keep` × the configured memory). Buffers in the pool hold the
+/// last hash's working state until the next hash overwrites it; a buffer that
+/// leaves the pool for good is zeroized first.
+pub(super) struct BlockPool {
+    spare: Mutex<Vec<Vec<Block>>>,
+    keep: usize,
+    max_blocks: usize,
+}
+
+impl BlockPool {
+    /// A pool keeping up to `keep` buffers of up to `max_blocks` blocks.
+    pub(super) fn new(keep: usize, max_blocks: usize) -> Self {
+        Self {
+            spare: Mutex::new(Vec::new()),
+            keep,
+            max_blocks,
+        }
+    }
+
+    /// Runs Argon2 (`argon2`'s algorithm, version and parameters) into `out`
+    /// with a buffer from the pool. Argon2 writes every block before it reads
+    /// it, so a reused buffer gives the same output as a fresh one.
+    pub(super) fn hash_into(
+        &self,
+        argon2: &Argon2<'_>,
+        blocks: usize,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        let mut buffer = self.take(blocks);
+        let result = argon2.hash_password_into_with_memory(password, salt, out, &mut buffer[..]);
+        self.give(buffer);
+        result
+    }
+
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let reused = {
+            let mut spare = self
+                .spare
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            spare
+                .iter()
+                .position(|b| b.len() >= blocks)
+                .map(|i| spare.swap_remove(i))
+        };
+        reused.unwrap_or_else(|| vec![Block::default(); blocks])
+    }
+
+    fn give(&self, mut buffer: Vec<Block>) {
+        if buffer.len() <= self.max_blocks {
+            let mut spare = self
+                .spare
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spare.len() < self.keep {
+                spare.push(buffer);
+                return;
+            }
+        }
+        buffer.iter_mut().for_each(Block::zeroize);
+    }
+
+    /// How many buffers are waiting for reuse (for tests).
+    #[cfg(test)]
+    pub(super) fn spare(&self) -> usize {
+        self.spare.lock().map_or(0, |s| s.len())
+    }
+}
+
+impl Drop for BlockPool {
+    fn drop(&mut self) {
+        let spare = self
+            .spare
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for buffer in spare.iter_mut() {
+            buffer.iter_mut().for_each(Block::zeroize);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::{Algorithm, Params, Version};
+
+    use super::*;
+
+    fn argon2(m: u32) -> Argon2<'static> {
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(m, 2, 1, Some(32)).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_reused_buffer_gives_the_fresh_buffer_output() {
+        let pool = BlockPool::new(1, 64);
+        let a = argon2(64);
+        let mut fresh = [0u8; 32];
+        a.hash_password_into(b"password", b"somesaltsomesalt", &mut fresh)
+            .unwrap();
+        // Dirty the pooled buffer with another password first.
+        let mut other = [0u8; 32];
+        pool.hash_into(&a, 64, b"another one", b"othersaltothersa", &mut other)
+            .unwrap();
+        assert_eq!(pool.spare(), 1);
+        let mut reused = [0u8; 32];
+        pool.hash_into(&a, 64, b"password", b"somesaltsomesalt", &mut reused)
+            .unwrap();
+        assert_eq!(fresh, reused);
+        assert_ne!(fresh, other);
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_keep_buffers_of_at_most_max_blocks() {
+        let pool = BlockPool::new(2, 64);
+        let (a, b, c) = (pool.take(64), pool.take(64), pool.take(64));
+        pool.give(a);
+        pool.give(b);
+        pool.give(c);
+        assert_eq!(pool.spare(), 2);
+        // A larger cost (a stored hash with more memory) is not kept.
+        let big = pool.take(128);
+        assert_eq!(big.len(), 128);
+        pool.give(big);
+        assert_eq!(pool.spare(), 2);
+        // A smaller cost reuses a larger buffer.
+        let small = pool.take(32);
+        assert_eq!(small.len(), 64);
+        assert_eq!(pool.spare(), 1);
+    }
+}
