@@ -84,17 +84,26 @@ async fn revoke_ids(
     Ok(changed)
 }
 
+/// Ids of the user's live sessions other than `except`, newest first, after
+/// skipping the newest `skip` of them, locked for update (the skipped rows too:
+/// concurrent sign-ins of one user take turns). Only the rows past a session
+/// limit are returned; the partial index on live sessions serves the scan.
 async fn live_ids(
     tx: &mut Transaction<'_, Postgres>,
     user_id: Uuid,
+    except: Option<Uuid>,
+    skip: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<Uuid>, StoreError> {
     sqlx::query_scalar(
         "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 \
-         AND absolute_expires_at > $2 ORDER BY created_at DESC, id DESC FOR UPDATE",
+         AND absolute_expires_at > $2 AND id IS DISTINCT FROM $3 ORDER BY created_at DESC, id DESC \
+         OFFSET $4 FOR UPDATE",
     )
     .bind(user_id)
     .bind(now)
+    .bind(except)
+    .bind(i64::from(skip))
     .fetch_all(&mut **tx)
     .await
     .map_err(map_error)
@@ -131,12 +140,14 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(map_error)?;
         insert_token(&mut tx, first, s.id).await?;
-        let live = live_ids(&mut tx, s.user_id, s.created_at).await?;
-        let excess: Vec<Uuid> = live
-            .into_iter()
-            .filter(|id| *id != s.id)
-            .skip(max_live.saturating_sub(1) as usize)
-            .collect();
+        let excess = live_ids(
+            &mut tx,
+            s.user_id,
+            Some(s.id),
+            max_live.saturating_sub(1),
+            s.created_at,
+        )
+        .await?;
         revoke_ids(&mut tx, &excess, RevokeReason::SessionLimit, s.created_at).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(excess)
@@ -322,11 +333,7 @@ impl SessionStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
-        let ids: Vec<Uuid> = live_ids(&mut tx, user_id, now)
-            .await?
-            .into_iter()
-            .filter(|id| Some(*id) != keep)
-            .collect();
+        let ids = live_ids(&mut tx, user_id, keep, 0, now).await?;
         let n = revoke_ids(&mut tx, &ids, reason, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(n)

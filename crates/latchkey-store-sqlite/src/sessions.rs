@@ -87,18 +87,25 @@ async fn revoke_ids(
     Ok(changed)
 }
 
+/// Ids of the user's live sessions other than `except`, newest first, after
+/// skipping the newest `skip` of them: the rows past a session limit are read,
+/// not every live session (the partial index on live sessions serves this).
 async fn live_ids(
     tx: &mut Transaction<'_, Sqlite>,
     user_id: Uuid,
+    except: Option<Uuid>,
+    skip: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<Uuid>, StoreError> {
     sqlx::query_scalar(
         "SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND idle_expires_at > ? \
-         AND absolute_expires_at > ? ORDER BY created_at DESC, id DESC",
+         AND absolute_expires_at > ? AND id IS NOT ? ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?",
     )
     .bind(user_id)
     .bind(to_micros(now))
     .bind(to_micros(now))
+    .bind(except)
+    .bind(i64::from(skip))
     .fetch_all(&mut **tx)
     .await
     .map_err(map_error)
@@ -137,12 +144,14 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(map_error)?;
         insert_token(&mut tx, first, s.id).await?;
-        let live = live_ids(&mut tx, s.user_id, s.created_at).await?;
-        let excess: Vec<Uuid> = live
-            .into_iter()
-            .filter(|id| *id != s.id)
-            .skip(max_live.saturating_sub(1) as usize)
-            .collect();
+        let excess = live_ids(
+            &mut tx,
+            s.user_id,
+            Some(s.id),
+            max_live.saturating_sub(1),
+            s.created_at,
+        )
+        .await?;
         revoke_ids(&mut tx, &excess, RevokeReason::SessionLimit, s.created_at).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(excess)
@@ -316,11 +325,7 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let ids: Vec<Uuid> = live_ids(&mut tx, user_id, now)
-            .await?
-            .into_iter()
-            .filter(|id| Some(*id) != keep)
-            .collect();
+        let ids = live_ids(&mut tx, user_id, keep, 0, now).await?;
         let n = revoke_ids(&mut tx, &ids, reason, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(n)

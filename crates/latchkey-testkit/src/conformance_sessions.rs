@@ -142,6 +142,20 @@ pub async fn session_limit_evicts_the_oldest(store: &dyn Store) {
         RotateOutcome::Invalid,
         "an evicted session's token is dead"
     );
+    // A lowered limit evicts every live session past it at the next sign-in
+    // (answered newest first), and nothing already revoked.
+    let fourth = session(uid, T0 + Duration::seconds(5));
+    let (_, token) = new_refresh_token(fourth.id, fourth.created_at, T0 + Duration::days(30));
+    let evicted = store.create_session(&fourth, &token, 1).await.unwrap();
+    assert_eq!(evicted, vec![third.id, second.id]);
+    let live = store
+        .live_sessions(uid, T0 + Duration::seconds(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        live.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![fourth.id]
+    );
 }
 
 /// A token rotates once; presenting it again revokes the family and session.
