@@ -92,32 +92,62 @@ pub trait UserStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Sets a new password in one transaction: the current hash moves to the
-    /// history, `hash` becomes current, and only the `keep` newest history
-    /// entries are kept (0: none).
+    /// history, `hash` becomes current, only the `keep` newest history entries
+    /// are kept (0: none), and `after` is written.
     async fn change_password_hash(
         &self,
         user_id: Uuid,
         hash: &str,
         now: OffsetDateTime,
         keep: u32,
+        after: &Aftermath<'_>,
     ) -> Result<(), StoreError>;
 
     /// The user's previous password hashes, newest first, at most `limit`.
     async fn password_history(&self, user_id: Uuid, limit: u32) -> Result<Vec<String>, StoreError>;
 }
 
+/// What a security-relevant change brings with it, written by the store inside
+/// the change's own transaction: a crash can never leave a password change
+/// committed with the old sessions alive, or a factor change without its audit
+/// event or its notice in the outbox.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Aftermath<'a> {
+    /// Revoke the user's live sessions (and their refresh tokens).
+    pub revoke: Option<Revocation>,
+    /// Append this security event (its `user_id` is the changed user's).
+    pub event: Option<&'a SecurityEvent>,
+    /// Queue this mail (due at once).
+    pub mail: Option<&'a OutgoingMail>,
+    /// Replace the user's recovery codes with these hashes (empty: remove
+    /// them), e.g. with the first factor or the last one's removal.
+    pub recovery_codes: Option<&'a [[u8; 32]]>,
+}
+
+/// Which sessions an [`Aftermath`] revokes: every live one of the user but
+/// `keep`, recorded with `reason`.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation {
+    /// The session that stays (the one that made the change), if any.
+    pub keep: Option<Uuid>,
+    /// Why (stored on each revoked row).
+    pub reason: RevokeReason,
+}
+
 /// Persistence of sessions, their refresh-token families and the access-token
 /// denylist. Every multi-step write is one transaction; races are closed in SQL.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session with its first refresh token, then revokes the user's
-    /// oldest live sessions (and their tokens) beyond `max_live`, all in one
+    /// Stores a new session with its first refresh token, revokes the user's
+    /// oldest live sessions (and their tokens) beyond `max_live`, and writes
+    /// `after` (the sign-in event, a new-device notice), all in one
     /// transaction. Returns the ids it revoked.
     async fn create_session(
         &self,
         session: &NewSession,
         first_token: &RefreshToken,
         max_live: u32,
+        after: &Aftermath<'_>,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
 
     /// The session with this id, live or not.
@@ -310,15 +340,17 @@ pub trait VerificationStore: Send + Sync {
         mail: Option<&OutgoingMail>,
     ) -> Result<Option<Uuid>, StoreError>;
 
-    /// Spends the reset token and sets the new password hash (history kept as
-    /// for a change, `keep` entries), atomically: a token works once, only
-    /// before it expires. Returns the account id.
+    /// Spends the reset token, sets the new password hash (history kept as for
+    /// a change, `keep` entries) and writes `after` for the token's account,
+    /// atomically: a token works once, only before it expires. Returns the
+    /// account id; nothing is written when the token does not work.
     async fn complete_password_reset(
         &self,
         token_hash: &[u8; 32],
         hash: &str,
         now: OffsetDateTime,
         keep: u32,
+        after: &Aftermath<'_>,
     ) -> Result<Option<Uuid>, StoreError>;
 }
 
@@ -523,9 +555,10 @@ pub trait MfaStore: Send + Sync {
     /// written) when a confirmed factor exists.
     async fn put_pending_totp(&self, record: &TotpRecord) -> Result<bool, StoreError>;
 
-    /// Confirms the pending enrolment `id` at `step` and replaces the user's
-    /// recovery codes with `recovery_hashes`, in one transaction; `false` when
-    /// `id` is not the user's pending enrolment any more.
+    /// Confirms the pending enrolment `id` at `step`, replaces the user's
+    /// recovery codes with `recovery_hashes` and writes `after`, in one
+    /// transaction; `false` (nothing written) when `id` is not the user's
+    /// pending enrolment any more.
     async fn confirm_totp(
         &self,
         user_id: Uuid,
@@ -533,6 +566,7 @@ pub trait MfaStore: Send + Sync {
         step: i64,
         recovery_hashes: &[[u8; 32]],
         now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError>;
 
     /// Records `step` as used on the confirmed factor `id` if it is later than the
@@ -540,11 +574,14 @@ pub trait MfaStore: Send + Sync {
     async fn use_totp_step(&self, id: Uuid, step: i64) -> Result<bool, StoreError>;
 
     /// Removes the user's TOTP factor and, when `with_recovery_codes`, their
-    /// recovery codes; whether a factor existed.
+    /// recovery codes, in one transaction that also writes `after` when a factor
+    /// existed; whether one did.
     async fn delete_totp(
         &self,
         user_id: Uuid,
         with_recovery_codes: bool,
+        now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError>;
 
     /// Replaces the user's recovery codes.
@@ -620,9 +657,13 @@ pub trait MfaStore: Send + Sync {
 /// Registered passkeys and WebAuthn ceremonies.
 #[async_trait]
 pub trait PasskeyStore: Send + Sync {
-    /// Adds a passkey; `Conflict` when its credential id is registered already
-    /// (for any user).
-    async fn insert_passkey(&self, passkey: &PasskeyRecord) -> Result<(), StoreError>;
+    /// Adds a passkey and writes `after`, in one transaction; `Conflict` (nothing
+    /// written) when its credential id is registered already (for any user).
+    async fn insert_passkey(
+        &self,
+        passkey: &PasskeyRecord,
+        after: &Aftermath<'_>,
+    ) -> Result<(), StoreError>;
 
     /// The user's passkeys, oldest first.
     async fn passkeys(&self, user_id: Uuid) -> Result<Vec<PasskeyRecord>, StoreError>;
@@ -640,8 +681,15 @@ pub trait PasskeyStore: Send + Sync {
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str)
         -> Result<bool, StoreError>;
 
-    /// Removes the user's passkey; whether it existed.
-    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+    /// Removes the user's passkey and writes `after`, in one transaction;
+    /// whether it existed (nothing written when it did not).
+    async fn delete_passkey(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        now: OffsetDateTime,
+        after: &Aftermath<'_>,
+    ) -> Result<bool, StoreError>;
 
     /// Stores a ceremony.
     async fn create_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError>;

@@ -1,5 +1,6 @@
 //! PostgreSQL implementation of latchkey's store ports.
 
+mod aftermath;
 mod error;
 mod mail;
 mod maintenance;

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
 use latchkey_core::mail::OutgoingMail;
 use latchkey_core::ports::{
-    NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError, VerificationStore,
+    Aftermath, NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError,
+    VerificationStore,
 };
 use sqlx::{Postgres, Row, Transaction};
 use time::{Duration, OffsetDateTime};
@@ -28,7 +29,7 @@ async fn insert_token(
     Ok(())
 }
 
-async fn insert_mail(
+pub(crate) async fn insert_mail(
     tx: &mut Transaction<'_, Postgres>,
     m: &OutgoingMail,
 ) -> Result<(), StoreError> {
@@ -242,6 +243,7 @@ impl VerificationStore for PostgresStore {
         hash: &str,
         now: OffsetDateTime,
         keep: u32,
+        after: &Aftermath<'_>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let user_id: Option<Uuid> = sqlx::query_scalar(
@@ -256,6 +258,7 @@ impl VerificationStore for PostgresStore {
         .map_err(map_error)?;
         if let Some(id) = user_id {
             crate::users::set_password_in(&mut tx, id, hash, now, keep).await?;
+            crate::aftermath::apply(&mut tx, id, after, now).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(user_id)

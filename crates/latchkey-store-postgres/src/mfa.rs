@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use latchkey_core::mfa::challenge::MfaChallenge;
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
-use latchkey_core::ports::{MfaStore, StoreError};
+use latchkey_core::ports::{Aftermath, MfaStore, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -65,8 +65,8 @@ fn challenge_from_row(row: &PgRow) -> Result<MfaChallenge, StoreError> {
     })
 }
 
-async fn insert_codes(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+pub(crate) async fn insert_codes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     user_id: Uuid,
     hashes: &[[u8; 32]],
     now: OffsetDateTime,
@@ -127,6 +127,7 @@ impl MfaStore for PostgresStore {
         step: i64,
         recovery_hashes: &[[u8; 32]],
         now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let done = sqlx::query(
@@ -144,6 +145,7 @@ impl MfaStore for PostgresStore {
             return Ok(false);
         }
         insert_codes(&mut tx, user_id, recovery_hashes, now).await?;
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -166,6 +168,8 @@ impl MfaStore for PostgresStore {
         &self,
         user_id: Uuid,
         with_recovery_codes: bool,
+        now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let done = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
@@ -173,6 +177,10 @@ impl MfaStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
+        let existed = done.rows_affected() == 1;
+        if existed {
+            crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        }
         if with_recovery_codes {
             sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
                 .bind(user_id)
@@ -181,7 +189,7 @@ impl MfaStore for PostgresStore {
                 .map_err(map_error)?;
         }
         tx.commit().await.map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
+        Ok(existed)
     }
 
     async fn replace_recovery_codes(

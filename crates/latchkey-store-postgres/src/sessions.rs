@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{EventStore, SessionStore, StoreError};
+use latchkey_core::ports::{Aftermath, EventStore, SessionStore, StoreError};
 use latchkey_core::session::{
     Device, NewSession, RefreshToken, RevokeReason, RotateOutcome, Session,
 };
@@ -58,7 +58,7 @@ async fn insert_token(
     Ok(())
 }
 
-async fn revoke_ids(
+pub(crate) async fn revoke_ids(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
     reason: RevokeReason,
@@ -88,7 +88,7 @@ async fn revoke_ids(
 /// skipping the newest `skip` of them, locked for update (the skipped rows too:
 /// concurrent sign-ins of one user take turns). Only the rows past a session
 /// limit are returned; the partial index on live sessions serves the scan.
-async fn live_ids(
+pub(crate) async fn live_ids(
     tx: &mut Transaction<'_, Postgres>,
     user_id: Uuid,
     except: Option<Uuid>,
@@ -109,6 +109,24 @@ async fn live_ids(
     .map_err(map_error)
 }
 
+/// Appends a security event (on the pool or inside a transaction).
+pub(crate) async fn insert_event<'e, E>(executor: E, e: &SecurityEvent) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query("INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(e.id)
+        .bind(e.user_id)
+        .bind(e.kind.as_str())
+        .bind(e.created_at)
+        .bind(e.session_id)
+        .bind(&e.ip)
+        .execute(executor)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create_session(
@@ -116,6 +134,7 @@ impl SessionStore for PostgresStore {
         s: &NewSession,
         first: &RefreshToken,
         max_live: u32,
+        after: &Aftermath<'_>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         sqlx::query(
@@ -149,6 +168,7 @@ impl SessionStore for PostgresStore {
         )
         .await?;
         revoke_ids(&mut tx, &excess, RevokeReason::SessionLimit, s.created_at).await?;
+        crate::aftermath::apply(&mut tx, s.user_id, after, s.created_at).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(excess)
     }
@@ -392,17 +412,7 @@ impl SessionStore for PostgresStore {
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn record_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(e.id)
-            .bind(e.user_id)
-            .bind(e.kind.as_str())
-            .bind(e.created_at)
-            .bind(e.session_id)
-            .bind(&e.ip)
-            .execute(self.pool())
-            .await
-            .map_err(map_error)?;
-        Ok(())
+        insert_event(self.pool(), e).await
     }
 
     async fn user_events(

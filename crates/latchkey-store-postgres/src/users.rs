@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
-use latchkey_core::ports::{StoreError, UserStore};
+use latchkey_core::ports::{Aftermath, StoreError, UserStore};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -210,9 +210,11 @@ impl UserStore for PostgresStore {
         hash: &str,
         now: OffsetDateTime,
         keep: u32,
+        after: &Aftermath<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         set_password_in(&mut tx, user_id, hash, now, keep).await?;
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! busy timeout. Timestamps are stored as unix microseconds so that a value read
 //! back equals the value written; ids as 16-byte UUIDs.
 
+mod aftermath;
 mod error;
 mod mail;
 mod maintenance;

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
 use latchkey_core::mail::OutgoingMail;
 use latchkey_core::ports::{
-    NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError, VerificationStore,
+    Aftermath, NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError,
+    VerificationStore,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use time::{Duration, OffsetDateTime};
@@ -29,7 +30,10 @@ async fn insert_token(
     Ok(())
 }
 
-async fn insert_mail(tx: &mut Transaction<'_, Sqlite>, m: &OutgoingMail) -> Result<(), StoreError> {
+pub(crate) async fn insert_mail(
+    tx: &mut Transaction<'_, Sqlite>,
+    m: &OutgoingMail,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
@@ -240,6 +244,7 @@ impl VerificationStore for SqliteStore {
         hash: &str,
         now: OffsetDateTime,
         keep: u32,
+        after: &Aftermath<'_>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let user_id: Option<Uuid> = sqlx::query_scalar(
@@ -254,6 +259,7 @@ impl VerificationStore for SqliteStore {
         .map_err(map_error)?;
         if let Some(id) = user_id {
             crate::users::set_password_in(&mut tx, id, hash, now, keep).await?;
+            crate::aftermath::apply(&mut tx, id, after, now).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(user_id)

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use latchkey_core::mfa::challenge::MfaChallenge;
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
-use latchkey_core::ports::{MfaStore, StoreError};
+use latchkey_core::ports::{Aftermath, MfaStore, StoreError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -66,8 +66,8 @@ fn challenge_from_row(row: &SqliteRow) -> Result<MfaChallenge, StoreError> {
     })
 }
 
-async fn insert_codes(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+pub(crate) async fn insert_codes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user_id: Uuid,
     hashes: &[[u8; 32]],
     now: OffsetDateTime,
@@ -128,6 +128,7 @@ impl MfaStore for SqliteStore {
         step: i64,
         recovery_hashes: &[[u8; 32]],
         now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
@@ -145,6 +146,7 @@ impl MfaStore for SqliteStore {
             return Ok(false);
         }
         insert_codes(&mut tx, user_id, recovery_hashes, now).await?;
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -167,6 +169,8 @@ impl MfaStore for SqliteStore {
         &self,
         user_id: Uuid,
         with_recovery_codes: bool,
+        now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
         let done = sqlx::query("DELETE FROM mfa_totp WHERE user_id = ?")
@@ -174,6 +178,10 @@ impl MfaStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
+        let existed = done.rows_affected() == 1;
+        if existed {
+            crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        }
         if with_recovery_codes {
             sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = ?")
                 .bind(user_id)
@@ -182,7 +190,7 @@ impl MfaStore for SqliteStore {
                 .map_err(map_error)?;
         }
         tx.commit().await.map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
+        Ok(existed)
     }
 
     async fn replace_recovery_codes(

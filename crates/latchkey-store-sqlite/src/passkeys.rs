@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::mfa::passkey::{passkey_flags, Ceremony, CeremonyKind, PasskeyRecord};
-use latchkey_core::ports::{PasskeyStore, StoreError};
+use latchkey_core::ports::{Aftermath, PasskeyStore, StoreError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -46,7 +46,12 @@ fn ceremony_from_row(row: &SqliteRow) -> Result<Ceremony, StoreError> {
 
 #[async_trait]
 impl PasskeyStore for SqliteStore {
-    async fn insert_passkey(&self, p: &PasskeyRecord) -> Result<(), StoreError> {
+    async fn insert_passkey(
+        &self,
+        p: &PasskeyRecord,
+        after: &Aftermath<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
         sqlx::query(
             "INSERT INTO webauthn_credentials (id, user_id, credential_id, name, passkey, counter, \
              backup_eligible, backup_state, created_at, last_used_at) \
@@ -62,9 +67,11 @@ impl PasskeyStore for SqliteStore {
         .bind(p.backup_state)
         .bind(to_micros(p.created_at))
         .bind(p.last_used_at.map(to_micros))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(map_error)?;
+        crate::aftermath::apply(&mut tx, p.user_id, after, p.created_at).await?;
+        tx.commit().await.map_err(map_error)?;
         Ok(())
     }
 
@@ -120,14 +127,26 @@ impl PasskeyStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+    async fn delete_passkey(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        now: OffsetDateTime,
+        after: &Aftermath<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query("DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?")
             .bind(id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn create_ceremony(&self, c: &Ceremony) -> Result<(), StoreError> {

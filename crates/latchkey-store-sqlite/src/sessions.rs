@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{EventStore, SessionStore, StoreError};
+use latchkey_core::ports::{Aftermath, EventStore, SessionStore, StoreError};
 use latchkey_core::session::{
     Device, NewSession, RefreshToken, RevokeReason, RotateOutcome, Session,
 };
@@ -59,7 +59,7 @@ async fn insert_token(
 }
 
 /// Revokes sessions and their tokens; returns how many sessions changed.
-async fn revoke_ids(
+pub(crate) async fn revoke_ids(
     tx: &mut Transaction<'_, Sqlite>,
     ids: &[Uuid],
     reason: RevokeReason,
@@ -90,7 +90,7 @@ async fn revoke_ids(
 /// Ids of the user's live sessions other than `except`, newest first, after
 /// skipping the newest `skip` of them: the rows past a session limit are read,
 /// not every live session (the partial index on live sessions serves this).
-async fn live_ids(
+pub(crate) async fn live_ids(
     tx: &mut Transaction<'_, Sqlite>,
     user_id: Uuid,
     except: Option<Uuid>,
@@ -111,6 +111,24 @@ async fn live_ids(
     .map_err(map_error)
 }
 
+/// Appends a security event (on the pool or inside a transaction).
+pub(crate) async fn insert_event<'e, E>(executor: E, e: &SecurityEvent) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query("INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(e.id)
+        .bind(e.user_id)
+        .bind(e.kind.as_str())
+        .bind(to_micros(e.created_at))
+        .bind(e.session_id)
+        .bind(&e.ip)
+        .execute(executor)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(
@@ -118,6 +136,7 @@ impl SessionStore for SqliteStore {
         s: &NewSession,
         first: &RefreshToken,
         max_live: u32,
+        after: &Aftermath<'_>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let created = to_micros(s.created_at);
@@ -153,6 +172,7 @@ impl SessionStore for SqliteStore {
         )
         .await?;
         revoke_ids(&mut tx, &excess, RevokeReason::SessionLimit, s.created_at).await?;
+        crate::aftermath::apply(&mut tx, s.user_id, after, s.created_at).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(excess)
     }
@@ -384,17 +404,7 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn record_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(e.id)
-            .bind(e.user_id)
-            .bind(e.kind.as_str())
-            .bind(to_micros(e.created_at))
-            .bind(e.session_id)
-            .bind(&e.ip)
-            .execute(self.pool())
-            .await
-            .map_err(map_error)?;
-        Ok(())
+        insert_event(self.pool(), e).await
     }
 
     async fn user_events(

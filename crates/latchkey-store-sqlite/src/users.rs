@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
-use latchkey_core::ports::{StoreError, UserStore};
+use latchkey_core::ports::{Aftermath, StoreError, UserStore};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -218,9 +218,11 @@ impl UserStore for SqliteStore {
         hash: &str,
         now: OffsetDateTime,
         keep: u32,
+        after: &Aftermath<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         set_password_in(&mut tx, user_id, hash, now, keep).await?;
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(())
     }

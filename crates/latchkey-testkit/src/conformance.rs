@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::clock::{Clock, SystemClock};
-use latchkey_core::ports::{Store, StoreError};
+use latchkey_core::ports::{Aftermath, Store, StoreError};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -313,7 +313,10 @@ pub async fn password_history_keeps_the_newest(store: &dyn Store) {
     assert!(store.password_history(id, 10).await.unwrap().is_empty());
     for (i, hash) in ["h1", "h2", "h3"].iter().enumerate() {
         let at = t0 + time::Duration::minutes(i64::try_from(i).unwrap());
-        store.change_password_hash(id, hash, at, 2).await.unwrap();
+        store
+            .change_password_hash(id, hash, at, 2, &Aftermath::default())
+            .await
+            .unwrap();
     }
     assert_eq!(store.password_history(id, 10).await.unwrap(), ["h2", "h1"]);
     assert_eq!(store.password_history(id, 1).await.unwrap(), ["h2"]);
@@ -324,7 +327,10 @@ pub async fn password_history_keeps_the_newest(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.password_history(id, 10).await.unwrap(), ["h2", "h1"]);
-    store.change_password_hash(id, "h4", t0, 0).await.unwrap();
+    store
+        .change_password_hash(id, "h4", t0, 0, &Aftermath::default())
+        .await
+        .unwrap();
     assert!(
         store.password_history(id, 10).await.unwrap().is_empty(),
         "keep 0"
@@ -452,6 +458,7 @@ macro_rules! store_conformance_tests {
 
             session_case!(sessions_round_trip);
             session_case!(session_limit_evicts_the_oldest);
+            session_case!(changes_write_their_aftermath);
             session_case!(refresh_rotates_once_and_reuse_revokes_the_family);
             session_case!(reuse_within_grace_is_refused_without_revocation);
             session_case!(expired_tokens_and_sessions_are_refused);

@@ -10,7 +10,7 @@
 
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::mail::{hash_link_token, new_link_token, OutgoingMail};
-use latchkey_core::ports::{NewVerification, Store, StoreError};
+use latchkey_core::ports::{Aftermath, NewVerification, Store, StoreError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -250,7 +250,7 @@ pub async fn password_reset_tokens_are_single_use(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .complete_password_reset(&[2; 32], "new-hash", late, 5)
+            .complete_password_reset(&[2; 32], "new-hash", late, 5, &Aftermath::default())
             .await
             .unwrap(),
         None,
@@ -259,14 +259,14 @@ pub async fn password_reset_tokens_are_single_use(store: &dyn Store) {
     let at = T0 + Duration::minutes(1);
     assert_eq!(
         store
-            .complete_password_reset(&[2; 32], "new-hash", at, 5)
+            .complete_password_reset(&[2; 32], "new-hash", at, 5, &Aftermath::default())
             .await
             .unwrap(),
         Some(created.id)
     );
     assert_eq!(
         store
-            .complete_password_reset(&[2; 32], "other-hash", at, 5)
+            .complete_password_reset(&[2; 32], "other-hash", at, 5, &Aftermath::default())
             .await
             .unwrap(),
         None,

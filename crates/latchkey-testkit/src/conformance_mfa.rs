@@ -15,7 +15,7 @@ use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::mfa::challenge::MfaChallenge;
 use latchkey_core::mfa::passkey::{Ceremony, CeremonyKind, PasskeyRecord};
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
-use latchkey_core::ports::{Expired, Store, StoreError};
+use latchkey_core::ports::{Aftermath, Expired, Store, StoreError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -65,11 +65,11 @@ pub async fn totp_lifecycle(store: &dyn Store) {
     assert!(store.put_pending_totp(&second).await.unwrap());
     assert_eq!(store.totp(id).await.unwrap(), Some(second.clone()));
     assert!(!store
-        .confirm_totp(id, first.id, 7, &codes(10), T0)
+        .confirm_totp(id, first.id, 7, &codes(10), T0, &Aftermath::default())
         .await
         .unwrap());
     assert!(store
-        .confirm_totp(id, second.id, 7, &codes(10), T0)
+        .confirm_totp(id, second.id, 7, &codes(10), T0, &Aftermath::default())
         .await
         .unwrap());
     let confirmed = store.totp(id).await.unwrap().unwrap();
@@ -120,9 +120,15 @@ pub async fn totp_lifecycle(store: &dyn Store) {
         .is_empty());
     assert_eq!(store.totp(id).await.unwrap().unwrap().secret_sealed, b"new");
 
-    assert!(store.delete_totp(id, false).await.unwrap());
+    assert!(store
+        .delete_totp(id, false, T0, &Aftermath::default())
+        .await
+        .unwrap());
     assert_eq!(store.mfa_summary(id).await.unwrap().recovery_codes_left, 10);
-    assert!(!store.delete_totp(id, true).await.unwrap());
+    assert!(!store
+        .delete_totp(id, true, T0, &Aftermath::default())
+        .await
+        .unwrap());
     assert_eq!(store.mfa_summary(id).await.unwrap(), MfaSummary::default());
     let fresh = store.user_by_id(id).await.unwrap().unwrap();
     assert_eq!(fresh.mfa, MfaSummary::default());
@@ -206,7 +212,7 @@ pub async fn concurrent_code_uses_admit_exactly_one(store: Arc<dyn Store>) {
     let record = pending(id, b"seed");
     store.put_pending_totp(&record).await.unwrap();
     store
-        .confirm_totp(id, record.id, 1, &codes(1), T0)
+        .confirm_totp(id, record.id, 1, &codes(1), T0, &Aftermath::default())
         .await
         .unwrap();
     let c = challenge(id, 5);
@@ -295,9 +301,15 @@ pub async fn passkeys_round_trip(store: &dyn Store) {
     let ada = user(store, "pk-ada@example.com").await;
     let eve = user(store, "pk-eve@example.com").await;
     let key = passkey(ada, 1);
-    store.insert_passkey(&key).await.unwrap();
+    store
+        .insert_passkey(&key, &Aftermath::default())
+        .await
+        .unwrap();
     assert_eq!(store.passkeys(ada).await.unwrap(), vec![key.clone()]);
-    let err = store.insert_passkey(&passkey(eve, 1)).await.unwrap_err();
+    let err = store
+        .insert_passkey(&passkey(eve, 1), &Aftermath::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     assert_eq!(store.mfa_summary(ada).await.unwrap().webauthn, 1);
     assert_eq!(
@@ -319,8 +331,14 @@ pub async fn passkeys_round_trip(store: &dyn Store) {
     assert!(!store.rename_passkey(eve, key.id, "mine").await.unwrap());
     assert!(store.rename_passkey(ada, key.id, "Laptop").await.unwrap());
     assert_eq!(store.passkeys(ada).await.unwrap()[0].name, "Laptop");
-    assert!(!store.delete_passkey(eve, key.id).await.unwrap());
-    assert!(store.delete_passkey(ada, key.id).await.unwrap());
+    assert!(!store
+        .delete_passkey(eve, key.id, T0, &Aftermath::default())
+        .await
+        .unwrap());
+    assert!(store
+        .delete_passkey(ada, key.id, T0, &Aftermath::default())
+        .await
+        .unwrap());
     assert!(store.passkeys(ada).await.unwrap().is_empty());
 }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::Store;
+use latchkey_core::mail::OutgoingMail;
+use latchkey_core::ports::{Aftermath, Revocation, Store};
 use latchkey_core::session::{
     hash_refresh_token, new_refresh_token, Device, NewSession, RevokeReason, RotateOutcome,
 };
@@ -66,7 +67,10 @@ async fn start(
 ) -> (NewSession, String) {
     let s = session(user_id, at);
     let (text, token) = new_refresh_token(s.id, at, at + Duration::days(30));
-    store.create_session(&s, &token, max).await.unwrap();
+    store
+        .create_session(&s, &token, max, &Aftermath::default())
+        .await
+        .unwrap();
     (s, text.to_string())
 }
 
@@ -146,7 +150,10 @@ pub async fn session_limit_evicts_the_oldest(store: &dyn Store) {
     // (answered newest first), and nothing already revoked.
     let fourth = session(uid, T0 + Duration::seconds(5));
     let (_, token) = new_refresh_token(fourth.id, fourth.created_at, T0 + Duration::days(30));
-    let evicted = store.create_session(&fourth, &token, 1).await.unwrap();
+    let evicted = store
+        .create_session(&fourth, &token, 1, &Aftermath::default())
+        .await
+        .unwrap();
     assert_eq!(evicted, vec![third.id, second.id]);
     let live = store
         .live_sessions(uid, T0 + Duration::seconds(6))
@@ -322,6 +329,85 @@ pub async fn access_token_denylist(store: &dyn Store) {
         .unwrap();
     assert!(store.is_access_token_denied(jti).await.unwrap());
     assert!(!store.is_access_token_denied(Uuid::now_v7()).await.unwrap());
+}
+
+fn event(user_id: Uuid, kind: EventKind, at: OffsetDateTime) -> SecurityEvent {
+    SecurityEvent {
+        id: Uuid::now_v7(),
+        user_id,
+        kind,
+        created_at: at,
+        session_id: None,
+        ip: Some("198.51.100.7".into()),
+    }
+}
+
+/// A change writes its aftermath (other sessions revoked with their tokens,
+/// the event, the mail, new recovery codes) in its own call; a change that does
+/// not happen writes none of it.
+pub async fn changes_write_their_aftermath(store: &dyn Store) {
+    let uid = user(store).await;
+    let (kept, _) = start(store, uid, T0, 5).await;
+    let (other, other_token) = start(store, uid, T0 + Duration::seconds(1), 5).await;
+    let at = T0 + Duration::minutes(1);
+    let changed = event(uid, EventKind::PasswordChanged, at);
+    let mail = OutgoingMail::new("ada@example.com", "Password changed", "It was.".into(), at);
+    let codes = [[7u8; 32], [8; 32], [9; 32]];
+    let queued = store.pending_mail().await.unwrap();
+    let after = Aftermath {
+        revoke: Some(Revocation {
+            keep: Some(kept.id),
+            reason: RevokeReason::PasswordChanged,
+        }),
+        event: Some(&changed),
+        mail: Some(&mail),
+        recovery_codes: Some(&codes),
+    };
+    store
+        .change_password_hash(uid, "new-hash", at, 0, &after)
+        .await
+        .unwrap();
+    let live: Vec<Uuid> = store
+        .live_sessions(uid, at)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![kept.id], "every other session revoked");
+    assert!(store
+        .session(other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    let (outcome, _) = rotate(store, &other_token, at, Duration::ZERO).await;
+    assert_eq!(outcome, RotateOutcome::Invalid, "with its refresh tokens");
+    assert_eq!(store.user_events(uid, 10).await.unwrap(), vec![changed]);
+    assert_eq!(store.pending_mail().await.unwrap(), queued + 1);
+    assert_eq!(store.mfa_summary(uid).await.unwrap().recovery_codes_left, 3);
+
+    let later = at + Duration::minutes(1);
+    let removed = event(uid, EventKind::MfaDisabled, later);
+    let none: [[u8; 32]; 0] = [];
+    let nothing_there = Aftermath {
+        revoke: Some(Revocation {
+            keep: None,
+            reason: RevokeReason::MfaChanged,
+        }),
+        event: Some(&removed),
+        mail: Some(&mail),
+        recovery_codes: Some(&none),
+    };
+    assert!(!store
+        .delete_passkey(uid, Uuid::now_v7(), later, &nothing_there)
+        .await
+        .unwrap());
+    assert_eq!(store.live_sessions(uid, later).await.unwrap().len(), 1);
+    assert_eq!(store.user_events(uid, 10).await.unwrap().len(), 1);
+    assert_eq!(store.pending_mail().await.unwrap(), queued + 1);
+    assert_eq!(store.mfa_summary(uid).await.unwrap().recovery_codes_left, 3);
 }
 
 /// Events read back newest first, per user.

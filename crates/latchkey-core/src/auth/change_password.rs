@@ -2,9 +2,10 @@
 
 use crate::audit::EventKind;
 use crate::password::PolicyContext;
+use crate::ports::{Aftermath, Revocation};
 use crate::session::RevokeReason;
 
-use super::{Auth, AuthError, ClientContext, Principal, WeakPassword};
+use super::{new_event, Auth, AuthError, ClientContext, Principal, WeakPassword};
 
 impl Auth {
     /// The signed-in user, after checking their current password (for changes
@@ -63,36 +64,38 @@ impl Auth {
         }
         let hash = self.hasher.hash(new).await.map_err(AuthError::Password)?;
         let keep = self.password_policy.history.saturating_sub(1);
-        self.store
-            .change_password_hash(user.id, &hash, now, keep)
-            .await?;
-        self.cache.forget_profile(user.id);
-        let revoked = self
-            .store
-            .revoke_user_sessions(
-                user.id,
-                Some(principal.session_id),
-                RevokeReason::PasswordChanged,
-                now,
-            )
-            .await?;
-        self.cache.forget_user(user.id);
-        tracing::info!(revoked, "password changed; other sessions revoked");
-        self.event(
+        // The other sessions, the event and the notice go in the password's
+        // own transaction: no crash can leave the new password with the old
+        // sessions alive.
+        let event = new_event(
             user.id,
             EventKind::PasswordChanged,
             Some(principal.session_id),
             client,
-        )
-        .await;
-        self.notice(
+            now,
+        );
+        let notice = self.notice_mail(
             self.links.notify.password_changed,
             crate::mail::templates::Template::PasswordChanged,
             &user,
             Some(client),
             minijinja::context! { reset => false },
-        )
-        .await;
+        );
+        let after = Aftermath {
+            revoke: Some(Revocation {
+                keep: Some(principal.session_id),
+                reason: RevokeReason::PasswordChanged,
+            }),
+            event: Some(&event),
+            mail: notice.as_ref(),
+            recovery_codes: None,
+        };
+        self.store
+            .change_password_hash(user.id, &hash, now, keep, &after)
+            .await?;
+        self.cache.forget_profile(user.id);
+        self.cache.forget_user(user.id);
+        tracing::info!("password changed; other sessions revoked");
         Ok(Ok(()))
     }
 }

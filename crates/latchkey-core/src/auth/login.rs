@@ -192,15 +192,15 @@ impl Auth {
             updated_at: now,
             ..user
         };
-        self.notice_if_new_device(&user, client).await;
-        let issued = self.start_session(user, remember_me, amr, client).await?;
-        self.event(
-            issued.user.id,
-            EventKind::LoginSucceeded,
-            Some(issued.session_id),
+        let notice = self.new_device_notice(&user, client).await;
+        self.start_session(
+            user,
+            remember_me,
+            amr,
             client,
+            Some(EventKind::LoginSucceeded),
+            notice.as_ref(),
         )
-        .await;
-        Ok(issued)
+        .await
     }
 }

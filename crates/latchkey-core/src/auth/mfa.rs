@@ -19,9 +19,12 @@ use minijinja::context;
 use crate::mail::templates::Template;
 use crate::mfa::challenge::{MfaChallenge, MAX_ATTEMPTS, TOKEN_PREFIX, TTL};
 use crate::mfa::{totp, MfaSummary, TotpRecord};
+use crate::ports::{Aftermath, Revocation};
 use crate::session::RevokeReason;
 
-use super::{Auth, AuthError, ClientContext, Issued, LoginRequest, MfaPending, Principal};
+use super::{
+    new_event, Auth, AuthError, ClientContext, Issued, LoginRequest, MfaPending, Principal,
+};
 
 /// A second factor answering a challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,15 +144,15 @@ impl Auth {
         let step = totp::matching_step(&seed, code, totp::step_at(now.unix_timestamp()), None)
             .ok_or(AuthError::InvalidMfaCode)?;
         let (codes, hashes) = self.mfa.recovery.generate(user.id);
+        let change = self.factor_change(&user, principal, EventKind::MfaEnabled, client);
         if !self
             .store
-            .confirm_totp(user.id, record.id, step, &hashes, now)
+            .confirm_totp(user.id, record.id, step, &hashes, now, &change.aftermath())
             .await?
         {
             return Err(AuthError::MfaConflict);
         }
-        self.factor_changed(&user, principal, EventKind::MfaEnabled, client)
-            .await?;
+        self.factor_changed(user.id, EventKind::MfaEnabled);
         Ok(codes)
     }
 
@@ -170,12 +173,22 @@ impl Auth {
             .is_some_and(|r| r.confirmed_at.is_some());
         let summary = self.store.mfa_summary(user.id).await?;
         let other_factors = summary.webauthn > 0;
-        if !self.store.delete_totp(user.id, !other_factors).await? {
+        // Removing a pending (never confirmed) enrolment changes no factor.
+        let change = self.factor_change(&user, principal, EventKind::MfaDisabled, client);
+        let after = if confirmed {
+            change.aftermath()
+        } else {
+            Aftermath::default()
+        };
+        if !self
+            .store
+            .delete_totp(user.id, !other_factors, self.clock.now(), &after)
+            .await?
+        {
             return Err(AuthError::NotFound);
         }
         if confirmed {
-            self.factor_changed(&user, principal, EventKind::MfaDisabled, client)
-                .await?;
+            self.factor_changed(user.id, EventKind::MfaDisabled);
         }
         Ok(())
     }
@@ -208,43 +221,46 @@ impl Auth {
         Ok(codes)
     }
 
-    /// After a factor was enabled or disabled: other sessions revoked, event,
-    /// notice mailed.
-    pub(crate) async fn factor_changed(
+    /// What enabling or disabling a factor brings with it, for the store to
+    /// write in the factor's own transaction: the other sessions revoked, the
+    /// event, the notice.
+    pub(crate) fn factor_change(
         &self,
         user: &User,
         principal: &Principal,
         kind: EventKind,
         client: &ClientContext,
-    ) -> Result<(), AuthError> {
-        let now = self.clock.now();
-        let revoked = self
-            .store
-            .revoke_user_sessions(
-                user.id,
-                Some(principal.session_id),
-                RevokeReason::MfaChanged,
-                now,
-            )
-            .await?;
-        self.cache.forget_user(user.id);
-        self.cache.forget_profile(user.id);
-        tracing::info!(
-            revoked,
-            kind = kind.as_str(),
-            "second factor changed; other sessions revoked"
+    ) -> FactorChange {
+        let event = new_event(
+            user.id,
+            kind,
+            Some(principal.session_id),
+            client,
+            self.clock.now(),
         );
-        self.event(user.id, kind, Some(principal.session_id), client)
-            .await;
-        self.notice(
+        let notice = self.notice_mail(
             self.links.notify.mfa_changed,
             Template::MfaChanged,
             user,
             Some(client),
             context! { enabled => kind == EventKind::MfaEnabled },
-        )
-        .await;
-        Ok(())
+        );
+        FactorChange {
+            keep: principal.session_id,
+            event,
+            notice,
+        }
+    }
+
+    /// After the store wrote a factor change: cached sessions and profile
+    /// forgotten.
+    pub(crate) fn factor_changed(&self, user_id: Uuid, kind: EventKind) {
+        self.cache.forget_user(user_id);
+        self.cache.forget_profile(user_id);
+        tracing::info!(
+            kind = kind.as_str(),
+            "second factor changed; other sessions revoked"
+        );
     }
 
     /// Creates the challenge returned after a correct password.
@@ -463,6 +479,29 @@ impl Auth {
             Ok(())
         } else {
             Err(AuthError::InvalidToken)
+        }
+    }
+}
+
+/// A factor change's event and notice, and the session that made it (which
+/// stays signed in).
+pub(crate) struct FactorChange {
+    keep: Uuid,
+    event: crate::audit::SecurityEvent,
+    notice: Option<crate::mail::OutgoingMail>,
+}
+
+impl FactorChange {
+    /// The store's part: revoke every other session, record, queue.
+    pub(crate) fn aftermath(&self) -> Aftermath<'_> {
+        Aftermath {
+            revoke: Some(Revocation {
+                keep: Some(self.keep),
+                reason: RevokeReason::MfaChanged,
+            }),
+            event: Some(&self.event),
+            mail: self.notice.as_ref(),
+            recovery_codes: None,
         }
     }
 }

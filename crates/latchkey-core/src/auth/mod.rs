@@ -44,7 +44,7 @@ use crate::account::User;
 use crate::audit::{EventKind, SecurityEvent};
 use crate::clock::Clock;
 use crate::password::{PasswordError, PasswordHasher, PasswordPolicy};
-use crate::ports::{Store, StoreError};
+use crate::ports::{Aftermath, Store, StoreError};
 use crate::session::{new_refresh_token, Device, NewSession, Session};
 use crate::token::{new_claims, ActiveKeys, TokenError, TokenSettings};
 
@@ -272,14 +272,7 @@ impl Auth {
         client: &ClientContext,
         at: time::OffsetDateTime,
     ) {
-        let event = SecurityEvent {
-            id: Uuid::now_v7(),
-            user_id,
-            kind,
-            created_at: at,
-            session_id,
-            ip: client.ip.clone(),
-        };
+        let event = new_event(user_id, kind, session_id, client, at);
         if let Err(e) = self.store.record_event(&event).await {
             tracing::warn!(error = %e, kind = kind.as_str(), "security event not recorded");
         }
@@ -302,13 +295,16 @@ impl Auth {
     }
 
     /// Starts a new session (fresh id: nothing from before authentication is
-    /// reused) and issues its first tokens.
+    /// reused) and issues its first tokens. `event` (with the new session's id)
+    /// and `notice` are written in the session's transaction.
     pub(crate) async fn start_session(
         &self,
         user: User,
         remember_me: bool,
         amr: Vec<String>,
         client: &ClientContext,
+        event: Option<EventKind>,
+        notice: Option<&crate::mail::OutgoingMail>,
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now();
         let lifetime = if remember_me {
@@ -331,9 +327,16 @@ impl Auth {
             amr,
         };
         let (refresh_token, stored) = new_refresh_token(session.id, now, absolute);
+        let event = event.map(|kind| new_event(user.id, kind, Some(session.id), client, now));
+        let after = Aftermath {
+            revoke: None,
+            event: event.as_ref(),
+            mail: notice,
+            recovery_codes: None,
+        };
         let evicted = self
             .store
-            .create_session(&session, &stored, self.policy.max_per_user)
+            .create_session(&session, &stored, self.policy.max_per_user, &after)
             .await?;
         for id in &evicted {
             self.cache.forget_session(*id);
@@ -368,5 +371,23 @@ impl Auth {
             session_id: stored_session.id,
             user,
         })
+    }
+}
+
+/// A security event about `user_id` at `at`, from `client`'s address.
+pub(crate) fn new_event(
+    user_id: Uuid,
+    kind: EventKind,
+    session_id: Option<Uuid>,
+    client: &ClientContext,
+    at: time::OffsetDateTime,
+) -> SecurityEvent {
+    SecurityEvent {
+        id: Uuid::now_v7(),
+        user_id,
+        kind,
+        created_at: at,
+        session_id,
+        ip: client.ip.clone(),
     }
 }

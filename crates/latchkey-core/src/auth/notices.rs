@@ -2,8 +2,10 @@
 //!
 //! Guarantees: every message is rendered from the templates with the product
 //! name, the public URL and the recipient's name (escaped in HTML); a notice
-//! turned off in configuration is never queued; a notice that cannot be queued
-//! is logged and never fails the operation that caused it.
+//! turned off in configuration is never queued; a notice that cannot be
+//! rendered or queued is logged and never fails the operation that caused it.
+//! Notices that report a change (new device, password, second factor) are
+//! rendered first and queued by the store in the change's own transaction.
 
 use minijinja::{context, Value};
 use time::OffsetDateTime;
@@ -47,7 +49,34 @@ impl Auth {
         Ok(OutgoingMail::rendered(to, rendered, now))
     }
 
-    /// Queues a security notice to `user` when `enabled`; failures are logged.
+    /// Renders a security notice to `user` when `enabled`, for the caller to
+    /// queue with the change it reports; `None` when turned off or when the
+    /// template fails (logged: a notice never fails its operation).
+    pub(crate) fn notice_mail(
+        &self,
+        enabled: bool,
+        template: Template,
+        user: &User,
+        client: Option<&ClientContext>,
+        extra: Value,
+    ) -> Option<OutgoingMail> {
+        if !enabled {
+            return None;
+        }
+        let ip = client.and_then(|c| c.ip.clone());
+        let extra = context! { ip => ip, ..extra };
+        match self.compose(template, &user.email, user.name.as_deref(), extra) {
+            Ok(mail) => Some(mail),
+            Err(e) => {
+                tracing::warn!(error = %e, template = template.name(), "security notice not rendered");
+                None
+            }
+        }
+    }
+
+    /// Queues a security notice on its own, for notices that follow a write
+    /// made elsewhere (a lock, a detected refresh-token reuse, a spent
+    /// recovery code); failures are logged.
     pub(crate) async fn notice(
         &self,
         enabled: bool,
@@ -56,45 +85,41 @@ impl Auth {
         client: Option<&ClientContext>,
         extra: Value,
     ) {
-        if !enabled {
+        let Some(mail) = self.notice_mail(enabled, template, user, client, extra) else {
             return;
-        }
-        let ip = client.and_then(|c| c.ip.clone());
-        let extra = context! { ip => ip, ..extra };
-        let queued = match self.compose(template, &user.email, user.name.as_deref(), extra) {
-            Ok(mail) => self
-                .store
-                .enqueue_mail(&mail)
-                .await
-                .map_err(AuthError::from),
-            Err(e) => Err(e),
         };
-        if let Err(e) = queued {
+        if let Err(e) = self.store.enqueue_mail(&mail).await {
             tracing::warn!(error = %e, template = template.name(), "security notice not queued");
         }
     }
 
-    /// Before a session starts: mails the user when the device (browser family
-    /// and OS) has no stored session of theirs, unless it is their first
-    /// sign-in ever. Store failures only skip the notice.
-    pub(crate) async fn notice_if_new_device(&self, user: &User, client: &ClientContext) {
+    /// Before a session starts: the notice to mail when the device (browser
+    /// family and OS) has no stored session of the user's, unless it is their
+    /// first sign-in ever. Store failures only skip the notice.
+    pub(crate) async fn new_device_notice(
+        &self,
+        user: &User,
+        client: &ClientContext,
+    ) -> Option<OutgoingMail> {
         if !self.links.notify.new_device {
-            return;
+            return None;
         }
         match self.store.device_seen(user.id, &client.fingerprint).await {
             Ok(DeviceSeen::New) => {
                 let d = &client.device;
-                self.notice(
+                self.notice_mail(
                     true,
                     Template::NewDevice,
                     user,
                     Some(client),
                     context! { browser => &d.browser, os => &d.os, device_type => &d.kind },
                 )
-                .await;
             }
-            Ok(DeviceSeen::Known | DeviceSeen::FirstSignIn) => {}
-            Err(e) => tracing::warn!(error = %e, "new-device check skipped"),
+            Ok(DeviceSeen::Known | DeviceSeen::FirstSignIn) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "new-device check skipped");
+                None
+            }
         }
     }
 }

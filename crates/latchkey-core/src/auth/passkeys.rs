@@ -20,6 +20,7 @@ use crate::mfa::challenge::MfaChallenge;
 use crate::mfa::passkey::{
     passkey_flags, Ceremony, CeremonyKind, PasskeyRecord, PasskeyService, CEREMONY_TTL,
 };
+use crate::ports::Aftermath;
 
 use super::{Auth, AuthError, ClientContext, Issued, Principal};
 
@@ -171,27 +172,25 @@ impl Auth {
             created_at: now,
             last_used_at: None,
         };
+        // The first factor brings recovery codes; they, the other sessions'
+        // revocation, the event and the notice share the passkey's transaction.
+        let generated = first_factor.then(|| self.mfa.recovery.generate(user.id));
+        let change = self.factor_change(&user, principal, EventKind::MfaEnabled, client);
+        let after = Aftermath {
+            recovery_codes: generated.as_ref().map(|(_, hashes)| hashes.as_slice()),
+            ..change.aftermath()
+        };
         self.store
-            .insert_passkey(&record)
+            .insert_passkey(&record, &after)
             .await
             .map_err(|e| match e {
                 crate::ports::StoreError::Conflict { .. } => AuthError::PasskeyRejected,
                 other => other.into(),
             })?;
-        let recovery_codes = if first_factor {
-            let (codes, hashes) = self.mfa.recovery.generate(user.id);
-            self.store
-                .replace_recovery_codes(user.id, &hashes, now)
-                .await?;
-            Some(codes)
-        } else {
-            None
-        };
-        self.factor_changed(&user, principal, EventKind::MfaEnabled, client)
-            .await?;
+        self.factor_changed(user.id, EventKind::MfaEnabled);
         Ok(RegisteredPasskey {
             passkey: record,
-            recovery_codes,
+            recovery_codes: generated.map(|(codes, _)| codes),
         })
     }
 
@@ -226,21 +225,28 @@ impl Auth {
         id: Uuid,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
-        if !self.store.delete_passkey(principal.user_id, id).await? {
-            return Err(AuthError::NotFound);
-        }
         let user = self
             .store
             .user_by_id(principal.user_id)
             .await?
             .ok_or(AuthError::Unauthorized)?;
-        if !user.mfa.enabled() {
-            self.store
-                .replace_recovery_codes(user.id, &[], self.clock.now())
-                .await?;
+        // The recovery codes go with the last factor, in the same transaction
+        // as the passkey, the other sessions, the event and the notice.
+        let last_factor = !user.mfa.totp && user.mfa.webauthn <= 1;
+        let change = self.factor_change(&user, principal, EventKind::MfaDisabled, client);
+        let after = Aftermath {
+            recovery_codes: last_factor.then_some(&[][..]),
+            ..change.aftermath()
+        };
+        if !self
+            .store
+            .delete_passkey(user.id, id, self.clock.now(), &after)
+            .await?
+        {
+            return Err(AuthError::NotFound);
         }
-        self.factor_changed(&user, principal, EventKind::MfaDisabled, client)
-            .await
+        self.factor_changed(user.id, EventKind::MfaDisabled);
+        Ok(())
     }
 
     /// The options for `navigator.credentials.get()` in the second step of a

@@ -17,10 +17,10 @@ use minijinja::context;
 use crate::mail::templates::Template;
 use crate::mail::{hash_link_token, new_link_token};
 use crate::password::PolicyContext;
-use crate::ports::NewVerification;
+use crate::ports::{Aftermath, NewVerification, Revocation};
 use crate::session::RevokeReason;
 
-use super::{Auth, AuthError, ClientContext, WeakPassword};
+use super::{new_event, Auth, AuthError, ClientContext, WeakPassword};
 
 /// Prefix of reset tokens.
 pub const RESET_TOKEN_PREFIX: &str = "lk_pr_";
@@ -94,33 +94,38 @@ impl Auth {
             .await
             .map_err(AuthError::Password)?;
         let keep = self.password_policy.history.saturating_sub(1);
-        if self
-            .store
-            .complete_password_reset(&token_hash, &hash, now, keep)
-            .await?
-            .is_none()
-        {
-            return Err(AuthError::InvalidToken);
-        }
-        let revoked = self
-            .store
-            .revoke_user_sessions(user.id, None, RevokeReason::PasswordReset, now)
-            .await?;
-        self.cache.forget_user(user.id);
-        self.cache.forget_profile(user.id);
-        self.clear_lockout(&self.lockout.identifier_key(&user.email_normalized))
-            .await?;
-        tracing::info!(revoked, "password reset; every session revoked");
-        self.event(user.id, EventKind::PasswordReset, None, client)
-            .await;
-        self.notice(
+        // Every session, the event and the confirmation go in the reset's own
+        // transaction: no crash can leave the new password with old sessions.
+        let event = new_event(user.id, EventKind::PasswordReset, None, client, now);
+        let notice = self.notice_mail(
             self.links.notify.password_changed,
             Template::PasswordChanged,
             &user,
             Some(client),
             context! { reset => true },
-        )
-        .await;
+        );
+        let after = Aftermath {
+            revoke: Some(Revocation {
+                keep: None,
+                reason: RevokeReason::PasswordReset,
+            }),
+            event: Some(&event),
+            mail: notice.as_ref(),
+            recovery_codes: None,
+        };
+        if self
+            .store
+            .complete_password_reset(&token_hash, &hash, now, keep, &after)
+            .await?
+            .is_none()
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        self.cache.forget_user(user.id);
+        self.cache.forget_profile(user.id);
+        self.clear_lockout(&self.lockout.identifier_key(&user.email_normalized))
+            .await?;
+        tracing::info!("password reset; every session revoked");
         Ok(Ok(()))
     }
 }

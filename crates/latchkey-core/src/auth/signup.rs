@@ -149,7 +149,7 @@ impl Auth {
             return Ok(Ok(SignupOutcome::VerificationSent));
         }
         let issued = self
-            .start_session(created, false, vec!["pwd".into()], client)
+            .start_session(created, false, vec!["pwd".into()], client, None, None)
             .await?;
         Ok(Ok(SignupOutcome::SignedIn(Box::new(issued))))
     }

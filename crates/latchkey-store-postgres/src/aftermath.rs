@@ -1,0 +1,29 @@
+//! Writing an [`Aftermath`] inside the transaction of the change it follows.
+
+use latchkey_core::ports::{Aftermath, StoreError};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Revokes, records and queues what `after` asks for, for `user_id`, in `tx`.
+pub(crate) async fn apply(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    after: &Aftermath<'_>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if let Some(r) = after.revoke {
+        let ids = crate::sessions::live_ids(tx, user_id, r.keep, 0, now).await?;
+        crate::sessions::revoke_ids(tx, &ids, r.reason, now).await?;
+    }
+    if let Some(event) = after.event {
+        crate::sessions::insert_event(&mut **tx, event).await?;
+    }
+    if let Some(mail) = after.mail {
+        crate::mail::insert_mail(tx, mail).await?;
+    }
+    if let Some(hashes) = after.recovery_codes {
+        crate::mfa::insert_codes(tx, user_id, hashes, now).await?;
+    }
+    Ok(())
+}
