@@ -592,12 +592,14 @@ pub trait MfaStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Marks the unused code with this hash as used; `false` if there is none.
+    /// Marks the unused code with this hash as used and writes `after`, in one
+    /// transaction; `false` (nothing written) if there is no such code.
     async fn use_recovery_code(
         &self,
         user_id: Uuid,
         hash: &[u8; 32],
         now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError>;
 
     /// What the user has enabled.

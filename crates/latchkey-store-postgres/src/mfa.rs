@@ -208,7 +208,9 @@ impl MfaStore for PostgresStore {
         user_id: Uuid,
         hash: &[u8; 32],
         now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
         let done = sqlx::query(
             "UPDATE mfa_recovery_codes SET used_at = $1 \
              WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
@@ -216,10 +218,15 @@ impl MfaStore for PostgresStore {
         .bind(now)
         .bind(user_id)
         .bind(&hash[..])
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn mfa_summary(&self, user_id: Uuid) -> Result<MfaSummary, StoreError> {

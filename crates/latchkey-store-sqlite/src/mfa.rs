@@ -209,7 +209,9 @@ impl MfaStore for SqliteStore {
         user_id: Uuid,
         hash: &[u8; 32],
         now: OffsetDateTime,
+        after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE mfa_recovery_codes SET used_at = ? \
              WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
@@ -217,10 +219,15 @@ impl MfaStore for SqliteStore {
         .bind(to_micros(now))
         .bind(user_id)
         .bind(&hash[..])
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn mfa_summary(&self, user_id: Uuid) -> Result<MfaSummary, StoreError> {

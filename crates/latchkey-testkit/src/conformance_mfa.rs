@@ -142,16 +142,31 @@ pub async fn recovery_codes_are_single_use(store: &dyn Store) {
         .replace_recovery_codes(ada, &codes(3), T0)
         .await
         .unwrap();
-    assert!(!store.use_recovery_code(eve, &[1; 32], T0).await.unwrap());
-    assert!(store.use_recovery_code(ada, &[1; 32], T0).await.unwrap());
-    assert!(!store.use_recovery_code(ada, &[1; 32], T0).await.unwrap());
+    assert!(!store
+        .use_recovery_code(eve, &[1; 32], T0, &Aftermath::default())
+        .await
+        .unwrap());
+    assert!(store
+        .use_recovery_code(ada, &[1; 32], T0, &Aftermath::default())
+        .await
+        .unwrap());
+    assert!(!store
+        .use_recovery_code(ada, &[1; 32], T0, &Aftermath::default())
+        .await
+        .unwrap());
     assert_eq!(store.mfa_summary(ada).await.unwrap().recovery_codes_left, 2);
     store
         .replace_recovery_codes(ada, &[[9; 32]], T0)
         .await
         .unwrap();
-    assert!(!store.use_recovery_code(ada, &[2; 32], T0).await.unwrap());
-    assert!(store.use_recovery_code(ada, &[9; 32], T0).await.unwrap());
+    assert!(!store
+        .use_recovery_code(ada, &[2; 32], T0, &Aftermath::default())
+        .await
+        .unwrap());
+    assert!(store
+        .use_recovery_code(ada, &[9; 32], T0, &Aftermath::default())
+        .await
+        .unwrap());
 }
 
 fn challenge(user_id: Uuid, hash: u8) -> MfaChallenge {
@@ -223,7 +238,10 @@ pub async fn concurrent_code_uses_admit_exactly_one(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             (
                 store.use_totp_step(record.id, 2).await.unwrap(),
-                store.use_recovery_code(id, &[0; 32], T0).await.unwrap(),
+                store
+                    .use_recovery_code(id, &[0; 32], T0, &Aftermath::default())
+                    .await
+                    .unwrap(),
                 store.consume_mfa_challenge(c.id, T0, 5).await.unwrap(),
             )
         }));

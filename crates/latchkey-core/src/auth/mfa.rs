@@ -445,25 +445,36 @@ impl Auth {
         let Some(hash) = self.mfa.recovery.hash(user.id, code) else {
             return Ok(None);
         };
-        if !self
+        // The event and the notice are written with the code's use, in one
+        // transaction; the notice counts the codes left after this one.
+        let now = self.clock.now();
+        let left = self
             .store
-            .use_recovery_code(user.id, &hash, self.clock.now())
+            .mfa_summary(user.id)
             .await?
-        {
-            return Ok(None);
-        }
-        self.consume_mfa(challenge).await?;
-        self.event(user.id, EventKind::RecoveryCodeUsed, None, client)
-            .await;
-        let left = self.store.mfa_summary(user.id).await?.recovery_codes_left;
-        self.notice(
+            .recovery_codes_left
+            .saturating_sub(1);
+        let event = new_event(user.id, EventKind::RecoveryCodeUsed, None, client, now);
+        let notice = self.notice_mail(
             self.links.notify.recovery_code_used,
             Template::RecoveryCodeUsed,
             user,
             Some(client),
             context! { left => left },
-        )
-        .await;
+        );
+        let after = Aftermath {
+            event: Some(&event),
+            mail: notice.as_ref(),
+            ..Aftermath::default()
+        };
+        if !self
+            .store
+            .use_recovery_code(user.id, &hash, now, &after)
+            .await?
+        {
+            return Ok(None);
+        }
+        self.consume_mfa(challenge).await?;
         Ok(Some(vec!["pwd".into(), "mfa".into(), "rc".into()]))
     }
 
