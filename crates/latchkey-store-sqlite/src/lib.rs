@@ -35,14 +35,32 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Creates `path` empty with mode 0600 unless it exists (an empty file is a
+/// valid, empty SQLite database).
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(Box::new(e))),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating the file if missing) the database at `path`. Does not migrate:
-    /// call [`Store::migrate`].
+    /// call [`Store::migrate`]. A new file is created readable and writable by
+    /// its owner only (0600 on Unix), and SQLite gives its `-wal` and `-shm`
+    /// files the same mode: password hashes and sealed secrets are not left
+    /// world-readable in a shared directory. An existing file keeps its mode.
     pub async fn open(
         path: &Path,
         pool: &PoolOptions,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -256,6 +256,18 @@ async fn sqlite_open_sets_the_pragmas_and_does_not_migrate() {
         .unwrap();
     assert_eq!(tables, 0, "open does not migrate");
     drop(conn);
+    store.migrate().await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for file in ["new.db", "new.db-wal", "new.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file} is private");
+        }
+    }
     store.close().await;
 }
 
