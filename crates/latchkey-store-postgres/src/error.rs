@@ -9,6 +9,9 @@ fn is_unavailable_state(code: &str) -> bool {
         // Serialization failure and deadlock: the transaction was rolled back and
         // a retry can succeed; a 503 says so, a 500 would claim a bug.
         || matches!(code, "40001" | "40P01")
+        // A statement or lock timeout set on the role or database (query
+        // canceled, lock not available): the server is too busy, not broken.
+        || matches!(code, "57014" | "55P03")
 }
 
 /// Maps an sqlx error: connectivity, shutdown and overload are `Unavailable`,
@@ -111,6 +114,8 @@ mod tests {
             db("53300", None),
             db("40001", None),
             db("40P01", None),
+            db("57014", None),
+            db("55P03", None),
         ];
         for e in cases {
             let text = e.to_string();
