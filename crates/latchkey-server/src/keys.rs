@@ -106,11 +106,13 @@ fn list(dir: &Path, alg: Algorithm) -> Result<Vec<(i64, PathBuf)>, KeyFileError>
     Ok(found)
 }
 
-/// Writes a new key file of `alg` created at `now`.
+/// Writes a new key file of `alg` created at `now`, then deletes the files of
+/// keys that left the ring (no private key is kept longer than needed).
 fn rotate_file(
     dir: &Path,
     alg: Algorithm,
     now: OffsetDateTime,
+    retire_after: Duration,
 ) -> Result<SigningKey, KeyFileError> {
     create_private_dir(dir).map_err(io(dir))?;
     let key = SigningKey::generate(alg).map_err(|_| KeyFileError::Generate)?;
@@ -127,6 +129,12 @@ fn rotate_file(
     let mut file = options.open(&path).map_err(io(&path))?;
     file.write_all(key.pkcs8_der()).map_err(io(&path))?;
     file.sync_all().map_err(io(&path))?;
+    let keep = ring_files(dir, alg, now, retire_after)?;
+    for (_, old) in list(dir, alg)? {
+        if !keep.contains(&old) {
+            fs::remove_file(&old).map_err(io(&old))?;
+        }
+    }
     Ok(key)
 }
 
@@ -224,8 +232,9 @@ type RingSource = Vec<String>;
 impl KeyStorage {
     /// A key of `alg` created at `now`, stored; it becomes current at once for
     /// servers that load the ring afterwards (running ones within
-    /// [`WATCH_INTERVAL`]). In the database, keys that left the ring at `now`
-    /// are deleted (no private key is kept longer than needed).
+    /// [`WATCH_INTERVAL`]). Keys that left the ring at `now` are deleted, from
+    /// the database or the key directory (no private key is kept longer than
+    /// needed).
     pub async fn rotate(
         &self,
         alg: Algorithm,
@@ -235,7 +244,7 @@ impl KeyStorage {
         match self {
             Self::Files(dir) => {
                 let dir = dir.clone();
-                blocking(move || rotate_file(&dir, alg, now)).await
+                blocking(move || rotate_file(&dir, alg, now, retire_after)).await
             }
             Self::Database { store, seal } => {
                 let key = SigningKey::generate(alg).map_err(|_| KeyFileError::Generate)?;
@@ -397,5 +406,42 @@ pub async fn watch(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "signing keys not reloaded"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn rotating_files_deletes_the_keys_that_left_the_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = datetime!(2026-06-01 00:00:00 UTC);
+        let retire = Duration::hours(1);
+        for day in 0..3 {
+            rotate_file(
+                dir.path(),
+                Algorithm::EdDSA,
+                t0 + Duration::days(day),
+                retire,
+            )
+            .unwrap();
+        }
+        // At day 2: the day-0 key's successor is a day old (retired, deleted);
+        // the day-1 key's successor is brand new (still verifies old tokens).
+        let left: Vec<i64> = list(dir.path(), Algorithm::EdDSA)
+            .unwrap()
+            .into_iter()
+            .map(|(stamp, _)| stamp)
+            .collect();
+        let day = |d: i64| (t0 + Duration::days(d)).unix_timestamp();
+        assert_eq!(left, vec![day(1), day(2)]);
+        // Another algorithm's files are not touched.
+        rotate_file(dir.path(), Algorithm::ES256, t0, retire).unwrap();
+        rotate_file(dir.path(), Algorithm::EdDSA, t0 + Duration::days(3), retire).unwrap();
+        assert_eq!(list(dir.path(), Algorithm::ES256).unwrap().len(), 1);
+        assert_eq!(list(dir.path(), Algorithm::EdDSA).unwrap().len(), 2);
     }
 }
