@@ -573,13 +573,15 @@ pub trait MfaStore: Send + Sync {
     /// last used step; `false` otherwise (a replay or a lost race).
     async fn use_totp_step(&self, id: Uuid, step: i64) -> Result<bool, StoreError>;
 
-    /// Removes the user's TOTP factor and, when `with_recovery_codes`, their
-    /// recovery codes, in one transaction that also writes `after` when a factor
-    /// existed; whether one did.
+    /// Removes the user's TOTP factor (pending or confirmed), in one
+    /// transaction that writes `after` only when the removed factor was
+    /// confirmed (a pending enrolment protected nothing) and removes the
+    /// recovery codes when no factor is left (they protect nothing alone);
+    /// whether a factor existed. Concurrent factor removals of one user take
+    /// turns, so the last one always takes the codes.
     async fn delete_totp(
         &self,
         user_id: Uuid,
-        with_recovery_codes: bool,
         now: OffsetDateTime,
         after: &Aftermath<'_>,
     ) -> Result<bool, StoreError>;
@@ -683,8 +685,10 @@ pub trait PasskeyStore: Send + Sync {
     async fn rename_passkey(&self, user_id: Uuid, id: Uuid, name: &str)
         -> Result<bool, StoreError>;
 
-    /// Removes the user's passkey and writes `after`, in one transaction;
-    /// whether it existed (nothing written when it did not).
+    /// Removes the user's passkey and writes `after`, in one transaction that
+    /// also removes the recovery codes when no factor is left (as
+    /// [`MfaStore::delete_totp`]); whether it existed (nothing written when it
+    /// did not).
     async fn delete_passkey(
         &self,
         user_id: Uuid,

@@ -129,11 +129,25 @@ fn rotate_file(
     let mut file = options.open(&path).map_err(io(&path))?;
     file.write_all(key.pkcs8_der()).map_err(io(&path))?;
     file.sync_all().map_err(io(&path))?;
-    let keep = ring_files(dir, alg, now, retire_after)?;
-    for (_, old) in list(dir, alg)? {
-        if !keep.contains(&old) {
-            fs::remove_file(&old).map_err(io(&old))?;
+    // The new key is in place: a file that cannot be deleted is reported, not
+    // turned into a failed rotation (a retry would add yet another key). The
+    // ring leaves it out either way; the next rotation tries again.
+    let retired = ring_files(dir, alg, now, retire_after).and_then(|keep| {
+        Ok(list(dir, alg)?
+            .into_iter()
+            .map(|(_, path)| path)
+            .filter(|path| !keep.contains(path))
+            .collect::<Vec<_>>())
+    });
+    match retired {
+        Ok(paths) => {
+            for path in paths {
+                if let Err(e) = fs::remove_file(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "retired signing key file not deleted");
+                }
+            }
         }
+        Err(e) => tracing::warn!(error = %e, "retired signing key files not listed"),
     }
     Ok(key)
 }

@@ -5,7 +5,7 @@ use latchkey_core::mfa::challenge::MfaChallenge;
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
 use latchkey_core::ports::{Aftermath, MfaStore, StoreError};
 use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::{Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -90,6 +90,38 @@ pub(crate) async fn insert_codes(
     Ok(())
 }
 
+/// Makes concurrent factor changes of one user take turns (a row lock on the
+/// user): under READ COMMITTED the second one then sees what the first did.
+pub(crate) async fn lock_user_factors(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
+/// Removes the user's recovery codes when neither a confirmed TOTP factor
+/// nor a passkey is left.
+pub(crate) async fn drop_codes_without_factor(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM mfa_recovery_codes WHERE user_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL)",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl MfaStore for PostgresStore {
     async fn totp(&self, user_id: Uuid) -> Result<Option<TotpRecord>, StoreError> {
@@ -167,29 +199,26 @@ impl MfaStore for PostgresStore {
     async fn delete_totp(
         &self,
         user_id: Uuid,
-        with_recovery_codes: bool,
         now: OffsetDateTime,
         after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
-        let done = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        let existed = done.rows_affected() == 1;
-        if existed {
-            crate::aftermath::apply(&mut tx, user_id, after, now).await?;
-        }
-        if with_recovery_codes {
-            sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+        lock_user_factors(&mut tx, user_id).await?;
+        let removed: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar("DELETE FROM mfa_totp WHERE user_id = $1 RETURNING confirmed_at")
                 .bind(user_id)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_error)?;
+        let Some(confirmed_at) = removed else {
+            return Ok(false);
+        };
+        if confirmed_at.is_some() {
+            crate::aftermath::apply(&mut tx, user_id, after, now).await?;
         }
+        drop_codes_without_factor(&mut tx, user_id).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(existed)
+        Ok(true)
     }
 
     async fn replace_recovery_codes(

@@ -134,6 +134,7 @@ impl PasskeyStore for PostgresStore {
         after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
+        crate::mfa::lock_user_factors(&mut tx, user_id).await?;
         let done = sqlx::query("DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
@@ -144,6 +145,7 @@ impl PasskeyStore for PostgresStore {
             return Ok(false);
         }
         crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        crate::mfa::drop_codes_without_factor(&mut tx, user_id).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }

@@ -5,7 +5,7 @@ use latchkey_core::mfa::challenge::MfaChallenge;
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
 use latchkey_core::ports::{Aftermath, MfaStore, StoreError};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -91,6 +91,36 @@ pub(crate) async fn insert_codes(
     Ok(())
 }
 
+/// Makes concurrent factor changes of one user take turns: a no-op on
+/// SQLite, whose write transactions (`BEGIN IMMEDIATE`) already do.
+#[allow(clippy::unused_async)]
+pub(crate) async fn lock_user_factors(
+    _tx: &mut Transaction<'_, Sqlite>,
+    _user_id: Uuid,
+) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Removes the user's recovery codes when neither a confirmed TOTP factor
+/// nor a passkey is left.
+pub(crate) async fn drop_codes_without_factor(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM mfa_recovery_codes WHERE user_id = ? \
+         AND NOT EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = ?) \
+         AND NOT EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ? AND confirmed_at IS NOT NULL)",
+    )
+    .bind(user_id)
+    .bind(user_id)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl MfaStore for SqliteStore {
     async fn totp(&self, user_id: Uuid) -> Result<Option<TotpRecord>, StoreError> {
@@ -168,29 +198,26 @@ impl MfaStore for SqliteStore {
     async fn delete_totp(
         &self,
         user_id: Uuid,
-        with_recovery_codes: bool,
         now: OffsetDateTime,
         after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let done = sqlx::query("DELETE FROM mfa_totp WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        let existed = done.rows_affected() == 1;
-        if existed {
-            crate::aftermath::apply(&mut tx, user_id, after, now).await?;
-        }
-        if with_recovery_codes {
-            sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = ?")
+        lock_user_factors(&mut tx, user_id).await?;
+        let removed: Option<Option<i64>> =
+            sqlx::query_scalar("DELETE FROM mfa_totp WHERE user_id = ? RETURNING confirmed_at")
                 .bind(user_id)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_error)?;
+        let Some(confirmed_at) = removed else {
+            return Ok(false);
+        };
+        if confirmed_at.is_some() {
+            crate::aftermath::apply(&mut tx, user_id, after, now).await?;
         }
+        drop_codes_without_factor(&mut tx, user_id).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(existed)
+        Ok(true)
     }
 
     async fn replace_recovery_codes(

@@ -135,6 +135,7 @@ impl PasskeyStore for SqliteStore {
         after: &Aftermath<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
+        crate::mfa::lock_user_factors(&mut tx, user_id).await?;
         let done = sqlx::query("DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?")
             .bind(id)
             .bind(user_id)
@@ -145,6 +146,7 @@ impl PasskeyStore for SqliteStore {
             return Ok(false);
         }
         crate::aftermath::apply(&mut tx, user_id, after, now).await?;
+        crate::mfa::drop_codes_without_factor(&mut tx, user_id).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }

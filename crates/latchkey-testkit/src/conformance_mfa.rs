@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use latchkey_core::account::{normalize_email, NewUser};
+use latchkey_core::audit::{EventKind, SecurityEvent};
 use latchkey_core::mfa::challenge::MfaChallenge;
 use latchkey_core::mfa::passkey::{Ceremony, CeremonyKind, PasskeyRecord};
 use latchkey_core::mfa::{MfaSummary, TotpRecord};
@@ -120,18 +121,52 @@ pub async fn totp_lifecycle(store: &dyn Store) {
         .is_empty());
     assert_eq!(store.totp(id).await.unwrap().unwrap().secret_sealed, b"new");
 
-    assert!(store
-        .delete_totp(id, false, T0, &Aftermath::default())
+    // While a passkey is left the recovery codes stay; the last factor to go
+    // takes them.
+    let key = passkey(id, 42);
+    store
+        .insert_passkey(&key, &Aftermath::default())
         .await
-        .unwrap());
+        .unwrap();
+    let removed = event(id, EventKind::MfaDisabled);
+    let after = Aftermath {
+        event: Some(&removed),
+        ..Aftermath::default()
+    };
+    assert!(store.delete_totp(id, T0, &after).await.unwrap());
     assert_eq!(store.mfa_summary(id).await.unwrap().recovery_codes_left, 10);
-    assert!(!store
-        .delete_totp(id, true, T0, &Aftermath::default())
+    assert_eq!(
+        store.user_events(id, 10).await.unwrap(),
+        vec![removed.clone()]
+    );
+    assert!(!store.delete_totp(id, T0, &after).await.unwrap());
+    assert!(store
+        .delete_passkey(id, key.id, T0, &Aftermath::default())
         .await
         .unwrap());
     assert_eq!(store.mfa_summary(id).await.unwrap(), MfaSummary::default());
     let fresh = store.user_by_id(id).await.unwrap().unwrap();
     assert_eq!(fresh.mfa, MfaSummary::default());
+    // Removing a pending enrolment writes no aftermath: it protected nothing.
+    store.put_pending_totp(&pending(id, b"four")).await.unwrap();
+    let pending_removed = event(id, EventKind::MfaDisabled);
+    let after = Aftermath {
+        event: Some(&pending_removed),
+        ..Aftermath::default()
+    };
+    assert!(store.delete_totp(id, T0, &after).await.unwrap());
+    assert_eq!(store.user_events(id, 10).await.unwrap().len(), 1);
+}
+
+fn event(user_id: Uuid, kind: EventKind) -> SecurityEvent {
+    SecurityEvent {
+        id: Uuid::now_v7(),
+        user_id,
+        kind,
+        created_at: T0,
+        session_id: None,
+        ip: None,
+    }
 }
 
 /// A recovery code is used once, by its owner only; replacing voids the old set.

@@ -166,30 +166,18 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let user = self.current_user(principal).await?;
         self.confirm_password(&user, password).await?;
-        let confirmed = self
-            .store
-            .totp(user.id)
-            .await?
-            .is_some_and(|r| r.confirmed_at.is_some());
-        let summary = self.store.mfa_summary(user.id).await?;
-        let other_factors = summary.webauthn > 0;
-        // Removing a pending (never confirmed) enrolment changes no factor.
+        // The store writes the change's aftermath only when the removed factor
+        // was confirmed (a pending enrolment changes no factor), and takes the
+        // recovery codes when no factor is left.
         let change = self.factor_change(&user, principal, EventKind::MfaDisabled, client);
-        let after = if confirmed {
-            change.aftermath()
-        } else {
-            Aftermath::default()
-        };
         if !self
             .store
-            .delete_totp(user.id, !other_factors, self.clock.now(), &after)
+            .delete_totp(user.id, self.clock.now(), &change.aftermath())
             .await?
         {
             return Err(AuthError::NotFound);
         }
-        if confirmed {
-            self.factor_changed(user.id, EventKind::MfaDisabled);
-        }
+        self.factor_changed(user.id, EventKind::MfaDisabled);
         Ok(())
     }
 

@@ -3,9 +3,12 @@
 //! Guarantees: every message is rendered from the templates with the product
 //! name, the public URL and the recipient's name (escaped in HTML); a notice
 //! turned off in configuration is never queued; a notice that cannot be
-//! rendered or queued is logged and never fails the operation that caused it.
-//! Notices that report a change (new device, password, second factor) are
-//! rendered first and queued by the store in the change's own transaction.
+//! rendered is logged and skipped, never failing the operation that caused it.
+//! Notices that report a change (new device, password, second factor, spent
+//! recovery code) are rendered first and queued by the store in the change's
+//! own transaction: the change and its notice commit or fail together. The
+//! others (lock, refresh-token reuse) are queued after their write; failing to
+//! queue them is logged and fails nothing.
 
 use minijinja::{context, Value};
 use time::OffsetDateTime;
@@ -75,8 +78,8 @@ impl Auth {
     }
 
     /// Queues a security notice on its own, for notices that follow a write
-    /// made elsewhere (a lock, a detected refresh-token reuse, a spent
-    /// recovery code); failures are logged.
+    /// made elsewhere (a lock, a detected refresh-token reuse); failures are
+    /// logged.
     pub(crate) async fn notice(
         &self,
         enabled: bool,

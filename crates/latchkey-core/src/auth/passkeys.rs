@@ -230,17 +230,13 @@ impl Auth {
             .user_by_id(principal.user_id)
             .await?
             .ok_or(AuthError::Unauthorized)?;
-        // The recovery codes go with the last factor, in the same transaction
-        // as the passkey, the other sessions, the event and the notice.
-        let last_factor = !user.mfa.totp && user.mfa.webauthn <= 1;
+        // The store takes the recovery codes with the last factor, in the same
+        // transaction as the passkey, the other sessions, the event and the
+        // notice.
         let change = self.factor_change(&user, principal, EventKind::MfaDisabled, client);
-        let after = Aftermath {
-            recovery_codes: last_factor.then_some(&[][..]),
-            ..change.aftermath()
-        };
         if !self
             .store
-            .delete_passkey(user.id, id, self.clock.now(), &after)
+            .delete_passkey(user.id, id, self.clock.now(), &change.aftermath())
             .await?
         {
             return Err(AuthError::NotFound);

@@ -4,21 +4,23 @@
 //! default). Allocating it per hash made the allocator hand it back to the
 //! kernel and fault it in again on most sign-ins in the server: page faults,
 //! zeroing and unmapping took a fifth of the hashing threads' CPU
-//! (bench/README.md, "Login CPU"). [`BlockPool`] keeps the buffers of the
+//! (bench/README.md, session 4). [`BlockPool`] keeps the buffers of the
 //! hashes that ran, at most one per hashing permit, so the steady state
-//! allocates nothing.
+//! allocates nothing. A buffer is wiped as soon as its hash ends: the working
+//! memory of a finished hash would let anyone who can read the process's
+//! memory test guesses of that password far more cheaply than Argon2 allows.
 
 use std::sync::Mutex;
 
 use argon2::{Argon2, Block};
 use zeroize::Zeroize as _;
 
-/// Spare Argon2 buffers: at most `keep` of them, each at most `max_blocks`
-/// blocks (the configured memory cost; a larger stored cost gets a buffer of its
-/// own that is wiped and freed after use, so a planted hash cannot make the pool
-/// hold more than `keep` × the configured memory). Buffers in the pool hold the
-/// last hash's working state until the next hash overwrites it; a buffer that
-/// leaves the pool for good is zeroized first.
+/// Spare Argon2 buffers: at most `keep` of them, each exactly `max_blocks`
+/// blocks (the configured memory cost). A smaller stored cost borrows a full
+/// buffer; a larger one gets a buffer of its own that is freed after use, so a
+/// planted hash cannot make the pool hold more than `keep` × the configured
+/// memory, and imported hashes with other costs cannot crowd out the usual
+/// size. Every buffer is wiped when its hash ends, kept or not.
 pub(super) struct BlockPool {
     spare: Mutex<Vec<Vec<Block>>>,
     keep: usize,
@@ -53,21 +55,22 @@ impl BlockPool {
     }
 
     fn take(&self, blocks: usize) -> Vec<Block> {
-        let reused = {
-            let mut spare = self
-                .spare
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            spare
-                .iter()
-                .position(|b| b.len() >= blocks)
-                .map(|i| spare.swap_remove(i))
-        };
-        reused.unwrap_or_else(|| vec![Block::default(); blocks])
+        if blocks > self.max_blocks {
+            return vec![Block::default(); blocks];
+        }
+        let reused = self
+            .spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        reused.unwrap_or_else(|| vec![Block::default(); self.max_blocks])
     }
 
     fn give(&self, mut buffer: Vec<Block>) {
-        if buffer.len() <= self.max_blocks {
+        if buffer.len() == self.max_blocks {
+            // A plain fill (one memset): the buffer goes on living in the
+            // pool, so the writes cannot be optimised away.
+            buffer.fill(Block::default());
             let mut spare = self
                 .spare
                 .lock()
@@ -84,18 +87,6 @@ impl BlockPool {
     #[cfg(test)]
     pub(super) fn spare(&self) -> usize {
         self.spare.lock().map_or(0, |s| s.len())
-    }
-}
-
-impl Drop for BlockPool {
-    fn drop(&mut self) {
-        let spare = self
-            .spare
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for buffer in spare.iter_mut() {
-            buffer.iter_mut().for_each(Block::zeroize);
-        }
     }
 }
 
@@ -133,7 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_keeps_at_most_keep_buffers_of_at_most_max_blocks() {
+    fn the_pool_keeps_at_most_keep_buffers_of_the_configured_size() {
         let pool = BlockPool::new(2, 64);
         let (a, b, c) = (pool.take(64), pool.take(64), pool.take(64));
         pool.give(a);
@@ -145,9 +136,23 @@ mod tests {
         assert_eq!(big.len(), 128);
         pool.give(big);
         assert_eq!(pool.spare(), 2);
-        // A smaller cost reuses a larger buffer.
+        // A smaller cost borrows a full buffer, which goes back as one.
         let small = pool.take(32);
         assert_eq!(small.len(), 64);
         assert_eq!(pool.spare(), 1);
+        pool.give(small);
+        assert_eq!(pool.spare(), 2);
+    }
+
+    #[test]
+    fn a_buffer_is_wiped_when_its_hash_ends() {
+        let pool = BlockPool::new(1, 64);
+        let mut out = [0u8; 32];
+        pool.hash_into(&argon2(64), 64, b"password", b"somesaltsomesalt", &mut out)
+            .unwrap();
+        let kept = pool.take(64);
+        assert!(kept
+            .iter()
+            .all(|b| b.as_ref().iter().all(|word| *word == 0)));
     }
 }
