@@ -107,6 +107,10 @@ pub trait UserStore: Send + Sync {
     async fn password_history(&self, user_id: Uuid, limit: u32) -> Result<Vec<String>, StoreError>;
 }
 
+/// The `constraint` of the conflict [`SessionStore::create_session`] reports
+/// when the password changed under a sign-in.
+pub const PASSWORD_CHANGED: &str = "password_changed";
+
 /// What a security-relevant change brings with it, written by the store inside
 /// the change's own transaction: a crash can never leave a password change
 /// committed with the old sessions alive, or a factor change without its audit
@@ -142,11 +146,20 @@ pub trait SessionStore: Send + Sync {
     /// oldest live sessions (and their tokens) beyond `max_live`, and writes
     /// `after` (the sign-in event, a new-device notice), all in one
     /// transaction. Returns the ids it revoked.
+    ///
+    /// `seen_password_hash` is the account's password hash as the sign-in read
+    /// it. If the password changed since (a change or reset that revoked every
+    /// other session while this sign-in was between its check and this call),
+    /// nothing is written and the answer is
+    /// `Conflict { constraint: PASSWORD_CHANGED }`: a session started with the
+    /// old password cannot outlive the change. Sign-ins of one user and
+    /// password changes take turns on the user's row.
     async fn create_session(
         &self,
         session: &NewSession,
         first_token: &RefreshToken,
         max_live: u32,
+        seen_password_hash: &str,
         after: &Aftermath<'_>,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
 

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{Aftermath, EventStore, SessionStore, StoreError};
+use latchkey_core::ports::{Aftermath, EventStore, SessionStore, StoreError, PASSWORD_CHANGED};
 use latchkey_core::session::{
     Device, NewSession, RefreshToken, RevokeReason, RotateOutcome, Session,
 };
@@ -134,9 +134,21 @@ impl SessionStore for PostgresStore {
         s: &NewSession,
         first: &RefreshToken,
         max_live: u32,
+        seen_password_hash: &str,
         after: &Aftermath<'_>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 FOR UPDATE")
+                .bind(s.user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if current.as_deref() != Some(seen_password_hash) {
+            return Err(StoreError::Conflict {
+                constraint: PASSWORD_CHANGED,
+            });
+        }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ip, \
              user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr) \

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::audit::{EventKind, SecurityEvent};
 use latchkey_core::mail::OutgoingMail;
-use latchkey_core::ports::{Aftermath, Revocation, Store};
+use latchkey_core::ports::{Aftermath, Revocation, Store, StoreError, PASSWORD_CHANGED};
 use latchkey_core::session::{
     hash_refresh_token, new_refresh_token, Device, NewSession, RevokeReason, RotateOutcome,
 };
@@ -24,6 +24,8 @@ use uuid::Uuid;
 
 const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
 const IDLE: Duration = Duration::days(7);
+/// Every test user's password hash (never verified here).
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
 
 async fn user(store: &dyn Store) -> Uuid {
     let email = format!("{}@example.com", Uuid::now_v7().simple());
@@ -32,7 +34,7 @@ async fn user(store: &dyn Store) -> Uuid {
         email_normalized: normalize_email(&email),
         email,
         name: None,
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        password_hash: HASH.into(),
         created_at: T0,
     };
     store.create_user(&user).await.unwrap().id
@@ -68,7 +70,7 @@ async fn start(
     let s = session(user_id, at);
     let (text, token) = new_refresh_token(s.id, at, at + Duration::days(30));
     store
-        .create_session(&s, &token, max, &Aftermath::default())
+        .create_session(&s, &token, max, HASH, &Aftermath::default())
         .await
         .unwrap();
     (s, text.to_string())
@@ -151,7 +153,7 @@ pub async fn session_limit_evicts_the_oldest(store: &dyn Store) {
     let fourth = session(uid, T0 + Duration::seconds(5));
     let (_, token) = new_refresh_token(fourth.id, fourth.created_at, T0 + Duration::days(30));
     let evicted = store
-        .create_session(&fourth, &token, 1, &Aftermath::default())
+        .create_session(&fourth, &token, 1, HASH, &Aftermath::default())
         .await
         .unwrap();
     assert_eq!(evicted, vec![third.id, second.id]);
@@ -408,6 +410,40 @@ pub async fn changes_write_their_aftermath(store: &dyn Store) {
     assert_eq!(store.user_events(uid, 10).await.unwrap().len(), 1);
     assert_eq!(store.pending_mail().await.unwrap(), queued + 1);
     assert_eq!(store.mfa_summary(uid).await.unwrap().recovery_codes_left, 3);
+}
+
+/// A sign-in that read the password hash before a change committed starts no
+/// session and writes nothing of its aftermath.
+pub async fn a_sign_in_across_a_password_change_starts_nothing(store: &dyn Store) {
+    let uid = user(store).await;
+    let s = session(uid, T0);
+    let (_, token) = new_refresh_token(s.id, T0, T0 + Duration::days(30));
+    let signed_in = event(uid, EventKind::LoginSucceeded, T0);
+    let after = Aftermath {
+        event: Some(&signed_in),
+        ..Aftermath::default()
+    };
+    let err = store
+        .create_session(&s, &token, 5, "$argon2id$the-old-hash", &after)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                constraint: PASSWORD_CHANGED
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(store.session(s.id).await.unwrap().is_none());
+    assert!(store.user_events(uid, 10).await.unwrap().is_empty());
+    // With the current hash it starts.
+    store
+        .create_session(&s, &token, 5, HASH, &after)
+        .await
+        .unwrap();
+    assert!(store.session(s.id).await.unwrap().is_some());
 }
 
 /// Events read back newest first, per user.

@@ -336,8 +336,22 @@ impl Auth {
         };
         let evicted = self
             .store
-            .create_session(&session, &stored, self.policy.max_per_user, &after)
-            .await?;
+            .create_session(
+                &session,
+                &stored,
+                self.policy.max_per_user,
+                &user.password_hash,
+                &after,
+            )
+            .await
+            .map_err(|e| match e {
+                // A password change or reset committed while this sign-in ran:
+                // it must not survive the change (see the port).
+                StoreError::Conflict {
+                    constraint: crate::ports::PASSWORD_CHANGED,
+                } => AuthError::InvalidCredentials,
+                other => other.into(),
+            })?;
         for id in &evicted {
             self.cache.forget_session(*id);
         }
