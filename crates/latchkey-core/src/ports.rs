@@ -108,8 +108,8 @@ pub trait UserStore: Send + Sync {
 }
 
 /// The `constraint` of the conflict [`SessionStore::create_session`] reports
-/// when the password changed under a sign-in.
-pub const PASSWORD_CHANGED: &str = "password_changed";
+/// when a security change (password, second factor) committed under a sign-in.
+pub const SECURITY_CHANGED: &str = "security_stamp";
 
 /// What a security-relevant change brings with it, written by the store inside
 /// the change's own transaction: a crash can never leave a password change
@@ -117,7 +117,8 @@ pub const PASSWORD_CHANGED: &str = "password_changed";
 /// event or its notice in the outbox.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Aftermath<'a> {
-    /// Revoke the user's live sessions (and their refresh tokens).
+    /// Revoke the user's live sessions (and their refresh tokens), and move the
+    /// user's `security_stamp` on so sign-ins in flight start nothing.
     pub revoke: Option<Revocation>,
     /// Append this security event (its `user_id` is the changed user's).
     pub event: Option<&'a SecurityEvent>,
@@ -147,19 +148,19 @@ pub trait SessionStore: Send + Sync {
     /// `after` (the sign-in event, a new-device notice), all in one
     /// transaction. Returns the ids it revoked.
     ///
-    /// `seen_password_hash` is the account's password hash as the sign-in read
-    /// it. If the password changed since (a change or reset that revoked every
-    /// other session while this sign-in was between its check and this call),
-    /// nothing is written and the answer is
-    /// `Conflict { constraint: PASSWORD_CHANGED }`: a session started with the
-    /// old password cannot outlive the change. Sign-ins of one user and
-    /// password changes take turns on the user's row.
+    /// `seen_stamp` is the account's `security_stamp` as the sign-in read it
+    /// before checking the credentials. If it moved since (a password change
+    /// or reset, or a factor change, revoked the other sessions while this
+    /// sign-in was between its check and this call), nothing is written and the
+    /// answer is `Conflict { constraint: SECURITY_CHANGED }`: a session begun
+    /// under the old password or factors cannot outlive the change. Sign-ins
+    /// of one user and such changes take turns on the user's row.
     async fn create_session(
         &self,
         session: &NewSession,
         first_token: &RefreshToken,
         max_live: u32,
-        seen_password_hash: &str,
+        seen_stamp: i64,
         after: &Aftermath<'_>,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
 

@@ -13,6 +13,12 @@ pub(crate) async fn apply(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     if let Some(r) = after.revoke {
+        // Sign-ins that read the old stamp start no session (create_session).
+        sqlx::query("UPDATE users SET security_stamp = security_stamp + 1 WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(crate::map_error)?;
         let ids = crate::sessions::live_ids(tx, user_id, r.keep, 0, now).await?;
         crate::sessions::revoke_ids(tx, &ids, r.reason, now).await?;
     }

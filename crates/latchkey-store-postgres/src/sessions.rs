@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{Aftermath, EventStore, SessionStore, StoreError, PASSWORD_CHANGED};
+use latchkey_core::ports::{Aftermath, EventStore, SessionStore, StoreError, SECURITY_CHANGED};
 use latchkey_core::session::{
     Device, NewSession, RefreshToken, RevokeReason, RotateOutcome, Session,
 };
@@ -134,19 +134,19 @@ impl SessionStore for PostgresStore {
         s: &NewSession,
         first: &RefreshToken,
         max_live: u32,
-        seen_password_hash: &str,
+        seen_stamp: i64,
         after: &Aftermath<'_>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 FOR UPDATE")
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1 FOR UPDATE")
                 .bind(s.user_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_error)?;
-        if current.as_deref() != Some(seen_password_hash) {
+        if current != Some(seen_stamp) {
             return Err(StoreError::Conflict {
-                constraint: PASSWORD_CHANGED,
+                constraint: SECURITY_CHANGED,
             });
         }
         sqlx::query(

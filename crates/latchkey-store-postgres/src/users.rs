@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{map_error, PostgresStore};
 
 const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
-     disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at";
+     disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at, security_stamp";
 
 /// Counts of a user's factors, as columns of a query over `users`.
 const MFA: &str = crate::mfa::MFA_COLUMNS;
@@ -36,6 +36,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
             None => row.try_get("created_at").map_err(map_error)?,
         },
         mfa: crate::mfa::summary_from_row(row)?,
+        security_stamp: row.try_get("security_stamp").map_err(map_error)?,
     })
 }
 

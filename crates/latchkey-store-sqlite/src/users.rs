@@ -12,7 +12,7 @@ use crate::time_codec::{from_micros, from_micros_opt, to_micros};
 use crate::{map_error, SqliteStore};
 
 const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
-     disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at";
+     disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at, security_stamp";
 
 /// Counts of a user's factors, as columns of a query over `users`.
 const MFA: &str = crate::mfa::MFA_COLUMNS;
@@ -39,6 +39,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
             None => from_micros(row.try_get("created_at").map_err(map_error)?)?,
         },
         mfa: crate::mfa::summary_from_row(row)?,
+        security_stamp: row.try_get("security_stamp").map_err(map_error)?,
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::audit::{EventKind, SecurityEvent};
 use latchkey_core::mail::OutgoingMail;
-use latchkey_core::ports::{Aftermath, Revocation, Store, StoreError, PASSWORD_CHANGED};
+use latchkey_core::ports::{Aftermath, Revocation, Store, StoreError, SECURITY_CHANGED};
 use latchkey_core::session::{
     hash_refresh_token, new_refresh_token, Device, NewSession, RevokeReason, RotateOutcome,
 };
@@ -24,8 +24,6 @@ use uuid::Uuid;
 
 const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
 const IDLE: Duration = Duration::days(7);
-/// Every test user's password hash (never verified here).
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
 
 async fn user(store: &dyn Store) -> Uuid {
     let email = format!("{}@example.com", Uuid::now_v7().simple());
@@ -34,7 +32,7 @@ async fn user(store: &dyn Store) -> Uuid {
         email_normalized: normalize_email(&email),
         email,
         name: None,
-        password_hash: HASH.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: T0,
     };
     store.create_user(&user).await.unwrap().id
@@ -70,7 +68,7 @@ async fn start(
     let s = session(user_id, at);
     let (text, token) = new_refresh_token(s.id, at, at + Duration::days(30));
     store
-        .create_session(&s, &token, max, HASH, &Aftermath::default())
+        .create_session(&s, &token, max, 0, &Aftermath::default())
         .await
         .unwrap();
     (s, text.to_string())
@@ -153,7 +151,7 @@ pub async fn session_limit_evicts_the_oldest(store: &dyn Store) {
     let fourth = session(uid, T0 + Duration::seconds(5));
     let (_, token) = new_refresh_token(fourth.id, fourth.created_at, T0 + Duration::days(30));
     let evicted = store
-        .create_session(&fourth, &token, 1, HASH, &Aftermath::default())
+        .create_session(&fourth, &token, 1, 0, &Aftermath::default())
         .await
         .unwrap();
     assert_eq!(evicted, vec![third.id, second.id]);
@@ -412,10 +410,29 @@ pub async fn changes_write_their_aftermath(store: &dyn Store) {
     assert_eq!(store.mfa_summary(uid).await.unwrap().recovery_codes_left, 3);
 }
 
-/// A sign-in that read the password hash before a change committed starts no
-/// session and writes nothing of its aftermath.
+/// A change that revokes sessions moves the user's security stamp on; a
+/// sign-in that read the old stamp starts no session and writes nothing of its
+/// aftermath; one that read the new stamp starts, without moving it.
 pub async fn a_sign_in_across_a_password_change_starts_nothing(store: &dyn Store) {
     let uid = user(store).await;
+    assert_eq!(
+        store.user_by_id(uid).await.unwrap().unwrap().security_stamp,
+        0
+    );
+    let revoke = Aftermath {
+        revoke: Some(Revocation {
+            keep: None,
+            reason: RevokeReason::PasswordChanged,
+        }),
+        ..Aftermath::default()
+    };
+    store
+        .change_password_hash(uid, "new-hash", T0, 0, &revoke)
+        .await
+        .unwrap();
+    let stamp = store.user_by_id(uid).await.unwrap().unwrap().security_stamp;
+    assert_eq!(stamp, 1);
+
     let s = session(uid, T0);
     let (_, token) = new_refresh_token(s.id, T0, T0 + Duration::days(30));
     let signed_in = event(uid, EventKind::LoginSucceeded, T0);
@@ -424,26 +441,30 @@ pub async fn a_sign_in_across_a_password_change_starts_nothing(store: &dyn Store
         ..Aftermath::default()
     };
     let err = store
-        .create_session(&s, &token, 5, "$argon2id$the-old-hash", &after)
+        .create_session(&s, &token, 5, 0, &after)
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::Conflict {
-                constraint: PASSWORD_CHANGED
+                constraint: SECURITY_CHANGED
             }
         ),
         "{err:?}"
     );
     assert!(store.session(s.id).await.unwrap().is_none());
     assert!(store.user_events(uid, 10).await.unwrap().is_empty());
-    // With the current hash it starts.
     store
-        .create_session(&s, &token, 5, HASH, &after)
+        .create_session(&s, &token, 5, stamp, &after)
         .await
         .unwrap();
     assert!(store.session(s.id).await.unwrap().is_some());
+    assert_eq!(
+        store.user_by_id(uid).await.unwrap().unwrap().security_stamp,
+        stamp,
+        "an aftermath without revocation leaves the stamp"
+    );
 }
 
 /// Events read back newest first, per user.

@@ -61,6 +61,11 @@ pub struct User {
     pub password_changed_at: OffsetDateTime,
     /// Second factors enabled (read with the record).
     pub mfa: crate::mfa::MfaSummary,
+    /// Moves on at every change that revokes the user's other sessions
+    /// (password change or reset, a factor enabled or disabled); a session is
+    /// only started for the stamp its sign-in read (see
+    /// [`crate::ports::SessionStore::create_session`]).
+    pub security_stamp: i64,
 }
 
 impl std::fmt::Debug for User {

@@ -86,7 +86,7 @@ impl Auth {
             .unwrap_or_else(|| self.lockout.identifier_key(&email));
         let found = self.store.user_by_email(&email).await?;
         let throttled = self.check_lock(&key, found.as_ref(), client).await?;
-        let Some(mut user) = found else {
+        let Some(user) = found else {
             self.hasher.verify_dummy(&req.password).await;
             self.record_lockout_failure(&key, None, client).await?;
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
@@ -118,11 +118,7 @@ impl Auth {
         }
         if verdict.needs_rehash {
             match self.hasher.hash(&req.password).await {
-                Ok(hash) => {
-                    self.store.update_password_hash(user.id, &hash, now).await?;
-                    // The session below checks the hash it signs in with.
-                    user.password_hash = hash;
-                }
+                Ok(hash) => self.store.update_password_hash(user.id, &hash, now).await?,
                 Err(e) => tracing::warn!(error = %e, "re-hash failed; keeping the old hash"),
             }
         }

@@ -340,15 +340,15 @@ impl Auth {
                 &session,
                 &stored,
                 self.policy.max_per_user,
-                &user.password_hash,
+                user.security_stamp,
                 &after,
             )
             .await
             .map_err(|e| match e {
-                // A password change or reset committed while this sign-in ran:
-                // it must not survive the change (see the port).
+                // A password or factor change committed while this sign-in
+                // ran: it must not survive the change (see the port).
                 StoreError::Conflict {
-                    constraint: crate::ports::PASSWORD_CHANGED,
+                    constraint: crate::ports::SECURITY_CHANGED,
                 } => AuthError::InvalidCredentials,
                 other => other.into(),
             })?;
