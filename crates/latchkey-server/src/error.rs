@@ -51,6 +51,9 @@ pub enum ApiError {
     /// 403 `forbidden`.
     #[error("forbidden")]
     Forbidden,
+    /// 403 `forbidden`: the session signed in too long ago for this change.
+    #[error("sign in again")]
+    SignInAgain,
     /// 403 `csrf_failed`: a cookie-authenticated unsafe request without a valid
     /// CSRF token or from an origin that is not allowed.
     #[error("csrf check failed")]
@@ -149,7 +152,9 @@ impl ApiError {
                 "Email not verified",
             ),
             Self::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Forbidden | Self::SignInAgain => {
+                (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+            }
             Self::CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Self::MethodNotAllowed => (
@@ -199,6 +204,9 @@ impl ApiError {
             Self::EmailNotVerified => "Verify your email address first.".into(),
             Self::Conflict => "The request conflicts with the current state.".into(),
             Self::Forbidden => "You are not allowed to do this.".into(),
+            Self::SignInAgain => {
+                "Sign in again: second factors can only be changed shortly after signing in.".into()
+            }
             Self::CsrfFailed => {
                 "Send the X-CSRF-Token header from a page of an allowed origin.".into()
             }
@@ -303,6 +311,7 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::InvalidCredentials => Self::InvalidCredentials,
             AuthError::EmailNotVerified => Self::EmailNotVerified,
             AuthError::Disabled => Self::Forbidden,
+            AuthError::SignInAgain => Self::SignInAgain,
             AuthError::InvalidToken => Self::InvalidToken,
             AuthError::InvalidMfaCode => Self::InvalidMfaCode,
             AuthError::MfaConflict | AuthError::Conflict => Self::Conflict,

@@ -89,8 +89,10 @@ impl Auth {
     }
 
     /// Starts (or restarts) a TOTP enrolment with a fresh seed; `MfaConflict`
-    /// when TOTP is already enabled.
+    /// when TOTP is already enabled, `SignInAgain` when the session signed in
+    /// too long ago.
     pub async fn start_totp(&self, principal: &Principal) -> Result<TotpEnrolment, AuthError> {
+        self.require_recent_sign_in(principal)?;
         let user = self.current_user(principal).await?;
         let secret = totp::new_secret();
         let id = Uuid::now_v7();
@@ -127,13 +129,15 @@ impl Auth {
 
     /// Confirms the pending enrolment with a valid code: TOTP becomes active,
     /// ten recovery codes replace any old ones (returned once), other sessions
-    /// are revoked and the user is mailed.
+    /// are revoked and the user is mailed. `SignInAgain` when the session
+    /// signed in too long ago.
     pub async fn confirm_totp(
         &self,
         principal: &Principal,
         code: &str,
         client: &ClientContext,
     ) -> Result<Vec<Zeroizing<String>>, AuthError> {
+        self.require_recent_sign_in(principal)?;
         let user = self.current_user(principal).await?;
         let record = match self.store.totp(user.id).await? {
             Some(r) if r.confirmed_at.is_none() => r,

@@ -66,6 +66,11 @@ pub struct SessionPolicy {
     pub reuse_grace: Duration,
     /// Refuse login until the address is verified.
     pub require_email_verification: bool,
+    /// Second factors can be added or removed only this long after the
+    /// session's sign-in (`None`: any time). A stolen refresh token keeps a
+    /// session going, but not its sign-in time: it cannot be used to plant an
+    /// attacker's factor or remove the owner's.
+    pub privileged_max_age: Option<Duration>,
 }
 
 impl Default for SessionPolicy {
@@ -78,6 +83,7 @@ impl Default for SessionPolicy {
             bind_device: false,
             reuse_grace: Duration::ZERO,
             require_email_verification: true,
+            privileged_max_age: Some(Duration::minutes(15)),
         }
     }
 }
@@ -131,6 +137,10 @@ pub enum AuthError {
     /// Correct password, account disabled.
     #[error("account disabled")]
     Disabled,
+    /// The session signed in too long ago for this change (second factors):
+    /// the user must sign in again.
+    #[error("sign in again")]
+    SignInAgain,
     /// Refresh token unknown, used, revoked or expired.
     #[error("invalid token")]
     InvalidToken,
@@ -275,6 +285,17 @@ impl Auth {
         let event = new_event(user_id, kind, session_id, client, at);
         if let Err(e) = self.store.record_event(&event).await {
             tracing::warn!(error = %e, kind = kind.as_str(), "security event not recorded");
+        }
+    }
+
+    /// `SignInAgain` unless the session signed in within
+    /// `privileged_max_age` (for changes to second factors).
+    pub(crate) fn require_recent_sign_in(&self, principal: &Principal) -> Result<(), AuthError> {
+        match self.policy.privileged_max_age {
+            Some(max) if self.clock.now() - principal.auth_time > max => {
+                Err(AuthError::SignInAgain)
+            }
+            _ => Ok(()),
         }
     }
 

@@ -91,13 +91,15 @@ impl Auth {
     }
 
     /// Starts registering a passkey; returns the `challenge_id` and the options
-    /// for `navigator.credentials.create()`.
+    /// for `navigator.credentials.create()`. `SignInAgain` when the session
+    /// signed in too long ago.
     pub async fn start_passkey_registration(
         &self,
         principal: &Principal,
         name: Option<String>,
     ) -> Result<(Uuid, serde_json::Value), AuthError> {
         let service = self.passkey_service()?;
+        self.require_recent_sign_in(principal)?;
         let user = self
             .store
             .user_by_id(principal.user_id)
@@ -125,6 +127,7 @@ impl Auth {
     }
 
     /// Verifies the authenticator's answer and stores the passkey.
+    /// `SignInAgain` when the session signed in too long ago.
     pub async fn finish_passkey_registration(
         &self,
         principal: &Principal,
@@ -133,6 +136,7 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<RegisteredPasskey, AuthError> {
         let service = self.passkey_service()?;
+        self.require_recent_sign_in(principal)?;
         let ceremony = self
             .take_ceremony(
                 challenge_id,
@@ -218,13 +222,15 @@ impl Auth {
     }
 
     /// Removes one of the user's passkeys; the recovery codes go with the last
-    /// factor.
+    /// factor. `SignInAgain` when the session signed in too long ago (no
+    /// password is asked, so a stolen session cannot strip the owner's keys).
     pub async fn delete_passkey(
         &self,
         principal: &Principal,
         id: Uuid,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
+        self.require_recent_sign_in(principal)?;
         let user = self
             .store
             .user_by_id(principal.user_id)

@@ -24,6 +24,8 @@ pub struct Principal {
     pub amr: Vec<String>,
     /// Roles at issue time.
     pub roles: Vec<String>,
+    /// When the session signed in (kept across refreshes).
+    pub auth_time: OffsetDateTime,
 }
 
 impl Principal {
@@ -35,6 +37,7 @@ impl Principal {
             expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).ok()?,
             amr: claims.amr.clone(),
             roles: claims.roles.clone(),
+            auth_time: OffsetDateTime::from_unix_timestamp(claims.auth_time).ok()?,
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct SessionsConfig {
     pub max_per_user: u32,
     /// Refuse (and revoke) a refresh whose device fingerprint changed.
     pub bind_device: bool,
+    /// Second factors (TOTP, passkeys) can be added or removed only this long
+    /// after the session signed in; 0: any time.
+    pub privileged_max_age_seconds: u64,
 }
 
 impl Default for SessionsConfig {
@@ -45,6 +48,7 @@ impl Default for SessionsConfig {
             remember_me_timeout_seconds: 30 * 24 * 3600,
             max_per_user: 5,
             bind_device: false,
+            privileged_max_age_seconds: 15 * 60,
         }
     }
 }

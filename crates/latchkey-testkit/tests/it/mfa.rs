@@ -978,3 +978,92 @@ async fn removing_totp_signs_out_the_other_sessions_and_mails_the_user() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn second_factors_change_only_shortly_after_signing_in() {
+    let clock = clock();
+    let app = builder(&clock).spawn().await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let refresh = login(&app).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Sixteen minutes on, the session lives on through a refresh (as a stolen
+    // refresh token would keep it going), but its sign-in is 16 minutes old.
+    clock.advance(time::Duration::minutes(16));
+    let r = post(
+        &app,
+        "/v1/token/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let stale = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(&app, "/v1/me/mfa/totp", Some(&stale), json!({})).await;
+    assert_problem(r, 403, "forbidden").await;
+    let r = post(
+        &app,
+        "/v1/me/mfa/totp/confirm",
+        Some(&stale),
+        json!({"code": "123456"}),
+    )
+    .await;
+    assert_problem(r, 403, "forbidden").await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/me/webauthn/{}", uuid::Uuid::now_v7())))
+        .bearer_auth(&stale)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 403, "forbidden").await;
+    // Reads stay open to the old session.
+    let r = app
+        .client
+        .get(app.url("/v1/me/security"))
+        .bearer_auth(&stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Signing in again opens the window.
+    let fresh = login(&app).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(&app, "/v1/me/mfa/totp", Some(&fresh), json!({})).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_sign_in_age_limit_can_be_turned_off() {
+    let clock = clock();
+    let app = builder(&clock)
+        .configure(|c| c.sessions.privileged_max_age_seconds = 0)
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let refresh = login(&app).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    clock.advance(time::Duration::hours(2));
+    let r = post(
+        &app,
+        "/v1/token/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let old_sign_in = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(&app, "/v1/me/mfa/totp", Some(&old_sign_in), json!({})).await;
+    assert_eq!(r.status(), 200);
+}

@@ -674,3 +674,55 @@ async fn an_account_holds_at_most_twenty_passkeys() {
     .await;
     assert_problem(r, 409, "conflict").await;
 }
+
+#[tokio::test]
+async fn passkeys_change_only_shortly_after_signing_in() {
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = TestApp::builder()
+        .clock(Arc::new(clock.clone()))
+        .configure(|c| {
+            c.public_url = Some(ORIGIN.into());
+            c.rate_limit.enabled = false;
+        })
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let signed_in: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();
+    let token = signed_in["access_token"].as_str().unwrap().to_owned();
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    // Started 14 minutes after signing in: still allowed.
+    clock.advance(time::Duration::minutes(14));
+    let (id, options) = start(&app, &token, Some("Late")).await;
+    let credential = soft.register(&options);
+    // Finished two minutes later (the ceremony is still valid) with a token
+    // refreshed from the same, now 16-minute-old, sign-in.
+    clock.advance(time::Duration::minutes(2));
+    let r = app
+        .client
+        .post(app.url("/v1/token/refresh"))
+        .json(&json!({"refresh_token": signed_in["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stale = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_problem(
+        finish(&app, &stale, &id, credential).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/me/webauthn/register/start",
+        &stale,
+        Some(json!({})),
+    )
+    .await;
+    assert_problem(r, 403, "forbidden").await;
+    assert!(list(&app, &stale).await.is_empty());
+}
