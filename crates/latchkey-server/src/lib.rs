@@ -19,6 +19,7 @@ pub mod routes;
 pub mod serve;
 pub mod startup;
 pub mod state;
+pub mod supervise;
 pub mod telemetry;
 
 pub use latchkey_core::clock::SystemClock as SystemClockHandle;

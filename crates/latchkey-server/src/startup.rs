@@ -1,6 +1,7 @@
 //! `Application`: a configured, migrated, bound server, ready to run. The binary and
 //! the tests start the server the same way.
 
+use crate::supervise::{supervise, FIRST_RESTART_DELAY};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -274,20 +275,54 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let main = tokio::spawn(serve::run(self.main, stop_rx.clone()));
-        let key_watch = tokio::spawn(crate::auth_setup::watch_keys(&self.state, stop_rx.clone()));
-        let cleanup = tokio::spawn(crate::cleanup_task::run(
-            Arc::clone(&self.state.store),
-            Arc::clone(&self.state.clock),
-            Duration::from_secs(self.state.config.cleanup.interval_seconds),
+        // Background tasks are supervised: a panic restarts the task instead
+        // of ending it silently while the server goes on answering.
+        let key_watch = tokio::spawn(supervise(
+            "key_watch",
             stop_rx.clone(),
+            FIRST_RESTART_DELAY,
+            {
+                let (state, stop) = (self.state.clone(), stop_rx.clone());
+                move || crate::auth_setup::watch_keys(&state, stop.clone())
+            },
         ));
-        let mail_worker = crate::mail_worker::Worker::new(
-            Arc::clone(&self.state.store),
-            Arc::clone(&self.mailer),
-            Arc::clone(&self.state.clock),
-            crate::mail_worker::OutboxSettings::from_config(&self.state.config.mail),
-        );
-        let mail_worker = tokio::spawn(mail_worker.run(stop_rx.clone()));
+        let cleanup = tokio::spawn(supervise(
+            "cleanup",
+            stop_rx.clone(),
+            FIRST_RESTART_DELAY,
+            {
+                let (state, stop) = (self.state.clone(), stop_rx.clone());
+                move || {
+                    crate::cleanup_task::run(
+                        Arc::clone(&state.store),
+                        Arc::clone(&state.clock),
+                        Duration::from_secs(state.config.cleanup.interval_seconds),
+                        stop.clone(),
+                    )
+                }
+            },
+        ));
+        let mail_worker = tokio::spawn(supervise(
+            "mail_worker",
+            stop_rx.clone(),
+            FIRST_RESTART_DELAY,
+            {
+                let (state, mailer, stop) = (
+                    self.state.clone(),
+                    Arc::clone(&self.mailer),
+                    stop_rx.clone(),
+                );
+                move || {
+                    crate::mail_worker::Worker::new(
+                        Arc::clone(&state.store),
+                        Arc::clone(&mailer),
+                        Arc::clone(&state.clock),
+                        crate::mail_worker::OutboxSettings::from_config(&state.config.mail),
+                    )
+                    .run(stop.clone())
+                }
+            },
+        ));
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
