@@ -146,8 +146,8 @@ pub enum DatabaseTarget {
     Postgres(String),
 }
 
-/// `[database]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[database]` (`Debug` hides a password in the URL)
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `postgres://user:pass@host/db`, `sqlite:PATH`, or unset for
@@ -161,6 +161,43 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
     /// How long SQLite waits on a locked database before giving up.
     pub sqlite_busy_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(without_password))
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(without_password))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user part (`scheme://user:PASSWORD@host`)
+/// replaced by `***`, for `Debug` and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+    let hidden = if userinfo.contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{hidden}{}", &rest[at..])
 }
 
 impl Default for DatabaseConfig {
@@ -269,8 +306,8 @@ impl Config {
     }
 }
 
-/// `[redis]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[redis]` (`Debug` hides a password in the URL)
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://host:port/db`; unset runs everything in-process.
@@ -429,4 +466,40 @@ fn deserialize_networks<'de, D: serde::Deserializer<'de>>(
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_passwords_in_database_and_redis_urls() {
+        let db = DatabaseConfig {
+            url: Some("postgres://latchkey:s3cr3t-pa55@db.internal:5432/auth".into()),
+            ..DatabaseConfig::default()
+        };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("s3cr3t-pa55"), "{shown}");
+        assert!(
+            shown.contains("postgres://latchkey:***@db.internal:5432/auth"),
+            "{shown}"
+        );
+        let redis = RedisConfig {
+            url: Some("redis://:hunter2-redis@cache:6379/0".into()),
+            ..RedisConfig::default()
+        };
+        let shown = format!("{redis:?}");
+        assert!(!shown.contains("hunter2-redis"), "{shown}");
+        assert!(shown.contains("redis://:***@cache:6379/0"), "{shown}");
+        assert_eq!(
+            without_password("sqlite:/var/lib/l.db"),
+            "sqlite:/var/lib/l.db"
+        );
+        assert_eq!(without_password("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(without_password("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            without_password("postgres://u:p@ss@h/d?x=a@b"),
+            "postgres://u:***@h/d?x=a@b"
+        );
+    }
 }
