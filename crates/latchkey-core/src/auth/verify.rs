@@ -42,17 +42,29 @@ impl Principal {
     }
 }
 
+/// Counts a refused access token by the check that refused it.
+fn rejected(reason: &'static str) -> AuthError {
+    metrics::counter!("latchkey_access_token_rejected_total", "reason" => reason).increment(1);
+    AuthError::Unauthorized
+}
+
 impl Auth {
     /// Verifies a bearer access token: our key, our algorithm, issuer, audience,
     /// expiry (≤ 60 s leeway), not denylisted, and its session still live.
-    /// Every failure is the same `Unauthorized`.
+    /// Every failure is the same `Unauthorized` to the caller; operators see
+    /// which check refused it in `latchkey_access_token_rejected_total{reason}`
+    /// (`invalid`: signature, claims or expiry; `denied`: logged out;
+    /// `session`: its session ended).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let now = self.clock.now();
-        let claims = self
+        let Some(principal) = self
             .keys
             .verify(token, &self.tokens, now)
-            .map_err(|_| AuthError::Unauthorized)?;
-        let principal = Principal::from_claims(&claims).ok_or(AuthError::Unauthorized)?;
+            .ok()
+            .and_then(|claims| Principal::from_claims(&claims))
+        else {
+            return Err(rejected("invalid"));
+        };
         let denied = if let Some(denied) = self.cache.denied(principal.jti) {
             denied
         } else {
@@ -61,7 +73,7 @@ impl Auth {
             denied
         };
         if denied {
-            return Err(AuthError::Unauthorized);
+            return Err(rejected("denied"));
         }
         let live = match self
             .cache
@@ -79,7 +91,7 @@ impl Auth {
         if live {
             Ok(principal)
         } else {
-            Err(AuthError::Unauthorized)
+            Err(rejected("session"))
         }
     }
 

@@ -94,3 +94,56 @@ async fn metrics_can_be_disabled() {
         .await;
     assert_eq!(app.get("/metrics").await.status(), 404);
 }
+
+#[tokio::test]
+async fn refused_access_tokens_are_counted_by_the_check_that_refused_them() {
+    let app = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .spawn()
+        .await;
+    app.create_user("ada@example.com", "correct horse battery staple", true)
+        .await;
+    let token = |body: serde_json::Value| body["access_token"].as_str().unwrap().to_owned();
+    let sign_in = || async {
+        let r = app
+            .login("ada@example.com", "correct horse battery staple")
+            .await;
+        assert_eq!(r.status(), 200);
+        r.json::<serde_json::Value>().await.unwrap()
+    };
+    // A forged token.
+    assert_eq!(app.get_as("/v1/me", "not.a.token").await.status(), 401);
+    // A logged-out token (denylisted).
+    let first = token(sign_in().await);
+    let r = app
+        .client
+        .post(app.url("/v1/logout"))
+        .bearer_auth(&first)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.get_as("/v1/me", &first).await.status(), 401);
+    // A token whose session another session ended.
+    let doomed = sign_in().await;
+    let survivor = token(sign_in().await);
+    let r = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/me/sessions/{}",
+            doomed["session_id"].as_str().unwrap()
+        )))
+        .bearer_auth(&survivor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.get_as("/v1/me", &token(doomed)).await.status(), 401);
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for reason in ["invalid", "denied", "session"] {
+        let series = format!("latchkey_access_token_rejected_total{{reason=\"{reason}\"}}");
+        assert!(text.contains(&series), "{series} in {text}");
+    }
+}
