@@ -43,6 +43,9 @@ pub enum EventKind {
     EmailChangeRequested,
     /// The email address was changed (the new one confirmed).
     EmailChanged,
+    /// The user ended one of their sessions (`session_id`), or all others
+    /// (no `session_id`), from the session list.
+    SessionRevoked,
 }
 
 impl EventKind {
@@ -67,6 +70,7 @@ impl EventKind {
             Self::PasswordReset => "password_reset",
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
+            Self::SessionRevoked => "session_revoked",
         }
     }
 
@@ -91,6 +95,7 @@ impl EventKind {
             Self::PasswordReset,
             Self::EmailChangeRequested,
             Self::EmailChanged,
+            Self::SessionRevoked,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -155,4 +155,47 @@ impl Auth {
         self.cache.forget_user(principal.user_id);
         Ok(n)
     }
+
+    /// The user ends one of their sessions from the session list: revoked
+    /// with its tokens and recorded (`session_revoked`, naming it); `false`
+    /// when it is not a live session of theirs.
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        client: &ClientContext,
+    ) -> Result<bool, AuthError> {
+        let revoked = self
+            .revoke_session(principal, session_id, RevokeReason::UserRevoked)
+            .await?;
+        if revoked {
+            self.event(
+                principal.user_id,
+                EventKind::SessionRevoked,
+                Some(session_id),
+                client,
+            )
+            .await;
+        }
+        Ok(revoked)
+    }
+
+    /// The user ends all their sessions but `keep`: revoked with their tokens
+    /// and recorded once (`session_revoked` without a session) when any was
+    /// live; how many.
+    pub async fn end_other_sessions(
+        &self,
+        principal: &Principal,
+        keep: Option<Uuid>,
+        client: &ClientContext,
+    ) -> Result<u64, AuthError> {
+        let n = self
+            .revoke_other_sessions(principal, keep, RevokeReason::UserRevoked)
+            .await?;
+        if n > 0 {
+            self.event(principal.user_id, EventKind::SessionRevoked, None, client)
+                .await;
+        }
+        Ok(n)
+    }
 }

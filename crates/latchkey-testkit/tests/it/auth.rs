@@ -457,6 +457,31 @@ async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
         .await
         .unwrap();
     assert_problem(r, 400, "malformed_request").await;
+
+    // Both endings are in the user's security events: the single one names
+    // the session; Mallory's record has none of them.
+    assert_eq!(
+        session_revoked_events(&app, EMAIL).await,
+        vec![None, Some(b["session_id"].as_str().unwrap().to_owned())]
+    );
+    assert!(session_revoked_events(&app, "mallory@example.com")
+        .await
+        .is_empty());
+}
+
+/// The `session_revoked` events of `email`'s account, newest first, by the
+/// session they name.
+async fn session_revoked_events(app: &TestApp, email: &str) -> Vec<Option<String>> {
+    let user = app.state.store.user_by_email(email).await.unwrap().unwrap();
+    app.state
+        .store
+        .user_events(user.id, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.as_str() == "session_revoked")
+        .map(|e| e.session_id.map(|id| id.to_string()))
+        .collect()
 }
 
 #[tokio::test]

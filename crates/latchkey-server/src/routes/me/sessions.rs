@@ -2,11 +2,11 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use latchkey_core::session::RevokeReason;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, Authenticated};
 use crate::state::AppState;
@@ -107,14 +107,11 @@ pub async fn list(
 pub async fn revoke_one(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
+    client: ClientInfo,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    if state
-        .auth
-        .revoke_session(&p, id, RevokeReason::UserRevoked)
-        .await?
-    {
+    if state.auth.end_session(&p, id, &client.context()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -146,6 +143,7 @@ fn yes() -> bool {
 pub async fn revoke_all(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
+    client: ClientInfo,
     query: Result<Query<RevokeAllQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Query(q) =
@@ -153,7 +151,7 @@ pub async fn revoke_all(
     let keep = q.except_current.then_some(p.session_id);
     state
         .auth
-        .revoke_other_sessions(&p, keep, RevokeReason::UserRevoked)
+        .end_other_sessions(&p, keep, &client.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
