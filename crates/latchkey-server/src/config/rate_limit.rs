@@ -78,8 +78,6 @@ pub fn default_rules() -> Vec<RateLimitRule> {
         rule("login-identifier", Login, Identifier, 5, 60),
         rule("signup-ip", Signup, Ip, 5, 3600),
         rule("refresh-session", Refresh, Session, 30, 60),
-        // Unknown refresh tokens have no session to count against.
-        rule("refresh-ip", Refresh, Ip, 300, 60),
         rule("password-identifier", Password, Identifier, 5, 3600),
         rule("read-user", Read, User, 600, 60),
         rule("default-ip", Default, Ip, 300, 60),
