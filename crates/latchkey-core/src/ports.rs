@@ -82,14 +82,18 @@ pub trait UserStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Replaces the password hash with a re-hash of the same password (bcrypt
-    /// import, new Argon2 parameters): no history entry.
+    /// Replaces the password hash `old` with `new`, a re-hash of the same
+    /// password (bcrypt import, new Argon2 parameters): no history entry.
+    /// Conditional: `false` (nothing written) when the stored hash is not `old`
+    /// any more — a password change or reset that committed meanwhile must not
+    /// be undone by a re-hash of the old password.
     async fn update_password_hash(
         &self,
         user_id: Uuid,
-        hash: &str,
+        old: &str,
+        new: &str,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Sets a new password in one transaction: the current hash moves to the
     /// history, `hash` becomes current, only the `keep` newest history entries

@@ -17,7 +17,8 @@ const MAX_RESTART_DELAY: Duration = Duration::from_mins(1);
 
 /// Runs the task `make` builds until it returns (it returns when `stop` is
 /// set, or has nothing to do); a panic restarts it after `first_delay`, then
-/// after twice as long each time (at most 60 s), unless `stop` is set.
+/// after twice as long each time (at most 60 s; back to `first_delay` after a
+/// run longer than that), unless `stop` is set.
 pub async fn supervise<F, Fut>(
     name: &'static str,
     mut stop: watch::Receiver<bool>,
@@ -29,10 +30,22 @@ pub async fn supervise<F, Fut>(
 {
     let mut delay = first_delay;
     loop {
+        let started = tokio::time::Instant::now();
         match tokio::spawn(make()).await {
             Err(e) if e.is_panic() => {
+                // A task that ran well for a while starts over with short pauses.
+                if started.elapsed() > MAX_RESTART_DELAY {
+                    delay = first_delay;
+                }
+                let panic = e.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
                 tracing::error!(
                     task = name,
+                    panic = %message,
                     restart_in_ms = delay.as_millis(),
                     "background task panicked; restarting it"
                 );

@@ -139,7 +139,7 @@ impl SessionStore for PostgresStore {
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let current: Option<i64> =
-            sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1 FOR UPDATE")
+            sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(s.user_id)
                 .fetch_optional(&mut *tx)
                 .await

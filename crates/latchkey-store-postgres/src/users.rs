@@ -192,17 +192,19 @@ impl UserStore for PostgresStore {
     async fn update_password_hash(
         &self,
         user_id: Uuid,
-        hash: &str,
+        old: &str,
+        new: &str,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+            .bind(new)
             .bind(now)
             .bind(user_id)
+            .bind(old)
             .execute(self.pool())
             .await
             .map_err(map_error)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn change_password_hash(

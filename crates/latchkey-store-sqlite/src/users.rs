@@ -200,17 +200,21 @@ impl UserStore for SqliteStore {
     async fn update_password_hash(
         &self,
         user_id: Uuid,
-        hash: &str,
+        old: &str,
+        new: &str,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
-            .bind(hash)
-            .bind(to_micros(now))
-            .bind(user_id)
-            .execute(self.pool())
-            .await
-            .map_err(map_error)?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?",
+        )
+        .bind(new)
+        .bind(to_micros(now))
+        .bind(user_id)
+        .bind(old)
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn change_password_hash(

@@ -207,10 +207,10 @@ pub async fn login_bookkeeping(store: &dyn Store) {
         ),
         (0, Some(t), t)
     );
-    store
-        .update_password_hash(user.id, "$argon2id$new", t)
+    assert!(store
+        .update_password_hash(user.id, &user.password_hash, "$argon2id$new", t)
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(
         store
             .user_by_id(user.id)
@@ -322,10 +322,15 @@ pub async fn password_history_keeps_the_newest(store: &dyn Store) {
     assert_eq!(store.password_history(id, 1).await.unwrap(), ["h2"]);
     let current = store.user_by_id(id).await.unwrap().unwrap();
     assert_eq!(current.password_hash, "h3");
-    store
-        .update_password_hash(id, "h3-rehashed", t0)
+    // A re-hash of a password that was changed meanwhile writes nothing.
+    assert!(!store
+        .update_password_hash(id, "h2", "h2-rehashed", t0)
         .await
-        .unwrap();
+        .unwrap());
+    assert!(store
+        .update_password_hash(id, "h3", "h3-rehashed", t0)
+        .await
+        .unwrap());
     assert_eq!(store.password_history(id, 10).await.unwrap(), ["h2", "h1"]);
     store
         .change_password_hash(id, "h4", t0, 0, &Aftermath::default())

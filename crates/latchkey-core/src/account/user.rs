@@ -61,8 +61,8 @@ pub struct User {
     pub password_changed_at: OffsetDateTime,
     /// Second factors enabled (read with the record).
     pub mfa: crate::mfa::MfaSummary,
-    /// Moves on at every change that revokes the user's other sessions
-    /// (password change or reset, a factor enabled or disabled); a session is
+    /// Moves on at every password change or reset and every second factor
+    /// enabled or disabled (not at a plain "sign out everywhere"); a session is
     /// only started for the stamp its sign-in read (see
     /// [`crate::ports::SessionStore::create_session`]).
     pub security_stamp: i64,

@@ -118,7 +118,13 @@ impl Auth {
         }
         if verdict.needs_rehash {
             match self.hasher.hash(&req.password).await {
-                Ok(hash) => self.store.update_password_hash(user.id, &hash, now).await?,
+                Ok(hash) => {
+                    // Skipped (false) when a change or reset committed meanwhile;
+                    // the session below is then refused by the security stamp.
+                    self.store
+                        .update_password_hash(user.id, &user.password_hash, &hash, now)
+                        .await?;
+                }
                 Err(e) => tracing::warn!(error = %e, "re-hash failed; keeping the old hash"),
             }
         }
@@ -167,9 +173,11 @@ impl Auth {
         });
     }
 
-    /// The end of every successful sign-in: counts the success, forgets the
-    /// lockout failures of `key` (`None`: the lock check found none on record,
-    /// so there is nothing to clear), starts the session and records the event.
+    /// The end of every successful sign-in: starts the session (which also
+    /// records the event), then counts the success and forgets the lockout
+    /// failures of `key` (`None`: the lock check found none on record, so
+    /// there is nothing to clear). A sign-in refused at the session (a security
+    /// change committed meanwhile) counts as no success and clears no lockout.
     pub(crate) async fn finish_sign_in(
         &self,
         user: crate::account::User,
@@ -179,13 +187,8 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now();
-        self.store.record_login_success(user.id, now).await?;
-        if let Some(key) = key {
-            self.clear_lockout(key).await?;
-        }
-        metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
-        self.cache.forget_profile(user.id);
-        // What `record_login_success` wrote, without reading the row back.
+        let user_id = user.id;
+        // What `record_login_success` writes below, without reading the row back.
         let user = crate::account::User {
             failed_login_count: 0,
             last_login_at: Some(now),
@@ -193,14 +196,22 @@ impl Auth {
             ..user
         };
         let notice = self.new_device_notice(&user, client).await;
-        self.start_session(
-            user,
-            remember_me,
-            amr,
-            client,
-            Some(EventKind::LoginSucceeded),
-            notice.as_ref(),
-        )
-        .await
+        let issued = self
+            .start_session(
+                user,
+                remember_me,
+                amr,
+                client,
+                Some(EventKind::LoginSucceeded),
+                notice.as_ref(),
+            )
+            .await?;
+        self.store.record_login_success(user_id, now).await?;
+        if let Some(key) = key {
+            self.clear_lockout(key).await?;
+        }
+        metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
+        self.cache.forget_profile(user_id);
+        Ok(issued)
     }
 }

@@ -66,10 +66,11 @@ pub struct SessionPolicy {
     pub reuse_grace: Duration,
     /// Refuse login until the address is verified.
     pub require_email_verification: bool,
-    /// Second factors can be added or removed only this long after the
-    /// session's sign-in (`None`: any time). A stolen refresh token keeps a
-    /// session going, but not its sign-in time: it cannot be used to plant an
-    /// attacker's factor or remove the owner's.
+    /// Second factors can be added, and passkeys removed, only this long after
+    /// the session's sign-in (`None`: any time; removing TOTP asks for the
+    /// password instead). A stolen refresh token keeps a session going, but not
+    /// its sign-in time: it cannot be used to plant an attacker's factor or
+    /// remove the owner's passkeys.
     pub privileged_max_age: Option<Duration>,
 }
 

@@ -35,8 +35,9 @@ pub struct SessionsConfig {
     pub max_per_user: u32,
     /// Refuse (and revoke) a refresh whose device fingerprint changed.
     pub bind_device: bool,
-    /// Second factors (TOTP, passkeys) can be added or removed only this long
-    /// after the session signed in; 0: any time.
+    /// Second factors (TOTP, passkeys) can be added, and passkeys removed, only
+    /// this long after the session signed in (removing TOTP asks for the
+    /// password instead); 0: any time.
     pub privileged_max_age_seconds: u64,
 }
 

@@ -137,13 +137,25 @@ impl Default for Config {
     }
 }
 
-/// Which database engine a URL selects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which database engine a URL selects (`Debug` hides a password in the URL).
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseTarget {
     /// An SQLite file (created when missing).
     Sqlite(PathBuf),
     /// A PostgreSQL server; the URL as configured.
     Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&without_password(url))
+                .finish(),
+        }
+    }
 }
 
 /// `[database]` (`Debug` hides a password in the URL)
@@ -184,20 +196,46 @@ impl std::fmt::Debug for RedisConfig {
     }
 }
 
-/// `url` with the password of its user part (`scheme://user:PASSWORD@host`)
-/// replaced by `***`, for `Debug` and logs.
+/// `url` with any password replaced by `***`, for `Debug` and logs: the one
+/// of its user part (`scheme://user:PASSWORD@host`) and the value of a
+/// `password`, `pass`, `passwd`, `pwd` or `sslpassword` query parameter.
 fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &rest[..at];
+                    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                    let hidden = if userinfo.contains(':') { ":***" } else { "" };
+                    format!("{scheme}://{user}{hidden}{}", &rest[at..])
+                }
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
+    let Some(query) = query else {
+        return base;
     };
-    let userinfo = &rest[..at];
-    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-    let hidden = if userinfo.contains(':') { ":***" } else { "" };
-    format!("{scheme}://{user}{hidden}{}", &rest[at..])
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let secret = ["password", "pass", "passwd", "pwd", "sslpassword"]
+                .iter()
+                .any(|s| name.eq_ignore_ascii_case(s));
+            if secret && pair.contains('=') {
+                format!("{name}=***")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 impl Default for DatabaseConfig {
@@ -501,5 +539,15 @@ mod debug_tests {
             without_password("postgres://u:p@ss@h/d?x=a@b"),
             "postgres://u:***@h/d?x=a@b"
         );
+        assert_eq!(
+            without_password("postgres://u@h/d?sslmode=require&password=s3cr3t&PASS=x"),
+            "postgres://u@h/d?sslmode=require&password=***&PASS=***"
+        );
+        assert_eq!(
+            without_password("redis+unix:///run/redis.sock?pass=hunter2&db=1"),
+            "redis+unix:///run/redis.sock?pass=***&db=1"
+        );
+        let target = DatabaseTarget::Postgres("postgres://u:topsecret@h/d".into());
+        assert!(!format!("{target:?}").contains("topsecret"));
     }
 }
