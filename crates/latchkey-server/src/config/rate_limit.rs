@@ -78,6 +78,8 @@ pub fn default_rules() -> Vec<RateLimitRule> {
         rule("login-identifier", Login, Identifier, 5, 60),
         rule("signup-ip", Signup, Ip, 5, 3600),
         rule("refresh-session", Refresh, Session, 30, 60),
+        // Refreshes whose token is unknown (no session to count against).
+        rule("refresh-unknown-ip", Refresh, Ip, 60, 60),
         rule("password-identifier", Password, Identifier, 5, 3600),
         rule("read-user", Read, User, 600, 60),
         rule("default-ip", Default, Ip, 300, 60),

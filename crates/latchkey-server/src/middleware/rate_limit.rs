@@ -1,6 +1,10 @@
 //! Per-IP rate limits for every route group, and the `RateLimit-*` headers of
 //! every limited response (rules keyed by identifier, session or user are
 //! checked where those are known and recorded in the same [`RateLimitSlot`]).
+//! The refresh group is the exception: its IP rules count only refreshes with
+//! an unknown token, so the handler checks them (a known token counts against
+//! its session; a backend refreshing for many users from one address is not
+//! throttled as one client).
 
 use std::net::SocketAddr;
 
@@ -9,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::client::client_ip;
-use crate::config::LimitKey;
+use crate::config::{LimitKey, RouteGroup};
 use crate::ratelimit::{route_group, RateLimitSlot};
 use crate::state::AppState;
 
@@ -33,7 +37,9 @@ pub async fn middleware(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if let Some(ip) = client_ip(peer, request.headers(), &state.config.trusted_proxies) {
+    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
+        .filter(|_| group != RouteGroup::Refresh);
+    if let Some(ip) = ip {
         if let Err(refused) = state
             .rate_limits
             .check(group, LimitKey::Ip, &ip.to_string(), Some(&slot))

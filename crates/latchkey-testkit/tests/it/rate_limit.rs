@@ -404,3 +404,64 @@ async fn a_redis_outage_is_served_per_policy_and_never_a_500() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn unknown_refresh_tokens_are_limited_per_ip_and_known_ones_per_session_only() {
+    // A clock that stands still: no refill while a budget is spent.
+    let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .clock(Arc::new(clock))
+        .spawn()
+        .await;
+    app.create_user("ada@example.com", PASSWORD, true).await;
+    let refresh = |token: String, from: &'static str| {
+        app.client
+            .post(app.url("/v1/token/refresh"))
+            .header("x-forwarded-for", from)
+            .json(&json!({ "refresh_token": token }))
+            .send()
+    };
+    // Known tokens from one address: 3 sessions × 25 refreshes (each under its
+    // session's 30) = 75, more than the address's 60 for unknown tokens.
+    for _ in 0..3 {
+        let r = app
+            .client
+            .post(app.url("/v1/login"))
+            .header("x-forwarded-for", "203.0.113.20")
+            .json(&json!({"email": "ada@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut token = r.json::<Value>().await.unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for i in 0..25 {
+            let r = refresh(token, "203.0.113.20").await.unwrap();
+            assert_eq!(r.status(), 200, "refresh {i}");
+            token = r.json::<Value>().await.unwrap()["refresh_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+    }
+    // Unknown tokens from the same address still have their whole budget.
+    let unknown = || format!("lk_rt_{}", "A".repeat(43));
+    for i in 0..60 {
+        let r = refresh(unknown(), "203.0.113.20").await.unwrap();
+        assert_eq!(r.status(), 401, "unknown {i}");
+    }
+    assert_problem(
+        refresh(unknown(), "203.0.113.20").await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+    // Another address has its own budget.
+    assert_eq!(
+        refresh(unknown(), "203.0.113.21").await.unwrap().status(),
+        401
+    );
+}

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{clear_cookies, issued_response, DeliveryMode, TokenResponse};
 use crate::client::ClientInfo;
+use crate::config::{LimitKey, RouteGroup};
 use crate::error::{ApiError, Problem};
 use crate::extract::OptionalJson;
 use crate::state::AppState;
@@ -41,23 +42,30 @@ pub async fn refresh(
     slot: crate::ratelimit::SlotExtension,
     OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> Result<Response, ApiError> {
-    // Per session: a stolen token replayed in a loop is slowed down too.
+    // Per session: a stolen token replayed in a loop is slowed down too. An
+    // unknown token (or none) counts against the client's address instead.
     let presented = body
         .refresh_token
         .as_deref()
         .or_else(|| state.cookies.refresh_token(&headers));
-    if let Some(token) = presented {
-        if let Some(session_id) = state.auth.refresh_token_session(token).await? {
-            state
-                .rate_limits
-                .check(
-                    crate::config::RouteGroup::Refresh,
-                    crate::config::LimitKey::Session,
-                    &session_id.to_string(),
-                    crate::ratelimit::slot_of(&slot),
-                )
-                .await?;
-        }
+    let session = match presented {
+        Some(token) => state.auth.refresh_token_session(token).await?,
+        None => None,
+    };
+    let (key, value) = match (session, client.ip) {
+        (Some(session_id), _) => (LimitKey::Session, Some(session_id.to_string())),
+        (None, ip) => (LimitKey::Ip, ip.map(|ip| ip.to_string())),
+    };
+    if let Some(value) = value {
+        state
+            .rate_limits
+            .check(
+                RouteGroup::Refresh,
+                key,
+                &value,
+                crate::ratelimit::slot_of(&slot),
+            )
+            .await?;
     }
     if let Some(token) = body.refresh_token {
         let issued = state.auth.refresh(&token, &client.context()).await?;
