@@ -53,16 +53,17 @@ impl Auth {
     /// expiry (≤ 60 s leeway), not denylisted, and its session still live.
     /// Every failure is the same `Unauthorized` to the caller; operators see
     /// which check refused it in `latchkey_access_token_rejected_total{reason}`
-    /// (`invalid`: signature, claims or expiry; `denied`: logged out;
-    /// `session`: its session ended).
+    /// (`expired`: past `exp`, the routine case; `invalid`: forged, malformed,
+    /// foreign or not yet valid; `denied`: logged out; `session`: its session
+    /// ended).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let now = self.clock.now();
-        let Some(principal) = self
-            .keys
-            .verify(token, &self.tokens, now)
-            .ok()
-            .and_then(|claims| Principal::from_claims(&claims))
-        else {
+        let claims = match self.keys.verify(token, &self.tokens, now) {
+            Ok(claims) => claims,
+            Err(crate::token::TokenError::Expired) => return Err(rejected("expired")),
+            Err(_) => return Err(rejected("invalid")),
+        };
+        let Some(principal) = Principal::from_claims(&claims) else {
             return Err(rejected("invalid"));
         };
         let denied = if let Some(denied) = self.cache.denied(principal.jti) {

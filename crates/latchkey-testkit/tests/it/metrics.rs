@@ -97,7 +97,10 @@ async fn metrics_can_be_disabled() {
 
 #[tokio::test]
 async fn refused_access_tokens_are_counted_by_the_check_that_refused_them() {
+    let clock =
+        latchkey_core::clock::ManualClock::new(time::macros::datetime!(2026-11-23 10:00:00 UTC));
     let app = TestApp::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
         .configure(|c| c.rate_limit.enabled = false)
         .spawn()
         .await;
@@ -140,9 +143,12 @@ async fn refused_access_tokens_are_counted_by_the_check_that_refused_them() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(app.get_as("/v1/me", &token(doomed)).await.status(), 401);
+    // An expired one (15 minutes plus the 60 s leeway later).
+    clock.advance(time::Duration::minutes(17));
+    assert_eq!(app.get_as("/v1/me", &survivor).await.status(), 401);
 
     let text = app.get("/metrics").await.text().await.unwrap();
-    for reason in ["invalid", "denied", "session"] {
+    for reason in ["invalid", "denied", "session", "expired"] {
         let series = format!("latchkey_access_token_rejected_total{{reason=\"{reason}\"}}");
         assert!(text.contains(&series), "{series} in {text}");
     }
