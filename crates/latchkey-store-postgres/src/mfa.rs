@@ -62,6 +62,7 @@ fn challenge_from_row(row: &PgRow) -> Result<MfaChallenge, StoreError> {
         remember_me: row.try_get("remember_me").map_err(map_error)?,
         mode: row.try_get("mode").map_err(map_error)?,
         lockout_key: hash32(&lockout_key)?,
+        security_stamp: row.try_get("security_stamp").map_err(map_error)?,
     })
 }
 
@@ -318,7 +319,7 @@ impl MfaStore for PostgresStore {
     async fn create_mfa_challenge(&self, c: &MfaChallenge) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mfa_challenges (id, user_id, token_hash, created_at, expires_at, \
-             attempts, remember_me, mode, lockout_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             attempts, remember_me, mode, lockout_key, security_stamp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(c.id)
         .bind(c.user_id)
@@ -329,6 +330,7 @@ impl MfaStore for PostgresStore {
         .bind(c.remember_me)
         .bind(&c.mode)
         .bind(&c.lockout_key[..])
+        .bind(c.security_stamp)
         .execute(self.pool())
         .await
         .map_err(map_error)?;
@@ -341,7 +343,7 @@ impl MfaStore for PostgresStore {
     ) -> Result<Option<MfaChallenge>, StoreError> {
         let row = sqlx::query(
             "SELECT id, user_id, token_hash, created_at, expires_at, attempts, remember_me, mode, \
-             lockout_key FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL",
+             lockout_key, security_stamp FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL",
         )
         .bind(&token_hash[..])
         .fetch_optional(self.pool())

@@ -63,6 +63,7 @@ fn challenge_from_row(row: &SqliteRow) -> Result<MfaChallenge, StoreError> {
         remember_me: row.try_get("remember_me").map_err(map_error)?,
         mode: row.try_get("mode").map_err(map_error)?,
         lockout_key: hash32(&lockout_key)?,
+        security_stamp: row.try_get("security_stamp").map_err(map_error)?,
     })
 }
 
@@ -316,7 +317,7 @@ impl MfaStore for SqliteStore {
     async fn create_mfa_challenge(&self, c: &MfaChallenge) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mfa_challenges (id, user_id, token_hash, created_at, expires_at, \
-             attempts, remember_me, mode, lockout_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             attempts, remember_me, mode, lockout_key, security_stamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.id)
         .bind(c.user_id)
@@ -327,6 +328,7 @@ impl MfaStore for SqliteStore {
         .bind(c.remember_me)
         .bind(&c.mode)
         .bind(&c.lockout_key[..])
+        .bind(c.security_stamp)
         .execute(self.pool())
         .await
         .map_err(map_error)?;
@@ -339,7 +341,7 @@ impl MfaStore for SqliteStore {
     ) -> Result<Option<MfaChallenge>, StoreError> {
         let row = sqlx::query(
             "SELECT id, user_id, token_hash, created_at, expires_at, attempts, remember_me, mode, \
-             lockout_key FROM mfa_challenges WHERE token_hash = ? AND used_at IS NULL",
+             lockout_key, security_stamp FROM mfa_challenges WHERE token_hash = ? AND used_at IS NULL",
         )
         .bind(&token_hash[..])
         .fetch_optional(self.pool())

@@ -215,6 +215,8 @@ fn challenge(user_id: Uuid, hash: u8) -> MfaChallenge {
         remember_me: true,
         mode: "cookie".into(),
         lockout_key: [7; 32],
+        // Not the default 0: the round trip shows it is stored.
+        security_stamp: 3,
     }
 }
 

@@ -275,6 +275,7 @@ impl Auth {
             remember_me: req.remember_me,
             mode: req.delivery.clone(),
             lockout_key: *key,
+            security_stamp: user.security_stamp,
         };
         self.store.create_mfa_challenge(&challenge).await?;
         let mut methods = Vec::new();
@@ -335,9 +336,11 @@ impl Auth {
             .user_by_id(challenge.user_id)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        if user.password_changed_at > challenge.created_at {
-            // The challenge vouches for a password that is no longer the
-            // account's: changed or reset since the password step.
+        if user.password_changed_at > challenge.created_at
+            || user.security_stamp != challenge.security_stamp
+        {
+            // The challenge vouches for a password or factors that are no
+            // longer the account's: changed since the password step.
             return Err(AuthError::InvalidToken);
         }
         let throttled = self

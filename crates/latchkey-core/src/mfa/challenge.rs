@@ -36,4 +36,7 @@ pub struct MfaChallenge {
     pub mode: String,
     /// Lockout key of the password step (identifier or device).
     pub lockout_key: [u8; 32],
+    /// The account's security stamp at the password step; the second step is
+    /// refused once a password or factor change has moved it on.
+    pub security_stamp: i64,
 }

@@ -1067,3 +1067,55 @@ async fn the_sign_in_age_limit_can_be_turned_off() {
     let r = post(&app, "/v1/me/mfa/totp", Some(&old_sign_in), json!({})).await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_factor_change_between_the_two_steps_voids_the_mfa_token() {
+    use latchkey_core::mfa::passkey::PasskeyRecord;
+    use latchkey_core::ports::{Aftermath, Revocation};
+    use latchkey_core::session::RevokeReason;
+
+    let clock = clock();
+    let mfa = enrolled(builder(&clock), clock).await;
+    let token = mfa.challenge().await;
+    // Meanwhile a passkey is added to the account (as the enrolling session
+    // would, revoking the others).
+    let user = mfa
+        .app
+        .state
+        .store
+        .user_by_email(EMAIL)
+        .await
+        .unwrap()
+        .unwrap();
+    let passkey = PasskeyRecord {
+        id: uuid::Uuid::now_v7(),
+        user_id: user.id,
+        credential_id: vec![9; 16],
+        name: "Added elsewhere".into(),
+        passkey_json: "{}".into(),
+        counter: 0,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: mfa.clock.now(),
+        last_used_at: None,
+    };
+    let after = Aftermath {
+        revoke: Some(Revocation {
+            keep: None,
+            reason: RevokeReason::MfaChanged,
+        }),
+        ..Aftermath::default()
+    };
+    mfa.app
+        .state
+        .store
+        .insert_passkey(&passkey, &after)
+        .await
+        .unwrap();
+    // A right code on the old challenge is refused; a new challenge works.
+    let r = mfa.answer(&token, "totp", &mfa.code()).await;
+    assert_problem(r, 401, "invalid_token").await;
+    let token = mfa.challenge().await;
+    let r = mfa.answer(&token, "totp", &mfa.code()).await;
+    assert_eq!(r.status(), 200);
+}
