@@ -18,6 +18,9 @@ pub enum RedisError {
     /// No answer within the time limit.
     #[error("redis did not answer in time")]
     Timeout,
+    /// The server closed a subscription.
+    #[error("redis closed the connection")]
+    Closed,
 }
 
 /// A handle to Redis, cheap to share (`Arc` it).
@@ -68,6 +71,61 @@ impl Redis {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(RedisError::Command(e)),
             Err(_) => Err(RedisError::Timeout),
+        }
+    }
+
+    /// `PUBLISH channel message`, answered within `limit`.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        message: &str,
+        limit: Duration,
+    ) -> Result<(), RedisError> {
+        let started = tokio::time::Instant::now();
+        let mut conn = self.connection(limit).await?;
+        let remaining = limit.saturating_sub(started.elapsed());
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(message);
+        match tokio::time::timeout(remaining, cmd.query_async::<i64>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(RedisError::Command(e)),
+            Err(_) => Err(RedisError::Timeout),
+        }
+    }
+
+    /// Subscribes to `channel` on a connection of its own and hands every
+    /// text message to `on_message` until the connection fails (the error is
+    /// returned: the caller reconnects) or `stop` is set (`Ok`).
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        mut on_message: impl FnMut(String) + Send,
+    ) -> Result<(), RedisError> {
+        use futures::StreamExt as _;
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        // Connecting may hang on an unreachable host: stopping must not wait.
+        let mut pubsub = tokio::select! {
+            connected = connect => connected.map_err(RedisError::Command)?,
+            _ = stop.changed() => return Ok(()),
+        };
+        let mut messages = pubsub.on_message();
+        loop {
+            tokio::select! {
+                message = messages.next() => match message {
+                    Some(message) => {
+                        if let Ok(text) = message.get_payload::<String>() {
+                            on_message(text);
+                        }
+                    }
+                    None => return Err(RedisError::Closed),
+                },
+                _ = stop.changed() => return Ok(()),
+            }
         }
     }
 }

@@ -323,6 +323,16 @@ impl Application {
                 }
             },
         ));
+        // With Redis, cache drops (logout, revocation, profile changes) reach
+        // the other nodes at once instead of within the cache TTL.
+        let cache_bus = self.state.redis.as_ref().map(|redis| {
+            crate::cache_bus::connect(
+                &self.state.auth.cache,
+                Arc::clone(redis),
+                crate::cache_bus::channel(&self.state.config.redis.key_prefix),
+                stop_rx.clone(),
+            )
+        });
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
@@ -331,6 +341,10 @@ impl Application {
         let _ = key_watch.await;
         let _ = mail_worker.await;
         let _ = cleanup.await;
+        if let Some((publisher, subscriber)) = cache_bus {
+            let _ = publisher.await;
+            let _ = subscriber.await;
+        }
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

@@ -6,7 +6,10 @@
 //! revocation, password change, refresh reuse, session-limit eviction) and every
 //! change of a user made through it (name, password, verification, login
 //! bookkeeping) drops the affected entries at once, so it takes effect
-//! immediately here; a change made by another node is seen within the TTL (5 s
+//! immediately here. Once [`AccessCache::share_with`] is connected (the server
+//! does so over Redis pub/sub when `redis.url` is set), the same drops are sent
+//! to the other nodes, which apply them as they arrive; without it, or when a
+//! message is lost, a change made by another node is seen within the TTL (5 s
 //! by default). Profiles are only ever served for display, never to decide a
 //! password or an account state.
 
@@ -31,12 +34,53 @@ struct CachedSession {
     live_until: OffsetDateTime,
 }
 
+/// One dropped entry, as told to the other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// A session's state.
+    Session(Uuid),
+    /// Every session of a user.
+    User(Uuid),
+    /// A denylist answer (the `jti` was just denied).
+    Denied(Uuid),
+    /// A user's profile.
+    Profile(Uuid),
+}
+
+impl Invalidation {
+    /// The compact text form (`s:`, `u:`, `d:` or `p:` and the id).
+    pub fn encode(&self) -> String {
+        let (tag, id) = match self {
+            Self::Session(id) => ('s', id),
+            Self::User(id) => ('u', id),
+            Self::Denied(id) => ('d', id),
+            Self::Profile(id) => ('p', id),
+        };
+        format!("{tag}:{}", id.simple())
+    }
+
+    /// The invalidation `text` encodes; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        let (tag, id) = text.split_once(':')?;
+        let id = Uuid::try_parse(id).ok()?;
+        match tag {
+            "s" => Some(Self::Session(id)),
+            "u" => Some(Self::User(id)),
+            "d" => Some(Self::Denied(id)),
+            "p" => Some(Self::Profile(id)),
+            _ => None,
+        }
+    }
+}
+
 /// See the module docs.
 #[derive(Clone)]
 pub struct AccessCache {
     sessions: Cache<Uuid, CachedSession>,
     denied: Cache<Uuid, bool>,
     profiles: Cache<Uuid, Arc<User>>,
+    /// Where drops are sent for the other nodes, once connected.
+    peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Invalidation>>>,
 }
 
 impl std::fmt::Debug for AccessCache {
@@ -68,6 +112,43 @@ impl AccessCache {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
+            peers: Arc::default(),
+        }
+    }
+
+    /// Sends every later drop made through this cache (and its clones) to
+    /// `peers` as well. Never blocks: when the channel is full the drop is
+    /// counted in `latchkey_cache_invalidations_dropped_total` and the other
+    /// nodes fall back on the TTL. Only the first call has an effect.
+    pub fn share_with(&self, peers: tokio::sync::mpsc::Sender<Invalidation>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// Applies a drop told by another node (not sent on again).
+    pub fn apply(&self, invalidation: Invalidation) {
+        match invalidation {
+            Invalidation::Session(id) => self.sessions.invalidate(&id),
+            Invalidation::User(user_id) => self.drop_user_sessions(user_id),
+            Invalidation::Denied(jti) => self.denied.invalidate(&jti),
+            Invalidation::Profile(user_id) => self.profiles.invalidate(&user_id),
+        }
+    }
+
+    fn tell_peers(&self, invalidation: Invalidation) {
+        if let Some(peers) = self.peers.get() {
+            if peers.try_send(invalidation).is_err() {
+                metrics::counter!("latchkey_cache_invalidations_dropped_total").increment(1);
+            }
+        }
+    }
+
+    fn drop_user_sessions(&self, user_id: Uuid) {
+        if self
+            .sessions
+            .invalidate_entries_if(move |_, c| c.user_id == user_id)
+            .is_err()
+        {
+            self.sessions.invalidate_all();
         }
     }
 
@@ -102,17 +183,13 @@ impl AccessCache {
     /// Forgets one session (it was revoked or changed here).
     pub(crate) fn forget_session(&self, id: Uuid) {
         self.sessions.invalidate(&id);
+        self.tell_peers(Invalidation::Session(id));
     }
 
     /// Forgets every session of a user.
     pub(crate) fn forget_user(&self, user_id: Uuid) {
-        if self
-            .sessions
-            .invalidate_entries_if(move |_, c| c.user_id == user_id)
-            .is_err()
-        {
-            self.sessions.invalidate_all();
-        }
+        self.drop_user_sessions(user_id);
+        self.tell_peers(Invalidation::User(user_id));
     }
 
     /// A user's profile, if remembered.
@@ -128,6 +205,7 @@ impl AccessCache {
     /// Forgets a profile (the user was changed here).
     pub(crate) fn forget_profile(&self, user_id: Uuid) {
         self.profiles.invalidate(&user_id);
+        self.tell_peers(Invalidation::Profile(user_id));
     }
 
     /// Whether `jti` is denylisted, if remembered.
@@ -135,8 +213,57 @@ impl AccessCache {
         self.denied.get(&jti)
     }
 
-    /// Remembers a denylist answer.
+    /// Remembers a denylist answer as just read from the store.
     pub(crate) fn remember_denied(&self, jti: Uuid, denied: bool) {
         self.denied.insert(jti, denied);
+    }
+
+    /// Remembers that `jti` was just denied here, and tells the peers (which
+    /// may remember it as not denied).
+    pub(crate) fn deny(&self, jti: Uuid) {
+        self.denied.insert(jti, true);
+        self.tell_peers(Invalidation::Denied(jti));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidations_round_trip_and_garbage_is_refused() {
+        let id = Uuid::now_v7();
+        for inv in [
+            Invalidation::Session(id),
+            Invalidation::User(id),
+            Invalidation::Denied(id),
+            Invalidation::Profile(id),
+        ] {
+            assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
+        }
+        for garbage in ["", "s", "x:0", "s:not-a-uuid", ":", "s:"] {
+            assert_eq!(Invalidation::decode(garbage), None, "{garbage}");
+        }
+    }
+
+    #[tokio::test]
+    async fn drops_made_here_are_told_and_drops_told_are_applied_not_retold() {
+        let here = AccessCache::default();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        here.share_with(tx);
+        let (jti, user) = (Uuid::now_v7(), Uuid::now_v7());
+        here.deny(jti);
+        here.forget_user(user);
+        here.remember_denied(Uuid::now_v7(), true); // a store read: not told
+        assert_eq!(rx.recv().await, Some(Invalidation::Denied(jti)));
+        assert_eq!(rx.recv().await, Some(Invalidation::User(user)));
+        assert!(rx.try_recv().is_err());
+
+        // Another node remembered the token as not denied; the drop reaches it.
+        let there = AccessCache::default();
+        there.remember_denied(jti, false);
+        assert_eq!(there.denied(jti), Some(false));
+        there.apply(Invalidation::Denied(jti));
+        assert_eq!(there.denied(jti), None);
     }
 }

@@ -19,7 +19,7 @@ mod security;
 mod signup;
 mod verify;
 
-pub use cache::AccessCache;
+pub use cache::{AccessCache, Invalidation};
 pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use introspect::Introspection;
 pub use lockout::{unlock, LockoutPolicy};

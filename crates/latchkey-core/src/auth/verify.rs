@@ -107,7 +107,7 @@ impl Auth {
         self.store
             .deny_access_token(principal.jti, principal.expires_at)
             .await?;
-        self.cache.remember_denied(principal.jti, true);
+        self.cache.deny(principal.jti);
         if all {
             self.revoke_other_sessions(principal, None, RevokeReason::Logout)
                 .await?;

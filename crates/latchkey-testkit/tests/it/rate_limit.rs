@@ -465,3 +465,90 @@ async fn unknown_refresh_tokens_are_limited_per_ip_and_known_ones_per_session_on
         401
     );
 }
+
+/// Two nodes on one database and one Redis (isolated by a fresh key prefix).
+async fn two_nodes_on_one_redis(url: String) -> (TestApp, TestApp) {
+    let prefix = format!("test-{}:", uuid::Uuid::now_v7());
+    let shared = move |c: &mut latchkey_server::config::Config| {
+        // One deployment: the same issuer and audience on both nodes.
+        c.public_url = Some("http://auth.latchkey.test".into());
+        c.rate_limit.enabled = false;
+        c.redis.url = Some(url.clone());
+        c.redis.key_prefix.clone_from(&prefix);
+    };
+    let a = TestApp::builder().configure(shared.clone()).spawn().await;
+    let database_url = a.state.config.database.url.clone();
+    let data_dir = a.state.config.data_dir.clone();
+    // B shares A's database and data directory (signing keys and secrets).
+    let b = TestApp::builder()
+        .configure(shared)
+        .configure(move |c| {
+            c.database.url = database_url;
+            c.data_dir = data_dir;
+        })
+        .spawn()
+        .await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_takes_effect_on_the_other_before_its_cache_expires() {
+    let Some(url) = redis_url_or_skip() else {
+        return;
+    };
+    let (a, b) = two_nodes_on_one_redis(url).await;
+    a.create_user("ada@example.com", PASSWORD, true).await;
+    let r = a.login("ada@example.com", PASSWORD).await;
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rename = |name: String| {
+        a.client
+            .patch(a.url("/v1/me"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    // Until B's subscription is live: with B holding the profile in its cache,
+    // a change on A shows on B at once (B keeps the cached one otherwise).
+    let mut live = false;
+    for attempt in 0..40 {
+        assert_eq!(b.get_as("/v1/me", &token).await.status(), 200);
+        let name = format!("Ada {attempt}");
+        assert_eq!(rename(name.clone()).await.unwrap().status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let shown: Value = b.get_as("/v1/me", &token).await.json().await.unwrap();
+        if shown["name"] == name.as_str() {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "profile changes reach the other node");
+
+    // B has just checked the token (live session, not denied) and remembers it
+    // for 5 s; A's logout reaches it well before that.
+    assert_eq!(b.get_as("/v1/me", &token).await.status(), 200);
+    let checked = std::time::Instant::now();
+    let r = a
+        .client
+        .post(a.url("/v1/logout"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let mut refused = false;
+    while checked.elapsed() < std::time::Duration::from_secs(4) {
+        if b.get_as("/v1/me", &token).await.status() == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused,
+        "the other node refuses the logged-out token before its cache expires"
+    );
+}
