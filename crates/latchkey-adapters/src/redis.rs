@@ -93,12 +93,17 @@ impl Redis {
         }
     }
 
-    /// Subscribes to `channel` on a connection of its own and hands every
-    /// text message to `on_message` until the connection fails (the error is
-    /// returned: the caller reconnects) or `stop` is set (`Ok`).
+    /// Subscribes to `channel` on a connection of its own (connected within
+    /// `connect_limit`) and hands every text message to `on_message` until the
+    /// connection fails, or no message at all arrives for `idle_limit` (a
+    /// connection that died silently: the caller publishes heartbeats), which
+    /// returns an error for the caller to resubscribe; or until `stop` is set
+    /// (`Ok`).
     pub async fn subscribe(
         &self,
         channel: &str,
+        connect_limit: Duration,
+        idle_limit: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
         mut on_message: impl FnMut(String) + Send,
     ) -> Result<(), RedisError> {
@@ -108,21 +113,26 @@ impl Redis {
             pubsub.subscribe(channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        // Connecting may hang on an unreachable host: stopping must not wait.
+        // Connecting may hang on an unreachable host: bounded, and stopping
+        // must not wait for it.
         let mut pubsub = tokio::select! {
-            connected = connect => connected.map_err(RedisError::Command)?,
+            connected = tokio::time::timeout(connect_limit, connect) => match connected {
+                Ok(connected) => connected.map_err(RedisError::Command)?,
+                Err(_) => return Err(RedisError::Timeout),
+            },
             _ = stop.changed() => return Ok(()),
         };
         let mut messages = pubsub.on_message();
         loop {
             tokio::select! {
-                message = messages.next() => match message {
-                    Some(message) => {
+                message = tokio::time::timeout(idle_limit, messages.next()) => match message {
+                    Ok(Some(message)) => {
                         if let Ok(text) = message.get_payload::<String>() {
                             on_message(text);
                         }
                     }
-                    None => return Err(RedisError::Closed),
+                    Ok(None) => return Err(RedisError::Closed),
+                    Err(_) => return Err(RedisError::Timeout),
                 },
                 _ = stop.changed() => return Ok(()),
             }

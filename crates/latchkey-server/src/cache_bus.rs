@@ -1,10 +1,14 @@
 //! Telling the other nodes what this node's access cache dropped, over Redis
 //! pub/sub (when `redis.url` is set): a logout, a revoked session or a changed
-//! profile on one node takes effect on every node as soon as the message
-//! arrives, instead of within the cache's TTL (5 s). Messages carry the
+//! profile on one node normally takes effect on every node within
+//! milliseconds, instead of within the cache's TTL (5 s). Messages carry the
 //! sending node's id, so a node skips its own. Delivery is best effort: a lost
-//! message (Redis down, channel full) only falls back on the TTL, and never
-//! delays a request.
+//! message (Redis down, queue full, a subscription being re-established) only
+//! falls back on the TTL, and never delays a request.
+//!
+//! Each node publishes a heartbeat every [`HEARTBEAT`]; a subscription that
+//! hears nothing (not even its own heartbeats) for [`IDLE_LIMIT`] is taken for
+//! a connection that died silently and is established again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,36 +20,64 @@ use uuid::Uuid;
 
 /// Drops waiting to be published; beyond this they are counted and lost.
 pub const QUEUE: usize = 4096;
+/// How often each node says it is there.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Silence after which a subscription is established again.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(35);
 /// Time allowed for one `PUBLISH`.
 const PUBLISH_LIMIT: Duration = Duration::from_millis(250);
-/// Pause before subscribing again after the subscription failed.
+/// Time allowed to connect and subscribe.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+/// First pause before subscribing again; doubles up to [`MAX_RESUBSCRIBE_DELAY`].
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(30);
+/// How long a stopping node keeps publishing what is still queued.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// The heartbeat's message text.
+const HEARTBEAT_TEXT: &str = "h";
 
 /// The pub/sub channel of the deployment (under `redis.key_prefix`).
 pub fn channel(key_prefix: &str) -> String {
     format!("{key_prefix}cache-invalidations")
 }
 
-/// Connects `cache` to the other nodes: returns the two tasks (publisher and
-/// subscriber), which end when `stop` is set.
+/// The two tasks [`connect`] starts.
+pub struct Bus {
+    /// Publishes this node's drops (and heartbeats).
+    pub publisher: tokio::task::JoinHandle<()>,
+    /// Applies the other nodes' drops.
+    pub subscriber: tokio::task::JoinHandle<()>,
+}
+
+/// Connects `cache` to the other nodes. The subscriber ends when `stop` is
+/// set; the publisher when `stop_publishing` is (set it once requests have
+/// drained, so the drops of the last requests still go out).
 pub fn connect(
     cache: &AccessCache,
-    redis: Arc<Redis>,
-    channel: String,
+    redis: &Arc<Redis>,
+    channel: &str,
     stop: watch::Receiver<bool>,
-) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
+    stop_publishing: watch::Receiver<bool>,
+) -> Bus {
     let node = Uuid::new_v4().simple().to_string();
     let (tx, rx) = mpsc::channel(QUEUE);
     cache.share_with(tx);
-    let publisher = tokio::spawn(publish(
-        Arc::clone(&redis),
-        channel.clone(),
-        node.clone(),
-        rx,
-        stop.clone(),
-    ));
-    let subscriber = tokio::spawn(subscribe(redis, channel, node, cache.clone(), stop));
-    (publisher, subscriber)
+    Bus {
+        publisher: tokio::spawn(publish(
+            Arc::clone(redis),
+            channel.to_owned(),
+            node.clone(),
+            rx,
+            stop_publishing,
+        )),
+        subscriber: tokio::spawn(subscribe(
+            Arc::clone(redis),
+            channel.to_owned(),
+            node,
+            cache.clone(),
+            stop,
+        )),
+    }
 }
 
 async fn publish(
@@ -55,18 +87,42 @@ async fn publish(
     mut drops: mpsc::Receiver<Invalidation>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let send = |text: String| {
+        let (redis, channel, message) = (
+            Arc::clone(&redis),
+            channel.clone(),
+            format!("{node} {text}"),
+        );
+        async move {
+            if let Err(e) = redis.publish(&channel, &message, PUBLISH_LIMIT).await {
+                tracing::debug!(error = %e, "cache bus message not published");
+                return false;
+            }
+            true
+        }
+    };
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
     loop {
-        let invalidation = tokio::select! {
+        tokio::select! {
             next = drops.recv() => match next {
-                Some(invalidation) => invalidation,
+                Some(invalidation) => {
+                    if !send(invalidation.encode()).await {
+                        metrics::counter!("latchkey_cache_invalidations_dropped_total").increment(1);
+                    }
+                }
                 None => return,
             },
-            _ = stop.changed() => return,
-        };
-        let message = format!("{node} {}", invalidation.encode());
-        if let Err(e) = redis.publish(&channel, &message, PUBLISH_LIMIT).await {
+            _ = heartbeat.tick() => {
+                send(HEARTBEAT_TEXT.to_owned()).await;
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    // Stopping: what the last requests dropped still goes out, briefly.
+    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+    while let Ok(invalidation) = drops.try_recv() {
+        if tokio::time::Instant::now() >= deadline || !send(invalidation.encode()).await {
             metrics::counter!("latchkey_cache_invalidations_dropped_total").increment(1);
-            tracing::debug!(error = %e, "cache invalidation not published");
         }
     }
 }
@@ -78,31 +134,44 @@ async fn subscribe(
     cache: AccessCache,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut delay = RESUBSCRIBE_DELAY;
     loop {
+        let mut heard = false;
         let result = redis
-            .subscribe(&channel, stop.clone(), |message| {
-                let Some((from, text)) = message.split_once(' ') else {
-                    return;
-                };
-                if from == node {
-                    return;
-                }
-                if let Some(invalidation) = Invalidation::decode(text) {
-                    cache.apply(invalidation);
-                }
-            })
+            .subscribe(
+                &channel,
+                CONNECT_LIMIT,
+                IDLE_LIMIT,
+                stop.clone(),
+                |message| {
+                    heard = true;
+                    let Some((from, text)) = message.split_once(' ') else {
+                        return;
+                    };
+                    if from == node || text == HEARTBEAT_TEXT {
+                        return;
+                    }
+                    if let Some(invalidation) = Invalidation::decode(text) {
+                        cache.apply(invalidation);
+                    }
+                },
+            )
             .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "cache invalidation subscription lost; resubscribing");
+            tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "cache bus subscription lost; subscribing again");
         } else {
             return;
         }
+        if heard {
+            delay = RESUBSCRIBE_DELAY;
+        }
         tokio::select! {
-            () = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+            () = tokio::time::sleep(delay) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
         }
+        delay = (delay * 2).min(MAX_RESUBSCRIBE_DELAY);
     }
 }

@@ -325,12 +325,14 @@ impl Application {
         ));
         // With Redis, cache drops (logout, revocation, profile changes) reach
         // the other nodes at once instead of within the cache TTL.
+        let (stop_publishing_tx, stop_publishing) = watch::channel(false);
         let cache_bus = self.state.redis.as_ref().map(|redis| {
             crate::cache_bus::connect(
                 &self.state.auth.cache,
-                Arc::clone(redis),
-                crate::cache_bus::channel(&self.state.config.redis.key_prefix),
+                redis,
+                &crate::cache_bus::channel(&self.state.config.redis.key_prefix),
                 stop_rx.clone(),
+                stop_publishing,
             )
         });
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
@@ -338,12 +340,14 @@ impl Application {
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let _ = main.await;
+        // Requests have drained: their cache drops can go out, then the bus stops.
+        let _ = stop_publishing_tx.send(true);
         let _ = key_watch.await;
         let _ = mail_worker.await;
         let _ = cleanup.await;
-        if let Some((publisher, subscriber)) = cache_bus {
-            let _ = publisher.await;
-            let _ = subscriber.await;
+        if let Some(bus) = cache_bus {
+            let _ = bus.publisher.await;
+            let _ = bus.subscriber.await;
         }
         if let Some(metrics) = metrics {
             let _ = metrics.await;

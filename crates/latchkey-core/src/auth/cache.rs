@@ -124,11 +124,14 @@ impl AccessCache {
         let _ = self.peers.set(peers);
     }
 
-    /// Applies a drop told by another node (not sent on again).
+    /// Applies a drop told by another node (not sent on again). A user's
+    /// sessions are dropped with all others (one cheap step, rare: password,
+    /// factor or sign-out-everywhere changes), so a flood of such messages
+    /// cannot pile up per-user filters that every request would then run.
     pub fn apply(&self, invalidation: Invalidation) {
         match invalidation {
             Invalidation::Session(id) => self.sessions.invalidate(&id),
-            Invalidation::User(user_id) => self.drop_user_sessions(user_id),
+            Invalidation::User(_) => self.sessions.invalidate_all(),
             Invalidation::Denied(jti) => self.denied.invalidate(&jti),
             Invalidation::Profile(user_id) => self.profiles.invalidate(&user_id),
         }
