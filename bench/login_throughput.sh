@@ -17,18 +17,10 @@ if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --quiet -p latchkey-core --example argon2_rate
 fi
 
-data="$(mktemp -d)"; out="$(mktemp)"
-# Rate limits off: the work per login is measured, not the quotas.
-env LATCHKEY_LOG__LEVEL=error LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION=false \
-  LATCHKEY_RATE_LIMIT__ENABLED=false ${SERVER_ENV:-} \
-  ./target/release/latchkey serve --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data" "$out"' EXIT
-for _ in $(seq 1 100); do grep -q "listening on" "$out" && break; sleep 0.1; done
-url="$(sed -n 's/^latchkey listening on //p' "$out")"
-case "$url" in http://127.0.0.1:*) ;; *) echo "server did not start: $(cat "$out")" >&2; exit 1 ;; esac
-curl -sf "$url/v1/signup" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"correct horse battery staple"}' >/dev/null
+. bench/server.sh
+# shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=VALUE words
+start_bench_server ${SERVER_ENV:-}
+sign_up_bench_account
 
 echo "== $(git rev-parse --short HEAD); $(nproc) cores; $ROUNDS rounds of ${WINDOW} s raw + ${WINDOW} s login; ${SERVER_ENV:-default settings}"
 raw_total=0; login_total=0

@@ -17,20 +17,12 @@ if [ -z "${NO_BUILD:-}" ]; then # NO_BUILD=1: reuse the binaries already in targ
   cargo build --release --quiet -p latchkey-core --example argon2_rate
 fi
 
-data="$(mktemp -d)"; out="$(mktemp)"
+. bench/server.sh
 # LOCKOUT__THRESHOLD: the per-address failure counter is still written on every
 # failure (as in production, for both classes) but never reaches the lock.
-env LATCHKEY_LOG__LEVEL=error LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION=false \
-  LATCHKEY_RATE_LIMIT__ENABLED=false LATCHKEY_LOCKOUT__THRESHOLD=4000000000 \
-  LATCHKEY_SESSIONS__MAX_PER_USER=100000000 \
-  ./target/release/latchkey serve --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data" "$out"' EXIT
-for _ in $(seq 1 100); do grep -q "listening on" "$out" && break; sleep 0.1; done
-url="$(sed -n 's/^latchkey listening on //p' "$out")"
-case "$url" in http://127.0.0.1:*) ;; *) echo "server did not start: $(cat "$out")" >&2; exit 1 ;; esac
-curl -sf "$url/v1/signup" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"correct horse battery staple"}' >/dev/null
+start_bench_server LATCHKEY_LOCKOUT__THRESHOLD=4000000000 \
+  LATCHKEY_SESSIONS__MAX_PER_USER=100000000
+sign_up_bench_account
 
 if [ -z "${NO_BUILD:-}" ]; then
   built="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' + uncommitted changes in crates/')"
