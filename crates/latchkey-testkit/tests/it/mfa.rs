@@ -11,7 +11,7 @@ use latchkey_testkit::app::{TestApp, TestAppBuilder};
 use serde_json::{json, Value};
 use time::macros::datetime;
 
-use crate::support::{assert_problem, jwt_parts};
+use crate::support::{assert_problem, jwt_parts, refreshed_access_token};
 
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "correct horse battery staple";
@@ -991,18 +991,7 @@ async fn second_factors_change_only_shortly_after_signing_in() {
     // Sixteen minutes on, the session lives on through a refresh (as a stolen
     // refresh token would keep it going), but its sign-in is 16 minutes old.
     clock.advance(time::Duration::minutes(16));
-    let r = post(
-        &app,
-        "/v1/token/refresh",
-        None,
-        json!({"refresh_token": refresh}),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let stale = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stale = refreshed_access_token(&app, &refresh).await;
     let r = post(&app, "/v1/me/mfa/totp", Some(&stale), json!({})).await;
     assert_problem(r, 403, "forbidden").await;
     let r = post(
@@ -1052,18 +1041,7 @@ async fn the_sign_in_age_limit_can_be_turned_off() {
         .unwrap()
         .to_owned();
     clock.advance(time::Duration::hours(2));
-    let r = post(
-        &app,
-        "/v1/token/refresh",
-        None,
-        json!({"refresh_token": refresh}),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let old_sign_in = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old_sign_in = refreshed_access_token(&app, &refresh).await;
     let r = post(&app, "/v1/me/mfa/totp", Some(&old_sign_in), json!({})).await;
     assert_eq!(r.status(), 200);
 }

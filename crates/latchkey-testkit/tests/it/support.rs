@@ -58,6 +58,23 @@ pub async fn post_json(app: &TestApp, path: &str, body: &str) -> reqwest::Respon
         .unwrap()
 }
 
+/// Refreshes with `refresh_token` (token mode), expects `200`, and returns the
+/// new access token: one whose session keeps its original sign-in time.
+pub async fn refreshed_access_token(app: &TestApp, refresh_token: &str) -> String {
+    let r = app
+        .client
+        .post(app.url("/v1/token/refresh"))
+        .json(&serde_json::json!({ "refresh_token": refresh_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The process-wide log capture (installed by the first server start).
 pub fn captured_logs() -> latchkey_testkit::logs::Captured {
     latchkey_testkit::logs::captured()

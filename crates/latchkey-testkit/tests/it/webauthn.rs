@@ -10,7 +10,7 @@ use latchkey_testkit::soft_authenticator::SoftAuthenticator;
 use serde_json::{json, Value};
 use time::macros::datetime;
 
-use crate::support::{assert_problem, jwt_parts};
+use crate::support::{assert_problem, jwt_parts, refreshed_access_token};
 
 const EMAIL: &str = "grace@example.com";
 const PASSWORD: &str = "correct horse battery staple";
@@ -697,18 +697,7 @@ async fn passkeys_change_only_shortly_after_signing_in() {
     // Finished two minutes later (the ceremony is still valid) with a token
     // refreshed from the same, now 16-minute-old, sign-in.
     clock.advance(time::Duration::minutes(2));
-    let r = app
-        .client
-        .post(app.url("/v1/token/refresh"))
-        .json(&json!({"refresh_token": signed_in["refresh_token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let stale = r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stale = refreshed_access_token(&app, signed_in["refresh_token"].as_str().unwrap()).await;
     assert_problem(
         finish(&app, &stale, &id, credential).await,
         403,
