@@ -474,6 +474,14 @@ macro_rules! store_conformance_tests {
             session_case!(cleanup_removes_only_expired_data);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sign_ins_racing_a_password_change_never_outlive_it() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                cs::sign_ins_racing_a_password_change_never_outlive_it(store).await;
+                drop(guard);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_rotations_admit_exactly_one() {
                 let Some(guard) = $fresh().await else { return };
                 let store: Arc<dyn Store> = Arc::new((*guard).clone());

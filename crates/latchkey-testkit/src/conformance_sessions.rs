@@ -249,6 +249,62 @@ pub async fn concurrent_rotations_admit_exactly_one(store: Arc<dyn Store>) {
     assert_eq!(rotated, 1);
 }
 
+/// Sign-ins that read the stamp before a password change, racing that change:
+/// whichever commits first, none of their sessions is live afterwards (started
+/// before the change: revoked by it; after: refused by the stamp).
+pub async fn sign_ins_racing_a_password_change_never_outlive_it(store: Arc<dyn Store>) {
+    let uid = user(&*store).await;
+    let seen = store.user_by_id(uid).await.unwrap().unwrap().security_stamp;
+    let at = T0 + Duration::minutes(1);
+    let sign_in = |i: i64| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let s = session(uid, at + Duration::milliseconds(i));
+            let (_, token) = new_refresh_token(s.id, s.created_at, at + Duration::days(1));
+            store
+                .create_session(&s, &token, 100, seen, &Aftermath::default())
+                .await
+        })
+    };
+    // Sign-ins before, around and after the change.
+    let mut sign_ins: Vec<_> = (0..10).map(sign_in).collect();
+    let change = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let revoke = Aftermath {
+                revoke: Some(Revocation {
+                    keep: None,
+                    reason: RevokeReason::PasswordChanged,
+                }),
+                ..Aftermath::default()
+            };
+            store
+                .change_password_hash(uid, "changed", at, 0, &revoke)
+                .await
+        })
+    };
+    sign_ins.extend((10..20).map(sign_in));
+    change.await.unwrap().unwrap();
+    sign_ins.extend((20..25).map(sign_in));
+    for sign_in in sign_ins {
+        match sign_in.await.unwrap() {
+            Ok(_)
+            | Err(StoreError::Conflict {
+                constraint: SECURITY_CHANGED,
+            }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(
+        store
+            .live_sessions(uid, at + Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a session begun under the old password survived the change"
+    );
+}
+
 /// Expired tokens and tokens of idle-expired sessions are refused.
 pub async fn expired_tokens_and_sessions_are_refused(store: &dyn Store) {
     let uid = user(store).await;
