@@ -63,7 +63,6 @@ pub struct Verification {
 struct Inner {
     params: Argon2Params,
     argon2: Argon2<'static>,
-    argon_params: Params,
     permits: Arc<Semaphore>,
     /// Working memory reused between hashes (one buffer per permit).
     memory: BlockPool,
@@ -113,9 +112,8 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
-                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params.clone()),
                 memory: BlockPool::new(permits, argon_params.block_count()),
-                argon_params,
+                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params),
                 permits: Arc::new(Semaphore::new(permits)),
                 dummy: OnceCell::new(),
             }),
@@ -210,7 +208,8 @@ fn new_hash(inner: &Inner, password: &[u8]) -> Result<String, PasswordError> {
         .decode_b64(&mut salt_bytes)
         .map_err(|_| PasswordError::InvalidParams)?;
     let len = inner
-        .argon_params
+        .argon2
+        .params()
         .output_len()
         .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
     let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
@@ -218,7 +217,7 @@ fn new_hash(inner: &Inner, password: &[u8]) -> Result<String, PasswordError> {
         .memory
         .hash_into(
             &inner.argon2,
-            inner.argon_params.block_count(),
+            inner.argon2.params().block_count(),
             password,
             salt_raw,
             &mut out,
@@ -227,7 +226,7 @@ fn new_hash(inner: &Inner, password: &[u8]) -> Result<String, PasswordError> {
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&inner.argon_params)
+        params: ParamsString::try_from(inner.argon2.params())
             .map_err(|_| PasswordError::InvalidParams)?,
         salt: Some(salt.as_salt()),
         hash: Some(Output::new(&out).map_err(|_| PasswordError::InvalidParams)?),
