@@ -215,13 +215,7 @@ fn new_hash(inner: &Inner, password: &[u8]) -> Result<String, PasswordError> {
     let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
     inner
         .memory
-        .hash_into(
-            &inner.argon2,
-            inner.argon2.params().block_count(),
-            password,
-            salt_raw,
-            &mut out,
-        )
+        .hash_into(&inner.argon2, password, salt_raw, &mut out)
         .map_err(|_| PasswordError::InvalidParams)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),

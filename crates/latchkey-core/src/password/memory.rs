@@ -28,7 +28,7 @@ pub(super) struct BlockPool {
 }
 
 impl BlockPool {
-    /// A pool keeping up to `keep` buffers of up to `max_blocks` blocks.
+    /// A pool keeping up to `keep` buffers of exactly `max_blocks` blocks.
     pub(super) fn new(keep: usize, max_blocks: usize) -> Self {
         Self {
             spare: Mutex::new(Vec::new()),
@@ -43,12 +43,11 @@ impl BlockPool {
     pub(super) fn hash_into(
         &self,
         argon2: &Argon2<'_>,
-        blocks: usize,
         password: &[u8],
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), argon2::Error> {
-        let mut buffer = self.take(blocks);
+        let mut buffer = self.take(argon2.params().block_count());
         let result = argon2.hash_password_into_with_memory(password, salt, out, &mut buffer[..]);
         self.give(buffer);
         result
@@ -113,11 +112,11 @@ mod tests {
             .unwrap();
         // Dirty the pooled buffer with another password first.
         let mut other = [0u8; 32];
-        pool.hash_into(&a, 64, b"another one", b"othersaltothersa", &mut other)
+        pool.hash_into(&a, b"another one", b"othersaltothersa", &mut other)
             .unwrap();
         assert_eq!(pool.spare(), 1);
         let mut reused = [0u8; 32];
-        pool.hash_into(&a, 64, b"password", b"somesaltsomesalt", &mut reused)
+        pool.hash_into(&a, b"password", b"somesaltsomesalt", &mut reused)
             .unwrap();
         assert_eq!(fresh, reused);
         assert_ne!(fresh, other);
@@ -148,7 +147,7 @@ mod tests {
     fn a_buffer_is_wiped_when_its_hash_ends() {
         let pool = BlockPool::new(1, 64);
         let mut out = [0u8; 32];
-        pool.hash_into(&argon2(64), 64, b"password", b"somesaltsomesalt", &mut out)
+        pool.hash_into(&argon2(64), b"password", b"somesaltsomesalt", &mut out)
             .unwrap();
         let kept = pool.take(64);
         assert!(kept

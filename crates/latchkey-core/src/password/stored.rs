@@ -81,11 +81,10 @@ fn verify_argon2(
     let salt = salt
         .decode_b64(&mut salt_bytes)
         .map_err(|_| PasswordError::Malformed)?;
-    let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
     let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
     memory
-        .hash_into(&argon2, blocks, password, salt, &mut computed)
+        .hash_into(&argon2, password, salt, &mut computed)
         .map_err(|_| PasswordError::Malformed)?;
     let matches = bool::from(computed.ct_eq(expected.as_bytes()));
     Ok(Verification {
