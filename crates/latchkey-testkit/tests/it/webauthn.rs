@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use latchkey_core::clock::ManualClock;
-use latchkey_testkit::app::TestApp;
+use latchkey_testkit::app::{TestApp, TestAppBuilder};
 use latchkey_testkit::soft_authenticator::SoftAuthenticator;
 use serde_json::{json, Value};
 use time::macros::datetime;
@@ -16,8 +16,18 @@ const EMAIL: &str = "grace@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 const ORIGIN: &str = "http://localhost:3000";
 
+/// A server whose relying party is `ORIGIN`, with the verified user.
 async fn app() -> TestApp {
-    let app = TestApp::builder()
+    app_from(TestApp::builder()).await
+}
+
+/// [`app`] on a clock the test moves.
+async fn app_on(clock: &ManualClock) -> TestApp {
+    app_from(TestApp::builder().clock(Arc::new(clock.clone()))).await
+}
+
+async fn app_from(builder: TestAppBuilder) -> TestApp {
+    let app = builder
         .configure(|c| {
             c.public_url = Some(ORIGIN.into());
             c.rate_limit.enabled = false;
@@ -598,15 +608,7 @@ async fn adding_or_removing_a_passkey_signs_out_the_other_sessions_and_mails_the
 #[tokio::test]
 async fn an_expired_challenge_is_refused_at_registration_and_passwordless_sign_in() {
     let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
-    let app = TestApp::builder()
-        .clock(Arc::new(clock.clone()))
-        .configure(|c| {
-            c.public_url = Some(ORIGIN.into());
-            c.rate_limit.enabled = false;
-        })
-        .spawn()
-        .await;
-    app.create_user(EMAIL, PASSWORD, true).await;
+    let app = app_on(&clock).await;
     let token = access(&app, EMAIL).await;
     let mut soft = SoftAuthenticator::new(ORIGIN);
 
@@ -678,15 +680,7 @@ async fn an_account_holds_at_most_twenty_passkeys() {
 #[tokio::test]
 async fn passkeys_change_only_shortly_after_signing_in() {
     let clock = ManualClock::new(datetime!(2026-11-23 10:00:00 UTC));
-    let app = TestApp::builder()
-        .clock(Arc::new(clock.clone()))
-        .configure(|c| {
-            c.public_url = Some(ORIGIN.into());
-            c.rate_limit.enabled = false;
-        })
-        .spawn()
-        .await;
-    app.create_user(EMAIL, PASSWORD, true).await;
+    let app = app_on(&clock).await;
     let signed_in: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();
     let token = signed_in["access_token"].as_str().unwrap().to_owned();
     let mut soft = SoftAuthenticator::new(ORIGIN);
