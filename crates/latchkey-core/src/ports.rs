@@ -97,7 +97,9 @@ pub trait UserStore: Send + Sync {
 
     /// Sets a new password in one transaction: the current hash moves to the
     /// history, `hash` becomes current, only the `keep` newest history entries
-    /// are kept (0: none), and `after` is written.
+    /// are kept (0: none), the user's pending password-reset and email
+    /// verification tokens are deleted (a link mailed before the change must
+    /// not undo it), and `after` is written.
     async fn change_password_hash(
         &self,
         user_id: Uuid,
@@ -121,8 +123,10 @@ pub const SECURITY_CHANGED: &str = "security_stamp";
 /// event or its notice in the outbox.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Aftermath<'a> {
-    /// Revoke the user's live sessions (and their refresh tokens), and move the
-    /// user's `security_stamp` on so sign-ins in flight start nothing.
+    /// Revoke the user's live sessions (and their refresh tokens), move the
+    /// user's `security_stamp` on so sign-ins in flight start nothing, and
+    /// void the user's pending email changes (see
+    /// [`SessionStore::revoke_user_sessions`]).
     pub revoke: Option<Revocation>,
     /// Append this security event (its `user_id` is the changed user's).
     pub event: Option<&'a SecurityEvent>,
@@ -212,6 +216,11 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Revokes every live session of the user except `keep`; returns how many.
+    /// Like every revocation of the user's sessions (an [`Aftermath`] with
+    /// `revoke`), in the same transaction it moves the user's
+    /// `security_stamp` on and deletes the user's pending email changes: after
+    /// a sign-out everywhere, nothing started in another session (a link to an
+    /// attacker's address) can still change the account.
     async fn revoke_user_sessions(
         &self,
         user_id: uuid::Uuid,
@@ -276,6 +285,10 @@ pub struct NewEmailChange {
     pub new_email: String,
     /// Its normalized form (the uniqueness key).
     pub new_email_normalized: String,
+    /// The account's `security_stamp` when the change was asked for: the
+    /// change is confirmed only while the stamp is still this (a password
+    /// reset or change, a factor change or a sign-out everywhere voids it).
+    pub security_stamp: i64,
 }
 
 /// A pending email change found by its token.
@@ -339,7 +352,8 @@ pub trait VerificationStore: Send + Sync {
         mails: &[OutgoingMail],
     ) -> Result<(), StoreError>;
 
-    /// The change an unused, unexpired token stands for (read only).
+    /// The change an unused, unexpired token stands for, while the account's
+    /// security stamp is the one it was asked under (read only).
     async fn pending_email_change(
         &self,
         token_hash: &[u8; 32],
@@ -347,8 +361,10 @@ pub trait VerificationStore: Send + Sync {
     ) -> Result<Option<PendingEmailChange>, StoreError>;
 
     /// Spends the token and gives the account its new address (verified now),
-    /// queueing `mail` in the same transaction. `Ok(None)`: the token is unknown,
-    /// used or expired. `Err(StoreError::Conflict)` when another account took the
+    /// deletes the account's pending reset and verification tokens (links
+    /// mailed to the old address die with it), and queues `mail`, in one
+    /// transaction. `Ok(None)`: the token is unknown, used, expired, or its
+    /// security stamp is not the account's any more. `Err(StoreError::Conflict)` when another account took the
     /// address meanwhile (the unique constraint decides; nothing changes and the
     /// token stays unused).
     async fn complete_email_change(

@@ -1,6 +1,7 @@
 //! Writing an [`Aftermath`] inside the transaction of the change it follows.
 
 use latchkey_core::ports::{Aftermath, StoreError};
+use latchkey_core::session::RevokeReason;
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -13,14 +14,7 @@ pub(crate) async fn apply(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     if let Some(r) = after.revoke {
-        // Sign-ins that read the old stamp start no session (create_session).
-        sqlx::query("UPDATE users SET security_stamp = security_stamp + 1 WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(crate::map_error)?;
-        let ids = crate::sessions::live_ids(tx, user_id, r.keep, 0, now).await?;
-        crate::sessions::revoke_ids(tx, &ids, r.reason, now).await?;
+        revoke_everything(tx, user_id, r.keep, r.reason, now).await?;
     }
     if let Some(event) = after.event {
         crate::sessions::insert_event(&mut **tx, event).await?;
@@ -32,4 +26,32 @@ pub(crate) async fn apply(
         crate::mfa::insert_codes(tx, user_id, hashes, now).await?;
     }
     Ok(())
+}
+
+/// What every revocation of a user's sessions brings, in `tx`: the security
+/// stamp moves on (sign-ins that read the old one start no session, see
+/// `create_session`), the pending email changes are deleted (a link an
+/// attacker asked for in another session dies with that session), and every
+/// live session but `keep` is revoked with its tokens. Returns how many
+/// sessions it revoked. The user row is locked first, as sign-ins and
+/// email-change confirmations lock it (one lock order: no deadlock).
+pub(crate) async fn revoke_everything(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: RevokeReason,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    sqlx::query("UPDATE users SET security_stamp = security_stamp + 1 WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::map_error)?;
+    sqlx::query("DELETE FROM email_change_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::map_error)?;
+    let ids = crate::sessions::live_ids(tx, user_id, keep, 0, now).await?;
+    crate::sessions::revoke_ids(tx, &ids, reason, now).await
 }

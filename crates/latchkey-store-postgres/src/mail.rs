@@ -146,7 +146,7 @@ impl VerificationStore for PostgresStore {
             .map_err(map_error)?;
         sqlx::query(
             "INSERT INTO email_change_tokens (token_hash, user_id, new_email, new_email_normalized, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+             created_at, expires_at, security_stamp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&t.token_hash[..])
         .bind(t.user_id)
@@ -154,6 +154,7 @@ impl VerificationStore for PostgresStore {
         .bind(&change.new_email_normalized)
         .bind(t.created_at)
         .bind(t.expires_at)
+        .bind(change.security_stamp)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -169,8 +170,9 @@ impl VerificationStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Option<PendingEmailChange>, StoreError> {
         let row: Option<(Uuid, String)> = sqlx::query_as(
-            "SELECT user_id, new_email FROM email_change_tokens WHERE token_hash = $1 \
-             AND used_at IS NULL AND expires_at > $2",
+            "SELECT t.user_id, t.new_email FROM email_change_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > $2 \
+             AND t.security_stamp = u.security_stamp",
         )
         .bind(&token_hash[..])
         .bind(now)
@@ -187,13 +189,29 @@ impl VerificationStore for PostgresStore {
         mail: Option<&OutgoingMail>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
+        // The user row first, as password changes and sign-outs everywhere
+        // lock it before the email-change tokens they delete (one lock
+        // order); its stamp then cannot move until this commits.
+        let stamp: Option<i64> = sqlx::query_scalar(
+            "SELECT u.security_stamp FROM users u JOIN email_change_tokens t ON t.user_id = u.id \
+             WHERE t.token_hash = $1 FOR UPDATE OF u",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some(stamp) = stamp else {
+            return Ok(None);
+        };
         let row: Option<(Uuid, String, String)> = sqlx::query_as(
             "UPDATE email_change_tokens SET used_at = $1 WHERE token_hash = $2 \
-             AND used_at IS NULL AND expires_at > $3 RETURNING user_id, new_email, new_email_normalized",
+             AND used_at IS NULL AND expires_at > $3 AND security_stamp = $4 \
+             RETURNING user_id, new_email, new_email_normalized",
         )
         .bind(now)
         .bind(&token_hash[..])
         .bind(now)
+        .bind(stamp)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -214,6 +232,7 @@ impl VerificationStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
+        crate::users::delete_mailed_links(&mut tx, user_id).await?;
         if let Some(mail) = mail {
             insert_mail(&mut tx, mail).await?;
         }

@@ -365,8 +365,7 @@ impl SessionStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
-        let ids = live_ids(&mut tx, user_id, keep, 0, now).await?;
-        let n = revoke_ids(&mut tx, &ids, reason, now).await?;
+        let n = crate::aftermath::revoke_everything(&mut tx, user_id, keep, reason, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(n)
     }

@@ -147,7 +147,7 @@ impl VerificationStore for SqliteStore {
             .map_err(map_error)?;
         sqlx::query(
             "INSERT INTO email_change_tokens (token_hash, user_id, new_email, new_email_normalized, \
-             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+             created_at, expires_at, security_stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.token_hash[..])
         .bind(t.user_id)
@@ -155,6 +155,7 @@ impl VerificationStore for SqliteStore {
         .bind(&change.new_email_normalized)
         .bind(to_micros(t.created_at))
         .bind(to_micros(t.expires_at))
+        .bind(change.security_stamp)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -170,8 +171,9 @@ impl VerificationStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Option<PendingEmailChange>, StoreError> {
         let row: Option<(Uuid, String)> = sqlx::query_as(
-            "SELECT user_id, new_email FROM email_change_tokens WHERE token_hash = ? \
-             AND used_at IS NULL AND expires_at > ?",
+            "SELECT t.user_id, t.new_email FROM email_change_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = ? AND t.used_at IS NULL AND t.expires_at > ? \
+             AND t.security_stamp = u.security_stamp",
         )
         .bind(&token_hash[..])
         .bind(to_micros(now))
@@ -190,7 +192,9 @@ impl VerificationStore for SqliteStore {
         let mut tx = self.write_transaction().await?;
         let row: Option<(Uuid, String, String)> = sqlx::query_as(
             "UPDATE email_change_tokens SET used_at = ? WHERE token_hash = ? \
-             AND used_at IS NULL AND expires_at > ? RETURNING user_id, new_email, new_email_normalized",
+             AND used_at IS NULL AND expires_at > ? \
+             AND security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = email_change_tokens.user_id) \
+             RETURNING user_id, new_email, new_email_normalized",
         )
         .bind(to_micros(now))
         .bind(&token_hash[..])
@@ -215,6 +219,7 @@ impl VerificationStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
+        crate::users::delete_mailed_links(&mut tx, user_id).await?;
         if let Some(mail) = mail {
             insert_mail(&mut tx, mail).await?;
         }

@@ -357,8 +357,7 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let ids = live_ids(&mut tx, user_id, keep, 0, now).await?;
-        let n = revoke_ids(&mut tx, &ids, reason, now).await?;
+        let n = crate::aftermath::revoke_everything(&mut tx, user_id, keep, reason, now).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(n)
     }

@@ -105,6 +105,26 @@ pub(crate) async fn set_password_in(
     .execute(&mut **tx)
     .await
     .map_err(map_error)?;
+    delete_mailed_links(tx, user_id).await
+}
+
+/// Deletes the user's pending password-reset and email-verification tokens,
+/// in `tx` (after a password or email change, links mailed before it must not
+/// work any more).
+pub(crate) async fn delete_mailed_links(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM password_reset_tokens WHERE user_id = ?",
+        "DELETE FROM email_verification_tokens WHERE user_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_error)?;
+    }
     Ok(())
 }
 

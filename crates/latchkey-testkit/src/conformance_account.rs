@@ -11,7 +11,10 @@
 
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::mail::OutgoingMail;
-use latchkey_core::ports::{NewEmailChange, NewVerification, Store, StoreError};
+use latchkey_core::ports::{
+    Aftermath, NewEmailChange, NewVerification, Revocation, Store, StoreError,
+};
+use latchkey_core::session::RevokeReason;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -40,6 +43,7 @@ fn change(user_id: Uuid, hash: u8, new_email: &str) -> NewEmailChange {
         },
         new_email: new_email.to_owned(),
         new_email_normalized: normalize_email(new_email),
+        security_stamp: 0,
     }
 }
 
@@ -158,6 +162,143 @@ pub async fn a_taken_address_is_a_conflict_at_confirmation(store: &dyn Store) {
         .await
         .unwrap()
         .is_some());
+}
+
+fn link(user_id: Uuid, hash: u8) -> NewVerification {
+    NewVerification {
+        token_hash: [hash; 32],
+        user_id,
+        created_at: T0,
+        expires_at: T0 + Duration::hours(1),
+    }
+}
+
+/// Whether the email change of token `hash` still works (read and spend).
+async fn change_works(store: &dyn Store, hash: u8) -> bool {
+    let read = store
+        .pending_email_change(&[hash; 32], T0)
+        .await
+        .unwrap()
+        .is_some();
+    let spent = store
+        .complete_email_change(&[hash; 32], T0, None)
+        .await
+        .unwrap()
+        .is_some();
+    assert_eq!(read, spent, "read and spend agree");
+    spent
+}
+
+/// Every revocation of a user's sessions (a sign-out everywhere, or the
+/// aftermath of a password change, reset or factor change) voids the user's
+/// pending email changes, and a change asked for under an older security
+/// stamp never completes (it raced such a revocation): an attacker's link
+/// cannot outlive the owner's recovery.
+pub async fn revocations_void_pending_email_changes(store: &dyn Store) {
+    let uid = user(store, "owner@example.com").await;
+    let stamp = || async { store.user_by_id(uid).await.unwrap().unwrap().security_stamp };
+    let s0 = stamp().await;
+    let issue = |hash: u8, stamp: i64| {
+        let mut c = change(uid, hash, "attacker@evil.example");
+        c.security_stamp = stamp;
+        c
+    };
+    store.issue_email_change(&issue(1, s0), &[]).await.unwrap();
+    store
+        .revoke_user_sessions(uid, None, RevokeReason::Logout, T0)
+        .await
+        .unwrap();
+    assert!(stamp().await > s0, "a sign-out everywhere moves the stamp");
+    assert!(!change_works(store, 1).await, "voided by the sign-out");
+
+    let s1 = stamp().await;
+    store.issue_email_change(&issue(2, s1), &[]).await.unwrap();
+    let revoke = Aftermath {
+        revoke: Some(Revocation {
+            keep: None,
+            reason: RevokeReason::PasswordReset,
+        }),
+        ..Aftermath::default()
+    };
+    store
+        .change_password_hash(uid, "new hash", T0, 0, &revoke)
+        .await
+        .unwrap();
+    assert!(
+        !change_works(store, 2).await,
+        "voided by the password change"
+    );
+
+    // Asked for under the stamp before a change that committed first: the
+    // insert lands after the deletion, but the stamp no longer matches.
+    store.issue_email_change(&issue(3, s1), &[]).await.unwrap();
+    assert!(
+        !change_works(store, 3).await,
+        "a stale stamp never completes"
+    );
+
+    let now = stamp().await;
+    store.issue_email_change(&issue(4, now), &[]).await.unwrap();
+    assert!(change_works(store, 4).await, "a current one still works");
+    let changed = store.user_by_id(uid).await.unwrap().unwrap();
+    assert_eq!(changed.email, "attacker@evil.example");
+}
+
+/// A password change deletes the pending reset and verification links, and
+/// so does a completed email change: a link mailed before either cannot undo
+/// it. Other users' links stay.
+pub async fn password_and_email_changes_void_mailed_links(store: &dyn Store) {
+    let uid = user(store, "ada@example.com").await;
+    let other = user(store, "bob@example.com").await;
+    let queue = |to: &str| mail(to);
+    let works = |hash: u8| async move {
+        store
+            .password_reset_user(&[hash; 32], T0)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    store
+        .issue_password_reset(&link(uid, 1), &queue("ada@example.com"))
+        .await
+        .unwrap();
+    store
+        .issue_password_reset(&link(other, 2), &queue("bob@example.com"))
+        .await
+        .unwrap();
+    store
+        .issue_verification(&link(uid, 3), &queue("ada@example.com"))
+        .await
+        .unwrap();
+    store
+        .change_password_hash(uid, "new hash", T0, 0, &Aftermath::default())
+        .await
+        .unwrap();
+    assert!(!works(1).await, "the reset link is void");
+    assert_eq!(
+        store.consume_verification(&[3; 32], T0).await.unwrap(),
+        None,
+        "the verification link is void"
+    );
+    assert!(works(2).await, "another user's link stays");
+
+    store
+        .issue_password_reset(&link(uid, 4), &queue("ada@example.com"))
+        .await
+        .unwrap();
+    store
+        .issue_email_change(&change(uid, 5, "ada@new.example"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_email_change(&[5; 32], T0, None)
+            .await
+            .unwrap(),
+        Some(uid)
+    );
+    assert!(!works(4).await, "the email change voided it");
+    assert!(works(2).await);
 }
 
 /// The HTML alternative of a message survives the outbox.

@@ -100,6 +100,7 @@ impl Auth {
             },
             new_email,
             new_email_normalized: normalized,
+            security_stamp: user.security_stamp,
         };
         self.store.issue_email_change(&change, &mails).await?;
         self.event(
