@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::account::{NewUser, User};
 use crate::audit::SecurityEvent;
-use crate::mail::OutgoingMail;
+use crate::mail::QueuedMail;
 use crate::mfa::challenge::MfaChallenge;
 use crate::mfa::passkey::{Ceremony, PasskeyRecord};
 use crate::mfa::{MfaSummary, TotpRecord};
@@ -131,7 +131,7 @@ pub struct Aftermath<'a> {
     /// Append this security event (its `user_id` is the changed user's).
     pub event: Option<&'a SecurityEvent>,
     /// Queue this mail (due at once).
-    pub mail: Option<&'a OutgoingMail>,
+    pub mail: Option<&'a QueuedMail>,
     /// Replace the user's recovery codes with these hashes (empty: remove
     /// them), e.g. with the first factor or the last one's removal.
     pub recovery_codes: Option<&'a [[u8; 32]]>,
@@ -309,7 +309,7 @@ pub trait VerificationStore: Send + Sync {
     async fn create_user_with_verification(
         &self,
         user: &NewUser,
-        verification: Option<(&NewVerification, &OutgoingMail)>,
+        verification: Option<(&NewVerification, &QueuedMail)>,
     ) -> Result<User, StoreError>;
 
     /// Stores a new token for an existing account and queues its mail (one
@@ -317,7 +317,7 @@ pub trait VerificationStore: Send + Sync {
     async fn issue_verification(
         &self,
         token: &NewVerification,
-        mail: &OutgoingMail,
+        mail: &QueuedMail,
     ) -> Result<(), StoreError>;
 
     /// Spends a token and marks its account verified, atomically: a token works
@@ -333,7 +333,7 @@ pub trait VerificationStore: Send + Sync {
     async fn issue_password_reset(
         &self,
         token: &NewVerification,
-        mail: &OutgoingMail,
+        mail: &QueuedMail,
     ) -> Result<(), StoreError>;
 
     /// The account of an unused, unexpired reset token (read only).
@@ -349,7 +349,7 @@ pub trait VerificationStore: Send + Sync {
     async fn issue_email_change(
         &self,
         change: &NewEmailChange,
-        mails: &[OutgoingMail],
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError>;
 
     /// The change an unused, unexpired token stands for, while the account's
@@ -371,7 +371,7 @@ pub trait VerificationStore: Send + Sync {
         &self,
         token_hash: &[u8; 32],
         now: OffsetDateTime,
-        mail: Option<&OutgoingMail>,
+        mail: Option<&QueuedMail>,
     ) -> Result<Option<Uuid>, StoreError>;
 
     /// Spends the reset token, sets the new password hash (history kept as for
@@ -403,7 +403,7 @@ pub enum DeviceSeen {
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Queues a message (due at once).
-    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError>;
+    async fn enqueue_mail(&self, mail: &QueuedMail) -> Result<(), StoreError>;
 
     /// Claims up to `limit` due messages: their next attempt moves `lease` ahead and
     /// their attempt count up, so no other worker (on any node) takes them while
@@ -413,7 +413,7 @@ pub trait OutboxStore: Send + Sync {
         now: OffsetDateTime,
         lease: time::Duration,
         limit: u32,
-    ) -> Result<Vec<OutgoingMail>, StoreError>;
+    ) -> Result<Vec<QueuedMail>, StoreError>;
 
     /// Delivered.
     async fn mark_mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;

@@ -213,6 +213,9 @@ pub async fn build(
                     config.effective_public_url()
                 )
             }),
+            outbox: Arc::new(latchkey_core::mail::OutboxSeal::new(
+                secrets.keyring(latchkey_core::mail::OUTBOX_SEAL_PURPOSE),
+            )),
         },
     })
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use latchkey_core::clock::Clock;
-use latchkey_core::mail::{MailError, Mailer, OutgoingMail};
+use latchkey_core::mail::{MailError, Mailer, OutboxSeal, QueuedMail};
 use latchkey_core::ports::Store;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
@@ -93,6 +93,7 @@ impl OutboxSettings {
 pub struct Worker {
     store: Arc<dyn Store>,
     mailer: Arc<dyn Mailer>,
+    seal: Arc<OutboxSeal>,
     clock: Arc<dyn Clock>,
     settings: OutboxSettings,
     breaker: Breaker,
@@ -108,10 +109,12 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A worker with a closed circuit breaker.
+    /// A worker with a closed circuit breaker, opening the sealed bodies of
+    /// queued mail with `seal` just before each send.
     pub fn new(
         store: Arc<dyn Store>,
         mailer: Arc<dyn Mailer>,
+        seal: Arc<OutboxSeal>,
         clock: Arc<dyn Clock>,
         settings: OutboxSettings,
     ) -> Self {
@@ -119,6 +122,7 @@ impl Worker {
         Self {
             store,
             mailer,
+            seal,
             clock,
             settings,
             breaker,
@@ -196,9 +200,26 @@ impl Worker {
 
     /// Sends one claimed message and records the outcome. Outcomes are stamped with the time the attempt started (the retry delay
     /// counts from there); the breaker judges by the time it ended.
-    async fn deliver(&mut self, mail: &OutgoingMail) {
+    async fn deliver(&mut self, mail: &QueuedMail) {
         let started = self.clock.now();
-        let sent = tokio::time::timeout(self.settings.send_deadline, self.mailer.send(mail)).await;
+        let opened = match self.seal.open(mail) {
+            Ok(opened) => opened,
+            Err(e) => {
+                // Sealed under a master key no longer configured (or corrupt):
+                // it can never be sent. Nothing was attempted: the breaker
+                // does not hear of it.
+                metrics::counter!("latchkey_mail_failed_total").increment(1);
+                tracing::warn!(mail_id = %mail.id, error = %e, "queued mail cannot be opened; given up");
+                let why = format!("the sealed body cannot be opened: {e}");
+                if let Err(e) = self.store.mark_mail_failed(mail.id, started, &why).await {
+                    tracing::warn!(error = %e, mail_id = %mail.id, "mail outcome not recorded; the lease will expire and retry");
+                }
+                return;
+            }
+        };
+        let sent =
+            tokio::time::timeout(self.settings.send_deadline, self.mailer.send(&opened)).await;
+        drop(opened);
         let sent = sent.unwrap_or_else(|_| {
             Err(MailError::Transient(
                 "the delivery exceeded its deadline".into(),
@@ -238,7 +259,7 @@ impl Worker {
     }
 
     /// Returns a claimed, unsent message to the queue, due at `at`.
-    async fn hand_back(&self, mail: &OutgoingMail, at: OffsetDateTime, why: &str) {
+    async fn hand_back(&self, mail: &QueuedMail, at: OffsetDateTime, why: &str) {
         if let Err(e) = self.store.mark_mail_retry(mail.id, at, why).await {
             tracing::warn!(error = %e, mail_id = %mail.id, "unsent mail not handed back; the lease will expire");
         }

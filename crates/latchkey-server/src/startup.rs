@@ -316,6 +316,7 @@ impl Application {
                     crate::mail_worker::Worker::new(
                         Arc::clone(&state.store),
                         Arc::clone(&mailer),
+                        Arc::clone(&state.auth.links.outbox),
                         Arc::clone(&state.clock),
                         crate::mail_worker::OutboxSettings::from_config(&state.config.mail),
                     )

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
-use latchkey_core::mail::OutgoingMail;
+use latchkey_core::mail::{QueuedBody, QueuedMail};
 use latchkey_core::ports::{
     Aftermath, NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError,
     VerificationStore,
@@ -31,16 +31,19 @@ async fn insert_token(
 
 pub(crate) async fn insert_mail(
     tx: &mut Transaction<'_, Postgres>,
-    m: &OutgoingMail,
+    m: &QueuedMail,
 ) -> Result<(), StoreError> {
+    let (sealed, text, html) = m.body.columns();
     sqlx::query(
-        "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, body_sealed, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(m.id)
     .bind(&m.to)
     .bind(&m.subject)
-    .bind(&m.body_text)
-    .bind(m.body_html.as_deref())
+    .bind(text)
+    .bind(html)
+    .bind(sealed)
     .bind(m.created_at)
     .bind(m.created_at)
     .execute(&mut **tx)
@@ -54,7 +57,7 @@ impl VerificationStore for PostgresStore {
     async fn create_user_with_verification(
         &self,
         user: &NewUser,
-        verification: Option<(&NewVerification, &OutgoingMail)>,
+        verification: Option<(&NewVerification, &QueuedMail)>,
     ) -> Result<User, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let created = insert_user(&mut *tx, user).await?;
@@ -69,7 +72,7 @@ impl VerificationStore for PostgresStore {
     async fn issue_verification(
         &self,
         token: &NewVerification,
-        mail: &OutgoingMail,
+        mail: &QueuedMail,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         insert_token(&mut tx, token).await?;
@@ -109,7 +112,7 @@ impl VerificationStore for PostgresStore {
     async fn issue_password_reset(
         &self,
         token: &NewVerification,
-        mail: &OutgoingMail,
+        mail: &QueuedMail,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = $1")
@@ -135,7 +138,7 @@ impl VerificationStore for PostgresStore {
     async fn issue_email_change(
         &self,
         change: &NewEmailChange,
-        mails: &[OutgoingMail],
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         let t = &change.token;
         let mut tx = self.pool().begin().await.map_err(map_error)?;
@@ -186,7 +189,7 @@ impl VerificationStore for PostgresStore {
         &self,
         token_hash: &[u8; 32],
         now: OffsetDateTime,
-        mail: Option<&OutgoingMail>,
+        mail: Option<&QueuedMail>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         // The user row first, as password changes and sign-outs everywhere
@@ -286,7 +289,7 @@ impl VerificationStore for PostgresStore {
 
 #[async_trait]
 impl OutboxStore for PostgresStore {
-    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError> {
+    async fn enqueue_mail(&self, mail: &QueuedMail) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         insert_mail(&mut tx, mail).await?;
         tx.commit().await.map_err(map_error)
@@ -297,12 +300,12 @@ impl OutboxStore for PostgresStore {
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
-    ) -> Result<Vec<OutgoingMail>, StoreError> {
+    ) -> Result<Vec<QueuedMail>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = $1, attempts = attempts + 1 WHERE id IN (SELECT id FROM mail_outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, recipient, subject, body_text, body_html, created_at, attempts",
+             RETURNING id, recipient, subject, body_text, body_html, body_sealed, created_at, attempts",
         )
         .bind(now + lease)
         .bind(now)
@@ -313,12 +316,15 @@ impl OutboxStore for PostgresStore {
         tx.commit().await.map_err(map_error)?;
         rows.iter()
             .map(|r| {
-                Ok(OutgoingMail {
+                Ok(QueuedMail {
                     id: r.try_get("id").map_err(map_error)?,
                     to: r.try_get("recipient").map_err(map_error)?,
                     subject: r.try_get("subject").map_err(map_error)?,
-                    body_text: r.try_get("body_text").map_err(map_error)?,
-                    body_html: r.try_get("body_html").map_err(map_error)?,
+                    body: QueuedBody::from_columns(
+                        r.try_get("body_sealed").map_err(map_error)?,
+                        r.try_get("body_text").map_err(map_error)?,
+                        r.try_get("body_html").map_err(map_error)?,
+                    ),
                     created_at: r.try_get("created_at").map_err(map_error)?,
                     attempts: r.try_get("attempts").map_err(map_error)?,
                 })
@@ -327,7 +333,7 @@ impl OutboxStore for PostgresStore {
     }
 
     async fn mark_mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mail_outbox SET sent_at = $1, last_error = NULL WHERE id = $2")
+        sqlx::query("UPDATE mail_outbox SET sent_at = $1, last_error = NULL, body_text = '', body_html = NULL, body_sealed = NULL WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(self.pool())
@@ -358,7 +364,8 @@ impl OutboxStore for PostgresStore {
         now: OffsetDateTime,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mail_outbox SET failed_at = $1, last_error = $2 WHERE id = $3 AND sent_at IS NULL")
+        sqlx::query("UPDATE mail_outbox SET failed_at = $1, last_error = $2, body_text = '', body_html = NULL, body_sealed = NULL \
+             WHERE id = $3 AND sent_at IS NULL")
             .bind(now)
             .bind(error)
             .bind(id)

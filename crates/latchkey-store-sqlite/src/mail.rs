@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::account::{NewUser, User};
-use latchkey_core::mail::OutgoingMail;
+use latchkey_core::mail::{QueuedBody, QueuedMail};
 use latchkey_core::ports::{
     Aftermath, NewEmailChange, NewVerification, OutboxStore, PendingEmailChange, StoreError,
     VerificationStore,
@@ -32,16 +32,19 @@ async fn insert_token(
 
 pub(crate) async fn insert_mail(
     tx: &mut Transaction<'_, Sqlite>,
-    m: &OutgoingMail,
+    m: &QueuedMail,
 ) -> Result<(), StoreError> {
+    let (sealed, text, html) = m.body.columns();
     sqlx::query(
-        "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO mail_outbox (id, recipient, subject, body_text, body_html, body_sealed, created_at, next_attempt_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(m.id)
     .bind(&m.to)
     .bind(&m.subject)
-    .bind(&m.body_text)
-    .bind(m.body_html.as_deref())
+    .bind(text)
+    .bind(html)
+    .bind(sealed)
     .bind(to_micros(m.created_at))
     .bind(to_micros(m.created_at))
     .execute(&mut **tx)
@@ -55,7 +58,7 @@ impl VerificationStore for SqliteStore {
     async fn create_user_with_verification(
         &self,
         user: &NewUser,
-        verification: Option<(&NewVerification, &OutgoingMail)>,
+        verification: Option<(&NewVerification, &QueuedMail)>,
     ) -> Result<User, StoreError> {
         let mut tx = self.write_transaction().await?;
         let created = insert_user(&mut *tx, user).await?;
@@ -70,7 +73,7 @@ impl VerificationStore for SqliteStore {
     async fn issue_verification(
         &self,
         token: &NewVerification,
-        mail: &OutgoingMail,
+        mail: &QueuedMail,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         insert_token(&mut tx, token).await?;
@@ -110,7 +113,7 @@ impl VerificationStore for SqliteStore {
     async fn issue_password_reset(
         &self,
         token: &NewVerification,
-        mail: &OutgoingMail,
+        mail: &QueuedMail,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = ?")
@@ -136,7 +139,7 @@ impl VerificationStore for SqliteStore {
     async fn issue_email_change(
         &self,
         change: &NewEmailChange,
-        mails: &[OutgoingMail],
+        mails: &[QueuedMail],
     ) -> Result<(), StoreError> {
         let t = &change.token;
         let mut tx = self.write_transaction().await?;
@@ -187,7 +190,7 @@ impl VerificationStore for SqliteStore {
         &self,
         token_hash: &[u8; 32],
         now: OffsetDateTime,
-        mail: Option<&OutgoingMail>,
+        mail: Option<&QueuedMail>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let row: Option<(Uuid, String, String)> = sqlx::query_as(
@@ -273,7 +276,7 @@ impl VerificationStore for SqliteStore {
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
-    async fn enqueue_mail(&self, mail: &OutgoingMail) -> Result<(), StoreError> {
+    async fn enqueue_mail(&self, mail: &QueuedMail) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         insert_mail(&mut tx, mail).await?;
         tx.commit().await.map_err(map_error)
@@ -284,12 +287,12 @@ impl OutboxStore for SqliteStore {
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
-    ) -> Result<Vec<OutgoingMail>, StoreError> {
+    ) -> Result<Vec<QueuedMail>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM mail_outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?) \
-             RETURNING id, recipient, subject, body_text, body_html, created_at, attempts",
+             RETURNING id, recipient, subject, body_text, body_html, body_sealed, created_at, attempts",
         )
         .bind(to_micros(now + lease))
         .bind(to_micros(now))
@@ -300,12 +303,15 @@ impl OutboxStore for SqliteStore {
         tx.commit().await.map_err(map_error)?;
         rows.iter()
             .map(|r| {
-                Ok(OutgoingMail {
+                Ok(QueuedMail {
                     id: r.try_get("id").map_err(map_error)?,
                     to: r.try_get("recipient").map_err(map_error)?,
                     subject: r.try_get("subject").map_err(map_error)?,
-                    body_text: r.try_get("body_text").map_err(map_error)?,
-                    body_html: r.try_get("body_html").map_err(map_error)?,
+                    body: QueuedBody::from_columns(
+                        r.try_get("body_sealed").map_err(map_error)?,
+                        r.try_get("body_text").map_err(map_error)?,
+                        r.try_get("body_html").map_err(map_error)?,
+                    ),
                     created_at: from_micros(r.try_get("created_at").map_err(map_error)?)?,
                     attempts: r.try_get("attempts").map_err(map_error)?,
                 })
@@ -314,7 +320,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn mark_mail_sent(&self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mail_outbox SET sent_at = ?, last_error = NULL WHERE id = ?")
+        sqlx::query("UPDATE mail_outbox SET sent_at = ?, last_error = NULL, body_text = '', body_html = NULL, body_sealed = NULL WHERE id = ?")
             .bind(to_micros(now))
             .bind(id)
             .execute(self.pool())
@@ -346,7 +352,8 @@ impl OutboxStore for SqliteStore {
         error: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE mail_outbox SET failed_at = ?, last_error = ? WHERE id = ? AND sent_at IS NULL",
+            "UPDATE mail_outbox SET failed_at = ?, last_error = ?, body_text = '', body_html = NULL, body_sealed = NULL \
+             WHERE id = ? AND sent_at IS NULL",
         )
         .bind(to_micros(now))
         .bind(error)

@@ -342,6 +342,28 @@ pub async fn password_history_keeps_the_newest(store: &dyn Store) {
     );
 }
 
+/// The keyring conformance cases seal queued mail with (bodies are opaque to
+/// the store).
+pub fn test_outbox_seal() -> latchkey_core::mail::OutboxSeal {
+    latchkey_core::mail::OutboxSeal::new(latchkey_core::seal::Keyring::new(
+        latchkey_core::mail::OUTBOX_SEAL_PURPOSE,
+        b"the conformance suite's master key, 32+ bytes",
+        &[],
+    ))
+}
+
+/// A message to `to`, sealed as the outbox stores it.
+pub fn queued(
+    to: &str,
+    subject: &str,
+    text: String,
+    at: time::OffsetDateTime,
+) -> latchkey_core::mail::QueuedMail {
+    test_outbox_seal().seal(&latchkey_core::mail::OutgoingMail::new(
+        to, subject, text, at,
+    ))
+}
+
 /// Expands to one `#[tokio::test]` per conformance case for a backend.
 /// `$fresh` is an async fn returning `Option<guard>` where the guard derefs to a
 /// store (`None` = backend not available, test skipped).

@@ -9,7 +9,7 @@
 )]
 
 use latchkey_core::account::{normalize_email, NewUser};
-use latchkey_core::mail::{hash_link_token, new_link_token, OutgoingMail};
+use latchkey_core::mail::{hash_link_token, new_link_token};
 use latchkey_core::ports::{Aftermath, NewVerification, Store, StoreError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -28,7 +28,7 @@ fn user(email: &str) -> NewUser {
     }
 }
 
-fn verification(user_id: Uuid) -> (String, NewVerification, OutgoingMail) {
+fn verification(user_id: Uuid) -> (String, NewVerification, latchkey_core::mail::QueuedMail) {
     let (text, hash) = new_link_token("lk_ev_");
     let token = NewVerification {
         token_hash: hash,
@@ -36,7 +36,7 @@ fn verification(user_id: Uuid) -> (String, NewVerification, OutgoingMail) {
         created_at: T0,
         expires_at: T0 + Duration::hours(24),
     };
-    let mail = OutgoingMail::new(
+    let mail = crate::conformance::queued(
         "v@example.com",
         "Verify",
         format!("link {}", text.as_str()),
@@ -125,7 +125,7 @@ pub async fn duplicate_signup_queues_nothing(store: &dyn Store) {
 pub async fn outbox_claims_lease_retry_and_finish(store: &dyn Store) {
     for i in 0..3 {
         store
-            .enqueue_mail(&OutgoingMail::new(
+            .enqueue_mail(&crate::conformance::queued(
                 "o@example.com",
                 &format!("m{i}"),
                 "body".into(),
@@ -185,7 +185,7 @@ pub async fn outbox_claims_lease_retry_and_finish(store: &dyn Store) {
 pub async fn concurrent_claims_never_overlap(store: &dyn Store) {
     for i in 0..20 {
         store
-            .enqueue_mail(&OutgoingMail::new(
+            .enqueue_mail(&crate::conformance::queued(
                 "c@example.com",
                 &format!("c{i}"),
                 "b".into(),
@@ -224,7 +224,7 @@ pub async fn password_reset_tokens_are_single_use(store: &dyn Store) {
         created_at: at,
         expires_at: at + Duration::minutes(30),
     };
-    let mail = || OutgoingMail::new("reset@example.com", "Reset", "link".into(), T0);
+    let mail = || crate::conformance::queued("reset@example.com", "Reset", "link".into(), T0);
     store
         .issue_password_reset(&issue([1; 32], T0), &mail())
         .await

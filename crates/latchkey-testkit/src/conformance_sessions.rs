@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::mail::OutgoingMail;
 use latchkey_core::ports::{Aftermath, Revocation, Store, StoreError, SECURITY_CHANGED};
 use latchkey_core::session::{
     hash_refresh_token, new_refresh_token, Device, NewSession, RevokeReason, RotateOutcome,
@@ -407,7 +406,8 @@ pub async fn changes_write_their_aftermath(store: &dyn Store) {
     let (other, other_token) = start(store, uid, T0 + Duration::seconds(1), 5).await;
     let at = T0 + Duration::minutes(1);
     let changed = event(uid, EventKind::PasswordChanged, at);
-    let mail = OutgoingMail::new("ada@example.com", "Password changed", "It was.".into(), at);
+    let mail =
+        crate::conformance::queued("ada@example.com", "Password changed", "It was.".into(), at);
     let codes = [[7u8; 32], [8; 32], [9; 32]];
     let queued = store.pending_mail().await.unwrap();
     let after = Aftermath {

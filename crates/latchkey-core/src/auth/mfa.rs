@@ -494,7 +494,7 @@ impl Auth {
 pub(crate) struct FactorChange {
     keep: Uuid,
     event: crate::audit::SecurityEvent,
-    notice: Option<crate::mail::OutgoingMail>,
+    notice: Option<crate::mail::QueuedMail>,
 }
 
 impl FactorChange {

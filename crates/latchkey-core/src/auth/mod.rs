@@ -326,7 +326,7 @@ impl Auth {
         amr: Vec<String>,
         client: &ClientContext,
         event: Option<EventKind>,
-        notice: Option<&crate::mail::OutgoingMail>,
+        notice: Option<&crate::mail::QueuedMail>,
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now();
         let lifetime = if remember_me {

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::account::User;
 use crate::mail::templates::Template;
-use crate::mail::OutgoingMail;
+use crate::mail::{OutgoingMail, QueuedMail};
 use crate::ports::DeviceSeen;
 
 use super::{Auth, AuthError, ClientContext};
@@ -28,14 +28,15 @@ pub(crate) fn mail_time(at: OffsetDateTime) -> String {
 
 impl Auth {
     /// Renders `template` for `to` with the common values (`product`,
-    /// `public_url`, `name`, `time`) and `extra`.
+    /// `public_url`, `name`, `time`) and `extra`, sealed for the outbox (the
+    /// bodies of queued mail never reach the database in clear).
     pub(crate) fn compose(
         &self,
         template: Template,
         to: &str,
         name: Option<&str>,
         extra: Value,
-    ) -> Result<OutgoingMail, AuthError> {
+    ) -> Result<QueuedMail, AuthError> {
         let now = self.clock.now();
         let ctx = context! {
             product => &self.links.product,
@@ -49,7 +50,10 @@ impl Auth {
             .templates
             .render(template, &ctx)
             .map_err(AuthError::Template)?;
-        Ok(OutgoingMail::rendered(to, rendered, now))
+        Ok(self
+            .links
+            .outbox
+            .seal(&OutgoingMail::rendered(to, rendered, now)))
     }
 
     /// Renders a security notice to `user` when `enabled`, for the caller to
@@ -62,7 +66,7 @@ impl Auth {
         user: &User,
         client: Option<&ClientContext>,
         extra: Value,
-    ) -> Option<OutgoingMail> {
+    ) -> Option<QueuedMail> {
         if !enabled {
             return None;
         }
@@ -103,7 +107,7 @@ impl Auth {
         &self,
         user: &User,
         client: &ClientContext,
-    ) -> Option<OutgoingMail> {
+    ) -> Option<QueuedMail> {
         if !self.links.notify.new_device {
             return None;
         }

@@ -7,7 +7,7 @@ use crate::account::{normalize_email, NewUser, User};
 use minijinja::context;
 
 use crate::mail::templates::Template;
-use crate::mail::{hash_link_token, new_link_token, OutgoingMail};
+use crate::mail::{hash_link_token, new_link_token, QueuedMail};
 use crate::password::PolicyContext;
 use crate::ports::{NewVerification, StoreError};
 
@@ -18,7 +18,7 @@ pub const VERIFICATION_TOKEN_PREFIX: &str = "lk_ev_";
 /// How long a verification link works.
 pub const VERIFICATION_TTL: Duration = Duration::hours(24);
 
-/// What mail says and where its links point.
+/// What mail says, where its links point, and how it is sealed for the outbox.
 #[derive(Debug, Clone)]
 pub struct MailLinks {
     /// Product name shown in mail.
@@ -33,6 +33,8 @@ pub struct MailLinks {
     pub verify_url: String,
     /// Password-reset link with `{token}` where the token goes.
     pub reset_url: String,
+    /// Seals every composed message for the outbox.
+    pub outbox: std::sync::Arc<crate::mail::OutboxSeal>,
 }
 
 /// A sign-up.
@@ -70,7 +72,7 @@ impl Auth {
         to: &str,
         name: Option<&str>,
         token: &str,
-    ) -> Result<OutgoingMail, AuthError> {
+    ) -> Result<QueuedMail, AuthError> {
         let link = self.links.verify_url.replace("{token}", token);
         self.compose(
             Template::VerifyEmail,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use latchkey_core::clock::{Clock, ManualClock};
-use latchkey_core::mail::{MailError, Mailer, OutgoingMail};
+use latchkey_core::mail::{MailError, Mailer, OutboxSeal, OutgoingMail, OUTBOX_SEAL_PURPOSE};
 use latchkey_core::ports::{PoolOptions, Store};
 use latchkey_store_sqlite::SqliteStore;
 use time::macros::datetime;
@@ -80,7 +80,18 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
     clock: ManualClock,
+    seal: Arc<OutboxSeal>,
 }
+
+fn seal(master: &[u8]) -> Arc<OutboxSeal> {
+    Arc::new(OutboxSeal::new(latchkey_core::seal::Keyring::new(
+        OUTBOX_SEAL_PURPOSE,
+        master,
+        &[],
+    )))
+}
+
+const MASTER: &[u8] = b"a master key of at least thirty-two bytes!";
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -96,6 +107,7 @@ async fn fixture() -> Fixture {
         _dir: dir,
         store: Arc::new(store),
         clock: ManualClock::new(datetime!(2026-11-23 10:00:00 UTC)),
+        seal: seal(MASTER),
     }
 }
 
@@ -109,7 +121,10 @@ impl Fixture {
                 "body".into(),
                 self.clock.now(),
             );
-            self.store.enqueue_mail(&mail).await.unwrap();
+            self.store
+                .enqueue_mail(&self.seal.seal(&mail))
+                .await
+                .unwrap();
             ids.push(mail.id);
         }
         ids
@@ -120,6 +135,7 @@ impl Fixture {
         Worker::new(
             Arc::clone(&self.store),
             mailer,
+            Arc::clone(&self.seal),
             Arc::new(self.clock.clone()),
             settings,
         )
@@ -236,4 +252,24 @@ async fn a_message_failing_every_time_is_given_up_after_max_attempts() {
     }
     assert_eq!(mailer.attempts(), 3);
     assert_eq!(f.store.pending_mail().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn mail_sealed_under_a_forgotten_master_key_is_given_up_without_connecting() {
+    let f = fixture().await;
+    let ids = f.enqueue(1).await;
+    let mailer = ScriptedMailer::new(&f.clock, Duration::ZERO);
+    let mailer_dyn: Arc<dyn Mailer> = mailer.clone();
+    let mut worker = Worker::new(
+        Arc::clone(&f.store),
+        mailer_dyn,
+        seal(b"another master key, also long enough......"),
+        Arc::new(f.clock.clone()),
+        settings(),
+    );
+    assert_eq!(worker.round().await, 1);
+    assert_eq!(mailer.attempts(), 0, "nothing to send: no connection");
+    assert!(!worker.breaker.is_open());
+    assert_eq!(f.store.pending_mail().await.unwrap(), 0, "given up");
+    assert!(!mailer.delivered().contains(&ids[0]));
 }

@@ -39,4 +39,5 @@ mod support;
 mod timing;
 mod tls;
 mod token_claims;
+mod tokens_at_rest;
 mod webauthn;

@@ -160,12 +160,18 @@ async fn two_nodes_on_one_database_deliver_every_message_exactly_once() {
     let first = TestApp::builder().configure(smtp_to(port)).spawn().await;
     // The second node shares the first one's database: its PostgreSQL schema in
     // the PostgreSQL suite, else its data directory (SQLite file and secrets).
+    // Nodes of one deployment share the master key (queued bodies are sealed
+    // with it).
     let database_url = first.state.config.database.url.clone();
     let data_dir = first.state.config.data_dir.clone();
+    let master = first.state.secrets.master_key.clone();
     let second = TestApp::builder()
         .configure(smtp_to(port))
         .configure(move |c| match database_url {
-            Some(url) => c.database.url = Some(url),
+            Some(url) => {
+                c.database.url = Some(url);
+                c.secrets.master_key = Some(master);
+            }
             None => c.data_dir = data_dir,
         })
         .spawn()
@@ -185,7 +191,8 @@ async fn two_nodes_on_one_database_deliver_every_message_exactly_once() {
         } else {
             &second.state.store
         };
-        store.enqueue_mail(&mail).await.unwrap();
+        let queued = first.state.auth.links.outbox.seal(&mail);
+        store.enqueue_mail(&queued).await.unwrap();
     }
     for _ in 0..600 {
         if first.state.store.pending_mail().await.unwrap() == 0 {
