@@ -32,14 +32,19 @@ impl Sender {
 /// UTF-8 text body in 7bit when it fits, quoted-printable otherwise; with an HTML
 /// body too, both as `multipart/alternative` (text first).
 ///
-/// An address that does not parse is a [`MailError::Permanent`]: retrying cannot
-/// fix it. Line breaks never reach a header.
+/// The recipient must be a bare address (`local@domain`): a display name or
+/// angle brackets (`Victim <attacker@evil.example>`) are refused. An address
+/// that does not parse is a [`MailError::Permanent`]: retrying cannot fix it. Line breaks never reach a header.
 pub fn render(from: &Sender, mail: &OutgoingMail) -> Result<Message, MailError> {
-    let to = mail
-        .to
-        .trim()
-        .parse::<Mailbox>()
-        .map_err(|_| MailError::Permanent("invalid recipient address".into()))?;
+    // A bare address, never a mailbox: `Name <other@host>` in the stored
+    // address must not send the mail somewhere the address does not say.
+    let to = Mailbox::new(
+        None,
+        mail.to
+            .trim()
+            .parse::<lettre::Address>()
+            .map_err(|_| MailError::Permanent("invalid recipient address".into()))?,
+    );
     let subject = mail.subject.replace(['\r', '\n'], " ");
     let domain = from.address().domain().to_owned();
     let builder = Message::builder()
@@ -135,10 +140,20 @@ mod tests {
     fn refuses_invalid_addresses() {
         assert!(Sender::parse("not an address").is_err());
         let from = Sender::parse("no-reply@example.com").unwrap();
-        assert!(matches!(
-            render(&from, &mail("nobody", "Hi", "x")),
-            Err(MailError::Permanent(_))
-        ));
+        for bad in [
+            "nobody",
+            "Victim<attacker@evil.example>",
+            "Victim <attacker@evil.example>",
+            "<attacker@evil.example>",
+        ] {
+            assert!(
+                matches!(
+                    render(&from, &mail(bad, "Hi", "x")),
+                    Err(MailError::Permanent(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

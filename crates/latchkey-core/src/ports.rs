@@ -111,6 +111,19 @@ pub trait UserStore: Send + Sync {
 
     /// The user's previous password hashes, newest first, at most `limit`.
     async fn password_history(&self, user_id: Uuid, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// Up to `limit` accounts whose `email_normalized` was made by older
+    /// rules, as `(id, email as stored)`.
+    async fn stale_email_normalizations(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError>;
+
+    /// Sets the account's `email_normalized` to `normalized` (made by the
+    /// current rules) and marks it current; when another account holds that
+    /// form already, only marks it current and answers `false` (two accounts
+    /// the old rules told apart: the one holding the form keeps it).
+    async fn renormalize_email(&self, user_id: Uuid, normalized: &str) -> Result<bool, StoreError>;
 }
 
 /// The `constraint` of the conflict [`SessionStore::create_session`] reports

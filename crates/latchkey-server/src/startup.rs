@@ -128,6 +128,20 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
             backend: store.backend(),
             source,
         })?;
+    // Addresses stored under older normalization rules (a no-op query once done).
+    let renormalized = latchkey_core::account::renormalize_emails(store.as_ref())
+        .await
+        .map_err(|source| StartupError::Database {
+            backend: store.backend(),
+            source,
+        })?;
+    if renormalized != latchkey_core::account::Renormalized::default() {
+        tracing::info!(
+            updated = renormalized.updated,
+            collisions = renormalized.collisions,
+            "stored email addresses normalized under the current rules"
+        );
+    }
     Ok(store)
 }
 

@@ -252,4 +252,41 @@ impl UserStore for PostgresStore {
         .await
         .map_err(map_error)
     }
+
+    async fn stale_email_normalizations(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, email FROM users WHERE email_normalization < 2 ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_error)
+    }
+
+    async fn renormalize_email(&self, user_id: Uuid, normalized: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await.map_err(map_error)?;
+        let moved = sqlx::query(
+            "UPDATE users SET email_normalized = $1, email_normalization = 2 WHERE id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE email_normalized = $1 AND id <> $2)",
+        )
+        .bind(normalized)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            > 0;
+        if !moved {
+            sqlx::query("UPDATE users SET email_normalization = 2 WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(moved)
+    }
 }

@@ -72,7 +72,7 @@ impl Auth {
         let notice = self.compose(
             Template::EmailChangeRequested,
             &user.email,
-            user.name.as_deref(),
+            super::notices::mail_name(&user),
             context! { new_email => &new_email },
         )?;
         let (token, token_hash) = new_link_token(EMAIL_CHANGE_TOKEN_PREFIX);
@@ -81,7 +81,8 @@ impl Auth {
             mails.push(self.compose(
                 Template::EmailChangeVerify,
                 &new_email,
-                user.name.as_deref(),
+                // Not verified yet: no name in mail to it (it could be anyone's).
+                None,
                 context! {
                     new_email => &new_email,
                     link => self.links.verify_url.replace("{token}", &token),
@@ -134,7 +135,7 @@ impl Auth {
             Some(self.compose(
                 Template::EmailChanged,
                 &user.email,
-                user.name.as_deref(),
+                super::notices::mail_name(&user),
                 context! { new_email => &pending.new_email },
             )?)
         } else {

@@ -26,6 +26,30 @@ pub(crate) fn mail_time(at: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The name a mail to `user`'s address may greet with: only once the address
+/// is verified (until then the name was chosen by whoever typed the address,
+/// perhaps not its owner: content spoofing), and only a name a mail client
+/// cannot turn into a link (nothing like a URL, a domain or an address).
+pub(crate) fn mail_name(user: &User) -> Option<&str> {
+    user.email_verified_at?;
+    user.name.as_deref().filter(|name| !linkable(name))
+}
+
+/// Whether mail clients could render `text` as a link: a scheme (`://`), an
+/// `@`, `www`, or a dot between two word characters (`evil.example`).
+fn linkable(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    if lower.contains("://") || lower.contains('@') || lower.contains("www") {
+        return true;
+    }
+    let chars: Vec<char> = lower.chars().collect();
+    chars.windows(3).any(|w| {
+        (w[1] == '.' || w[1] == '\u{ff0e}' || w[1] == '\u{3002}')
+            && w[0].is_alphanumeric()
+            && w[2].is_alphanumeric()
+    })
+}
+
 impl Auth {
     /// Renders `template` for `to` with the common values (`product`,
     /// `public_url`, `name`, `time`) and `extra`, sealed for the outbox (the
@@ -72,7 +96,7 @@ impl Auth {
         }
         let ip = client.and_then(|c| c.ip.clone());
         let extra = context! { ip => ip, ..extra };
-        match self.compose(template, &user.email, user.name.as_deref(), extra) {
+        match self.compose(template, &user.email, mail_name(user), extra) {
             Ok(mail) => Some(mail),
             Err(e) => {
                 tracing::warn!(error = %e, template = template.name(), "security notice not rendered");
@@ -127,6 +151,37 @@ impl Auth {
                 tracing::warn!(error = %e, "new-device check skipped");
                 None
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linkable;
+
+    #[test]
+    fn names_that_read_as_links_are_told_apart() {
+        for name in [
+            "Ada Lovelace",
+            "J. R. R. Tolkien",
+            "Zoë",
+            "李小龍",
+            "O'Brien",
+            "Dr.",
+            "3.5",
+        ] {
+            assert_eq!(linkable(name), name == "3.5", "{name}");
+        }
+        for name in [
+            "Visit evil.example",
+            "http://x",
+            "HTTPS://EVIL",
+            "www evil",
+            "a@b",
+            "pay.pal",
+            "evil\u{ff0e}example",
+        ] {
+            assert!(linkable(name), "{name}");
         }
     }
 }

@@ -43,7 +43,7 @@ impl Auth {
         let mail = self.compose(
             Template::PasswordReset,
             &user.email,
-            user.name.as_deref(),
+            super::notices::mail_name(&user),
             context! { link => link, minutes => RESET_TTL.whole_minutes() },
         )?;
         let record = NewVerification {

@@ -67,17 +67,14 @@ pub enum SignupOutcome {
 }
 
 impl Auth {
-    fn verification_mail(
-        &self,
-        to: &str,
-        name: Option<&str>,
-        token: &str,
-    ) -> Result<QueuedMail, AuthError> {
+    /// The verification link for `to`, an address not verified yet: the
+    /// account's name stays out of it (whoever typed the address chose it).
+    fn verification_mail(&self, to: &str, token: &str) -> Result<QueuedMail, AuthError> {
         let link = self.links.verify_url.replace("{token}", token);
         self.compose(
             Template::VerifyEmail,
             to,
-            name,
+            None,
             context! { link => link, hours => VERIFICATION_TTL.whole_hours() },
         )
     }
@@ -129,7 +126,7 @@ impl Auth {
             created_at: now,
             expires_at: now + VERIFICATION_TTL,
         };
-        let mail = self.verification_mail(&user.email, user.name.as_deref(), &token_text)?;
+        let mail = self.verification_mail(&user.email, &token_text)?;
         let require = self.policy.require_email_verification;
         let created = self
             .store
@@ -163,7 +160,7 @@ impl Auth {
         let mail = self.compose(
             Template::SignupAttempt,
             &existing.email,
-            existing.name.as_deref(),
+            super::notices::mail_name(existing),
             context! {},
         )?;
         self.store.enqueue_mail(&mail).await?;
@@ -213,7 +210,7 @@ impl Auth {
             created_at: now,
             expires_at: now + VERIFICATION_TTL,
         };
-        let mail = self.verification_mail(&user.email, user.name.as_deref(), &text)?;
+        let mail = self.verification_mail(&user.email, &text)?;
         self.store.issue_verification(&token, &mail).await?;
         Ok(())
     }

@@ -3,8 +3,7 @@
 
 use crate::error::FieldError;
 
-/// Longest email address (RFC 5321 path limit).
-pub const MAX_EMAIL: usize = 254;
+pub use latchkey_core::account::MAX_EMAIL;
 /// Longest display name.
 pub const MAX_NAME: usize = 100;
 
@@ -44,46 +43,45 @@ pub fn check_text(
     }
 }
 
-/// Checks that `value` (trimmed) looks like `local@domain.tld`: bounded, no
-/// spaces or control characters, exactly one `@`, a dotted domain.
+/// Checks that `value` (trimmed) is an address latchkey accepts: a bare
+/// `local@domain` (the rules: [`latchkey_core::account::check_email`]).
 pub fn check_email_shape(value: &str, field: &str, errors: &mut Vec<FieldError>) {
-    let email = value.trim();
-    let invalid = || FieldError {
-        field: field.to_owned(),
-        code: "invalid_email".to_owned(),
-        message: "Enter an email address like name@example.com.".to_owned(),
-    };
-    if email.is_empty() {
-        push(errors, field, "required", "This field is required.");
-        return;
-    }
-    if email.chars().count() > MAX_EMAIL {
-        push(
+    use latchkey_core::account::{check_email, EmailProblem};
+    match check_email(value) {
+        Ok(()) => {}
+        Err(EmailProblem::Empty) => push(errors, field, "required", "This field is required."),
+        Err(EmailProblem::TooLong) => push(
             errors,
             field,
             "too_long",
             format!("Use at most {MAX_EMAIL} characters."),
+        ),
+        Err(EmailProblem::Invalid) => push(
+            errors,
+            field,
+            "invalid_email",
+            "Enter an email address like name@example.com.",
+        ),
+    }
+}
+
+/// Checks a display name (a person's, a passkey's): optional, at most `max`
+/// characters, and no control or invisible character (zero-width, bidi
+/// controls: a name must read as what it is).
+pub fn check_name(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    let before = errors.len();
+    check_text(field, value, max, true, errors);
+    if errors.len() == before
+        && value
+            .chars()
+            .any(|c| c != ' ' && latchkey_core::account::is_hidden_or_control(c))
+    {
+        push(
+            errors,
+            field,
+            "invalid_characters",
+            "Invisible and control characters are not allowed.",
         );
-        return;
-    }
-    if email.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        errors.push(invalid());
-        return;
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        errors.push(invalid());
-        return;
-    };
-    let domain_ok = !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
-    if local.is_empty() || local.chars().count() > 64 || !domain_ok {
-        errors.push(invalid());
     }
 }
 
@@ -160,6 +158,8 @@ mod tests {
             "a@.b.com",
             "a\u{0}@b.com",
             "a@-b.com",
+            "Victim<attacker@evil.example>",
+            "ada\u{200b}@example.com",
         ] {
             assert!(!codes(bad).is_empty(), "{bad:?}");
         }
@@ -180,5 +180,20 @@ mod tests {
         check_text("password", "", 128, false, &mut errors);
         let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
         assert_eq!(codes, ["too_long", "invalid_characters", "required"]);
+        let mut errors = Vec::new();
+        check_name("name", "Ada Lovelace", MAX_NAME, &mut errors);
+        check_name("name", "Zoë 李", MAX_NAME, &mut errors);
+        assert!(errors.is_empty());
+        for hidden in [
+            "Ada\u{200b}",
+            "\u{202e}evil",
+            "a\u{2066}b",
+            "\u{feff}x",
+            "x\u{200d}y",
+        ] {
+            check_name("name", hidden, MAX_NAME, &mut errors);
+        }
+        assert_eq!(errors.len(), 5);
+        assert!(errors.iter().all(|e| e.code == "invalid_characters"));
     }
 }

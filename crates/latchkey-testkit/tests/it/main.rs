@@ -9,6 +9,7 @@
     clippy::many_single_char_names
 )]
 
+mod addresses;
 mod auth;
 mod breach;
 mod cookies;

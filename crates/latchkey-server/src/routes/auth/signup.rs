@@ -64,7 +64,7 @@ pub async fn signup(
         .map(str::trim)
         .filter(|n| !n.is_empty());
     if let Some(name) = name {
-        input::check_text("name", name, input::MAX_NAME, true, &mut errors);
+        input::check_name("name", name, input::MAX_NAME, &mut errors);
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

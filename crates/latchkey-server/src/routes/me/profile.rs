@@ -50,7 +50,7 @@ pub async fn patch_me(
 ) -> Result<ApiJson<UserBody>, ApiError> {
     let mut errors = Vec::new();
     if let Some(name) = &body.name {
-        input::check_text("name", name.trim(), input::MAX_NAME, true, &mut errors);
+        input::check_name("name", name.trim(), input::MAX_NAME, &mut errors);
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

@@ -110,7 +110,7 @@ pub struct Rename {
 
 fn checked_name(name: &str) -> Result<String, ApiError> {
     let mut errors = Vec::new();
-    input::check_text("name", name, MAX_NAME_CHARS, true, &mut errors);
+    input::check_name("name", name, MAX_NAME_CHARS, &mut errors);
     if name.trim().is_empty() {
         errors.push(FieldError {
             field: "name".into(),
