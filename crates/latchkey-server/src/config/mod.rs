@@ -446,6 +446,11 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// Serve it on this separate address instead of the main listener.
     pub listen: Option<SocketAddr>,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer
+    /// <token>` (on whichever listener serves it).
+    pub bearer_token: Option<Secret>,
+    /// File holding `bearer_token`.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 impl Default for MetricsConfig {
@@ -453,7 +458,24 @@ impl Default for MetricsConfig {
         Self {
             enabled: true,
             listen: None,
+            bearer_token: None,
+            bearer_token_file: None,
         }
+    }
+}
+
+impl Config {
+    /// Whether the main listener serves `/metrics`: metrics on, no separate
+    /// listener, and — in production — a bearer token configured. The metrics
+    /// are an oracle (a mail counter moving after a password reset request
+    /// tells whether the address has an account), so production never shows
+    /// them to anyone who can reach the public listener.
+    pub fn metrics_on_main_listener(&self) -> bool {
+        self.metrics.enabled
+            && self.metrics.listen.is_none()
+            && (self.mode != Mode::Production
+                || self.metrics.bearer_token.is_some()
+                || self.metrics.bearer_token_file.is_some())
     }
 }
 

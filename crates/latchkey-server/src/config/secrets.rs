@@ -62,6 +62,8 @@ pub struct ResolvedSecrets {
     pub hmac_key: Secret,
     /// See [`SecretsConfig::previous_master_keys`], oldest last.
     pub previous_master_keys: Vec<Secret>,
+    /// `metrics.bearer_token` (inline or from its file), if set.
+    pub metrics_bearer_token: Option<Secret>,
 }
 
 impl ResolvedSecrets {
@@ -226,6 +228,11 @@ pub fn resolve(cfg: &Config) -> Result<ResolvedSecrets, Problem> {
         master_key: master?,
         hmac_key: hmac?,
         previous_master_keys: previous_master_keys(&cfg.secrets)?,
+        metrics_bearer_token: read_secret(
+            "metrics.bearer_token",
+            cfg.metrics.bearer_token.as_ref(),
+            cfg.metrics.bearer_token_file.as_ref(),
+        )?,
     })
 }
 

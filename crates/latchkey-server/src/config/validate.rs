@@ -65,10 +65,33 @@ impl Config {
                     .into(),
             );
         }
-        if self.mode == Mode::Production && self.metrics.enabled && self.metrics.listen.is_none() {
+        if self.mode == Mode::Production
+            && self.metrics.enabled
+            && self.metrics.listen.is_none()
+            && !self.metrics_on_main_listener()
+        {
             warnings.push(
-                "metrics are served on the public listener: set metrics.listen to a private address".into(),
+                "GET /metrics is not served: in production set metrics.listen to a private address, \
+                 or metrics.bearer_token (or _file) for the main listener"
+                    .into(),
             );
+        }
+        match super::secrets::read_secret(
+            "metrics.bearer_token",
+            self.metrics.bearer_token.as_ref(),
+            self.metrics.bearer_token_file.as_ref(),
+        ) {
+            Err(p) => problems.push(p),
+            Ok(Some(token)) => {
+                if let Some(why) = super::secret_weakness(token.expose()) {
+                    if self.mode == Mode::Production {
+                        problems.push(Problem::new("metrics.bearer_token", why));
+                    } else {
+                        warnings.push(format!("metrics.bearer_token {why}"));
+                    }
+                }
+            }
+            Ok(None) => {}
         }
         (problems, warnings)
     }
@@ -517,15 +540,25 @@ mod tests {
     }
 
     #[test]
-    fn production_warns_about_public_metrics() {
+    fn production_serves_metrics_only_privately_or_with_a_token() {
         let mut cfg = Config {
             mode: Mode::Production,
             ..Config::default()
         };
+        assert!(!cfg.metrics_on_main_listener());
         let (_, warnings) = cfg.validate();
         assert!(warnings.iter().any(|w| w.contains("metrics.listen")));
+        cfg.metrics.bearer_token = Some(crate::config::Secret::new("short"));
+        assert!(cfg.metrics_on_main_listener());
+        let (problems, warnings) = cfg.validate();
+        assert!(!warnings.iter().any(|w| w.contains("metrics.listen")));
+        assert!(problems.iter().any(|p| p.key == "metrics.bearer_token"));
+        cfg.metrics.bearer_token = None;
         cfg.metrics.listen = Some("127.0.0.1:9090".parse().unwrap());
+        assert!(!cfg.metrics_on_main_listener());
         let (_, warnings) = cfg.validate();
         assert!(!warnings.iter().any(|w| w.contains("metrics.listen")));
+        let dev = Config::default();
+        assert!(dev.metrics_on_main_listener(), "dev keeps today's default");
     }
 }

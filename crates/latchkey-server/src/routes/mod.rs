@@ -139,7 +139,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             me::sessions::revoke_one,
         ),
     ];
-    if state.metrics.is_some() && state.config.metrics.listen.is_none() {
+    if state.metrics.is_some() && state.config.metrics_on_main_listener() {
         list.push(endpoint(Method::GET, "/metrics", metrics::metrics));
     }
     list

@@ -153,3 +153,64 @@ async fn refused_access_tokens_are_counted_by_the_check_that_refused_them() {
         assert!(text.contains(&series), "{series} in {text}");
     }
 }
+
+/// A production configuration a test server can start with.
+fn production(c: &mut latchkey_server::config::Config) {
+    use latchkey_server::config::{KeyStorageKind, Mode, Secret};
+    c.mode = Mode::Production;
+    c.public_url = Some("https://auth.example.com".into());
+    c.secrets.master_key = Some(Secret::new("Pk3v9TqLx2Wb7Ns5Yh8Rc4Jm6Gd1Zf0A-production"));
+    c.secrets.hmac_key = Some(Secret::new("Hq7Lr2Vx9Kc4Tn6Wb1Ys8Jd3Mf5Gp0Z-production"));
+    c.tokens.key_storage = KeyStorageKind::Database;
+}
+
+/// Counts `latchkey_mail_sent_total` move by one per mail: public metrics would
+/// tell whether an address has an account (`forgot` mails only known ones).
+#[tokio::test]
+async fn production_keeps_metrics_off_the_public_listener() {
+    let app = TestApp::builder().configure(production).spawn().await;
+    let r = app.get("/metrics").await;
+    assert_eq!(
+        r.status(),
+        404,
+        "not served without a token or a private listener"
+    );
+
+    let token = "a metrics scraper token of 32+ random bytes: 7Qp2xLz";
+    let app = TestApp::builder()
+        .configure(production)
+        .configure(move |c| {
+            c.metrics.bearer_token = Some(latchkey_server::config::Secret::new(token));
+        })
+        .spawn()
+        .await;
+    let r = app.get("/metrics").await;
+    crate::support::assert_problem(r, 401, "unauthorized").await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("a metrics scraper token of 32+ random bytes: 7Qp2xLy")
+        .send()
+        .await
+        .unwrap();
+    crate::support::assert_problem(r, 401, "unauthorized").await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("http_requests_total"));
+
+    // A private listener serves them (here without a token).
+    let app = TestApp::builder()
+        .configure(production)
+        .configure(|c| c.metrics.listen = Some("127.0.0.1:0".parse().unwrap()))
+        .spawn()
+        .await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let private = format!("http://{}/metrics", app.metrics_addr.unwrap());
+    assert_eq!(app.client.get(private).send().await.unwrap().status(), 200);
+}

@@ -639,6 +639,7 @@ fn secrets(current: &str, previous: &[&str]) -> latchkey_server::config::Resolve
         master_key: Secret::new(current),
         hmac_key: Secret::new("unused-here-unused-here-unused-here-0123"),
         previous_master_keys: previous.iter().map(|k| Secret::new(*k)).collect(),
+        metrics_bearer_token: None,
     }
 }
 
