@@ -61,10 +61,11 @@ pub struct User {
     pub password_changed_at: OffsetDateTime,
     /// Second factors enabled (read with the record).
     pub mfa: crate::mfa::MfaSummary,
-    /// Moves on at every password change or reset and every second factor
-    /// enabled or disabled (not at a plain "sign out everywhere"); a session is
-    /// only started for the stamp its sign-in read (see
-    /// [`crate::ports::SessionStore::create_session`]).
+    /// Moves on at every revocation of the user's sessions: a password change
+    /// or reset, a second factor enabled or disabled, a sign-out everywhere. A
+    /// session is only started for the stamp its sign-in read (see
+    /// [`crate::ports::SessionStore::create_session`]), and a pending email
+    /// change completes only under the stamp it was asked under.
     pub security_stamp: i64,
 }
 

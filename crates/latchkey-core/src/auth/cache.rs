@@ -12,6 +12,12 @@
 //! message is lost, a change made by another node is seen within the TTL (5 s
 //! by default). Profiles are only ever served for display, never to decide a
 //! password or an account state.
+//!
+//! A store read that began before a drop is never remembered after it: every
+//! answer is remembered with the [`Ticket`] taken before its read, and an
+//! answer whose entry was dropped since (by generation counters, bumped before
+//! each drop) is dropped again at once. So a revocation that commits while a
+//! request is reading the session cannot be undone by that request's read.
 
 use std::time::Duration;
 
@@ -19,6 +25,7 @@ use moka::sync::Cache;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::account::User;
@@ -73,12 +80,87 @@ impl Invalidation {
     }
 }
 
+/// Generation counters striped by key: how many drops have touched each
+/// stripe, and how many drops touched every key at once.
+struct Generations {
+    stripes: [AtomicU64; STRIPES],
+    all: AtomicU64,
+}
+
+/// Stripes per kind of entry (drops of one key rarely delay another's caching).
+const STRIPES: usize = 64;
+
+/// Taken before a store read: the generations the read may be remembered under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    index: usize,
+    stripe: u64,
+    all: u64,
+}
+
+impl Generations {
+    fn new() -> Self {
+        Self {
+            stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+            all: AtomicU64::new(0),
+        }
+    }
+
+    fn index(id: &Uuid) -> usize {
+        // UUIDv7 ends in random bits; any id spreads well enough.
+        (id.as_u128() % STRIPES as u128) as usize
+    }
+
+    fn ticket(&self, id: &Uuid) -> Ticket {
+        let index = Self::index(id);
+        Ticket {
+            index,
+            stripe: self.stripes[index].load(Ordering::SeqCst),
+            all: self.all.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Called before dropping `id`.
+    fn bump(&self, id: &Uuid) {
+        self.stripes[Self::index(id)].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Called before dropping many keys at once.
+    fn bump_all(&self) {
+        self.all.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn unchanged(&self, t: Ticket) -> bool {
+        self.stripes[t.index].load(Ordering::SeqCst) == t.stripe
+            && self.all.load(Ordering::SeqCst) == t.all
+    }
+}
+
+/// Remembers `value` for `key` as read under `ticket`: when a drop of the key
+/// began since the ticket was taken, the entry is dropped again (the drop
+/// bumps its generation before it removes the entry, so either the drop
+/// removes this insert or this check sees the drop).
+fn remember<V: Clone + Send + Sync + 'static>(
+    cache: &Cache<Uuid, V>,
+    generations: &Generations,
+    key: Uuid,
+    value: V,
+    ticket: Ticket,
+) {
+    cache.insert(key, value);
+    if !generations.unchanged(ticket) {
+        cache.invalidate(&key);
+    }
+}
+
 /// See the module docs.
 #[derive(Clone)]
 pub struct AccessCache {
     sessions: Cache<Uuid, CachedSession>,
     denied: Cache<Uuid, bool>,
     profiles: Cache<Uuid, Arc<User>>,
+    /// Drop generations of `sessions`, `denied` and `profiles`.
+    generations: Arc<[Generations; 3]>,
     /// Where drops are sent for the other nodes, once connected.
     peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Invalidation>>>,
 }
@@ -112,8 +194,36 @@ impl AccessCache {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
+            generations: Arc::new(std::array::from_fn(|_| Generations::new())),
             peers: Arc::default(),
         }
+    }
+
+    fn session_generations(&self) -> &Generations {
+        &self.generations[0]
+    }
+
+    fn denied_generations(&self) -> &Generations {
+        &self.generations[1]
+    }
+
+    fn profile_generations(&self) -> &Generations {
+        &self.generations[2]
+    }
+
+    /// The ticket to take before reading session `id` from the store.
+    pub(crate) fn session_ticket(&self, id: Uuid) -> Ticket {
+        self.session_generations().ticket(&id)
+    }
+
+    /// The ticket to take before reading the denylist answer of `jti`.
+    pub(crate) fn denied_ticket(&self, jti: Uuid) -> Ticket {
+        self.denied_generations().ticket(&jti)
+    }
+
+    /// The ticket to take before reading the profile of `user_id`.
+    pub(crate) fn profile_ticket(&self, user_id: Uuid) -> Ticket {
+        self.profile_generations().ticket(&user_id)
     }
 
     /// Sends every later drop made through this cache (and its clones) to
@@ -130,10 +240,16 @@ impl AccessCache {
     /// cannot pile up per-user filters that every request would then run.
     pub fn apply(&self, invalidation: Invalidation) {
         match invalidation {
-            Invalidation::Session(id) => self.sessions.invalidate(&id),
-            Invalidation::User(_) => self.sessions.invalidate_all(),
-            Invalidation::Denied(jti) => self.denied.invalidate(&jti),
-            Invalidation::Profile(user_id) => self.profiles.invalidate(&user_id),
+            Invalidation::Session(id) => self.drop_session(id),
+            Invalidation::User(_) => {
+                self.session_generations().bump_all();
+                self.sessions.invalidate_all();
+            }
+            Invalidation::Denied(jti) => {
+                self.denied_generations().bump(&jti);
+                self.denied.invalidate(&jti);
+            }
+            Invalidation::Profile(user_id) => self.drop_profile(user_id),
         }
     }
 
@@ -145,7 +261,18 @@ impl AccessCache {
         }
     }
 
+    fn drop_session(&self, id: Uuid) {
+        self.session_generations().bump(&id);
+        self.sessions.invalidate(&id);
+    }
+
+    fn drop_profile(&self, user_id: Uuid) {
+        self.profile_generations().bump(&user_id);
+        self.profiles.invalidate(&user_id);
+    }
+
     fn drop_user_sessions(&self, user_id: Uuid) {
+        self.session_generations().bump_all();
         if self
             .sessions
             .invalidate_entries_if(move |_, c| c.user_id == user_id)
@@ -167,25 +294,29 @@ impl AccessCache {
             .map(|c| c.user_id == user_id && now < c.live_until)
     }
 
-    /// Remembers a session's state as just read from the store.
-    pub(crate) fn remember_session(&self, session: &Session) {
+    /// Remembers a session's state as read from the store under `ticket`.
+    pub(crate) fn remember_session(&self, session: &Session, ticket: Ticket) {
         let live_until = if session.revoked_at.is_some() {
             OffsetDateTime::UNIX_EPOCH
         } else {
             session.idle_expires_at.min(session.absolute_expires_at)
         };
-        self.sessions.insert(
+        let entry = CachedSession {
+            user_id: session.user_id,
+            live_until,
+        };
+        remember(
+            &self.sessions,
+            self.session_generations(),
             session.id,
-            CachedSession {
-                user_id: session.user_id,
-                live_until,
-            },
+            entry,
+            ticket,
         );
     }
 
     /// Forgets one session (it was revoked or changed here).
     pub(crate) fn forget_session(&self, id: Uuid) {
-        self.sessions.invalidate(&id);
+        self.drop_session(id);
         self.tell_peers(Invalidation::Session(id));
     }
 
@@ -200,14 +331,20 @@ impl AccessCache {
         self.profiles.get(&user_id)
     }
 
-    /// Remembers a profile as just read from the store.
-    pub(crate) fn remember_profile(&self, user: User) {
-        self.profiles.insert(user.id, Arc::new(user));
+    /// Remembers a profile as read from the store under `ticket`.
+    pub(crate) fn remember_profile(&self, user: User, ticket: Ticket) {
+        remember(
+            &self.profiles,
+            self.profile_generations(),
+            user.id,
+            Arc::new(user),
+            ticket,
+        );
     }
 
     /// Forgets a profile (the user was changed here).
     pub(crate) fn forget_profile(&self, user_id: Uuid) {
-        self.profiles.invalidate(&user_id);
+        self.drop_profile(user_id);
         self.tell_peers(Invalidation::Profile(user_id));
     }
 
@@ -216,14 +353,16 @@ impl AccessCache {
         self.denied.get(&jti)
     }
 
-    /// Remembers a denylist answer as just read from the store.
-    pub(crate) fn remember_denied(&self, jti: Uuid, denied: bool) {
-        self.denied.insert(jti, denied);
+    /// Remembers a denylist answer as read from the store under `ticket`.
+    pub(crate) fn remember_denied(&self, jti: Uuid, denied: bool, ticket: Ticket) {
+        remember(&self.denied, self.denied_generations(), jti, denied, ticket);
     }
 
-    /// Remembers that `jti` was just denied here, and tells the peers (which
-    /// may remember it as not denied).
+    /// Remembers that `jti` was just denied here (a "not denied" read in
+    /// flight cannot overwrite it), and tells the peers (which may remember it
+    /// as not denied).
     pub(crate) fn deny(&self, jti: Uuid) {
+        self.denied_generations().bump(&jti);
         self.denied.insert(jti, true);
         self.tell_peers(Invalidation::Denied(jti));
     }
@@ -257,16 +396,123 @@ mod tests {
         let (jti, user) = (Uuid::now_v7(), Uuid::now_v7());
         here.deny(jti);
         here.forget_user(user);
-        here.remember_denied(Uuid::now_v7(), true); // a store read: not told
+        let other = Uuid::now_v7();
+        here.remember_denied(other, true, here.denied_ticket(other)); // a store read: not told
         assert_eq!(rx.recv().await, Some(Invalidation::Denied(jti)));
         assert_eq!(rx.recv().await, Some(Invalidation::User(user)));
         assert!(rx.try_recv().is_err());
 
         // Another node remembered the token as not denied; the drop reaches it.
         let there = AccessCache::default();
-        there.remember_denied(jti, false);
+        there.remember_denied(jti, false, there.denied_ticket(jti));
         assert_eq!(there.denied(jti), Some(false));
         there.apply(Invalidation::Denied(jti));
         assert_eq!(there.denied(jti), None);
+    }
+
+    fn live_session(user_id: Uuid) -> Session {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        Session {
+            id: Uuid::now_v7(),
+            user_id,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now + time::Duration::days(7),
+            absolute_expires_at: now + time::Duration::days(7),
+            revoked_at: None,
+            ip: None,
+            user_agent: None,
+            device: crate::session::Device::default(),
+            fingerprint: String::new(),
+            remember_me: false,
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    /// The race of the issue: a request reads a live session, the session is
+    /// revoked (and its entry dropped) before the read is remembered.
+    #[test]
+    fn a_read_that_began_before_a_revocation_is_not_remembered_after_it() {
+        let cache = AccessCache::default();
+        let session = live_session(Uuid::now_v7());
+        let now = session.created_at;
+        for revoke in [
+            |c: &AccessCache, s: &Session| c.forget_session(s.id),
+            |c: &AccessCache, s: &Session| c.forget_user(s.user_id),
+            |c: &AccessCache, s: &Session| c.apply(Invalidation::Session(s.id)),
+            |c: &AccessCache, s: &Session| c.apply(Invalidation::User(s.user_id)),
+        ] {
+            let ticket = cache.session_ticket(session.id); // the read begins
+            revoke(&cache, &session); // the revocation commits and drops
+            cache.remember_session(&session, ticket); // the read lands
+            assert_eq!(cache.session_live(session.id, session.user_id, now), None);
+        }
+        // Without a drop in between, the answer is remembered.
+        let ticket = cache.session_ticket(session.id);
+        cache.remember_session(&session, ticket);
+        assert_eq!(
+            cache.session_live(session.id, session.user_id, now),
+            Some(true)
+        );
+        let jti = Uuid::now_v7();
+        let ticket = cache.denied_ticket(jti);
+        cache.deny(jti);
+        cache.remember_denied(jti, false, ticket);
+        assert_ne!(
+            cache.denied(jti),
+            Some(false),
+            "a stale 'not denied' never wins"
+        );
+        let user = live_session(Uuid::now_v7()).user_id;
+        let ticket = cache.profile_ticket(user);
+        cache.forget_profile(user);
+        let stale = User {
+            id: user,
+            email: "ada@example.com".into(),
+            email_normalized: "ada@example.com".into(),
+            name: Some("stale".into()),
+            password_hash: String::new(),
+            email_verified_at: None,
+            disabled_at: None,
+            failed_login_count: 0,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+            password_changed_at: now,
+            mfa: crate::mfa::MfaSummary::default(),
+            security_stamp: 0,
+        };
+        cache.remember_profile(stale, ticket);
+        assert!(cache.profile(user).is_none());
+    }
+
+    /// Reads and revocations racing on threads: once a revocation's drop has
+    /// returned, no read that began before it is remembered.
+    #[test]
+    fn concurrent_reads_never_outlive_a_drop() {
+        let cache = AccessCache::default();
+        let session = live_session(Uuid::now_v7());
+        let now = session.created_at;
+        for _ in 0..200 {
+            let revoked = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        for _ in 0..50 {
+                            let ticket = cache.session_ticket(session.id);
+                            let read_before_revocation = !revoked.load(Ordering::SeqCst);
+                            if read_before_revocation {
+                                cache.remember_session(&session, ticket);
+                            }
+                        }
+                    });
+                }
+                scope.spawn(|| {
+                    revoked.store(true, Ordering::SeqCst);
+                    cache.forget_session(session.id);
+                });
+            });
+            assert_eq!(cache.session_live(session.id, session.user_id, now), None);
+        }
     }
 }

@@ -16,9 +16,10 @@ impl Auth {
         if let Some(user) = self.cache.profile(user_id) {
             return Ok(Some((*user).clone()));
         }
+        let ticket = self.cache.profile_ticket(user_id);
         let user = self.store.user_by_id(user_id).await?;
         if let Some(user) = &user {
-            self.cache.remember_profile(user.clone());
+            self.cache.remember_profile(user.clone(), ticket);
         }
         Ok(user)
     }

@@ -69,8 +69,9 @@ impl Auth {
         let denied = if let Some(denied) = self.cache.denied(principal.jti) {
             denied
         } else {
+            let ticket = self.cache.denied_ticket(principal.jti);
             let denied = self.store.is_access_token_denied(principal.jti).await?;
-            self.cache.remember_denied(principal.jti, denied);
+            self.cache.remember_denied(principal.jti, denied, ticket);
             denied
         };
         if denied {
@@ -81,12 +82,12 @@ impl Auth {
             .session_live(principal.session_id, principal.user_id, now)
         {
             Some(live) => live,
-            None => match self.store.session(principal.session_id).await? {
-                Some(session) => {
-                    self.cache.remember_session(&session);
+            None => match self.store_session(principal.session_id).await? {
+                (Some(session), ticket) => {
+                    self.cache.remember_session(&session, ticket);
                     session.user_id == principal.user_id && session.is_live(now)
                 }
-                None => false,
+                (None, _) => false,
             },
         };
         if live {
@@ -94,6 +95,16 @@ impl Auth {
         } else {
             Err(rejected("session"))
         }
+    }
+
+    /// The session as the store has it now, with the cache ticket taken
+    /// before the read.
+    async fn store_session(
+        &self,
+        id: Uuid,
+    ) -> Result<(Option<crate::session::Session>, super::cache::Ticket), AuthError> {
+        let ticket = self.cache.session_ticket(id);
+        Ok((self.store.session(id).await?, ticket))
     }
 
     /// Ends the caller's session (or all of the user's sessions) and denylists the
