@@ -208,7 +208,9 @@ pub trait SessionStore: Send + Sync {
     /// returns `Rotated`. `next.session_id` and `next.expires_at` are ignored: the
     /// family decides the session, and the new token expires with the session.
     /// A token already used more than `grace` ago revokes the family and session
-    /// (`Reused`); one used within `grace` is `Invalid` without revocation.
+    /// (`Reused`); one used within `grace` changes nothing and answers
+    /// `Concurrent` with its session while the token and session are live
+    /// (else `Invalid`).
     async fn rotate_refresh_token(
         &self,
         presented: &[u8; 32],
@@ -242,12 +244,14 @@ pub trait SessionStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError>;
 
-    /// The session of a refresh token that is still usable at `now` (unused,
-    /// unrevoked, unexpired), with the token's expiry; `None` otherwise. Reads only.
+    /// The session of a refresh token that is still usable at `now` (unrevoked,
+    /// unexpired, and unused or used at most `used_within` ago), with the
+    /// token's expiry; `None` otherwise. Reads only.
     async fn refresh_token_session(
         &self,
         token_hash: &[u8; 32],
         now: OffsetDateTime,
+        used_within: time::Duration,
     ) -> Result<Option<(Session, OffsetDateTime)>, StoreError>;
 
     /// Denylists an access token's `jti` until `expires_at` (idempotent).

@@ -170,6 +170,7 @@ pub async fn build(
         max_per_user: s.max_per_user,
         bind_device: s.bind_device,
         reuse_grace: seconds(config.tokens.refresh_reuse_grace_seconds),
+        cookie_reuse_grace: seconds(config.tokens.cookie_refresh_grace_seconds),
         require_email_verification: config.auth.require_email_verification,
         privileged_max_age: (s.privileged_max_age_seconds > 0)
             .then(|| seconds(s.privileged_max_age_seconds)),

@@ -155,6 +155,16 @@ impl CookieSessions {
         .collect()
     }
 
+    /// The `Set-Cookie` value of the session (access-token) cookie alone.
+    pub fn session_cookie(&self, access_token: &str, expires_in: i64) -> Option<HeaderValue> {
+        self.cookie(
+            &self.config.session_name,
+            access_token,
+            expires_in.max(0),
+            true,
+        )
+    }
+
     /// `Set-Cookie` values deleting all three cookies.
     pub fn clear_cookies(&self) -> Vec<HeaderValue> {
         [

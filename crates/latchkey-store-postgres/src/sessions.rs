@@ -300,8 +300,8 @@ impl SessionStore for PostgresStore {
             return Ok(RotateOutcome::Rotated(Box::new(session)));
         }
         let row = sqlx::query(
-            "SELECT t.session_id, t.used_at, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = $1",
+            "SELECT t.session_id, t.used_at, t.revoked_at, s.user_id FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
         )
         .bind(&presented[..])
         .fetch_optional(&mut *tx)
@@ -315,7 +315,13 @@ impl SessionStore for PostgresStore {
             return Ok(RotateOutcome::Invalid);
         };
         if now - used_at <= grace {
-            return Ok(RotateOutcome::Invalid);
+            let revoked: Option<OffsetDateTime> = row.try_get("revoked_at").map_err(map_error)?;
+            let session = session_from_row(&locked)?;
+            return Ok(if revoked.is_none() && session.is_live(now) {
+                RotateOutcome::Concurrent(Box::new(session))
+            } else {
+                RotateOutcome::Invalid
+            });
         }
         let session_id: Uuid = row.try_get("session_id").map_err(map_error)?;
         let user_id: Uuid = row.try_get("user_id").map_err(map_error)?;
@@ -374,15 +380,18 @@ impl SessionStore for PostgresStore {
         &self,
         token_hash: &[u8; 32],
         now: OffsetDateTime,
+        used_within: Duration,
     ) -> Result<Option<(Session, OffsetDateTime)>, StoreError> {
         let sql = format!(
             "SELECT t.expires_at AS token_expires_at, {cols} FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $2",
+             WHERE t.token_hash = $1 AND (t.used_at IS NULL OR t.used_at > $3) AND t.revoked_at IS NULL \
+             AND t.expires_at > $2",
             cols = SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
         );
         let row = sqlx::query(&sql)
             .bind(&token_hash[..])
             .bind(now)
+            .bind(now - used_within)
             .fetch_optional(self.pool())
             .await
             .map_err(map_error)?;

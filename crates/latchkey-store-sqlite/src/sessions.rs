@@ -289,8 +289,8 @@ impl SessionStore for SqliteStore {
             return Ok(RotateOutcome::Rotated(Box::new(session)));
         }
         let row = sqlx::query(
-            "SELECT t.session_id, t.used_at, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = ?",
+            "SELECT t.session_id, t.used_at, t.revoked_at, s.user_id FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?",
         )
         .bind(&presented[..])
         .fetch_optional(&mut *tx)
@@ -304,7 +304,24 @@ impl SessionStore for SqliteStore {
             return Ok(RotateOutcome::Invalid);
         };
         if now - used_at <= grace {
-            return Ok(RotateOutcome::Invalid);
+            let revoked: Option<i64> = row.try_get("revoked_at").map_err(map_error)?;
+            if revoked.is_some() {
+                return Ok(RotateOutcome::Invalid);
+            }
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+            let session_id: Uuid = row.try_get("session_id").map_err(map_error)?;
+            let session = session_from_row(
+                &sqlx::query(&sql)
+                    .bind(session_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_error)?,
+            )?;
+            return Ok(if session.is_live(now) {
+                RotateOutcome::Concurrent(Box::new(session))
+            } else {
+                RotateOutcome::Invalid
+            });
         }
         let session_id: Uuid = row.try_get("session_id").map_err(map_error)?;
         let user_id: Uuid = row.try_get("user_id").map_err(map_error)?;
@@ -366,14 +383,16 @@ impl SessionStore for SqliteStore {
         &self,
         token_hash: &[u8; 32],
         now: OffsetDateTime,
+        used_within: Duration,
     ) -> Result<Option<(Session, OffsetDateTime)>, StoreError> {
         let sql = format!(
             "SELECT t.expires_at AS token_expires_at, {cols} FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = ? AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > ?",
+             WHERE t.token_hash = ? AND (t.used_at IS NULL OR t.used_at > ?) AND t.revoked_at IS NULL AND t.expires_at > ?",
             cols = SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
         );
         let row = sqlx::query(&sql)
             .bind(&token_hash[..])
+            .bind(to_micros(now - used_within))
             .bind(to_micros(now))
             .fetch_optional(self.pool())
             .await

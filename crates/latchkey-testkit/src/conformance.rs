@@ -490,7 +490,7 @@ macro_rules! store_conformance_tests {
             session_case!(changes_write_their_aftermath);
             session_case!(a_sign_in_across_a_password_change_starts_nothing);
             session_case!(refresh_rotates_once_and_reuse_revokes_the_family);
-            session_case!(reuse_within_grace_is_refused_without_revocation);
+            session_case!(reuse_within_grace_is_answered_without_revocation);
             session_case!(expired_tokens_and_sessions_are_refused);
             session_case!(revocation_is_scoped_to_the_owner);
             session_case!(access_token_denylist);

@@ -207,13 +207,16 @@ pub async fn refresh_rotates_once_and_reuse_revokes_the_family(store: &dyn Store
 }
 
 /// A re-presentation within the grace period fails without revoking anything.
-pub async fn reuse_within_grace_is_refused_without_revocation(store: &dyn Store) {
+pub async fn reuse_within_grace_is_answered_without_revocation(store: &dyn Store) {
     let uid = user(store).await;
     let (s, t1) = start(store, uid, T0, 5).await;
     let (first, t2) = rotate(store, &t1, T0 + Duration::seconds(1), Duration::seconds(10)).await;
     assert!(matches!(first, RotateOutcome::Rotated(_)));
     let (second, _) = rotate(store, &t1, T0 + Duration::seconds(5), Duration::seconds(10)).await;
-    assert_eq!(second, RotateOutcome::Invalid);
+    let RotateOutcome::Concurrent(session) = second else {
+        panic!("within the grace: {second:?}")
+    };
+    assert_eq!(session.id, s.id);
     assert!(store
         .session(s.id)
         .await
@@ -221,8 +224,44 @@ pub async fn reuse_within_grace_is_refused_without_revocation(store: &dyn Store)
         .unwrap()
         .revoked_at
         .is_none());
+    // The spent token still names its session within the grace, not after.
+    let at = T0 + Duration::seconds(5);
+    let grace = Duration::seconds(10);
+    let named = store
+        .refresh_token_session(&hash_refresh_token(&t1), at, grace)
+        .await
+        .unwrap();
+    assert_eq!(named.map(|(s, _)| s.id), Some(s.id));
+    let strict = store
+        .refresh_token_session(&hash_refresh_token(&t1), at, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(strict.is_none(), "spent: not usable without a grace");
+    let late = T0 + Duration::seconds(12);
+    assert!(store
+        .refresh_token_session(&hash_refresh_token(&t1), late, grace)
+        .await
+        .unwrap()
+        .is_none());
     let (third, _) = rotate(store, &t2, T0 + Duration::seconds(6), Duration::seconds(10)).await;
     assert!(matches!(third, RotateOutcome::Rotated(_)));
+    // Once the family is revoked (reuse after the grace), no grace answer.
+    let (reused, _) = rotate(
+        store,
+        &t1,
+        T0 + Duration::seconds(20),
+        Duration::seconds(10),
+    )
+    .await;
+    assert!(matches!(reused, RotateOutcome::Reused { .. }), "{reused:?}");
+    let (after, _) = rotate(
+        store,
+        &t2,
+        T0 + Duration::seconds(21),
+        Duration::seconds(30),
+    )
+    .await;
+    assert_eq!(after, RotateOutcome::Invalid, "revoked family");
 }
 
 /// Fifty concurrent rotations of one token: exactly one succeeds.
@@ -242,7 +281,9 @@ pub async fn concurrent_rotations_admit_exactly_one(store: Arc<dyn Store>) {
     for task in tasks {
         match task.await.unwrap() {
             RotateOutcome::Rotated(_) => rotated += 1,
-            RotateOutcome::Invalid | RotateOutcome::Reused { .. } => {}
+            RotateOutcome::Invalid
+            | RotateOutcome::Reused { .. }
+            | RotateOutcome::Concurrent(_) => {}
         }
     }
     assert_eq!(rotated, 1);

@@ -28,7 +28,7 @@ impl Auth {
         if looks_like_refresh_token(token) {
             let found = self
                 .store
-                .refresh_token_session(&hash_refresh_token(token), now)
+                .refresh_token_session(&hash_refresh_token(token), now, time::Duration::ZERO)
                 .await?;
             return Ok(found.filter(|(session, _)| session.is_live(now)).map(
                 |(session, expires_at)| Introspection::Refresh {

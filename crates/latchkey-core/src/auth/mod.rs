@@ -27,6 +27,7 @@ pub use login::{LoginOutcome, LoginRequest, MfaPending};
 pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
 pub use new_password::WeakPassword;
 pub use passkeys::{PasskeyLoginRequest, RegisteredPasskey, MAX_PASSKEYS};
+pub use refresh::{AccessOnly, Refreshed};
 pub use reset::{RESET_TOKEN_PREFIX, RESET_TTL};
 pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use signup::{
@@ -64,6 +65,10 @@ pub struct SessionPolicy {
     /// A rotated refresh token presented again within this is refused without
     /// revoking the family (for clients racing their own refreshes).
     pub reuse_grace: Duration,
+    /// The same for a browser's refresh cookie, where the presented-again
+    /// token gets a fresh access token for its session (two tabs refreshing
+    /// at once must not sign the user out).
+    pub cookie_reuse_grace: Duration,
     /// Refuse login until the address is verified.
     pub require_email_verification: bool,
     /// Second factors can be added, and passkeys removed, only this long after
@@ -83,6 +88,7 @@ impl Default for SessionPolicy {
             max_per_user: 5,
             bind_device: false,
             reuse_grace: Duration::ZERO,
+            cookie_reuse_grace: Duration::seconds(10),
             require_email_verification: true,
             privileged_max_age: Some(Duration::minutes(15)),
         }

@@ -1,5 +1,6 @@
 //! `refresh`: spend a refresh token, get a new pair.
 
+use crate::account::User;
 use crate::audit::EventKind;
 use crate::session::{
     hash_refresh_token, looks_like_refresh_token, new_refresh_token, RevokeReason, RotateOutcome,
@@ -7,12 +8,50 @@ use crate::session::{
 
 use super::{Auth, AuthError, ClientContext, Issued};
 
+/// What a cookie-mode refresh gives.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// The token was spent: a new pair.
+    Rotated(Issued),
+    /// The token had just been spent by a concurrent refresh of the same
+    /// browser (another tab), within `SessionPolicy::cookie_reuse_grace`:
+    /// nothing was revoked, and the answer is a fresh access token for the
+    /// same session. The refresh token to keep is the one the winning refresh
+    /// set (the browser holds it already).
+    Concurrent(AccessOnly),
+}
+
+/// A new access token for a session whose refresh token stays as it is.
+pub struct AccessOnly {
+    /// The signed access token (JWT).
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// Seconds until the session ends unless refreshed.
+    pub refresh_expires_in: i64,
+    /// The session.
+    pub session_id: uuid::Uuid,
+    /// The signed-in user.
+    pub user: User,
+}
+
+impl std::fmt::Debug for AccessOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessOnly")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Auth {
     /// The live session a still-usable refresh token belongs to, without
-    /// spending it (cookie mode checks the session's CSRF token first).
+    /// spending it (cookie mode checks the session's CSRF token first). In
+    /// `cookie` mode a token spent within the cookie grace still names its
+    /// session (the concurrent refresh it lost to is answered, not revoked).
     pub async fn refresh_token_session(
         &self,
         presented: &str,
+        cookie: bool,
     ) -> Result<Option<uuid::Uuid>, AuthError> {
         if !looks_like_refresh_token(presented) {
             return Ok(None);
@@ -20,11 +59,19 @@ impl Auth {
         let now = self.clock.now();
         let found = self
             .store
-            .refresh_token_session(&hash_refresh_token(presented), now)
+            .refresh_token_session(&hash_refresh_token(presented), now, self.grace(cookie))
             .await?;
         Ok(found
             .filter(|(session, _)| session.is_live(now))
             .map(|(session, _)| session.id))
+    }
+
+    fn grace(&self, cookie: bool) -> time::Duration {
+        if cookie {
+            self.policy.cookie_reuse_grace
+        } else {
+            self.policy.reuse_grace
+        }
     }
 
     /// Rotates a refresh token.
@@ -39,6 +86,32 @@ impl Auth {
         presented: &str,
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
+        match self.rotate(presented, client, false).await? {
+            Refreshed::Rotated(issued) => Ok(issued),
+            // Token mode keeps `tokens.refresh_reuse_grace_seconds`: within it
+            // a spent token is refused without revoking.
+            Refreshed::Concurrent(_) => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// [`Auth::refresh`] for a browser's refresh cookie: a token spent by a
+    /// concurrent refresh within the cookie grace (two tabs refreshing at
+    /// once) gets a fresh access token for its session instead of counting as
+    /// reuse; reuse after the grace still revokes the family.
+    pub async fn refresh_cookie(
+        &self,
+        presented: &str,
+        client: &ClientContext,
+    ) -> Result<Refreshed, AuthError> {
+        self.rotate(presented, client, true).await
+    }
+
+    async fn rotate(
+        &self,
+        presented: &str,
+        client: &ClientContext,
+        cookie: bool,
+    ) -> Result<Refreshed, AuthError> {
         if !looks_like_refresh_token(presented) {
             return Err(AuthError::InvalidToken);
         }
@@ -52,11 +125,12 @@ impl Auth {
                 &next,
                 now,
                 self.policy.idle_timeout,
-                self.policy.reuse_grace,
+                self.grace(cookie),
             )
             .await?;
-        let session = match outcome {
-            RotateOutcome::Rotated(session) => *session,
+        let (session, rotated) = match outcome {
+            RotateOutcome::Rotated(session) => (*session, true),
+            RotateOutcome::Concurrent(session) => (*session, false),
             RotateOutcome::Reused {
                 session_id,
                 user_id,
@@ -122,13 +196,24 @@ impl Auth {
             return Err(AuthError::InvalidToken);
         }
         let (access_token, expires_in) = self.access_token(&user, &session)?;
-        Ok(Issued {
-            access_token,
-            expires_in,
-            refresh_token,
-            refresh_expires_in: (session.idle_expires_at - now).whole_seconds(),
-            session_id: session.id,
-            user,
+        let refresh_expires_in = (session.idle_expires_at - now).whole_seconds();
+        Ok(if rotated {
+            Refreshed::Rotated(Issued {
+                access_token,
+                expires_in,
+                refresh_token,
+                refresh_expires_in,
+                session_id: session.id,
+                user,
+            })
+        } else {
+            Refreshed::Concurrent(AccessOnly {
+                access_token,
+                expires_in,
+                refresh_expires_in,
+                session_id: session.id,
+                user,
+            })
         })
     }
 }

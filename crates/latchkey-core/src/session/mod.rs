@@ -140,6 +140,9 @@ pub enum RotateOutcome {
         /// Its owner.
         user_id: Uuid,
     },
+    /// Spent within the grace period (a concurrent refresh of the same
+    /// client won): nothing changed; its session, still live.
+    Concurrent(Box<Session>),
     /// Unknown, expired, revoked, or its session is no longer live: nothing changed.
     Invalid,
 }

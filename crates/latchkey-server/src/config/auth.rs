@@ -69,6 +69,11 @@ pub struct TokensConfig {
     /// A rotated refresh token presented again within this many seconds is
     /// refused without revoking the family (0: every reuse revokes).
     pub refresh_reuse_grace_seconds: u64,
+    /// Cookie mode: a refresh cookie spent by a concurrent refresh (another tab
+    /// of the same browser) within this many seconds gets a fresh access token
+    /// for its session instead of revoking it (0: every reuse revokes; at most
+    /// 60).
+    pub cookie_refresh_grace_seconds: u64,
     /// Where the private signing keys live: `files` (PKCS#8, mode 0600, in
     /// `<data_dir>/keys`), `database` (sealed with `secrets.master_key`, shared by
     /// every node) or `auto` (default: files in dev, database in production).
@@ -96,6 +101,7 @@ impl Default for TokensConfig {
             issuer: None,
             audience: "latchkey".into(),
             refresh_reuse_grace_seconds: 0,
+            cookie_refresh_grace_seconds: 10,
             key_storage: KeyStorageKind::Auto,
         }
     }

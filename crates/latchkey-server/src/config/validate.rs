@@ -263,6 +263,12 @@ impl Config {
                 "must be between 1 and 86400",
             ));
         }
+        if self.tokens.cookie_refresh_grace_seconds > 60 {
+            problems.push(Problem::new(
+                "tokens.cookie_refresh_grace_seconds",
+                "must be at most 60 (a spent refresh cookie works that long)",
+            ));
+        }
         let s = &self.sessions;
         if s.max_per_user == 0 {
             problems.push(Problem::new("sessions.max_per_user", "must be at least 1"));

@@ -448,7 +448,13 @@ async fn cookie_refresh(
 
 #[tokio::test]
 async fn a_cookie_refresh_needs_csrf_rotates_the_cookies_and_detects_reuse() {
-    let app = app_with_user().await;
+    let clock =
+        latchkey_core::clock::ManualClock::new(time::macros::datetime!(2026-12-03 10:00 UTC));
+    let app = TestApp::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
     let browser = sign_in(&app).await;
     let origin = Some(app.base_url.as_str());
 
@@ -508,7 +514,9 @@ async fn a_cookie_refresh_needs_csrf_rotates_the_cookies_and_detects_reuse() {
     assert_eq!(r.status(), 200);
     let latest = set_cookies(r.headers())[REFRESH].value.clone();
 
-    // The spent cookie again: reuse, the session ends and the cookies are cleared.
+    // The spent cookie again, after the grace of concurrent tabs: reuse, the
+    // session ends and the cookies are cleared.
+    clock.advance(time::Duration::seconds(11));
     let r = cookie_refresh(&app, &browser.refresh, origin, Some(&browser.csrf)).await;
     let cleared = set_cookies(r.headers());
     assert_eq!(cleared.len(), 3);
@@ -531,6 +539,117 @@ async fn a_cookie_refresh_needs_csrf_rotates_the_cookies_and_detects_reuse() {
         .await
         .unwrap();
     assert_problem(r, 401, "invalid_token").await;
+}
+
+/// Two tabs of one browser refresh at once with the same refresh cookie: the
+/// loser must not sign the user out, nor delete the cookies the winner set.
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_keep_the_session_and_its_cookies() {
+    let clock =
+        latchkey_core::clock::ManualClock::new(time::macros::datetime!(2026-12-03 10:00 UTC));
+    let app = TestApp::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .spawn()
+        .await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let browser = sign_in(&app).await;
+    let origin = Some(app.base_url.as_str());
+    let csrf = Some(browser.csrf.as_str());
+    let (a, b) = tokio::join!(
+        cookie_refresh(&app, &browser.refresh, origin, csrf),
+        cookie_refresh(&app, &browser.refresh, origin, csrf),
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let (a_cookies, b_cookies) = (set_cookies(a.headers()), set_cookies(b.headers()));
+    // Exactly one rotated the refresh cookie; neither deleted anything.
+    let rotated: Vec<&HashMap<String, SetCookie>> = [&a_cookies, &b_cookies]
+        .into_iter()
+        .filter(|c| c.contains_key(REFRESH))
+        .collect();
+    assert_eq!(rotated.len(), 1, "one winner");
+    for cookies in [&a_cookies, &b_cookies] {
+        assert!(cookies
+            .values()
+            .all(|c| !c.value.is_empty() && c.max_age() > 0));
+        assert!(
+            cookies.contains_key(SESSION),
+            "both get a fresh access token"
+        );
+    }
+    let winner = rotated[0][REFRESH].value.clone();
+    for r in [a, b] {
+        let body: Value = r.json().await.unwrap();
+        assert!(body.get("refresh_token").is_none());
+        assert_eq!(body["csrf_token"], browser.csrf.as_str());
+        assert_eq!(body["session_id"], browser.body["session_id"]);
+        let access = body["access_token"].as_str().unwrap();
+        assert_eq!(app.get_as("/v1/me", access).await.status(), 200);
+    }
+    // The session goes on with the winner's cookie.
+    let r = cookie_refresh(&app, &winner, origin, csrf).await;
+    assert_eq!(r.status(), 200);
+    let latest = set_cookies(r.headers())[REFRESH].value.clone();
+
+    // The grace answer still needs the session's CSRF token and origin.
+    assert_problem(
+        cookie_refresh(&app, &browser.refresh, origin, None).await,
+        403,
+        "csrf_failed",
+    )
+    .await;
+    assert_problem(
+        cookie_refresh(&app, &browser.refresh, Some("https://evil.example"), csrf).await,
+        403,
+        "csrf_failed",
+    )
+    .await;
+    // Past the grace the first cookie is reuse again: the family is revoked.
+    clock.advance(time::Duration::seconds(11));
+    assert_problem(
+        cookie_refresh(&app, &browser.refresh, origin, csrf).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        cookie_refresh(&app, &latest, origin, csrf).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+}
+
+/// Token mode keeps no grace by default: presenting a spent token revokes.
+#[tokio::test]
+async fn token_mode_reuse_still_revokes_at_once() {
+    let app = app_with_user().await;
+    let login: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();
+    let refresh = |token: Value| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/token/refresh"))
+                .json(&json!({ "refresh_token": token }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = refresh(login["refresh_token"].clone()).await;
+    assert_eq!(r.status(), 200);
+    let next: Value = r.json().await.unwrap();
+    assert_problem(
+        refresh(login["refresh_token"].clone()).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_problem(
+        refresh(next["refresh_token"].clone()).await,
+        401,
+        "invalid_token",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use latchkey_core::auth::Refreshed;
 use serde::Deserialize;
 
 use super::{clear_cookies, issued_response, DeliveryMode, TokenResponse};
@@ -48,8 +49,9 @@ pub async fn refresh(
         .refresh_token
         .as_deref()
         .or_else(|| state.cookies.refresh_token(&headers));
+    let cookie = body.refresh_token.is_none();
     let session = match presented {
-        Some(token) => state.auth.refresh_token_session(token).await?,
+        Some(token) => state.auth.refresh_token_session(token, cookie).await?,
         None => None,
     };
     let (key, value) = match (session, client.ip) {
@@ -77,20 +79,50 @@ pub async fn refresh(
     // The CSRF token is bound to the session: find it without spending the
     // token. An unknown or spent token skips the check and fails below (a spent
     // one still triggers reuse detection).
-    if let Some(session_id) = state.auth.refresh_token_session(token).await? {
+    if let Some(session_id) = session {
         state.cookies.check_csrf(&headers, session_id)?;
     } else {
         state.cookies.check_origin(&headers)?;
     }
-    match state.auth.refresh(token, &client.context()).await {
-        Ok(issued) => Ok(issued_response(
+    match state.auth.refresh_cookie(token, &client.context()).await {
+        Ok(Refreshed::Rotated(issued)) => Ok(issued_response(
             &state.cookies,
             issued,
             DeliveryMode::Cookie,
         )),
+        // Another tab's refresh won a moment ago: a fresh access token, and
+        // the refresh cookie that tab set is left alone (nothing deleted).
+        Ok(Refreshed::Concurrent(access)) => Ok(concurrent_response(&state.cookies, access)),
         Err(e) => Ok(clear_cookies(
             &state.cookies,
             ApiError::from(e).into_response(),
         )),
     }
+}
+
+/// The answer to a refresh that lost to a concurrent one of the same browser:
+/// the `TokenResponse` of cookie mode with a new access token, setting the
+/// session cookie only (the refresh and CSRF cookies the winner set stay).
+fn concurrent_response(
+    cookies: &crate::cookies::CookieSessions,
+    access: latchkey_core::auth::AccessOnly,
+) -> Response {
+    let session_cookie = cookies.session_cookie(&access.access_token, access.expires_in);
+    let body = TokenResponse {
+        access_token: access.access_token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token: None,
+        refresh_expires_in: access.refresh_expires_in,
+        session_id: access.session_id,
+        user: super::UserBody::from(&access.user),
+        csrf_token: Some(cookies.csrf_token(access.session_id)),
+    };
+    let mut response = crate::extract::ApiJson(body).into_response();
+    if let Some(value) = session_cookie {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    response
 }
