@@ -517,8 +517,11 @@ pub struct StoredSigningKey {
     pub algorithm: String,
     /// The sealed PKCS#8 DER.
     pub sealed_key: Vec<u8>,
-    /// When it was created; the newest key of an algorithm is current.
+    /// When it was created (and published in the JWKS).
     pub created_at: OffsetDateTime,
+    /// When it starts signing: of the keys active at a time, the newest
+    /// created is current.
+    pub activates_at: OffsetDateTime,
 }
 
 impl std::fmt::Debug for StoredSigningKey {
@@ -527,6 +530,7 @@ impl std::fmt::Debug for StoredSigningKey {
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .finish_non_exhaustive()
     }
 }

@@ -58,6 +58,20 @@ pub fn key_storage(
     }
 }
 
+/// When a key rotated at `now` starts signing: after `keys.publish_ahead_seconds`,
+/// or at once when `at_once` (an emergency rotation).
+pub fn activation(
+    config: &Config,
+    now: time::OffsetDateTime,
+    at_once: bool,
+) -> time::OffsetDateTime {
+    if at_once {
+        now
+    } else {
+        now + seconds(config.keys.publish_ahead_seconds)
+    }
+}
+
 /// How long a superseded key stays in the ring: until every token it signed
 /// has expired.
 pub fn key_retirement(config: &Config) -> Duration {

@@ -1,13 +1,18 @@
 //! Where the access-token signing keys live, and keeping a running server's
 //! ring in step with them.
 //!
-//! Two storages, one rule: the newest key of the configured algorithm is current;
-//! an older key stays in the ring (verifying and published in the JWKS) until
-//! every token it can have signed has expired, i.e. until its successor is older
-//! than the access token lifetime plus the verification leeway.
+//! Two storages, one rule. A key is published (in the JWKS, and accepted) from
+//! its creation, but signs only from its activation time: a rotation activates
+//! the new key `keys.publish_ahead_seconds` later, so resource servers that
+//! cache the JWKS know it before the first token it signs (`--now` activates at
+//! once, for emergencies). Of the keys active at a time, the newest created is
+//! current. An older key stays in the ring (verifying and published) until every
+//! token it can have signed has expired: until a key created after it has been
+//! active for longer than the access-token lifetime plus the leeway.
 //!
-//! - Files (dev): `<data_dir>/keys/<unix-seconds>.<alg>.der`, PKCS#8 DER, mode
-//!   0600 in a 0700 directory.
+//! - Files (dev): `<data_dir>/keys/<created>_<activates>.<alg>.der` (Unix
+//!   seconds; `<created>.<alg>.der` from earlier releases was active at once),
+//!   PKCS#8 DER, mode 0600 in a 0700 directory.
 //! - Database (production): the `signing_keys` table, each private key sealed
 //!   with a key derived from `secrets.master_key` and its kid as associated data;
 //!   every node sharing the database shares the keys.
@@ -81,8 +86,11 @@ fn alg_tag(alg: Algorithm) -> &'static str {
     }
 }
 
-/// Key files of `alg`, oldest first, with their creation time.
-fn list(dir: &Path, alg: Algorithm) -> Result<Vec<(i64, PathBuf)>, KeyFileError> {
+/// A key file: creation and activation (Unix seconds), and its path.
+type KeyFile = (i64, i64, PathBuf);
+
+/// Key files of `alg`, oldest created first.
+fn list(dir: &Path, alg: Algorithm) -> Result<Vec<KeyFile>, KeyFileError> {
     let mut found = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -95,33 +103,45 @@ fn list(dir: &Path, alg: Algorithm) -> Result<Vec<(i64, PathBuf)>, KeyFileError>
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if let Some(stamp) = name
-            .strip_suffix(&suffix)
-            .and_then(|s| s.parse::<i64>().ok())
-        {
-            found.push((stamp, path));
+        let Some(stamps) = name.strip_suffix(&suffix) else {
+            continue;
+        };
+        let parsed = match stamps.split_once('_') {
+            Some((created, activates)) => created.parse().ok().zip(activates.parse().ok()),
+            None => stamps.parse().ok().map(|created: i64| (created, created)),
+        };
+        if let Some((created, activates)) = parsed {
+            found.push((created, activates, path));
         }
     }
     found.sort();
     Ok(found)
 }
 
-/// Writes a new key file of `alg` created at `now`, then deletes the files of
-/// keys that left the ring (no private key is kept longer than needed).
+fn unix(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Writes a new key file of `alg` created at `now`, signing from
+/// `activates_at`, then deletes the files of keys that left the ring (no
+/// private key is kept longer than needed).
 fn rotate_file(
     dir: &Path,
     alg: Algorithm,
     now: OffsetDateTime,
+    activates_at: OffsetDateTime,
     retire_after: Duration,
 ) -> Result<SigningKey, KeyFileError> {
     create_private_dir(dir).map_err(io(dir))?;
     let key = SigningKey::generate(alg).map_err(|_| KeyFileError::Generate)?;
-    let mut stamp = now.unix_timestamp();
+    let mut created = now.unix_timestamp();
     // Two rotations within a second still get distinct, ordered names.
-    if let Some((last, _)) = list(dir, alg)?.last() {
-        stamp = stamp.max(last + 1);
+    if let Some((last, _, _)) = list(dir, alg)?.last() {
+        created = created.max(last + 1);
     }
-    let path = dir.join(format!("{stamp}.{}.der", alg_tag(alg)));
+    // A creation moved later (for the ordering) moves the activation with it.
+    let activates = (activates_at.unix_timestamp() + (created - now.unix_timestamp())).max(created);
+    let path = dir.join(format!("{created}_{activates}.{}.der", alg_tag(alg)));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -132,10 +152,11 @@ fn rotate_file(
     // The new key is in place: a file that cannot be deleted is reported, not
     // turned into a failed rotation (a retry would add yet another key). The
     // ring leaves it out either way; the next rotation tries again.
-    let retired = ring_files(dir, alg, now, retire_after).and_then(|keep| {
+    let retired = ring_files(dir, alg, now, retire_after).and_then(|ring| {
+        let keep = ring.map(|(files, _)| files).unwrap_or_default();
         Ok(list(dir, alg)?
             .into_iter()
-            .map(|(_, path)| path)
+            .map(|(_, _, path)| path)
             .filter(|path| !keep.contains(path))
             .collect::<Vec<_>>())
     });
@@ -152,41 +173,59 @@ fn rotate_file(
     Ok(key)
 }
 
-/// Indexes of the entries (created-at, oldest first) that belong in the ring at
-/// `now`: every key except those whose successor is older than `retire_after`.
-fn in_ring(created: &[OffsetDateTime], now: OffsetDateTime, retire_after: Duration) -> Vec<usize> {
-    (0..created.len())
-        .filter(|i| {
-            created
-                .get(i + 1)
-                .is_none_or(|successor| now - *successor <= retire_after)
+/// The keys that belong in the ring at `now`, from `(created, activates)`
+/// oldest created first: their indexes, and the position among them of the
+/// current (signing) key — the newest created of those active at `now` (the
+/// oldest key when none is active yet). A key leaves the ring once a key
+/// created after it has been active for more than `retire_after`. `None` for
+/// no keys.
+fn ring_plan(
+    keys: &[(OffsetDateTime, OffsetDateTime)],
+    now: OffsetDateTime,
+    retire_after: Duration,
+) -> Option<(Vec<usize>, usize)> {
+    if keys.is_empty() {
+        return None;
+    }
+    let current = keys
+        .iter()
+        .rposition(|(_, activates)| *activates <= now)
+        .unwrap_or(0);
+    let kept: Vec<usize> = (0..keys.len())
+        .filter(|&i| {
+            let superseded = keys[i + 1..]
+                .iter()
+                .map(|(_, activates)| *activates)
+                .filter(|activates| *activates <= now)
+                .min();
+            superseded.is_none_or(|at| now - at <= retire_after)
         })
-        .collect()
+        .collect();
+    let position = kept.iter().position(|&i| i == current)?;
+    Some((kept, position))
 }
 
-/// The key files that belong in the ring at `now`, oldest first. Lists the
-/// directory only; reads no key.
+/// The key files that belong in the ring at `now`, oldest first, and the
+/// position of the current one. Lists the directory only; reads no key.
 fn ring_files(
     dir: &Path,
     alg: Algorithm,
     now: OffsetDateTime,
     retire_after: Duration,
-) -> Result<Vec<PathBuf>, KeyFileError> {
+) -> Result<Option<(Vec<PathBuf>, usize)>, KeyFileError> {
     let files = list(dir, alg)?;
-    let created: Vec<OffsetDateTime> = files
+    let times: Vec<(OffsetDateTime, OffsetDateTime)> = files
         .iter()
-        .map(|(stamp, _)| {
-            OffsetDateTime::from_unix_timestamp(*stamp).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        })
+        .map(|(created, activates, _)| (unix(*created), unix(*activates)))
         .collect();
-    Ok(in_ring(&created, now, retire_after)
-        .into_iter()
-        .map(|i| files[i].1.clone())
-        .collect())
+    Ok(ring_plan(&times, now, retire_after).map(|(kept, current)| {
+        let paths = kept.into_iter().map(|i| files[i].2.clone()).collect();
+        (paths, current)
+    }))
 }
 
-/// Reads and checks the keys in `files` (oldest first); the last is current.
-fn load_files(alg: Algorithm, files: &[PathBuf]) -> Result<KeyRing, KeyFileError> {
+/// Reads and checks the keys in `files` (oldest first); `current` signs.
+fn load_files(alg: Algorithm, files: &[PathBuf], current: usize) -> Result<KeyRing, KeyFileError> {
     let mut keys = Vec::new();
     for path in files {
         let der = zeroize::Zeroizing::new(fs::read(path).map_err(io(path))?);
@@ -195,14 +234,18 @@ fn load_files(alg: Algorithm, files: &[PathBuf]) -> Result<KeyRing, KeyFileError
                 .map_err(|_| KeyFileError::Invalid(path.clone()))?,
         );
     }
-    ring_of(keys)
+    ring_of(keys, current)
 }
 
-/// A ring from keys oldest first: the last is current.
-fn ring_of(mut keys: Vec<SigningKey>) -> Result<KeyRing, KeyFileError> {
-    let current = keys.pop().ok_or(KeyFileError::Generate)?;
+/// A ring from keys oldest first, signing with the one at `current`; the
+/// others verify and are published.
+fn ring_of(mut keys: Vec<SigningKey>, current: usize) -> Result<KeyRing, KeyFileError> {
+    if current >= keys.len() {
+        return Err(KeyFileError::Generate);
+    }
+    let signing = keys.remove(current);
     keys.reverse();
-    KeyRing::new(current, keys).map_err(|_| KeyFileError::Generate)
+    KeyRing::new(signing, keys).map_err(|_| KeyFileError::Generate)
 }
 
 /// Associated data sealed with a stored key: a ciphertext moved to another kid
@@ -239,46 +282,53 @@ impl std::fmt::Debug for KeyStorage {
     }
 }
 
-/// What a ring was loaded from: file paths or kids (a reload happens only when
-/// this changes).
-type RingSource = Vec<String>;
+/// What a ring was loaded from: file paths or kids, and which one signs (a
+/// reload happens only when this changes).
+type RingSource = (Vec<String>, usize);
 
 impl KeyStorage {
-    /// A key of `alg` created at `now`, stored; it becomes current at once for
-    /// servers that load the ring afterwards (running ones within
-    /// [`WATCH_INTERVAL`]). Keys that left the ring at `now` are deleted, from
-    /// the database or the key directory (no private key is kept longer than
-    /// needed).
+    /// A key of `alg` created at `now`, stored, signing from `activates_at`
+    /// (published at once: running servers, within [`WATCH_INTERVAL`], accept
+    /// and publish it, and sign with it from then). Keys that left the ring at
+    /// `now` are deleted, from the database or the key directory (no private
+    /// key is kept longer than needed).
     pub async fn rotate(
         &self,
         alg: Algorithm,
         now: OffsetDateTime,
+        activates_at: OffsetDateTime,
         retire_after: Duration,
     ) -> Result<SigningKey, KeyFileError> {
         match self {
             Self::Files(dir) => {
                 let dir = dir.clone();
-                blocking(move || rotate_file(&dir, alg, now, retire_after)).await
+                blocking(move || rotate_file(&dir, alg, now, activates_at, retire_after)).await
             }
             Self::Database { store, seal } => {
                 let key = SigningKey::generate(alg).map_err(|_| KeyFileError::Generate)?;
                 let existing = store.signing_keys(alg.name()).await?;
-                // Strictly after the newest key, so the new one is current.
+                // Strictly after the newest key, so the new one is the newest.
                 let created_at = existing
                     .last()
                     .map_or(now, |k| now.max(k.created_at + Duration::microseconds(1)));
+                let activates_at = activates_at.max(created_at);
                 store
                     .insert_signing_key(&StoredSigningKey {
                         kid: key.kid().to_owned(),
                         algorithm: alg.name().to_owned(),
                         sealed_key: seal.seal(key.pkcs8_der(), &seal_aad(key.kid())),
                         created_at,
+                        activates_at,
                     })
                     .await?;
-                let mut created: Vec<OffsetDateTime> =
-                    existing.iter().map(|k| k.created_at).collect();
-                created.push(created_at);
-                let keep = in_ring(&created, now, retire_after);
+                let mut times: Vec<(OffsetDateTime, OffsetDateTime)> = existing
+                    .iter()
+                    .map(|k| (k.created_at, k.activates_at))
+                    .collect();
+                times.push((created_at, activates_at));
+                let keep = ring_plan(&times, now, retire_after)
+                    .map(|(kept, _)| kept)
+                    .unwrap_or_default();
                 for (i, old) in existing.iter().enumerate() {
                     if !keep.contains(&i) {
                         store.delete_signing_key(&old.kid).await?;
@@ -304,30 +354,31 @@ impl KeyStorage {
                 let dir = dir.clone();
                 let loaded = loaded.cloned();
                 blocking(move || {
-                    let files = ring_files(&dir, alg, now, retire_after)?;
-                    if files.is_empty() {
+                    let Some((files, current)) = ring_files(&dir, alg, now, retire_after)? else {
                         return Ok(None);
-                    }
-                    let source: RingSource =
-                        files.iter().map(|p| p.display().to_string()).collect();
+                    };
+                    let source: RingSource = (
+                        files.iter().map(|p| p.display().to_string()).collect(),
+                        current,
+                    );
                     if loaded.as_ref() == Some(&source) {
                         return Ok(Some((source, None)));
                     }
-                    Ok(Some((source, Some(load_files(alg, &files)?))))
+                    Ok(Some((source, Some(load_files(alg, &files, current)?))))
                 })
                 .await
             }
             Self::Database { store, seal } => {
                 let stored = store.signing_keys(alg.name()).await?;
-                let created: Vec<OffsetDateTime> = stored.iter().map(|k| k.created_at).collect();
-                let ring: Vec<&StoredSigningKey> = in_ring(&created, now, retire_after)
-                    .into_iter()
-                    .map(|i| &stored[i])
+                let times: Vec<(OffsetDateTime, OffsetDateTime)> = stored
+                    .iter()
+                    .map(|k| (k.created_at, k.activates_at))
                     .collect();
-                if ring.is_empty() {
+                let Some((kept, current)) = ring_plan(&times, now, retire_after) else {
                     return Ok(None);
-                }
-                let source: RingSource = ring.iter().map(|k| k.kid.clone()).collect();
+                };
+                let ring: Vec<&StoredSigningKey> = kept.into_iter().map(|i| &stored[i]).collect();
+                let source: RingSource = (ring.iter().map(|k| k.kid.clone()).collect(), current);
                 if loaded == Some(&source) {
                     return Ok(Some((source, None)));
                 }
@@ -348,13 +399,14 @@ impl KeyStorage {
                     }
                     keys.push(key);
                 }
-                Ok(Some((source, Some(ring_of(keys)?))))
+                Ok(Some((source, Some(ring_of(keys, current)?))))
             }
         }
     }
 
-    /// Loads the ring for `alg`, generating the first key when there is none.
-    /// Keys whose successor is older than `retire_after` are left out.
+    /// Loads the ring for `alg`, generating the first key (active at once:
+    /// no one can have cached a JWKS without it) when there is none. Keys
+    /// superseded more than `retire_after` ago are left out.
     pub async fn load_or_create(
         &self,
         alg: Algorithm,
@@ -364,7 +416,7 @@ impl KeyStorage {
         if let Some((_, Some(ring))) = self.read(alg, now, retire_after, None).await? {
             return Ok(ring);
         }
-        self.rotate(alg, now, retire_after).await?;
+        self.rotate(alg, now, now, retire_after).await?;
         match self.read(alg, now, retire_after, None).await? {
             Some((_, Some(ring))) => Ok(ring),
             _ => Err(KeyFileError::Generate),
@@ -435,27 +487,74 @@ mod tests {
         let t0 = datetime!(2026-06-01 00:00:00 UTC);
         let retire = Duration::hours(1);
         for day in 0..3 {
-            rotate_file(
-                dir.path(),
-                Algorithm::EdDSA,
-                t0 + Duration::days(day),
-                retire,
-            )
-            .unwrap();
+            let at = t0 + Duration::days(day);
+            rotate_file(dir.path(), Algorithm::EdDSA, at, at, retire).unwrap();
         }
         // At day 2: the day-0 key's successor is a day old (retired, deleted);
         // the day-1 key's successor is brand new (still verifies old tokens).
         let left: Vec<i64> = list(dir.path(), Algorithm::EdDSA)
             .unwrap()
             .into_iter()
-            .map(|(stamp, _)| stamp)
+            .map(|(created, _, _)| created)
             .collect();
         let day = |d: i64| (t0 + Duration::days(d)).unix_timestamp();
         assert_eq!(left, vec![day(1), day(2)]);
         // Another algorithm's files are not touched.
-        rotate_file(dir.path(), Algorithm::ES256, t0, retire).unwrap();
-        rotate_file(dir.path(), Algorithm::EdDSA, t0 + Duration::days(3), retire).unwrap();
+        rotate_file(dir.path(), Algorithm::ES256, t0, t0, retire).unwrap();
+        let at = t0 + Duration::days(3);
+        rotate_file(dir.path(), Algorithm::EdDSA, at, at, retire).unwrap();
         assert_eq!(list(dir.path(), Algorithm::ES256).unwrap().len(), 1);
         assert_eq!(list(dir.path(), Algorithm::EdDSA).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_key_is_published_before_it_signs_and_retired_after_its_tokens_expire() {
+        let t0 = datetime!(2026-06-01 00:00:00 UTC);
+        let (ahead, retire) = (Duration::seconds(360), Duration::seconds(960));
+        let old = (t0, t0);
+        let new = (t0 + Duration::hours(1), t0 + Duration::hours(1) + ahead);
+        let keys = [old, new];
+        // Published, not signing, until its activation.
+        assert_eq!(ring_plan(&keys, new.0, retire), Some((vec![0, 1], 0)));
+        assert_eq!(
+            ring_plan(&keys, new.1 - Duration::seconds(1), retire),
+            Some((vec![0, 1], 0))
+        );
+        assert_eq!(ring_plan(&keys, new.1, retire), Some((vec![0, 1], 1)));
+        // The old key verifies until its last tokens expired.
+        assert_eq!(
+            ring_plan(&keys, new.1 + retire, retire),
+            Some((vec![0, 1], 1))
+        );
+        assert_eq!(
+            ring_plan(&keys, new.1 + retire + Duration::seconds(1), retire),
+            Some((vec![1], 0))
+        );
+        // An emergency key (active at once) supersedes a key still pending,
+        // which never signs.
+        let emergency = (new.0 + Duration::seconds(10), new.0 + Duration::seconds(10));
+        let keys = [old, new, emergency];
+        assert_eq!(
+            ring_plan(&keys, emergency.0, retire),
+            Some((vec![0, 1, 2], 2))
+        );
+        assert_eq!(ring_plan(&keys, new.1, retire), Some((vec![0, 1, 2], 2)));
+        assert_eq!(
+            ring_plan(&keys, emergency.1 + retire + Duration::seconds(1), retire),
+            Some((vec![2], 0))
+        );
+        // Only a pending key (a first key rotated in by the CLI): it signs.
+        assert_eq!(ring_plan(&[new], t0, retire), Some((vec![0], 0)));
+        assert_eq!(ring_plan(&[], t0, retire), None);
+    }
+
+    #[test]
+    fn files_of_earlier_releases_were_active_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        fs::write(dir.path().join("1700000000.eddsa.der"), key.pkcs8_der()).unwrap();
+        let found = list(dir.path(), Algorithm::EdDSA).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].0, found[0].1), (1_700_000_000, 1_700_000_000));
     }
 }

@@ -10,7 +10,8 @@ use crate::{map_error, PostgresStore};
 impl SigningKeyStore for PostgresStore {
     async fn signing_keys(&self, algorithm: &str) -> Result<Vec<StoredSigningKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, algorithm, sealed_key, created_at FROM signing_keys WHERE algorithm = $1 ORDER BY created_at, kid",
+            "SELECT kid, algorithm, sealed_key, created_at, activates_at FROM signing_keys WHERE algorithm = $1 \
+             ORDER BY created_at, kid",
         )
         .bind(algorithm)
         .fetch_all(self.pool())
@@ -23,6 +24,7 @@ impl SigningKeyStore for PostgresStore {
                     algorithm: row.try_get("algorithm").map_err(map_error)?,
                     sealed_key: row.try_get("sealed_key").map_err(map_error)?,
                     created_at: row.try_get("created_at").map_err(map_error)?,
+                    activates_at: row.try_get("activates_at").map_err(map_error)?,
                 })
             })
             .collect()
@@ -30,12 +32,14 @@ impl SigningKeyStore for PostgresStore {
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, sealed_key, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO signing_keys (kid, algorithm, sealed_key, created_at, activates_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&key.kid)
         .bind(&key.algorithm)
         .bind(&key.sealed_key)
         .bind(key.created_at)
+        .bind(key.activates_at)
         .execute(self.pool())
         .await
         .map_err(map_error)?;

@@ -11,7 +11,8 @@ use crate::{map_error, SqliteStore};
 impl SigningKeyStore for SqliteStore {
     async fn signing_keys(&self, algorithm: &str) -> Result<Vec<StoredSigningKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, algorithm, sealed_key, created_at FROM signing_keys WHERE algorithm = ? ORDER BY created_at, kid",
+            "SELECT kid, algorithm, sealed_key, created_at, activates_at FROM signing_keys WHERE algorithm = ? \
+             ORDER BY created_at, kid",
         )
         .bind(algorithm)
         .fetch_all(self.pool())
@@ -24,6 +25,7 @@ impl SigningKeyStore for SqliteStore {
                     algorithm: row.try_get("algorithm").map_err(map_error)?,
                     sealed_key: row.try_get("sealed_key").map_err(map_error)?,
                     created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
+                    activates_at: from_micros(row.try_get("activates_at").map_err(map_error)?)?,
                 })
             })
             .collect()
@@ -31,12 +33,14 @@ impl SigningKeyStore for SqliteStore {
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, sealed_key, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, algorithm, sealed_key, created_at, activates_at) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&key.kid)
         .bind(&key.algorithm)
         .bind(&key.sealed_key)
         .bind(to_micros(key.created_at))
+        .bind(to_micros(key.activates_at))
         .execute(self.pool())
         .await
         .map_err(map_error)?;

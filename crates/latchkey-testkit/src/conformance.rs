@@ -273,8 +273,8 @@ pub async fn closed_store_is_unavailable(store: &dyn Store) {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
-/// Signing keys: kept per algorithm, oldest first, byte-exact, unique kids,
-/// deletable.
+/// Signing keys: kept per algorithm, oldest first, byte-exact (activation
+/// time too), unique kids, deletable.
 pub async fn signing_keys_round_trip(store: &dyn Store) {
     use latchkey_core::ports::StoredSigningKey;
     let t0 = time::macros::datetime!(2026-07-01 09:00:00 UTC);
@@ -283,6 +283,8 @@ pub async fn signing_keys_round_trip(store: &dyn Store) {
         algorithm: alg.to_owned(),
         sealed_key: [&[1u8, 0, 255][..], kid.as_bytes()].concat(),
         created_at: t0 + time::Duration::minutes(minutes),
+        // Activation times round-trip apart from creation.
+        activates_at: t0 + time::Duration::minutes(minutes) + time::Duration::seconds(360),
     };
     assert!(store.signing_keys("EdDSA").await.unwrap().is_empty());
     let newer = key("kid-b", "EdDSA", 10);

@@ -62,9 +62,18 @@ enum UsersCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Create a new signing key. Running servers sign with it within seconds;
-    /// tokens signed by the old key stay valid until they expire.
-    Rotate(Place),
+    /// Create a new signing key. It is published at once and signs after
+    /// `keys.publish_ahead_seconds` (6 minutes by default), so resource servers
+    /// caching the JWKS know it first; tokens signed by the old key stay valid
+    /// until they expire.
+    Rotate {
+        /// Sign with the new key at once (emergency: a leaked key). Resource
+        /// servers that cached the JWKS refuse its tokens until they refetch.
+        #[arg(long)]
+        now: bool,
+        #[command(flatten)]
+        place: Place,
+    },
     /// Re-encrypt every stored secret (TOTP seeds, database signing keys) with
     /// the current master key, so previous master keys can be removed from
     /// `secrets.previous_master_keys`. Safe while servers run.
@@ -97,8 +106,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             command: ConfigCommand::Check(p),
         } => (p, "check"),
         Command::Keys {
-            command: KeysCommand::Rotate(p),
-        } => (p, "rotate"),
+            command: KeysCommand::Rotate { place, .. },
+        } => (place, "rotate"),
         Command::Keys {
             command: KeysCommand::Reencrypt(p),
         } => (p, "reencrypt"),
@@ -119,7 +128,15 @@ pub async fn run(cli: Cli) -> ExitCode {
     match command {
         "serve" => serve(loaded).await,
         "migrate" => migrate(loaded).await,
-        "rotate" => rotate_keys(&loaded).await,
+        "rotate" => {
+            let at_once = matches!(
+                cli.command,
+                Command::Keys {
+                    command: KeysCommand::Rotate { now: true, .. }
+                }
+            );
+            rotate_keys(&loaded, at_once).await
+        }
         "reencrypt" => reencrypt(&loaded).await,
         "cleanup" => cleanup(loaded).await,
         "unlock" => match &cli.command {
@@ -218,7 +235,7 @@ async fn migrate(loaded: Loaded) -> ExitCode {
     }
 }
 
-async fn rotate_keys(loaded: &Loaded) -> ExitCode {
+async fn rotate_keys(loaded: &Loaded, at_once: bool) -> ExitCode {
     let config = &loaded.config;
     let (problems, _) = config.validate();
     if !problems.is_empty() {
@@ -250,10 +267,12 @@ async fn rotate_keys(loaded: &Loaded) -> ExitCode {
         )),
     };
     let now = latchkey_server::wall_clock_now();
+    let activates_at = latchkey_server::auth_setup::activation(config, now, at_once);
     let result = storage
         .rotate(
             alg,
             now,
+            activates_at,
             latchkey_server::auth_setup::key_retirement(config),
         )
         .await;
@@ -262,11 +281,22 @@ async fn rotate_keys(loaded: &Loaded) -> ExitCode {
     }
     match result {
         Ok(key) => {
-            println!(
-                "new signing key {} ({}); running servers switch to it within seconds",
-                key.kid(),
-                alg.name()
-            );
+            if at_once {
+                println!(
+                    "new signing key {} ({}); running servers sign with it within seconds",
+                    key.kid(),
+                    alg.name()
+                );
+            } else {
+                println!(
+                    "new signing key {} ({}); published now, running servers sign with it from {}",
+                    key.kid(),
+                    alg.name(),
+                    activates_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -368,12 +368,28 @@ fn keys_rotate_adds_a_new_private_key_file_each_time() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("new signing key"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("new signing key"), "{stdout}");
+        assert!(
+            stdout.contains("published now, running servers sign with it from"),
+            "published ahead of signing: {stdout}"
+        );
         let files: Vec<_> = std::fs::read_dir(&keys)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(files.len(), expected);
+        let newest = files
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+            .max()
+            .unwrap();
+        let (created, activates) = newest
+            .strip_suffix(".eddsa.der")
+            .and_then(|s| s.split_once('_'))
+            .unwrap();
+        let ahead = activates.parse::<i64>().unwrap() - created.parse::<i64>().unwrap();
+        assert_eq!(ahead, 360, "keys.publish_ahead_seconds by default");
         #[cfg(unix)]
         for f in files {
             use std::os::unix::fs::PermissionsExt;
@@ -383,6 +399,31 @@ fn keys_rotate_adds_a_new_private_key_file_each_time() {
             );
         }
     }
+}
+
+#[test]
+fn keys_rotate_now_signs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(latchkey(dir.path()).args(["keys", "rotate", "--now", "--data-dir", "d"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sign with it within seconds"));
+    let file = std::fs::read_dir(dir.path().join("d/keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let (created, activates) = file
+        .to_str()
+        .unwrap()
+        .strip_suffix(".eddsa.der")
+        .and_then(|s| s.split_once('_'))
+        .unwrap();
+    assert_eq!(created, activates);
 }
 
 #[test]

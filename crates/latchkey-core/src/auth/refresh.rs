@@ -135,31 +135,7 @@ impl Auth {
                 session_id,
                 user_id,
             } => {
-                self.cache.forget_session(session_id);
-                tracing::warn!(%session_id, "refresh token reuse: family revoked");
-                self.event(
-                    user_id,
-                    EventKind::RefreshReuseDetected,
-                    Some(session_id),
-                    client,
-                )
-                .await;
-                if self.links.notify.refresh_reuse {
-                    match self.store.user_by_id(user_id).await {
-                        Ok(Some(user)) => {
-                            self.notice(
-                                true,
-                                crate::mail::templates::Template::SessionRevoked,
-                                &user,
-                                Some(client),
-                                minijinja::context! {},
-                            )
-                            .await;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "reuse notice skipped"),
-                    }
-                }
+                self.reuse_detected(session_id, user_id, client).await;
                 return Err(AuthError::InvalidToken);
             }
             RotateOutcome::Invalid => return Err(AuthError::InvalidToken),
@@ -215,5 +191,40 @@ impl Auth {
                 user,
             })
         })
+    }
+
+    /// The aftermath of a reused refresh token (its family is revoked): the
+    /// cache forgets the session, the event is recorded, the owner told.
+    async fn reuse_detected(
+        &self,
+        session_id: uuid::Uuid,
+        user_id: uuid::Uuid,
+        client: &ClientContext,
+    ) {
+        self.cache.forget_session(session_id);
+        tracing::warn!(%session_id, "refresh token reuse: family revoked");
+        self.event(
+            user_id,
+            EventKind::RefreshReuseDetected,
+            Some(session_id),
+            client,
+        )
+        .await;
+        if self.links.notify.refresh_reuse {
+            match self.store.user_by_id(user_id).await {
+                Ok(Some(user)) => {
+                    self.notice(
+                        true,
+                        crate::mail::templates::Template::SessionRevoked,
+                        &user,
+                        Some(client),
+                        minijinja::context! {},
+                    )
+                    .await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reuse notice skipped"),
+            }
+        }
     }
 }

@@ -72,6 +72,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// Access and refresh tokens.
     pub tokens: TokensConfig,
+    /// Signing-key rotation.
+    pub keys: KeysConfig,
     /// Password rules and hashing cost.
     pub password: PasswordConfig,
     /// Outgoing mail.
@@ -117,6 +119,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             sessions: SessionsConfig::default(),
             tokens: TokensConfig::default(),
+            keys: KeysConfig::default(),
             password: PasswordConfig::default(),
             mail: MailConfig::default(),
             cleanup: CleanupConfig::default(),
@@ -133,6 +136,28 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             secrets: SecretsConfig::default(),
+        }
+    }
+}
+
+/// How long `/.well-known/jwks.json` may be cached (its `Cache-Control`).
+pub const JWKS_MAX_AGE_SECONDS: u64 = 300;
+
+/// `[keys]`: signing-key rotation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// A rotated key is published at once but signs only this many seconds
+    /// later, so resource servers caching the JWKS know it before the first
+    /// token it signs (`latchkey keys rotate --now` skips the wait).
+    pub publish_ahead_seconds: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            // The JWKS cache lifetime plus a minute of margin.
+            publish_ahead_seconds: JWKS_MAX_AGE_SECONDS + 60,
         }
     }
 }

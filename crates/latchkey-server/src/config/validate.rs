@@ -93,6 +93,18 @@ impl Config {
             }
             Ok(None) => {}
         }
+        if self.keys.publish_ahead_seconds > 86_400 {
+            problems.push(Problem::new(
+                "keys.publish_ahead_seconds",
+                "must be at most 86400 (a day)",
+            ));
+        } else if self.keys.publish_ahead_seconds < super::JWKS_MAX_AGE_SECONDS {
+            warnings.push(format!(
+                "keys.publish_ahead_seconds is below the JWKS cache lifetime ({} s): resource servers \
+                 may refuse tokens of a rotated key until their cache expires",
+                super::JWKS_MAX_AGE_SECONDS
+            ));
+        }
         (problems, warnings)
     }
 

@@ -14,10 +14,12 @@ use crate::state::AppState;
     responses((status = 200, description = "JWK set (RFC 7517)", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = ApiJson(state.auth.keys.ring().jwks()).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "public, max-age={}",
+        crate::config::JWKS_MAX_AGE_SECONDS
+    )) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
     response
 }
 

@@ -27,11 +27,14 @@ fn storage_of(app: &TestApp) -> KeyStorage {
     )
 }
 
+/// An emergency rotation (`--now`): the new key signs at once.
 async fn rotate(app: &TestApp) -> latchkey_core::token::SigningKey {
+    let now = app.state.clock.now();
     storage_of(app)
         .rotate(
             Algorithm::EdDSA,
-            app.state.clock.now(),
+            now,
+            now,
             latchkey_server::auth_setup::key_retirement(&app.state.config),
         )
         .await
@@ -214,7 +217,10 @@ async fn database_rotation_forgets_keys_no_token_can_need() {
     let storage = storage_of(&app);
     let retire = latchkey_server::auth_setup::key_retirement(&app.state.config);
     let now = app.state.clock.now();
-    let second = storage.rotate(Algorithm::EdDSA, now, retire).await.unwrap();
+    let second = storage
+        .rotate(Algorithm::EdDSA, now, now, retire)
+        .await
+        .unwrap();
     let kids = |keys: Vec<latchkey_core::ports::StoredSigningKey>| {
         keys.into_iter().map(|k| k.kid).collect::<Vec<_>>()
     };
@@ -225,7 +231,7 @@ async fn database_rotation_forgets_keys_no_token_can_need() {
     // Long after: the first key's successor is older than any token's life.
     let later = now + retire + time::Duration::minutes(1);
     let third = storage
-        .rotate(Algorithm::EdDSA, later, retire)
+        .rotate(Algorithm::EdDSA, later, later, retire)
         .await
         .unwrap();
     assert_eq!(
@@ -233,4 +239,89 @@ async fn database_rotation_forgets_keys_no_token_can_need() {
         [second.kid().to_owned(), third.kid().to_owned()],
         "the first key is deleted, the second kept until its tokens expire"
     );
+}
+
+/// A normal rotation publishes the new key first and signs with it only once
+/// resource servers' JWKS caches have had time to learn it.
+#[tokio::test]
+async fn a_rotated_key_is_published_before_it_signs() {
+    let clock =
+        latchkey_core::clock::ManualClock::new(time::macros::datetime!(2026-12-03 10:00 UTC));
+    let app = TestApp::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .configure(database_keys)
+        .spawn()
+        .await;
+    app.create_user("rot@example.com", "correct horse battery staple", true)
+        .await;
+    let login = || async {
+        let body: Value = app
+            .login("rot@example.com", "correct horse battery staple")
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let old_kid = kid(&login().await);
+    let now = app.state.clock.now();
+    let config = &app.state.config;
+    assert_eq!(
+        config.keys.publish_ahead_seconds, 360,
+        "JWKS max-age + 60 s"
+    );
+    let jwks_max_age = app.get("/.well-known/jwks.json").await.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(jwks_max_age, "public, max-age=300");
+    let new_key = storage_of(&app)
+        .rotate(
+            Algorithm::EdDSA,
+            now,
+            latchkey_server::auth_setup::activation(config, now, false),
+            latchkey_server::auth_setup::key_retirement(config),
+        )
+        .await
+        .unwrap();
+    let published = || async {
+        let jwks: Value = app
+            .get("/.well-known/jwks.json")
+            .await
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == new_key.kid())
+    };
+    // Published within the watcher's interval, while tokens keep the old key.
+    let mut seen = false;
+    for _ in 0..40 {
+        if published().await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(seen, "the new key is in the JWKS");
+    assert_eq!(kid(&login().await), old_kid, "not signing yet");
+    // Just before its activation: still the old key.
+    clock.advance(time::Duration::seconds(359));
+    tokio::time::sleep(latchkey_server::keys::WATCH_INTERVAL + Duration::from_secs(1)).await;
+    assert_eq!(kid(&login().await), old_kid);
+    // Once active, new tokens use it; both keys stay published.
+    clock.advance(time::Duration::seconds(2));
+    let mut signed = String::new();
+    for _ in 0..40 {
+        signed = kid(&login().await);
+        if signed == new_key.kid() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(signed, new_key.kid());
+    assert!(published().await);
 }
