@@ -96,6 +96,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         ),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),
+        endpoint(Method::GET, "/v1/csrf", auth::csrf::csrf),
         endpoint(Method::POST, "/v1/introspect", introspect::introspect),
         endpoint(Method::GET, "/v1/me", me::profile::get_me),
         endpoint(Method::PATCH, "/v1/me", me::profile::patch_me),

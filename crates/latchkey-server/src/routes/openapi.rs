@@ -28,6 +28,7 @@ use crate::extract::ApiJson;
         super::auth::password_reset::reset,
         super::auth::refresh::refresh,
         super::auth::logout::logout,
+        super::auth::csrf::csrf,
         super::introspect::introspect,
         super::me::profile::get_me,
         super::me::profile::patch_me,

@@ -13,6 +13,7 @@ mod auth;
 mod breach;
 mod cookies;
 mod cors;
+mod csrf;
 mod email_change;
 mod headers;
 mod health;
