@@ -177,6 +177,10 @@ fn with_middleware(routes: Router<AppState>, state: &AppState) -> Router {
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(request_id::middleware))
                 .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::request_log::middleware,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
                     headers,
                     middleware::security_headers::middleware,
                 ))

@@ -31,6 +31,7 @@ mod password_reset;
 mod probes;
 mod rate_limit;
 mod request_id;
+mod request_log;
 mod shutdown;
 mod signup;
 mod smtp;
