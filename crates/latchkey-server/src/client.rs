@@ -91,13 +91,13 @@ pub fn masked_ip(ip: IpAddr) -> IpAddr {
             let [a, b, c, _] = v4.octets();
             IpAddr::from([a, b, c, 0])
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => masked_ip(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return masked_ip(IpAddr::V4(v4));
             }
-        },
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
+        }
     }
 }
 

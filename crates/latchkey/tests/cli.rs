@@ -196,7 +196,16 @@ fn production(dir: &Path) -> Command {
         .env("LATCHKEY_PUBLIC_URL", "https://auth.example.com")
         .env("LATCHKEY_DATA_DIR", dir.join("data"))
         .env("LATCHKEY_SECRETS__MASTER_KEY", GOOD_MASTER)
-        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC);
+        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC)
+        // latchkey's own pages are off in production: the links lead to the app.
+        .env(
+            "LATCHKEY_MAIL__VERIFY_URL",
+            "https://app.example.com/verify-email?token={token}",
+        )
+        .env(
+            "LATCHKEY_MAIL__RESET_URL",
+            "https://app.example.com/reset-password?token={token}",
+        );
     cmd
 }
 
@@ -314,6 +323,44 @@ fn production_refuses_plain_http_public_url_wildcard_cors_and_insecure_cookies()
         .env("LATCHKEY_COOKIES__CSRF_NAME", "lk_csrf")
         .arg("serve"));
     assert_refused(&out, "cookies.secure: must be true in production", None);
+}
+
+#[test]
+fn production_refuses_mail_links_to_pages_it_does_not_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [["config", "check"].as_slice(), ["serve"].as_slice()] {
+        let out = run(production(dir.path())
+            .env_remove("LATCHKEY_MAIL__VERIFY_URL")
+            .env_remove("LATCHKEY_MAIL__RESET_URL")
+            .args(sub));
+        assert_refused(
+            &out,
+            "mail.verify_url: mail links point at latchkey's own /verify-email page",
+            None,
+        );
+        assert_refused(&out, "mail.reset_url:", None);
+        assert_refused(&out, "pages.enabled = true", None);
+
+        // A link spelled out to latchkey itself is just as dead.
+        let out = run(production(dir.path())
+            .env(
+                "LATCHKEY_MAIL__RESET_URL",
+                "https://auth.example.com/reset-password?token={token}",
+            )
+            .args(sub));
+        assert_refused(&out, "mail.reset_url:", None);
+    }
+    // With the pages on, the default links work.
+    let out = run(production(dir.path())
+        .env_remove("LATCHKEY_MAIL__VERIFY_URL")
+        .env_remove("LATCHKEY_MAIL__RESET_URL")
+        .env("LATCHKEY_PAGES__ENABLED", "true")
+        .args(["config", "check"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod auth;
 mod cookies;
 mod load;
 mod mail;
+mod pages;
 mod rate_limit;
 mod secret;
 mod secrets;
@@ -27,6 +28,7 @@ pub use auth::{
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
 pub use mail::{MailConfig, MailTransport, OutboxConfig, SmtpConfig, SmtpTls};
+pub use pages::{PagesConfig, RESET_PAGE, VERIFY_PAGE};
 pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
@@ -84,6 +86,8 @@ pub struct Config {
     pub cookies: CookiesConfig,
     /// Passkeys (WebAuthn).
     pub webauthn: WebauthnConfig,
+    /// latchkey's own verification and reset pages.
+    pub pages: PagesConfig,
     /// Rate limits.
     pub rate_limit: RateLimitConfig,
     /// Login lockout.
@@ -123,6 +127,7 @@ impl Default for Config {
             introspection: IntrospectionConfig::default(),
             cookies: CookiesConfig::default(),
             webauthn: WebauthnConfig::default(),
+            pages: PagesConfig::default(),
             rate_limit: RateLimitConfig::default(),
             lockout: LockoutConfig::default(),
             database: DatabaseConfig::default(),

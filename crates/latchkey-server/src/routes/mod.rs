@@ -11,6 +11,7 @@ pub mod introspect;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod password_policy;
 pub mod well_known;
 
@@ -140,10 +141,27 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             me::sessions::revoke_one,
         ),
     ];
+    if state.config.pages_enabled() {
+        list.extend(page_endpoints());
+    }
     if state.metrics.is_some() && state.config.metrics.listen.is_none() {
         list.push(endpoint(Method::GET, "/metrics", metrics::metrics));
     }
     list
+}
+
+/// latchkey's own pages for mailed links (`[pages]`) and their two files.
+fn page_endpoints() -> [Endpoint; 4] {
+    [
+        endpoint(Method::GET, crate::config::VERIFY_PAGE, pages::verify_email),
+        endpoint(
+            Method::GET,
+            crate::config::RESET_PAGE,
+            pages::reset_password,
+        ),
+        endpoint(Method::GET, pages::SCRIPT_PATH, pages::script),
+        endpoint(Method::GET, pages::STYLE_PATH, pages::stylesheet),
+    ]
 }
 
 /// The complete application: routes from [`endpoints`], plus `extra` (tests mount

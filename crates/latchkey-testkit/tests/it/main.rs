@@ -26,6 +26,7 @@ mod mfa;
 mod notifications;
 mod openapi;
 mod outbox;
+mod pages;
 mod password_policy;
 mod password_reset;
 mod probes;
