@@ -198,6 +198,9 @@ async fn serve(loaded: Loaded) -> ExitCode {
         println!("latchkey metrics on http://{addr}/metrics");
     }
     tracing::info!(addr = %app.local_addr(), backend = app.state().store.backend(), "serving");
+    for line in app.summary() {
+        tracing::info!(target: "latchkey::startup", "{line}");
+    }
     app.run_until(stop).await;
     ExitCode::SUCCESS
 }

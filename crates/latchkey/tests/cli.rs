@@ -138,6 +138,151 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm_keeping_its_secrets() {
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
 
+/// Starts `serve` with stderr piped; returns the child, the base URL and the
+/// stderr lines as they come.
+fn spawn_logging(dir: &Path, env: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = latchkey(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("a line");
+    let url = line
+        .trim()
+        .strip_prefix("latchkey listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url, rx)
+}
+
+/// Stderr lines until one contains `until` (or 20 s pass), and that line.
+fn lines_until(rx: &mpsc::Receiver<String>, until: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(until);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {until:?} in {seen:#?}");
+}
+
+#[test]
+fn serve_logs_a_start_up_summary_once_without_colour_codes_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LATCHKEY_LOG__LEVEL", "info"),
+        ("LATCHKEY_LOG__FORMAT", "pretty"),
+    ];
+    let (mut child, _url, rx) = spawn_logging(dir.path(), &env);
+    let first = lines_until(&rx, "redis: ");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let mut all = first.clone();
+    all.extend(rx.try_iter());
+    let text = all.join("\n");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in a pipe:\n{text}");
+    for needle in [
+        "mode: dev",
+        &format!("data directory: {}", dir.path().join("data").display()),
+        "database: sqlite, ",
+        "public URL: http://127.0.0.1:",
+        "secrets: master_key, hmac_key generated now into ",
+        "mail: file transport",
+        "breached-password check: range API, outbound HTTPS to api.pwnedpasswords.com",
+        "passkeys: off: passkeys need a domain name",
+        "pages: http://127.0.0.1:",
+        "metrics: /metrics on the main listener",
+        "redis: not configured",
+    ] {
+        assert_eq!(
+            all.iter().filter(|l| l.contains(needle)).count(),
+            1,
+            "{needle:?} once in:\n{text}"
+        );
+    }
+    for name in ["master_key", "hmac_key"] {
+        let value = read_secret(dir.path(), name);
+        assert!(!text.contains(&value), "{name} leaked");
+    }
+
+    // A restart reuses the secrets and says so; JSON lines carry the summary too.
+    let env = [
+        ("LATCHKEY_LOG__LEVEL", "info"),
+        ("LATCHKEY_LOG__FORMAT", "json"),
+    ];
+    let (mut child, _url, rx) = spawn_logging(dir.path(), &env);
+    let lines = lines_until(&rx, "redis: ");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let secrets = lines
+        .iter()
+        .find(|l| l.contains("\"secrets: "))
+        .expect("a secrets line");
+    let json: serde_json::Value = serde_json::from_str(secrets).expect("a JSON line");
+    assert_eq!(json["target"], "latchkey::startup");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("master_key, hmac_key kept in "),
+        "{json}"
+    );
+}
+
+#[test]
+fn debug_logs_carry_no_sql_from_the_mail_poller() {
+    let dir = tempfile::tempdir().unwrap();
+    // With sqlx at trace, the poller's statements show (so they are being made)...
+    let env = [("LATCHKEY_LOG__LEVEL", "info,sqlx=trace")];
+    let (mut child, _url, rx) = spawn_logging(dir.path(), &env);
+    let traced = lines_until(&rx, "mail_outbox");
+    assert!(traced.iter().any(|l| l.contains("TRACE")), "{traced:#?}");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    // ...and at debug, none of them does.
+    let env = [("LATCHKEY_LOG__LEVEL", "debug")];
+    let (mut child, url, rx) = spawn_logging(dir.path(), &env);
+    let health = reqwest::blocking::get(format!("{url}/healthz")).unwrap();
+    assert_eq!(health.status(), 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("request completed")),
+        "{lines:#?}"
+    );
+    let sql: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("sqlx::query") || l.contains("mail_outbox"))
+        .collect();
+    assert!(sql.is_empty(), "SQL at debug: {sql:#?}");
+}
+
 #[test]
 fn sigterm_the_moment_the_address_is_printed_is_a_graceful_stop() {
     // The handlers are installed before the address is printed: a signal in the

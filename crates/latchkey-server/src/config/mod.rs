@@ -33,7 +33,8 @@ pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, Ro
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
 pub use secrets::{
-    resolve as secrets_resolve, weakness as secret_weakness, ResolvedSecrets, SecretsConfig,
+    resolve as secrets_resolve, resolve_reporting as secrets_resolve_reporting,
+    weakness as secret_weakness, ResolvedSecrets, SecretOrigin, SecretOrigins, SecretsConfig,
     MIN_SECRET_BYTES,
 };
 pub use validate::Problem;
@@ -204,7 +205,7 @@ impl std::fmt::Debug for RedisConfig {
 /// `url` with any password replaced by `***`, for `Debug` and logs: the one
 /// of its user part (`scheme://user:PASSWORD@host`) and the value of a
 /// `password`, `pass`, `passwd`, `pwd` or `sslpassword` query parameter.
-fn without_password(url: &str) -> String {
+pub(crate) fn without_password(url: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));
