@@ -550,6 +550,105 @@ fn bad_config_file_is_refused_with_exit_2() {
 }
 
 #[test]
+fn configuration_errors_name_their_source_line_and_the_nearest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = String::new();
+    let file = dir.path().join("lk.toml");
+    std::fs::write(&file, "mode = \"dev\"\n\n[database]\nmax_conections = 3\n").unwrap();
+    let out = run(latchkey(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        &format!(
+            "database.max_conections: unknown key (did you mean database.max_connections?) (in {}, line 4)",
+            file.display()
+        ),
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+
+    std::fs::write(&file, "[http]\nbody_limit_bytes = \"lots\"\n").unwrap();
+    let out = run(latchkey(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "check"]));
+    assert_refused(&out, "http.body_limit_bytes: expected a whole number", None);
+    assert_refused(&out, "line 2)", None);
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+
+    let out = run(latchkey(dir.path())
+        .env("LATCHKEY_HTTP__BODY_LIMIT_BYTES", "lots")
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        "(from the environment variable LATCHKEY_HTTP__BODY_LIMIT_BYTES)",
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    let out = run(latchkey(dir.path())
+        .env("LATCHKEY_CORS__ALLOWED_ORIGINS", "https://app.example.com")
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        "cors.allowed_origins: expected a list, found string \"https://app.example.com\"; \
+         write a list in TOML syntax, e.g. LATCHKEY_CORS__ALLOWED_ORIGINS='[\"https://app.example.com\"]'",
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    let out = run(latchkey(dir.path())
+        .env("LATCHKEY_MODE", "prod")
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        "mode: \"prod\" is not one of \"dev\", \"production\"",
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    assert!(!seen.contains("figment"), "{seen}");
+    assert!(!seen.contains("::"), "a Rust path: {seen}");
+}
+
+#[test]
+fn config_check_show_prints_each_value_with_its_source_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lk.toml");
+    std::fs::write(&file, "[database]\nmax_connections = 4\n").unwrap();
+    let out = run(latchkey(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC)
+        .env(
+            "LATCHKEY_REDIS__URL",
+            "redis://:redis-pass-77@127.0.0.1:6379",
+        )
+        .args(["config", "check", "--show", "--listen", "127.0.0.1:9999"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        format!("database.max_connections = 4  # file {}", file.display()),
+        "database.min_connections = 0  # default".to_owned(),
+        "secrets.hmac_key = <set>  # env LATCHKEY_SECRETS__HMAC_KEY".to_owned(),
+        "secrets.master_key = (unset)  # default".to_owned(),
+        "redis.url = \"redis://:***@127.0.0.1:6379\"  # env LATCHKEY_REDIS__URL".to_owned(),
+        "listen = \"127.0.0.1:9999\"  # flag --listen".to_owned(),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} missing:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains(GOOD_HMAC), "the secret leaked");
+    assert!(!stdout.contains("redis-pass-77"), "the password leaked");
+    assert!(stdout.contains("configuration OK (mode: dev)"));
+}
+
+#[test]
 fn keys_rotate_adds_a_new_private_key_file_each_time() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("d/keys");

@@ -8,12 +8,14 @@
 
 mod auth;
 mod cookies;
+mod describe;
 mod load;
 mod mail;
 mod pages;
 mod rate_limit;
 mod secret;
 mod secrets;
+mod show;
 mod validate;
 
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ pub use secrets::{
     weakness as secret_weakness, ResolvedSecrets, SecretOrigin, SecretOrigins, SecretsConfig,
     MIN_SECRET_BYTES,
 };
+pub use show::show;
 pub use validate::Problem;
 
 /// How strict start-up is. `dev` generates missing secrets; `production` refuses to
