@@ -15,6 +15,7 @@ mod cookies;
 mod cors;
 mod csrf;
 mod email_change;
+mod guides;
 mod headers;
 mod health;
 mod http_errors;
