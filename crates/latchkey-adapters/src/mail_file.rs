@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use latchkey_core::mail::{MailError, Mailer, OutgoingMail};
 
-use crate::mail_message::{render, Sender};
+use crate::mail_message::{render_with, BodyEncoding, Sender};
 
 /// Writes each message to `<dir>/<queued-at>-<id>.eml` (created 0600), rendered
-/// exactly as the SMTP transport would send it.
+/// as the SMTP transport would send it but with 8bit bodies, so
+/// `grep lk_ev_ <dir>/*` shows each link with its whole token.
 #[derive(Debug, Clone)]
 pub struct FileMailer {
     dir: PathBuf,
@@ -40,7 +41,7 @@ impl Mailer for FileMailer {
             mail.created_at.unix_timestamp(),
             mail.id
         ));
-        let content = render(&self.from, mail)?.formatted();
+        let content = render_with(&self.from, mail, BodyEncoding::EightBit)?.formatted();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(&dir)?;
             let mut options = std::fs::OpenOptions::new();

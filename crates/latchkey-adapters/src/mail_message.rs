@@ -1,9 +1,10 @@
 //! The one rendering of an outbox message as an RFC 5322 message, shared by every
-//! transport, so what the file transport writes is byte for byte what SMTP sends.
+//! transport: what the file transport writes is what SMTP sends, headers and
+//! structure alike; only its bodies are 8bit, so links stay whole in the file.
 
 use latchkey_core::mail::{MailError, OutgoingMail};
-use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart};
 use lettre::Message;
 
 /// A parsed `From` mailbox (`Name <local@domain>` or `local@domain`).
@@ -36,6 +37,47 @@ impl Sender {
 /// angle brackets (`Victim <attacker@evil.example>`) are refused. An address
 /// that does not parse is a [`MailError::Permanent`]: retrying cannot fix it. Line breaks never reach a header.
 pub fn render(from: &Sender, mail: &OutgoingMail) -> Result<Message, MailError> {
+    render_with(from, mail, BodyEncoding::Transport)
+}
+
+/// How bodies are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// 7bit when it fits, quoted-printable otherwise: what every SMTP server takes.
+    Transport,
+    /// 8bit (raw UTF-8, lines whole), so a link and its token stay on one line
+    /// of the file; a body with a line over 998 bytes falls back to `Transport`.
+    /// For the dev file transport, which nothing sends on.
+    EightBit,
+}
+
+/// Longest line an 8bit body may have (RFC 5322: 998 characters before CRLF).
+const MAX_8BIT_LINE: usize = 998;
+
+fn body(text: String, encoding: BodyEncoding) -> Body {
+    if encoding == BodyEncoding::EightBit {
+        // lettre offers 8bit only for lines under 76 characters (links are
+        // longer), so the RFC's own limits are checked here.
+        let crlf = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .replace('\n', "\r\n");
+        if !crlf.contains('\0') && crlf.split("\r\n").all(|l| l.len() <= MAX_8BIT_LINE) {
+            return Body::dangerous_pre_encoded(
+                crlf.into_bytes(),
+                ContentTransferEncoding::EightBit,
+            );
+        }
+    }
+    Body::new(text)
+}
+
+/// [`render`] with the bodies encoded as `encoding` says.
+pub fn render_with(
+    from: &Sender,
+    mail: &OutgoingMail,
+    encoding: BodyEncoding,
+) -> Result<Message, MailError> {
     // A bare address, never a mailbox: `Name <other@host>` in the stored
     // address must not send the mail somewhere the address does not say.
     let to = Mailbox::new(
@@ -53,21 +95,20 @@ pub fn render(from: &Sender, mail: &OutgoingMail) -> Result<Message, MailError> 
         .subject(subject)
         .date(mail.created_at.into())
         .message_id(Some(format!("<{}@{domain}>", mail.id)));
+    let text = body(mail.body_text.clone(), encoding);
     let built = match &mail.body_html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-            mail.body_text.clone(),
-            html.clone(),
+            text,
+            body(html.clone(), encoding),
         )),
-        None => builder
-            .header(ContentType::TEXT_PLAIN)
-            .body(mail.body_text.clone()),
+        None => builder.header(ContentType::TEXT_PLAIN).body(text),
     };
     built.map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{render, Sender};
+    use super::{render, render_with, BodyEncoding, Sender};
     use latchkey_core::mail::{MailError, OutgoingMail};
     use time::macros::datetime;
 
@@ -154,6 +195,40 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn eight_bit_bodies_keep_links_whole_on_one_line() {
+        let from = Sender::parse("no-reply@example.com").unwrap();
+        let link = format!(
+            "https://auth.example.com/verify-email?token=lk_ev_{}",
+            "a".repeat(43)
+        );
+        let mut m = mail("user@example.com", "Grüße", &format!("Bonjour Zoë\n{link}"));
+        m.body_html = Some(format!("<p><a href=\"{link}\">{link}</a></p>"));
+        let out = String::from_utf8(
+            render_with(&from, &m, BodyEncoding::EightBit)
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert_eq!(
+            out.matches("Content-Transfer-Encoding: 8bit").count(),
+            2,
+            "{out}"
+        );
+        assert!(out.contains("Bonjour Zoë\r\n"), "{out}");
+        assert!(out.lines().any(|l| l == link), "{out}");
+        assert!(out.contains(&format!("href=\"{link}\"")), "{out}");
+        // A line too long for 8bit falls back to an encoding that fits.
+        let long = mail("user@example.com", "Hi", &"x".repeat(2000));
+        let out = String::from_utf8(
+            render_with(&from, &long, BodyEncoding::EightBit)
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert!(!out.contains("8bit"), "{out}");
     }
 
     #[test]

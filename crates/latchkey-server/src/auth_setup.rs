@@ -216,18 +216,8 @@ pub async fn build(
                 })?,
             ),
             notify: config.mail.notifications,
-            verify_url: config.mail.verify_url.clone().unwrap_or_else(|| {
-                format!(
-                    "{}/verify-email?token={{token}}",
-                    config.effective_public_url()
-                )
-            }),
-            reset_url: config.mail.reset_url.clone().unwrap_or_else(|| {
-                format!(
-                    "{}/reset-password?token={{token}}",
-                    config.effective_public_url()
-                )
-            }),
+            verify_url: config.mail_link(crate::config::VERIFY_PAGE),
+            reset_url: config.mail_link(crate::config::RESET_PAGE),
             outbox: Arc::new(latchkey_core::mail::OutboxSeal::new(
                 secrets.keyring(latchkey_core::mail::OUTBOX_SEAL_PURPOSE),
             )),

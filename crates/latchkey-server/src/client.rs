@@ -80,6 +80,27 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -
     )
 }
 
+/// The client IP as it may appear in logs (the PII rules, docs/http.md): an
+/// IPv4 address with its last octet zeroed (`203.0.113.77` → `203.0.113.0`), an
+/// IPv6 address cut to its /48 (`2001:db8:1:2::5` → `2001:db8:1::`). An
+/// IPv4-mapped IPv6 address is masked as the IPv4 address it is. Enough to tell
+/// networks apart, never one subscriber.
+pub fn masked_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::from([a, b, c, 0])
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return masked_ip(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
+        }
+    }
+}
+
 /// One forwarded hop: `1.2.3.4`, `1.2.3.4:5678`, `"[::1]:80"`, `2001:db8::1`.
 fn parse_hop(raw: &str) -> Option<IpAddr> {
     let raw = raw.trim().trim_matches('"');
@@ -190,6 +211,17 @@ mod tests {
         // Nothing usable: the proxy itself.
         let h = headers(&[("x-forwarded-for", "garbage, 10.0.0.3")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn logged_ips_keep_only_the_network() {
+        let masked = |s: &str| masked_ip(s.parse().unwrap()).to_string();
+        assert_eq!(masked("203.0.113.77"), "203.0.113.0");
+        assert_eq!(masked("10.1.2.255"), "10.1.2.0");
+        assert_eq!(masked("2001:db8:1:2:3:4:5:6"), "2001:db8:1::");
+        assert_eq!(masked("::1"), "::");
+        assert_eq!(masked("::ffff:198.51.100.9"), "198.51.100.0");
+        assert_eq!(masked("2001:db8:abcd:12::1"), "2001:db8:abcd::");
     }
 
     #[test]

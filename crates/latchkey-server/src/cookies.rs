@@ -16,13 +16,16 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::config::{Config, CookiesConfig, ResolvedSecrets};
-use crate::error::ApiError;
+use crate::error::{ApiError, CsrfCheck};
 
 /// Header carrying the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Longest cookie value looked at (an access token is well under this).
 const MAX_COOKIE_VALUE: usize = 4096;
+
+/// Longest refused `Origin` written to the log.
+const MAX_LOGGED_ORIGIN: usize = 200;
 
 /// The cookie policy of one server, built once at start.
 pub struct CookieSessions {
@@ -193,7 +196,8 @@ impl CookieSessions {
     }
 
     /// The origin check alone (cookie-mode login, where no session exists yet):
-    /// refuses requests a cross-site page could have forged.
+    /// refuses requests a cross-site page could have forged. A refused origin
+    /// is logged at debug (bounded; a header value is visible ASCII).
     pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let allowed = match headers.get(header::ORIGIN) {
             Some(origin) => origin.to_str().is_ok_and(|o| {
@@ -205,10 +209,18 @@ impl CookieSessions {
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin")),
         };
         if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::CsrfFailed)
+            return Ok(());
         }
+        let origin = headers.get(header::ORIGIN).map(|o| {
+            o.to_str().map_or("(not visible ASCII)", |o| {
+                o.get(..MAX_LOGGED_ORIGIN).unwrap_or(o)
+            })
+        });
+        tracing::debug!(
+            origin = origin.unwrap_or("(none, and Sec-Fetch-Site is not same-origin)"),
+            "cookie-authenticated request from an origin that is not allowed (see cors.allowed_origins)"
+        );
+        Err(ApiError::CsrfFailed(CsrfCheck::Origin))
     }
 
     /// Origin check plus the session's CSRF token in `X-CSRF-Token`.
@@ -217,12 +229,12 @@ impl CookieSessions {
         let mut presented = headers.get_all(CSRF_HEADER).iter();
         let token = match (presented.next(), presented.next()) {
             (Some(one), None) => one.to_str().unwrap_or_default(),
-            _ => return Err(ApiError::CsrfFailed),
+            _ => return Err(ApiError::CsrfFailed(CsrfCheck::Token)),
         };
         if verify_csrf_token(&self.hmac_key, session_id, token.trim()) {
             Ok(())
         } else {
-            Err(ApiError::CsrfFailed)
+            Err(ApiError::CsrfFailed(CsrfCheck::Token))
         }
     }
 }

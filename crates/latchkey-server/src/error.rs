@@ -55,9 +55,9 @@ pub enum ApiError {
     #[error("sign in again")]
     SignInAgain,
     /// 403 `csrf_failed`: a cookie-authenticated unsafe request without a valid
-    /// CSRF token or from an origin that is not allowed.
+    /// CSRF token or from an origin that is not allowed; the detail says which.
     #[error("csrf check failed")]
-    CsrfFailed,
+    CsrfFailed(CsrfCheck),
     /// 409 `conflict`.
     #[error("conflict")]
     Conflict,
@@ -94,6 +94,16 @@ pub enum ApiError {
     /// 500 `internal`: a bug. The cause is logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Which part of the CSRF defence refused a cookie-authenticated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfCheck {
+    /// The `Origin` is not the public URL's or one of `cors.allowed_origins`
+    /// (or, without `Origin`, `Sec-Fetch-Site` is not `same-origin`).
+    Origin,
+    /// `X-CSRF-Token` is missing, repeated or not this session's token.
+    Token,
 }
 
 /// The problem+json body.
@@ -155,7 +165,7 @@ impl ApiError {
             Self::Forbidden | Self::SignInAgain => {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             }
-            Self::CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed"),
+            Self::CsrfFailed(_) => (StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -207,8 +217,15 @@ impl ApiError {
             Self::SignInAgain => {
                 "Sign in again: second factors can only be changed shortly after signing in.".into()
             }
-            Self::CsrfFailed => {
-                "Send the X-CSRF-Token header from a page of an allowed origin.".into()
+            Self::CsrfFailed(CsrfCheck::Origin) => {
+                "The request's Origin may not make cookie-authenticated requests: \
+                 only the public URL's origin and those listed in cors.allowed_origins may."
+                    .into()
+            }
+            Self::CsrfFailed(CsrfCheck::Token) => {
+                "The X-CSRF-Token header is missing or is not this session's CSRF token \
+                 (it is in the sign-in answer, the readable CSRF cookie and GET /v1/csrf)."
+                    .into()
             }
             Self::NotFound => "There is nothing at this address.".into(),
             Self::MethodNotAllowed => "This method is not allowed on this resource.".into(),

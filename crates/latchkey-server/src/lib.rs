@@ -20,6 +20,7 @@ pub mod routes;
 pub mod serve;
 pub mod startup;
 pub mod state;
+pub mod summary;
 pub mod supervise;
 pub mod telemetry;
 

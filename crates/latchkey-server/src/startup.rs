@@ -16,7 +16,7 @@ use latchkey_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{secrets_resolve, Config, DatabaseTarget, Problem};
+use crate::config::{secrets_resolve_reporting, Config, DatabaseTarget, Problem};
 use crate::routes;
 use crate::serve::{self, Listener};
 use crate::state::AppState;
@@ -71,6 +71,7 @@ pub struct Application {
     mailer: Arc<dyn latchkey_core::mail::Mailer>,
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    secret_origins: crate::config::SecretOrigins,
 }
 
 impl std::fmt::Debug for Application {
@@ -170,7 +171,8 @@ impl Application {
         for warning in warnings {
             tracing::warn!("{warning}");
         }
-        let secrets = secrets_resolve(&config).map_err(|p| StartupError::Config(vec![p]))?;
+        let (secrets, secret_origins) =
+            secrets_resolve_reporting(&config).map_err(|p| StartupError::Config(vec![p]))?;
         let mailer =
             crate::auth_setup::mailer(&config).map_err(|p| StartupError::Config(vec![p]))?;
         let tls = match (&config.tls.cert, &config.tls.key) {
@@ -261,7 +263,21 @@ impl Application {
             mailer,
             addr,
             metrics_addr,
+            secret_origins,
         })
+    }
+
+    /// What this server runs with, a few lines for the start-up log
+    /// ([`crate::summary::lines`]): never a secret or a password.
+    pub fn summary(&self) -> Vec<String> {
+        crate::summary::lines(
+            &self.state.config,
+            &crate::summary::StartFacts {
+                secrets: self.secret_origins.clone(),
+                metrics_addr: self.metrics_addr,
+                metrics_served: self.state.metrics.is_some(),
+            },
+        )
     }
 
     /// The address the main listener bound (useful with port 0).

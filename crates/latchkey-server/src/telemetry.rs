@@ -1,5 +1,6 @@
 //! Logging and the metrics recorder.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -14,7 +15,8 @@ const LATENCY_BUCKETS: [f64; 14] = [
 
 /// Installs the process-wide log subscriber: JSON in production (or when asked),
 /// human-readable otherwise; each line carries the fields of its request span,
-/// including `request_id`. Call once, from the binary.
+/// including `request_id`. Colour codes only when stderr is a terminal (never in
+/// a file, pipe or journal). Call once, from the binary.
 pub fn init_logging(cfg: &LogConfig, mode: Mode) {
     let filter = EnvFilter::try_new(&cfg.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match cfg.format {
@@ -25,6 +27,7 @@ pub fn init_logging(cfg: &LogConfig, mode: Mode) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true);
     let result = if json {
         builder

@@ -14,7 +14,7 @@ mod users;
 use async_trait::async_trait;
 use latchkey_core::ports::{PoolOptions, Store, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 
 pub use error::map_error;
 
@@ -33,9 +33,12 @@ impl PostgresStore {
     /// an unreachable server fails here with `Unavailable`, within the pool's
     /// acquire timeout. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, pool: &PoolOptions) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e: sqlx::Error| StoreError::Internal(Box::new(e)))?;
+        let options = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e: sqlx::Error| StoreError::Internal(Box::new(e)))?
+            // Every statement at trace, not debug: the mail worker polls twice a
+            // second and would otherwise bury `debug` in SQL. Slow ones still warn.
+            .log_statements(log::LevelFilter::Trace);
         let pool = PgPoolOptions::new()
             .max_connections(pool.max_connections)
             .min_connections(pool.min_connections)

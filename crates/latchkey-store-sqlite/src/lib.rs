@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latchkey_core::ports::{PoolOptions, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqlitePool};
 
 pub use error::map_error;
 
@@ -67,7 +67,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(busy_timeout);
+            .busy_timeout(busy_timeout)
+            // Every statement at trace, not debug: the mail worker polls twice a
+            // second and would otherwise bury `debug` in SQL. Slow ones still warn.
+            .log_statements(log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(pool.max_connections)
             .min_connections(pool.min_connections)

@@ -83,7 +83,14 @@ enum KeysCommand {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration as `serve` would, without starting anything.
-    Check(Place),
+    Check {
+        /// Also print the effective configuration, each value with its source
+        /// (default, file, env, flag); secrets as `<set>`.
+        #[arg(long)]
+        show: bool,
+        #[command(flatten)]
+        place: Place,
+    },
 }
 
 /// Flags that override every other configuration layer.
@@ -103,8 +110,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(p) => (p, "serve"),
         Command::Migrate(p) => (p, "migrate"),
         Command::Config {
-            command: ConfigCommand::Check(p),
-        } => (p, "check"),
+            command: ConfigCommand::Check { place, .. },
+        } => (place, "check"),
         Command::Keys {
             command: KeysCommand::Rotate { place, .. },
         } => (place, "rotate"),
@@ -145,7 +152,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             } => unlock(&loaded, email).await,
             _ => ExitCode::FAILURE,
         },
-        _ => check(&loaded),
+        _ => {
+            let show = matches!(
+                &cli.command,
+                Command::Config {
+                    command: ConfigCommand::Check { show: true, .. }
+                }
+            );
+            check(&loaded, show)
+        }
     }
 }
 
@@ -167,7 +182,17 @@ fn refuse(problems: &[Problem]) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-fn check(loaded: &Loaded) -> ExitCode {
+fn check(loaded: &Loaded, show: bool) -> ExitCode {
+    if show {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for line in latchkey_server::config::show(&loaded.config, &loaded.origins) {
+            // A closed pipe (`| head`) ends the listing, not the process.
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
+        }
+    }
     for w in &loaded.warnings {
         eprintln!("latchkey: warning: {w}");
     }
@@ -215,6 +240,9 @@ async fn serve(loaded: Loaded) -> ExitCode {
         println!("latchkey metrics on http://{addr}/metrics");
     }
     tracing::info!(addr = %app.local_addr(), backend = app.state().store.backend(), "serving");
+    for line in app.summary() {
+        tracing::info!(target: "latchkey::startup", "{line}");
+    }
     app.run_until(stop).await;
     ExitCode::SUCCESS
 }

@@ -138,6 +138,151 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm_keeping_its_secrets() {
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
 
+/// Starts `serve` with stderr piped; returns the child, the base URL and the
+/// stderr lines as they come.
+fn spawn_logging(dir: &Path, env: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = latchkey(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("a line");
+    let url = line
+        .trim()
+        .strip_prefix("latchkey listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url, rx)
+}
+
+/// Stderr lines until one contains `until` (or 20 s pass), and that line.
+fn lines_until(rx: &mpsc::Receiver<String>, until: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(until);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {until:?} in {seen:#?}");
+}
+
+#[test]
+fn serve_logs_a_start_up_summary_once_without_colour_codes_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LATCHKEY_LOG__LEVEL", "info"),
+        ("LATCHKEY_LOG__FORMAT", "pretty"),
+    ];
+    let (mut child, _url, rx) = spawn_logging(dir.path(), &env);
+    let first = lines_until(&rx, "redis: ");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let mut all = first.clone();
+    all.extend(rx.try_iter());
+    let text = all.join("\n");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in a pipe:\n{text}");
+    for needle in [
+        "mode: dev",
+        &format!("data directory: {}", dir.path().join("data").display()),
+        "database: sqlite, ",
+        "public URL: http://127.0.0.1:",
+        "secrets: master_key, hmac_key generated now into ",
+        "mail: file transport",
+        "breached-password check: range API, outbound HTTPS to api.pwnedpasswords.com",
+        "passkeys: off: passkeys need a domain name",
+        "pages: http://127.0.0.1:",
+        "metrics: /metrics on the main listener",
+        "redis: not configured",
+    ] {
+        assert_eq!(
+            all.iter().filter(|l| l.contains(needle)).count(),
+            1,
+            "{needle:?} once in:\n{text}"
+        );
+    }
+    for name in ["master_key", "hmac_key"] {
+        let value = read_secret(dir.path(), name);
+        assert!(!text.contains(&value), "{name} leaked");
+    }
+
+    // A restart reuses the secrets and says so; JSON lines carry the summary too.
+    let env = [
+        ("LATCHKEY_LOG__LEVEL", "info"),
+        ("LATCHKEY_LOG__FORMAT", "json"),
+    ];
+    let (mut child, _url, rx) = spawn_logging(dir.path(), &env);
+    let lines = lines_until(&rx, "redis: ");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let secrets = lines
+        .iter()
+        .find(|l| l.contains("\"secrets: "))
+        .expect("a secrets line");
+    let json: serde_json::Value = serde_json::from_str(secrets).expect("a JSON line");
+    assert_eq!(json["target"], "latchkey::startup");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("master_key, hmac_key kept in "),
+        "{json}"
+    );
+}
+
+#[test]
+fn debug_logs_carry_no_sql_from_the_mail_poller() {
+    let dir = tempfile::tempdir().unwrap();
+    // With sqlx at trace, the poller's statements show (so they are being made)...
+    let env = [("LATCHKEY_LOG__LEVEL", "info,sqlx=trace")];
+    let (mut child, _url, rx) = spawn_logging(dir.path(), &env);
+    let traced = lines_until(&rx, "mail_outbox");
+    assert!(traced.iter().any(|l| l.contains("TRACE")), "{traced:#?}");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    // ...and at debug, none of them does.
+    let env = [("LATCHKEY_LOG__LEVEL", "debug")];
+    let (mut child, url, rx) = spawn_logging(dir.path(), &env);
+    let health = reqwest::blocking::get(format!("{url}/healthz")).unwrap();
+    assert_eq!(health.status(), 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("request completed")),
+        "{lines:#?}"
+    );
+    let sql: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("sqlx::query") || l.contains("mail_outbox"))
+        .collect();
+    assert!(sql.is_empty(), "SQL at debug: {sql:#?}");
+}
+
 #[test]
 fn sigterm_the_moment_the_address_is_printed_is_a_graceful_stop() {
     // The handlers are installed before the address is printed: a signal in the
@@ -196,7 +341,16 @@ fn production(dir: &Path) -> Command {
         .env("LATCHKEY_PUBLIC_URL", "https://auth.example.com")
         .env("LATCHKEY_DATA_DIR", dir.join("data"))
         .env("LATCHKEY_SECRETS__MASTER_KEY", GOOD_MASTER)
-        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC);
+        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC)
+        // latchkey's own pages are off in production: the links lead to the app.
+        .env(
+            "LATCHKEY_MAIL__VERIFY_URL",
+            "https://app.example.com/verify-email?token={token}",
+        )
+        .env(
+            "LATCHKEY_MAIL__RESET_URL",
+            "https://app.example.com/reset-password?token={token}",
+        );
     cmd
 }
 
@@ -317,6 +471,44 @@ fn production_refuses_plain_http_public_url_wildcard_cors_and_insecure_cookies()
 }
 
 #[test]
+fn production_refuses_mail_links_to_pages_it_does_not_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [["config", "check"].as_slice(), ["serve"].as_slice()] {
+        let out = run(production(dir.path())
+            .env_remove("LATCHKEY_MAIL__VERIFY_URL")
+            .env_remove("LATCHKEY_MAIL__RESET_URL")
+            .args(sub));
+        assert_refused(
+            &out,
+            "mail.verify_url: mail links point at latchkey's own /verify-email page",
+            None,
+        );
+        assert_refused(&out, "mail.reset_url:", None);
+        assert_refused(&out, "pages.enabled = true", None);
+
+        // A link spelled out to latchkey itself is just as dead.
+        let out = run(production(dir.path())
+            .env(
+                "LATCHKEY_MAIL__RESET_URL",
+                "https://auth.example.com/reset-password?token={token}",
+            )
+            .args(sub));
+        assert_refused(&out, "mail.reset_url:", None);
+    }
+    // With the pages on, the default links work.
+    let out = run(production(dir.path())
+        .env_remove("LATCHKEY_MAIL__VERIFY_URL")
+        .env_remove("LATCHKEY_MAIL__RESET_URL")
+        .env("LATCHKEY_PAGES__ENABLED", "true")
+        .args(["config", "check"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn production_refuses_an_sqlite_path_that_is_not_writable() {
     let dir = tempfile::tempdir().unwrap();
     // A regular file where the data directory should be: nothing can be created
@@ -355,6 +547,105 @@ fn bad_config_file_is_refused_with_exit_2() {
 
     let out = run(latchkey(dir.path()).args(["--config", "nope.toml", "config", "check"]));
     assert_refused(&out, "nope.toml", None);
+}
+
+#[test]
+fn configuration_errors_name_their_source_line_and_the_nearest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = String::new();
+    let file = dir.path().join("lk.toml");
+    std::fs::write(&file, "mode = \"dev\"\n\n[database]\nmax_conections = 3\n").unwrap();
+    let out = run(latchkey(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        &format!(
+            "database.max_conections: unknown key (did you mean database.max_connections?) (in {}, line 4)",
+            file.display()
+        ),
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+
+    std::fs::write(&file, "[http]\nbody_limit_bytes = \"lots\"\n").unwrap();
+    let out = run(latchkey(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "check"]));
+    assert_refused(&out, "http.body_limit_bytes: expected a whole number", None);
+    assert_refused(&out, "line 2)", None);
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+
+    let out = run(latchkey(dir.path())
+        .env("LATCHKEY_HTTP__BODY_LIMIT_BYTES", "lots")
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        "(from the environment variable LATCHKEY_HTTP__BODY_LIMIT_BYTES)",
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    let out = run(latchkey(dir.path())
+        .env("LATCHKEY_CORS__ALLOWED_ORIGINS", "https://app.example.com")
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        "cors.allowed_origins: expected a list, found string \"https://app.example.com\"; \
+         write a list in TOML syntax, e.g. LATCHKEY_CORS__ALLOWED_ORIGINS='[\"https://app.example.com\"]'",
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    let out = run(latchkey(dir.path())
+        .env("LATCHKEY_MODE", "prod")
+        .args(["config", "check"]));
+    assert_refused(
+        &out,
+        "mode: \"prod\" is not one of \"dev\", \"production\"",
+        None,
+    );
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    assert!(!seen.contains("figment"), "{seen}");
+    assert!(!seen.contains("::"), "a Rust path: {seen}");
+}
+
+#[test]
+fn config_check_show_prints_each_value_with_its_source_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lk.toml");
+    std::fs::write(&file, "[database]\nmax_connections = 4\n").unwrap();
+    let out = run(latchkey(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .env("LATCHKEY_SECRETS__HMAC_KEY", GOOD_HMAC)
+        .env(
+            "LATCHKEY_REDIS__URL",
+            "redis://:redis-pass-77@127.0.0.1:6379",
+        )
+        .args(["config", "check", "--show", "--listen", "127.0.0.1:9999"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        format!("database.max_connections = 4  # file {}", file.display()),
+        "database.min_connections = 0  # default".to_owned(),
+        "secrets.hmac_key = <set>  # env LATCHKEY_SECRETS__HMAC_KEY".to_owned(),
+        "secrets.master_key = (unset)  # default".to_owned(),
+        "redis.url = \"redis://:***@127.0.0.1:6379\"  # env LATCHKEY_REDIS__URL".to_owned(),
+        "listen = \"127.0.0.1:9999\"  # flag --listen".to_owned(),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} missing:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains(GOOD_HMAC), "the secret leaked");
+    assert!(!stdout.contains("redis-pass-77"), "the password leaked");
+    assert!(stdout.contains("configuration OK (mode: dev)"));
 }
 
 #[test]

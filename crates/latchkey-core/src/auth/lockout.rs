@@ -11,6 +11,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
+use tracing::Instrument;
 use zeroize::Zeroizing;
 
 use crate::account::{normalize_email, User};
@@ -191,7 +192,7 @@ impl Auth {
             // path has no event or notice to write.
             let auth = self.clone();
             let (user, client) = (user.clone(), client.clone());
-            tokio::spawn(async move {
+            let task = async move {
                 auth.event_at(user.id, EventKind::AccountLocked, None, &client, now)
                     .await;
                 auth.notice(
@@ -205,7 +206,8 @@ impl Auth {
                     },
                 )
                 .await;
-            });
+            };
+            tokio::spawn(task.instrument(tracing::Span::current()));
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! `login`: email + password → a new session.
 
+use tracing::Instrument;
+
 use crate::account::normalize_email;
 use crate::audit::EventKind;
 
@@ -160,17 +162,20 @@ impl Auth {
     ) {
         let auth = self.clone();
         let client = client.clone();
-        tokio::spawn(async move {
+        let task = async move {
             // Let the answer leave first: on a busy machine these writes would
             // otherwise compete with it for CPU and SQLite's single writer.
             tokio::time::sleep(BOOKKEEPING_DELAY).await;
-            if let Err(e) = auth.store.record_login_failure(user_id, at).await {
-                tracing::warn!(error = %e, "failed sign-in not counted");
+            match auth.store.record_login_failure(user_id, at).await {
+                Ok(_) => tracing::debug!("failed sign-in counted"),
+                Err(e) => tracing::warn!(error = %e, "failed sign-in not counted"),
             }
             auth.cache.forget_profile(user_id);
             auth.event_at(user_id, EventKind::LoginFailed, None, &client, at)
                 .await;
-        });
+        };
+        // The request's span goes along: the task's lines carry its request id.
+        tokio::spawn(task.instrument(tracing::Span::current()));
     }
 
     /// The end of every successful sign-in: starts the session (which also

@@ -1,13 +1,14 @@
 //! Layered loading: defaults < TOML file < `LATCHKEY_*` environment < CLI flags.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use figment::providers::{Format, Serialized, Toml};
-use figment::value::Value;
-use figment::Figment;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 
+use super::describe::{describe, env_name, nearest, DEFAULTS, ENV_SOURCE, FLAG_SOURCE};
 use super::{secrets, Config};
 
 /// Environment variables read from the process start with this.
@@ -39,6 +40,33 @@ pub struct Loaded {
     pub config: Config,
     /// Unknown `LATCHKEY_*` variables and similar slips, one line each.
     pub warnings: Vec<String>,
+    /// Where each key's value came from (`default`, `file PATH`, `env VAR`,
+    /// `flag --NAME`), for `latchkey config check --show`.
+    pub origins: BTreeMap<String, String>,
+}
+
+/// A provider under a name of ours: errors and `--show` say where a value came
+/// from in configuration words (not a library type's name).
+struct Named<P> {
+    name: String,
+    inner: P,
+}
+
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
+fn named<P: Provider>(name: impl Into<String>, inner: P) -> Named<P> {
+    Named {
+        name: name.into(),
+        inner,
+    }
 }
 
 /// The configuration could not be read at all.
@@ -60,7 +88,7 @@ impl Config {
         overrides: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut figment = Figment::from(named(DEFAULTS, Serialized::defaults(Config::default())));
         match &overrides.config_file {
             Some(path) if !path.is_file() => return Err(ConfigError::MissingFile(path.clone())),
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
@@ -98,19 +126,53 @@ impl Config {
             } else {
                 raw.parse::<Value>().unwrap_or_else(|never| match never {})
             };
-            figment = figment.merge(Serialized::default(&key, value));
+            figment = figment.merge(named(
+                format!("{ENV_SOURCE}{name}"),
+                Serialized::default(&key, value),
+            ));
         }
         if let Some(listen) = overrides.listen {
-            figment = figment.merge(Serialized::default("listen", listen));
+            figment = figment.merge(named(
+                format!("{FLAG_SOURCE}--listen"),
+                Serialized::default("listen", listen),
+            ));
         }
         if let Some(dir) = &overrides.data_dir {
-            figment = figment.merge(Serialized::default("data_dir", dir));
+            figment = figment.merge(named(
+                format!("{FLAG_SOURCE}--data-dir"),
+                Serialized::default("data_dir", dir),
+            ));
         }
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(&e)))?;
-        Ok(Loaded { config, warnings })
+        let origins = known
+            .iter()
+            .map(|key| (key.clone(), origin(&figment, key)))
+            .collect();
+        Ok(Loaded {
+            config,
+            warnings,
+            origins,
+        })
     }
+}
+
+/// Where the value of `key` came from, in `--show` words.
+fn origin(figment: &Figment, key: &str) -> String {
+    let Some(metadata) = figment.find_metadata(key) else {
+        return "default".into();
+    };
+    if let Some(file) = metadata.source.as_ref().and_then(|s| s.file_path()) {
+        return format!("file {}", file.display());
+    }
+    if let Some(var) = metadata.name.strip_prefix(ENV_SOURCE) {
+        return format!("env {var}");
+    }
+    if let Some(flag) = metadata.name.strip_prefix(FLAG_SOURCE) {
+        return format!("flag {flag}");
+    }
+    "default".into()
 }
 
 /// Every settable key as a dotted path (`database.url`), derived from the defaults so
@@ -140,56 +202,11 @@ pub fn known_keys() -> BTreeSet<String> {
     out
 }
 
-/// ", did you mean LATCHKEY_X?" when a known key is one edit away.
+/// ", did you mean LATCHKEY_X?" when a known key is at most two edits away.
 fn suggestion(key: &str, known: &BTreeSet<String>) -> String {
-    known
-        .iter()
-        .find(|k| edit_distance(k, key) <= 2)
-        .map(|k| {
-            format!(
-                " (did you mean {ENV_PREFIX}{}?)",
-                k.to_ascii_uppercase().replace('.', "__")
-            )
-        })
+    nearest(key, known.iter().map(String::as_str))
+        .map(|k| format!(" (did you mean {}?)", env_name(k)))
         .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
-/// One line per figment error, naming the key and the source layer.
-fn describe(error: &figment::Error) -> String {
-    error
-        .clone()
-        .into_iter()
-        .map(|e| {
-            let path = e.path.join(".");
-            let kind = e.kind.to_string();
-            let source = e
-                .metadata
-                .as_ref()
-                .map(|m| format!(" (from {})", m.name))
-                .unwrap_or_default();
-            if path.is_empty() {
-                format!("{kind}{source}")
-            } else {
-                format!("{path}: {kind}{source}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

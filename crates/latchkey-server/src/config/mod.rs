@@ -8,11 +8,14 @@
 
 mod auth;
 mod cookies;
+mod describe;
 mod load;
 mod mail;
+mod pages;
 mod rate_limit;
 mod secret;
 mod secrets;
+mod show;
 mod validate;
 
 use std::net::SocketAddr;
@@ -27,13 +30,16 @@ pub use auth::{
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
 pub use mail::{MailConfig, MailTransport, OutboxConfig, SmtpConfig, SmtpTls};
+pub use pages::{PagesConfig, RESET_PAGE, VERIFY_PAGE};
 pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
 pub use secret::Secret;
 pub(crate) use secrets::create_private_dir;
 pub use secrets::{
-    resolve as secrets_resolve, weakness as secret_weakness, ResolvedSecrets, SecretsConfig,
+    resolve as secrets_resolve, resolve_reporting as secrets_resolve_reporting,
+    weakness as secret_weakness, ResolvedSecrets, SecretOrigin, SecretOrigins, SecretsConfig,
     MIN_SECRET_BYTES,
 };
+pub use show::show;
 pub use validate::Problem;
 
 /// How strict start-up is. `dev` generates missing secrets; `production` refuses to
@@ -86,6 +92,8 @@ pub struct Config {
     pub cookies: CookiesConfig,
     /// Passkeys (WebAuthn).
     pub webauthn: WebauthnConfig,
+    /// latchkey's own verification and reset pages.
+    pub pages: PagesConfig,
     /// Rate limits.
     pub rate_limit: RateLimitConfig,
     /// Login lockout.
@@ -126,6 +134,7 @@ impl Default for Config {
             introspection: IntrospectionConfig::default(),
             cookies: CookiesConfig::default(),
             webauthn: WebauthnConfig::default(),
+            pages: PagesConfig::default(),
             rate_limit: RateLimitConfig::default(),
             lockout: LockoutConfig::default(),
             database: DatabaseConfig::default(),
@@ -224,7 +233,7 @@ impl std::fmt::Debug for RedisConfig {
 /// `url` with any password replaced by `***`, for `Debug` and logs: the one
 /// of its user part (`scheme://user:PASSWORD@host`) and the value of a
 /// `password`, `pass`, `passwd`, `pwd` or `sslpassword` query parameter.
-fn without_password(url: &str) -> String {
+pub(crate) fn without_password(url: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{cookies, mail, rate_limit, secrets, Config, DatabaseTarget, Mode};
+use super::{cookies, mail, pages, rate_limit, secrets, Config, DatabaseTarget, Mode};
 
 /// One thing wrong with the configuration: which key, and what to do about it.
 /// Never contains a secret's value.
@@ -47,6 +47,7 @@ impl Config {
         cookies::check(self, &mut problems);
         rate_limit::check(self, &mut problems);
         mail::check(self, &mut problems, &mut warnings);
+        pages::check(self, &mut problems, &mut warnings);
         if let Err(why) = self.passkey_service() {
             if self.mode == Mode::Production {
                 problems.push(Problem::new("webauthn", why));

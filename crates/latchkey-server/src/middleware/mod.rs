@@ -1,5 +1,5 @@
 //! The HTTP middleware stack, outermost first:
-//! request id → security headers → problem guard → metrics → CORS (refusals
+//! request id → request log → security headers → problem guard → metrics → CORS (refusals
 //! stripped) → panic catcher →
 //! timeout → body limit → router.
 
@@ -7,6 +7,7 @@ pub mod cors;
 pub mod metrics;
 pub mod problem_guard;
 pub mod rate_limit;
+pub mod request_log;
 pub mod security_headers;
 pub mod timeout;
 

@@ -45,7 +45,9 @@ impl SecurityHeaders {
     }
 }
 
-/// Middleware adding the headers (overriding any a handler set).
+/// Middleware adding the headers, overriding any a handler set — except a
+/// `Content-Security-Policy` of the handler's own (latchkey's HTML pages set
+/// theirs; every API answer gets the strict default).
 pub async fn middleware(
     State(headers): State<SecurityHeaders>,
     request: Request,
@@ -54,7 +56,11 @@ pub async fn middleware(
     let under_v1 = request.uri().path() == "/v1" || request.uri().path().starts_with("/v1/");
     let mut response = next.run(request).await;
     let out = response.headers_mut();
+    let own_csp = out.contains_key(header::CONTENT_SECURITY_POLICY);
     for (name, value) in headers.0.iter() {
+        if own_csp && name == header::CONTENT_SECURITY_POLICY {
+            continue;
+        }
         out.insert(name.clone(), value.clone());
     }
     if under_v1 {

@@ -17,7 +17,8 @@ use crate::state::AppState;
 /// Longest token looked at.
 const MAX_TOKEN: usize = 8 * 1024;
 
-/// JSON form of the request (the RFC's form encoding `token=...` works too).
+/// The request: RFC 7662's form encoding (`token=...&token_type_hint=...`) or
+/// the same fields as JSON.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectBody {
@@ -132,7 +133,8 @@ fn token_from_body(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError>
 /// Tells a resource server whether a token is active, reflecting revocation at
 /// once. Callers authenticate with HTTP Basic as a client from `[introspection]`.
 #[utoipa::path(post, path = "/v1/introspect", tag = "tokens",
-    request_body(content = IntrospectBody, description = "`application/x-www-form-urlencoded` (`token=...`) or JSON"),
+    request_body(description = "RFC 7662 form (`token=...`), or the same fields as JSON",
+        content((IntrospectBody = "application/x-www-form-urlencoded"), (IntrospectBody = "application/json"))),
     security(("basic" = [])),
     responses(
         (status = 200, description = "The token's state", body = IntrospectResponse),

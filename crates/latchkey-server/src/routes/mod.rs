@@ -11,6 +11,7 @@ pub mod introspect;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod password_policy;
 pub mod well_known;
 
@@ -96,6 +97,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         ),
         endpoint(Method::POST, "/v1/token/refresh", auth::refresh::refresh),
         endpoint(Method::POST, "/v1/logout", auth::logout::logout),
+        endpoint(Method::GET, "/v1/csrf", auth::csrf::csrf),
         endpoint(Method::POST, "/v1/introspect", introspect::introspect),
         endpoint(Method::GET, "/v1/me", me::profile::get_me),
         endpoint(Method::PATCH, "/v1/me", me::profile::patch_me),
@@ -139,10 +141,27 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             me::sessions::revoke_one,
         ),
     ];
+    if state.config.pages_enabled() {
+        list.extend(page_endpoints());
+    }
     if state.metrics.is_some() && state.config.metrics_on_main_listener() {
         list.push(endpoint(Method::GET, "/metrics", metrics::metrics));
     }
     list
+}
+
+/// latchkey's own pages for mailed links (`[pages]`) and their two files.
+fn page_endpoints() -> [Endpoint; 4] {
+    [
+        endpoint(Method::GET, crate::config::VERIFY_PAGE, pages::verify_email),
+        endpoint(
+            Method::GET,
+            crate::config::RESET_PAGE,
+            pages::reset_password,
+        ),
+        endpoint(Method::GET, pages::SCRIPT_PATH, pages::script),
+        endpoint(Method::GET, pages::STYLE_PATH, pages::stylesheet),
+    ]
 }
 
 /// The complete application: routes from [`endpoints`], plus `extra` (tests mount
@@ -175,6 +194,10 @@ fn with_middleware(routes: Router<AppState>, state: &AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(request_id::middleware))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::request_log::middleware,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     headers,
                     middleware::security_headers::middleware,

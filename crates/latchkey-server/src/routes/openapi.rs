@@ -28,6 +28,7 @@ use crate::extract::ApiJson;
         super::auth::password_reset::reset,
         super::auth::refresh::refresh,
         super::auth::logout::logout,
+        super::auth::csrf::csrf,
         super::introspect::introspect,
         super::me::profile::get_me,
         super::me::profile::patch_me,
@@ -46,6 +47,10 @@ use crate::extract::ApiJson;
         super::me::sessions::list,
         super::me::sessions::revoke_all,
         super::me::sessions::revoke_one,
+        super::pages::verify_email,
+        super::pages::reset_password,
+        super::pages::script,
+        super::pages::stylesheet,
     ),
     components(schemas(
         crate::error::Problem,
@@ -58,6 +63,7 @@ use crate::extract::ApiJson;
         (name = "me", description = "The signed-in user"),
         (name = "tokens", description = "Signing keys and discovery"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "pages", description = "latchkey's own pages for mailed links (`[pages]`; on in dev)"),
         (name = "operations", description = "Metrics and API description"),
     )
 )]

@@ -23,18 +23,26 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     response
 }
 
-/// Discovery document (the subset of OpenID Connect Discovery that applies).
+/// Discovery document: the subset of OpenID Connect Discovery / RFC 8414 metadata
+/// that applies to latchkey. It lists only endpoints that exist and behave as the
+/// standard names promise: no `token_endpoint` (latchkey has no OAuth 2.0 token
+/// endpoint; `/v1/token/refresh` is its own JSON API) and no
+/// `id_token_signing_alg_values_supported` (latchkey issues no ID tokens).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Discovery {
     /// `iss` of every access token.
     pub issuer: String,
-    /// Where the signing keys are.
+    /// Where the signing keys are (RFC 7517 JWK set).
     pub jwks_uri: String,
-    /// Signing algorithm of access tokens.
-    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Token introspection (RFC 7662).
+    pub introspection_endpoint: String,
+    /// How introspection clients authenticate: `client_secret_basic`.
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The OpenAPI 3.1 description of every endpoint (latchkey extension).
+    pub latchkey_openapi_uri: String,
 }
 
-/// Issuer and key location for resource servers.
+/// Issuer and endpoint locations for resource servers.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "tokens",
     responses((status = 200, description = "Discovery document", body = Discovery)))]
 pub async fn openid_configuration(State(state): State<AppState>) -> ApiJson<Discovery> {
@@ -42,6 +50,8 @@ pub async fn openid_configuration(State(state): State<AppState>) -> ApiJson<Disc
     ApiJson(Discovery {
         issuer: state.auth.tokens.issuer.clone(),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
-        id_token_signing_alg_values_supported: vec![state.config.tokens.algorithm.clone()],
+        introspection_endpoint: format!("{base}/v1/introspect"),
+        introspection_endpoint_auth_methods_supported: vec!["client_secret_basic"],
+        latchkey_openapi_uri: format!("{base}/v1/openapi.json"),
     })
 }

@@ -712,6 +712,30 @@ async fn discovery_names_the_issuer_and_keys() {
         doc["jwks_uri"],
         format!("{}/.well-known/jwks.json", app.base_url)
     );
+    assert_eq!(
+        doc["introspection_endpoint"],
+        format!("{}/v1/introspect", app.base_url)
+    );
+    assert_eq!(
+        doc["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic"])
+    );
+    assert_eq!(
+        doc["latchkey_openapi_uri"],
+        format!("{}/v1/openapi.json", app.base_url)
+    );
+    // Every endpoint listed exists; no ID-token metadata (there are no ID tokens),
+    // no token_endpoint (there is no OAuth 2.0 token endpoint).
+    for (name, value) in doc.as_object().unwrap() {
+        if let Some(url) = value.as_str().filter(|v| v.starts_with("http")) {
+            if name != "issuer" {
+                let status = app.client.get(url).send().await.unwrap().status();
+                assert_ne!(status, 404, "{name}");
+            }
+        }
+    }
+    assert!(doc.get("id_token_signing_alg_values_supported").is_none());
+    assert!(doc.get("token_endpoint").is_none());
     let jwks = app.get("/.well-known/jwks.json").await;
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
     let keys: Value = jwks.json().await.unwrap();

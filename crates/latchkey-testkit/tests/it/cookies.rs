@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use crate::support::assert_problem;
 
-const EMAIL: &str = "carol@example.com";
-const PASSWORD: &str = "correct horse battery staple";
-const SESSION: &str = "__Host-lk_session";
-const REFRESH: &str = "__Host-lk_refresh";
-const CSRF: &str = "__Host-lk_csrf";
+pub(crate) const EMAIL: &str = "carol@example.com";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const SESSION: &str = "__Host-lk_session";
+pub(crate) const REFRESH: &str = "__Host-lk_refresh";
+pub(crate) const CSRF: &str = "__Host-lk_csrf";
 
 /// One `Set-Cookie` header, split into its value and attributes.
 #[derive(Debug)]
@@ -62,15 +62,15 @@ fn set_cookies(headers: &HeaderMap) -> HashMap<String, SetCookie> {
 }
 
 /// A signed-in browser: its cookies and CSRF token.
-struct Browser {
-    session: String,
-    refresh: String,
-    csrf: String,
-    body: Value,
+pub(crate) struct Browser {
+    pub(crate) session: String,
+    pub(crate) refresh: String,
+    pub(crate) csrf: String,
+    pub(crate) body: Value,
 }
 
 impl Browser {
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         format!(
             "{SESSION}={}; {REFRESH}={}; {CSRF}={}",
             self.session, self.refresh, self.csrf
@@ -94,7 +94,7 @@ async fn cookie_login(app: &TestApp, origin: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn sign_in(app: &TestApp) -> Browser {
+pub(crate) async fn sign_in(app: &TestApp) -> Browser {
     let r = cookie_login(app, &app.base_url).await;
     assert_eq!(r.status(), 200);
     let cookies = set_cookies(r.headers());
@@ -108,7 +108,7 @@ async fn sign_in(app: &TestApp) -> Browser {
 }
 
 /// A cookie-authenticated request with the given origin and CSRF headers.
-fn request(
+pub(crate) fn request(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -129,7 +129,7 @@ fn request(
     r
 }
 
-async fn patch_name(
+pub(crate) async fn patch_name(
     app: &TestApp,
     browser: &Browser,
     origin: Option<&str>,
@@ -427,7 +427,7 @@ async fn a_cookie_login_from_a_foreign_page_is_refused() {
     assert_problem(r, 400, "malformed_request").await;
 }
 
-async fn cookie_refresh(
+pub(crate) async fn cookie_refresh(
     app: &TestApp,
     refresh: &str,
     origin: Option<&str>,

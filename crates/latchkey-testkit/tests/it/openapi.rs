@@ -66,3 +66,18 @@ async fn the_problem_schema_is_published() {
         assert!(problem.get(field).is_some(), "Problem.{field} missing");
     }
 }
+
+#[tokio::test]
+async fn introspection_lists_its_form_encoding_and_json() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app.get("/v1/openapi.json").await.json().await.unwrap();
+    let content = &doc["paths"]["/v1/introspect"]["post"]["requestBody"]["content"];
+    for media in ["application/x-www-form-urlencoded", "application/json"] {
+        assert!(content[media]["schema"].is_object(), "{media}: {content}");
+    }
+    let forgot = &doc["paths"]["/v1/password/forgot"]["post"]["responses"]["202"];
+    assert!(
+        forgot["content"]["application/json"]["schema"].is_object(),
+        "{forgot}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Sign-in endpoints: login, refresh, logout, and the bodies they share.
 
+pub mod csrf;
 pub mod login;
 pub mod login_mfa;
 pub mod login_webauthn;

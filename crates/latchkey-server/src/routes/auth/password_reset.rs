@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
@@ -33,12 +35,24 @@ pub struct ResetBody {
 /// Longest token looked at.
 const MAX_TOKEN: usize = 128;
 
+/// The `status` of every forgot-password answer: the same whether or not the
+/// address has an account.
+pub const FORGOT_STATUS: &str = "reset_sent_if_registered";
+
+/// `{"status":"reset_sent_if_registered"}`
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ForgotAccepted {
+    /// Always `reset_sent_if_registered`.
+    #[schema(example = "reset_sent_if_registered")]
+    pub status: &'static str,
+}
+
 /// Mails a reset link if the address has an account. Always 202, at once: the
 /// lookup and the mail happen after the answer, so neither the answer nor its
 /// timing says whether the address exists.
 #[utoipa::path(post, path = "/v1/password/forgot", tag = "auth", request_body = ForgotBody,
     responses(
-        (status = 202, description = "Accepted (whatever the address)"),
+        (status = 202, description = "Accepted (whatever the address)", body = ForgotAccepted),
         (status = 400, description = "`validation_failed`: not an email address", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited` (per IP and per address)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -46,15 +60,26 @@ pub async fn forgot(
     State(state): State<AppState>,
     slot: SlotExtension,
     ApiJson(body): ApiJson<ForgotBody>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     input::flow_address(&state, &body.email, &slot).await?;
     let auth = state.auth.clone();
-    tokio::spawn(async move {
-        if let Err(e) = auth.forgot_password(&body.email).await {
-            tracing::warn!(error = %e, "password reset mail not issued");
+    // The request's span goes along: the task's lines carry its request id.
+    tokio::spawn(
+        async move {
+            match auth.forgot_password(&body.email).await {
+                Ok(()) => tracing::debug!("forgot-password request processed"),
+                Err(e) => tracing::warn!(error = %e, "password reset mail not issued"),
+            }
         }
-    });
-    Ok(StatusCode::ACCEPTED)
+        .instrument(tracing::Span::current()),
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(ForgotAccepted {
+            status: FORGOT_STATUS,
+        }),
+    )
+        .into_response())
 }
 
 /// Sets a new password with a mailed reset token; every session of the user is
