@@ -162,6 +162,8 @@ fn production(c: &mut latchkey_server::config::Config) {
     c.secrets.master_key = Some(Secret::new("Pk3v9TqLx2Wb7Ns5Yh8Rc4Jm6Gd1Zf0A-production"));
     c.secrets.hmac_key = Some(Secret::new("Hq7Lr2Vx9Kc4Tn6Wb1Ys8Jd3Mf5Gp0Z-production"));
     c.tokens.key_storage = KeyStorageKind::Database;
+    c.mail.verify_url = Some("https://app.example.com/verify?token={token}".into());
+    c.mail.reset_url = Some("https://app.example.com/reset?token={token}".into());
 }
 
 /// Counts `latchkey_mail_sent_total` move by one per mail: public metrics would
