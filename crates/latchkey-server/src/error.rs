@@ -51,7 +51,8 @@ pub enum ApiError {
     /// 403 `forbidden`.
     #[error("forbidden")]
     Forbidden,
-    /// 403 `forbidden`: the session signed in too long ago for this change.
+    /// 403 `reauthentication_required`: the session signed in too long ago
+    /// for this change.
     #[error("sign in again")]
     SignInAgain,
     /// 403 `csrf_failed`: a cookie-authenticated unsafe request without a valid
@@ -162,9 +163,12 @@ impl ApiError {
                 "Email not verified",
             ),
             Self::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::Forbidden | Self::SignInAgain => {
-                (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
-            }
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::SignInAgain => (
+                StatusCode::FORBIDDEN,
+                "reauthentication_required",
+                "Reauthentication required",
+            ),
             Self::CsrfFailed(_) => (StatusCode::FORBIDDEN, "csrf_failed", "CSRF check failed"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Self::MethodNotAllowed => (

@@ -994,7 +994,7 @@ async fn second_factors_change_only_shortly_after_signing_in() {
     clock.advance(time::Duration::minutes(16));
     let stale = refreshed_access_token(&app, &refresh).await;
     let r = post(&app, "/v1/me/mfa/totp", Some(&stale), json!({})).await;
-    assert_problem(r, 403, "forbidden").await;
+    assert_problem(r, 403, "reauthentication_required").await;
     let r = post(
         &app,
         "/v1/me/mfa/totp/confirm",
@@ -1002,7 +1002,7 @@ async fn second_factors_change_only_shortly_after_signing_in() {
         json!({"code": "123456"}),
     )
     .await;
-    assert_problem(r, 403, "forbidden").await;
+    assert_problem(r, 403, "reauthentication_required").await;
     let r = app
         .client
         .delete(app.url(&format!("/v1/me/webauthn/{}", uuid::Uuid::now_v7())))
@@ -1010,7 +1010,7 @@ async fn second_factors_change_only_shortly_after_signing_in() {
         .send()
         .await
         .unwrap();
-    assert_problem(r, 403, "forbidden").await;
+    assert_problem(r, 403, "reauthentication_required").await;
     // Reads stay open to the old session.
     let r = app
         .client

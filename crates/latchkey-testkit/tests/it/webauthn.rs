@@ -695,7 +695,7 @@ async fn passkeys_change_only_shortly_after_signing_in() {
     assert_problem(
         finish(&app, &stale, &id, credential).await,
         403,
-        "forbidden",
+        "reauthentication_required",
     )
     .await;
     let r = call(
@@ -706,6 +706,6 @@ async fn passkeys_change_only_shortly_after_signing_in() {
         Some(json!({})),
     )
     .await;
-    assert_problem(r, 403, "forbidden").await;
+    assert_problem(r, 403, "reauthentication_required").await;
     assert!(list(&app, &stale).await.is_empty());
 }

@@ -75,7 +75,7 @@ async fn limit(state: &AppState, user: uuid::Uuid, slot: &SlotExtension) -> Resu
     responses(
         (status = 200, description = "Enrolment pending: scan `qr_svg` or type `secret`", body = TotpEnrolmentBody),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`csrf_failed`, or `forbidden`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`, or `reauthentication_required`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: TOTP is already enabled (remove it first)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_totp(
@@ -99,7 +99,7 @@ pub async fn start_totp(
         (status = 200, description = "TOTP enabled", body = RecoveryCodesBody),
         (status = 400, description = "`validation_failed`: the code is not 6 digits", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, or `invalid_mfa_code`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`csrf_failed`, or `forbidden`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`, or `reauthentication_required`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: no pending enrolment", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn confirm_totp(

@@ -132,7 +132,7 @@ fn checked_name(name: &str) -> Result<String, ApiError> {
         (status = 400, description = "`validation_failed` (name)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: the account holds the maximum of 20 passkeys", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`csrf_failed`, or `forbidden`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`, or `reauthentication_required`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`: passkeys need `public_url` with a domain name", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_start(
@@ -155,7 +155,7 @@ pub async fn register_start(
         (status = 201, description = "Registered", body = RegisteredBody),
         (status = 400, description = "`validation_failed`: the answer was refused (origin, challenge, format) or the passkey is registered already", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, or `invalid_token` (challenge unknown, used, expired or another user's)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`csrf_failed`, or `forbidden`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`, or `reauthentication_required`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_finish(
     State(state): State<AppState>,
@@ -222,7 +222,7 @@ pub async fn rename(
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`csrf_failed`, or `forbidden`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`csrf_failed`, or `reauthentication_required`: the session signed in too long ago to change second factors (`sessions.privileged_max_age_seconds`); sign in again", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found` (also for another user's passkey)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
