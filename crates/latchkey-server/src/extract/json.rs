@@ -1,13 +1,16 @@
 //! `ApiJson<T>`: JSON in (validated) and out (`application/json; charset=utf-8`).
 //!
-//! Input rules from API.md: the body must be `application/json` (else `415`), valid
-//! UTF-8 JSON (else `400 malformed_request`), match the type exactly — unknown
-//! fields are rejected when `T` uses `deny_unknown_fields` — and fit the body limit
-//! (else `413`). The detail names the offending field but never echoes a value.
+//! Input rules from API.md: the body must be `application/json` with no
+//! parameter but `charset=utf-8` (else `415`: no `+json` types, no other
+//! charset), valid UTF-8 JSON (else `400 malformed_request`), match the type
+//! exactly — unknown fields are rejected when `T` uses `deny_unknown_fields` —
+//! and fit the body limit (else `413`). The body is always read to its end,
+//! whatever its framing (`Content-Length`, chunked, or HTTP/2 DATA frames with
+//! no length). The detail names the offending field but never echoes a value.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,27 +32,57 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(map_rejection(&rejection)),
-        }
+        check_content_type(req.headers())?;
+        let body = read_body(req, state).await?;
+        parse(&body).map(Self)
     }
 }
 
-fn map_rejection(rejection: &JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::MalformedRequest("The body is not valid JSON.".into())
-        }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::MalformedRequest(describe_data_error(&e.body_text()))
-        }
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge
-        }
-        _ => ApiError::MalformedRequest("The body could not be read.".into()),
+/// `415` unless the content type is `application/json`, optionally with
+/// `charset=utf-8` (both case-insensitive), and nothing else.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::UnsupportedMediaType)?;
+    let mut parts = value.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::UnsupportedMediaType);
     }
+    for param in parts {
+        let utf8 = param.split_once('=').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("charset")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        });
+        if !utf8 {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    Ok(())
+}
+
+/// The whole body, read to its end whatever the framing; `413` beyond the
+/// body limit (enforced by the limit layer while reading).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::MalformedRequest("The body could not be read.".into())
+        }
+    })
+}
+
+/// The body as `T`: `400 malformed_request` for invalid JSON (UTF-8
+/// included), wrong types, and missing or unknown fields.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::MalformedRequest(describe_data_error(&e.to_string()))
+        }
+        _ => ApiError::MalformedRequest("The body is not valid JSON.".into()),
+    })
 }
 
 /// Names the unknown or missing field from serde's message; any other data error
@@ -116,18 +149,16 @@ where
 {
     type Rejection = ApiError;
 
+    /// Reads the body to its end first (an HTTP/2 body without
+    /// `Content-Length` is a body like any other), then: empty gives
+    /// `T::default()`; anything else follows the rules of [`ApiJson`].
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let empty = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0")
-            || (req.headers().get(header::CONTENT_LENGTH).is_none()
-                && req.headers().get(header::TRANSFER_ENCODING).is_none());
-        if empty {
+        let headers = req.headers().clone();
+        let body = read_body(req, state).await?;
+        if body.is_empty() {
             return Ok(Self(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
-            .await
-            .map(|ApiJson(v)| Self(v))
+        check_content_type(&headers)?;
+        parse(&body).map(Self)
     }
 }

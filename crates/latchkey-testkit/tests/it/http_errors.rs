@@ -163,3 +163,114 @@ async fn a_request_over_the_timeout_is_a_503_problem() {
     assert_problem(r, 503, "unavailable").await;
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn only_utf8_json_is_json() {
+    let app = app().await;
+    let body = r#"{"name":"x","count":1}"#;
+    for ct in [
+        "application/json; charset=iso-8859-1",
+        "application/json; charset=utf-16",
+        "application/evil+json",
+        "application/vnd.api+json",
+        "application/json; boundary=x",
+        "application/jsonx",
+        "text/json",
+    ] {
+        let r = app
+            .client
+            .post(app.url("/test/echo"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 415, "unsupported_media_type").await;
+    }
+    for ct in [
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=utf-8",
+        "application/json;charset=\"UTF-8\"",
+    ] {
+        let r = app
+            .client
+            .post(app.url("/test/echo"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{ct}");
+    }
+}
+
+/// `POST /v1/logout {"all_sessions": true}` whose body has no length: over
+/// h2c (HTTP/2 DATA frames only) and HTTP/1.1 chunked. The body must be read,
+/// not taken for absent: every session ends.
+#[tokio::test]
+async fn a_body_without_content_length_is_read_on_http2_and_chunked() {
+    let app = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .spawn()
+        .await;
+    let password = "correct horse battery staple";
+    app.create_user("ada@example.com", password, true).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "really h2c");
+    for client in [h2, app.client.clone()] {
+        let token = |r: serde_json::Value| r["access_token"].as_str().unwrap().to_owned();
+        let current = token(
+            app.login("ada@example.com", password)
+                .await
+                .json()
+                .await
+                .unwrap(),
+        );
+        let other = token(
+            app.login("ada@example.com", password)
+                .await
+                .json()
+                .await
+                .unwrap(),
+        );
+        let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(
+            br#"{"all_sessions": true}"#.to_vec(),
+        )]);
+        let r = client
+            .post(app.url("/v1/logout"))
+            .bearer_auth(&current)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let r = app.get_as("/v1/me", &other).await;
+        assert_problem(r, 401, "unauthorized").await;
+        // And a body the extractor must refuse is refused, not ignored.
+        let current = token(
+            app.login("ada@example.com", password)
+                .await
+                .json()
+                .await
+                .unwrap(),
+        );
+        let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(
+            br#"{"all_sessions": "yes"}"#.to_vec(),
+        )]);
+        let r = client
+            .post(app.url("/v1/logout"))
+            .bearer_auth(&current)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 400, "malformed_request").await;
+    }
+}
