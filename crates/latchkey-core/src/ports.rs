@@ -570,19 +570,29 @@ pub struct Throttle {
     pub locked_until: Option<OffsetDateTime>,
 }
 
-/// Brute-force defence state per identifier. Every method is one atomic
-/// statement: concurrent failures never lose a count nor lock twice.
+/// Brute-force defence state per identifier (an email's HMAC, a device
+/// cookie's, a passkey's). Every method is one atomic statement: concurrent
+/// attempts never lose a count nor lock twice.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
     /// The state of `key`, if any failure was recorded.
     async fn throttle(&self, key: &[u8; 32]) -> Result<Option<Throttle>, StoreError>;
 
-    /// Counts one failure; returns the new state.
-    async fn add_throttle_failure(
+    /// Reserves one attempt before its credential is checked: in one
+    /// statement, counts it (creating the row) unless a lock is in force at
+    /// `now`, and returns the new state. However many attempts race, each gets
+    /// its own count: the caller refuses those past the threshold before any
+    /// hashing. A wrong answer keeps the count; a correct one gives it back
+    /// ([`Self::release_throttle_attempt`]) or clears the row.
+    async fn reserve_throttle_attempt(
         &self,
         key: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<Throttle, StoreError>;
+
+    /// Gives back one reserved attempt (a correct first factor whose second
+    /// step is still to come): the count goes down by one, never below zero.
+    async fn release_throttle_attempt(&self, key: &[u8; 32]) -> Result<(), StoreError>;
 
     /// Locks `key` until `until` if it has at least `threshold` failures
     /// (resetting them and counting the lock); `false` if another request

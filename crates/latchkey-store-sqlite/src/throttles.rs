@@ -34,14 +34,18 @@ impl ThrottleStore for SqliteStore {
         row.as_ref().map(throttle_from_row).transpose()
     }
 
-    async fn add_throttle_failure(
+    async fn reserve_throttle_attempt(
         &self,
         key: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<Throttle, StoreError> {
+        // One statement: of any number of concurrent attempts, each gets its
+        // own count, and none is counted while a lock is in force.
         let row = sqlx::query(
             "INSERT INTO login_throttles (key, failures, updated_at) VALUES (?1, 1, ?2) \
-             ON CONFLICT (key) DO UPDATE SET failures = login_throttles.failures + 1, updated_at = ?2 \
+             ON CONFLICT (key) DO UPDATE SET failures = CASE \
+               WHEN login_throttles.locked_until > ?2 THEN login_throttles.failures \
+               ELSE login_throttles.failures + 1 END, updated_at = ?2 \
              RETURNING failures, lock_count, locked_until",
         )
         .bind(&key[..])
@@ -69,6 +73,17 @@ impl ThrottleStore for SqliteStore {
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn release_throttle_attempt(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE login_throttles SET failures = failures - 1 WHERE key = ?1 AND failures > 0",
+        )
+        .bind(&key[..])
+        .execute(self.pool())
+        .await
+        .map_err(map_error)?;
+        Ok(())
     }
 
     async fn clear_throttle(&self, key: &[u8; 32]) -> Result<bool, StoreError> {

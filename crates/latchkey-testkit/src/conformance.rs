@@ -516,6 +516,14 @@ macro_rules! store_conformance_tests {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn throttle_attempts_are_reserved_one_by_one() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                ca::throttle_attempts_are_reserved_one_by_one(store).await;
+                drop(guard);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_duplicate_creates_admit_exactly_one() {
                 let Some(guard) = $fresh().await else { return };
                 let store: Arc<dyn Store> = Arc::new((*guard).clone());

@@ -335,14 +335,14 @@ pub async fn idle_lockout_counters_are_cleaned_up(store: &dyn Store) {
     use latchkey_core::ports::Expired;
     let now = T0 + Duration::days(3);
     // Idle for two days, never locked: removed.
-    store.add_throttle_failure(&[1; 32], T0).await.unwrap();
+    store.reserve_throttle_attempt(&[1; 32], T0).await.unwrap();
     // Failed an hour ago: kept.
     store
-        .add_throttle_failure(&[2; 32], now - Duration::hours(1))
+        .reserve_throttle_attempt(&[2; 32], now - Duration::hours(1))
         .await
         .unwrap();
     // Old failure, but locked until tomorrow: kept.
-    store.add_throttle_failure(&[3; 32], T0).await.unwrap();
+    store.reserve_throttle_attempt(&[3; 32], T0).await.unwrap();
     assert!(store
         .lock_throttle(&[3; 32], 1, now + Duration::days(1))
         .await
@@ -355,4 +355,52 @@ pub async fn idle_lockout_counters_are_cleaned_up(store: &dyn Store) {
     assert!(store.throttle(&[1; 32]).await.unwrap().is_none());
     assert!(store.throttle(&[2; 32]).await.unwrap().is_some());
     assert!(store.throttle(&[3; 32]).await.unwrap().is_some());
+}
+
+/// Reserved attempts: each gets its own count, however many race; none is
+/// counted while a lock is in force; a released one is given back, never
+/// below zero.
+pub async fn throttle_attempts_are_reserved_one_by_one(store: std::sync::Arc<dyn Store>) {
+    let key = [9u8; 32];
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move { store.reserve_throttle_attempt(&key, T0).await.unwrap() })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap().failures);
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=30).collect::<Vec<u32>>(),
+        "every attempt its own count"
+    );
+    store.release_throttle_attempt(&key).await.unwrap();
+    assert_eq!(store.throttle(&key).await.unwrap().unwrap().failures, 29);
+    assert!(store
+        .lock_throttle(&key, 5, T0 + Duration::minutes(15))
+        .await
+        .unwrap());
+    let during = store
+        .reserve_throttle_attempt(&key, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (during.failures, during.lock_count),
+        (0, 1),
+        "not counted while locked"
+    );
+    assert_eq!(during.locked_until, Some(T0 + Duration::minutes(15)));
+    let after = store
+        .reserve_throttle_attempt(&key, T0 + Duration::minutes(16))
+        .await
+        .unwrap();
+    assert_eq!(after.failures, 1, "counted again once the lock ended");
+    for _ in 0..3 {
+        store.release_throttle_attempt(&key).await.unwrap();
+    }
+    assert_eq!(store.throttle(&key).await.unwrap().unwrap().failures, 0);
 }

@@ -9,8 +9,7 @@ use super::{new_event, Auth, AuthError, ClientContext, Principal, WeakPassword};
 
 impl Auth {
     /// The signed-in user, after checking their current password (for changes
-    /// that need it). A wrong password is `InvalidCredentials` and counts as a
-    /// failed sign-in.
+    /// that need it; see [`Auth::confirm_password`]).
     pub(crate) async fn signed_in_user_with_password(
         &self,
         principal: &Principal,
@@ -21,19 +20,39 @@ impl Auth {
             .user_by_id(principal.user_id)
             .await?
             .ok_or(AuthError::Unauthorized)?;
+        self.confirm_password(&user, password).await?;
+        Ok(user)
+    }
+
+    /// Checks the signed-in user's password for a sensitive change (password
+    /// or email change, TOTP removal, new recovery codes). It counts on the
+    /// same lockout counter as sign-in, reserved before the hash: a stolen
+    /// session cannot guess the password here past the lockout either, and a
+    /// locked address is `Locked` here too. A wrong password is
+    /// `InvalidCredentials` and counts as a failed sign-in on the account.
+    pub(crate) async fn confirm_password(
+        &self,
+        user: &crate::account::User,
+        password: &str,
+    ) -> Result<(), AuthError> {
+        let key = self.lockout.identifier_key(&user.email_normalized);
+        let client = ClientContext::default();
+        let attempt = self.reserve_attempt(&key, Some(user), &client).await?;
         let verdict = self
             .hasher
             .verify(password, &user.password_hash)
             .await
             .map_err(AuthError::Password)?;
         if !verdict.matches {
+            self.attempt_failed(&attempt, Some(user), &client).await?;
             self.store
                 .record_login_failure(user.id, self.clock.now())
                 .await?;
             self.cache.forget_profile(user.id);
             return Err(AuthError::InvalidCredentials);
         }
-        Ok(user)
+        self.attempt_released(&attempt).await?;
+        Ok(())
     }
 
     /// Checks `current`, applies the password policy (history included) to

@@ -110,6 +110,13 @@ impl LockoutPolicy {
         Some(self.mac(b"latchkey lockout device v1\0", &[&nonce]))
     }
 
+    /// The lockout key of passwordless sign-in with one registered passkey
+    /// (its credential id): phishing-resistant sign-in has its own counter,
+    /// which password guesses never touch.
+    pub fn passkey_key(&self, credential_id: &[u8]) -> [u8; 32] {
+        self.mac(b"latchkey lockout passkey v1\0", &[credential_id])
+    }
+
     /// The stored key of an identifier: HMAC-SHA256 of the normalized email.
     pub fn identifier_key(&self, email: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
@@ -128,62 +135,126 @@ fn seconds_until(until: OffsetDateTime, now: OffsetDateTime) -> u64 {
         .max(1)
 }
 
+/// One attempt reserved on an identifier's counter before its credential is
+/// checked (see [`Auth::reserve_attempt`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    key: [u8; 32],
+    /// This attempt's number since the last lock or success (0: lockout off).
+    count: u32,
+}
+
+impl Attempt {
+    /// The counter's key, when the attempt was counted (lockout on): a
+    /// success clears it.
+    pub(crate) fn counted_key(&self) -> Option<&[u8; 32]> {
+        (self.count > 0).then_some(&self.key)
+    }
+}
+
 impl Auth {
-    /// Refuses a locked identifier (`Locked`), before any password work.
-    /// Otherwise says whether the identifier has failures on record (a success
-    /// then has a counter to clear; without one, no write is needed).
-    pub(crate) async fn check_lock(
+    /// Reserves an attempt on `key` before any credential check: one atomic
+    /// write counts it, so however many guesses race, at most `threshold` are
+    /// checked before the lock. Refuses (`Locked`) while a lock is in force,
+    /// and locks at once an attempt beyond the threshold (a burst whose
+    /// earlier attempts are still being checked). Same work and answer for
+    /// known and unknown identifiers.
+    pub(crate) async fn reserve_attempt(
         &self,
         key: &[u8; 32],
         user: Option<&User>,
         client: &ClientContext,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<Attempt, AuthError> {
         if self.lockout.threshold == 0 {
-            return Ok(false);
+            return Ok(Attempt {
+                key: *key,
+                count: 0,
+            });
         }
         let now = self.clock.now();
-        let Some(throttle) = self.store.throttle(key).await? else {
-            return Ok(false);
-        };
-        match throttle.locked_until {
-            Some(until) if until > now => {
-                metrics::counter!("latchkey_login_attempts_total", "result" => "locked")
-                    .increment(1);
-                if let Some(user) = user {
-                    self.event(user.id, EventKind::LoginThrottled, None, client)
-                        .await;
-                }
-                Err(AuthError::Locked {
-                    retry_after: seconds_until(until, now),
-                })
+        let throttle = self.store.reserve_throttle_attempt(key, now).await?;
+        let locked_until = match throttle.locked_until {
+            Some(until) if until > now => Some(until),
+            _ if throttle.failures > self.lockout.threshold => {
+                self.lock(key, throttle.lock_count, user, client, now)
+                    .await?
             }
-            _ => Ok(true),
+            _ => None,
+        };
+        if let Some(until) = locked_until {
+            metrics::counter!("latchkey_login_attempts_total", "result" => "locked").increment(1);
+            if let Some(user) = user {
+                self.event(user.id, EventKind::LoginThrottled, None, client)
+                    .await;
+            }
+            return Err(AuthError::Locked {
+                retry_after: seconds_until(until, now),
+            });
         }
+        Ok(Attempt {
+            key: *key,
+            count: throttle.failures,
+        })
     }
 
-    /// Counts a failure; locks the identifier when it reaches the threshold
-    /// (then records `account_locked` and mails the owner, if any).
-    pub(crate) async fn record_lockout_failure(
+    /// The reserved attempt was wrong: its count stays; the attempt that
+    /// reaches the threshold locks the identifier (then records
+    /// `account_locked` and mails the owner, if any).
+    pub(crate) async fn attempt_failed(
         &self,
-        key: &[u8; 32],
+        attempt: &Attempt,
         user: Option<&User>,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
-        if self.lockout.threshold == 0 {
+        if attempt.count == 0 || attempt.count < self.lockout.threshold {
             return Ok(());
         }
         let now = self.clock.now();
-        let throttle = self.store.add_throttle_failure(key, now).await?;
-        if throttle.failures < self.lockout.threshold {
-            return Ok(());
+        let lock_count = self
+            .store
+            .throttle(&attempt.key)
+            .await?
+            .map_or(0, |t| t.lock_count);
+        self.lock(&attempt.key, lock_count, user, client, now)
+            .await?;
+        Ok(())
+    }
+
+    /// The reserved attempt was right but the sign-in goes on (a second step
+    /// to come, or an account that cannot sign in yet): its count is given
+    /// back, so a correct password never brings a lock nearer, and failures
+    /// of the second step still count.
+    pub(crate) async fn attempt_released(&self, attempt: &Attempt) -> Result<(), AuthError> {
+        if attempt.count > 0 {
+            self.store.release_throttle_attempt(&attempt.key).await?;
         }
-        let until = now + self.lockout.lock_length(throttle.lock_count);
+        Ok(())
+    }
+
+    /// Locks `key` for the length its `previous_locks` earn, unless another
+    /// request did first; returns the lock in force. The winner logs it and,
+    /// after the answer, records `account_locked` and mails the owner.
+    async fn lock(
+        &self,
+        key: &[u8; 32],
+        previous_locks: u32,
+        user: Option<&User>,
+        client: &ClientContext,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, AuthError> {
+        let until = now + self.lockout.lock_length(previous_locks);
         if !self
             .store
             .lock_throttle(key, self.lockout.threshold, until)
             .await?
         {
-            return Ok(());
+            // Another request locked it (or a success cleared it) meanwhile.
+            return Ok(self
+                .store
+                .throttle(key)
+                .await?
+                .and_then(|t| t.locked_until)
+                .filter(|u| *u > now));
         }
         metrics::counter!("latchkey_lockouts_total").increment(1);
         tracing::info!(until = %until, "sign-in locked after repeated failures");
@@ -209,7 +280,7 @@ impl Auth {
             };
             tokio::spawn(task.instrument(tracing::Span::current()));
         }
-        Ok(())
+        Ok(Some(until))
     }
 
     /// Forgets the failures of an identifier after a successful sign-in.

@@ -87,10 +87,11 @@ impl Auth {
             .and_then(|t| self.lockout.device_key(&email, t))
             .unwrap_or_else(|| self.lockout.identifier_key(&email));
         let found = self.store.user_by_email(&email).await?;
-        let throttled = self.check_lock(&key, found.as_ref(), client).await?;
+        // Counted before the hash: concurrent guesses cannot all pass a check.
+        let attempt = self.reserve_attempt(&key, found.as_ref(), client).await?;
         let Some(user) = found else {
             self.hasher.verify_dummy(&req.password).await;
-            self.record_lockout_failure(&key, None, client).await?;
+            self.attempt_failed(&attempt, None, client).await?;
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         };
@@ -106,16 +107,17 @@ impl Auth {
         if !verdict.matches {
             // The lockout write first: a bookkeeping task started earlier would
             // hold SQLite's single writer while this request waits for it.
-            self.record_lockout_failure(&key, Some(&user), client)
-                .await?;
+            self.attempt_failed(&attempt, Some(&user), client).await?;
             self.count_failed_password_later(user.id, now, client);
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
         if user.disabled_at.is_some() {
+            self.attempt_released(&attempt).await?;
             return Err(AuthError::Disabled);
         }
         if self.policy.require_email_verification && user.email_verified_at.is_none() {
+            self.attempt_released(&attempt).await?;
             return Err(AuthError::EmailNotVerified);
         }
         if verdict.needs_rehash {
@@ -131,6 +133,9 @@ impl Auth {
             }
         }
         if user.mfa.enabled() {
+            // The password was right: its count is given back; the second
+            // step's failures count on the same key.
+            self.attempt_released(&attempt).await?;
             let mfa = user.mfa;
             let pending = self.start_mfa_challenge(&user, &key, req, &mfa).await?;
             return Ok(LoginOutcome::MfaRequired(pending));
@@ -138,7 +143,7 @@ impl Auth {
         let issued = self
             .finish_sign_in(
                 user,
-                throttled.then_some(&key),
+                attempt.counted_key(),
                 req.remember_me,
                 vec!["pwd".into()],
                 client,
@@ -180,8 +185,8 @@ impl Auth {
 
     /// The end of every successful sign-in: starts the session (which also
     /// records the event), then counts the success and forgets the lockout
-    /// failures of `key` (`None`: the lock check found none on record, so
-    /// there is nothing to clear). A sign-in refused at the session (a security
+    /// counter of `key`, this attempt's included (`None`: lockout is off,
+    /// nothing was counted). A sign-in refused at the session (a security
     /// change committed meanwhile) counts as no success and clears no lockout.
     pub(crate) async fn finish_sign_in(
         &self,

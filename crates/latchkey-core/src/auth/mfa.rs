@@ -65,24 +65,6 @@ impl Auth {
             .ok_or(AuthError::Unauthorized)
     }
 
-    /// Checks the signed-in user's password for a sensitive change; a wrong one
-    /// is `InvalidCredentials` and counts as a failed login.
-    async fn confirm_password(&self, user: &User, password: &str) -> Result<(), AuthError> {
-        let verdict = self
-            .hasher
-            .verify(password, &user.password_hash)
-            .await
-            .map_err(AuthError::Password)?;
-        if verdict.matches {
-            return Ok(());
-        }
-        self.store
-            .record_login_failure(user.id, self.clock.now())
-            .await?;
-        self.cache.forget_profile(user.id);
-        Err(AuthError::InvalidCredentials)
-    }
-
     /// The user's factors.
     pub async fn mfa_summary(&self, user_id: Uuid) -> Result<MfaSummary, AuthError> {
         Ok(self.store.mfa_summary(user_id).await?)
@@ -343,8 +325,9 @@ impl Auth {
             // longer the account's: changed since the password step.
             return Err(AuthError::InvalidToken);
         }
-        let throttled = self
-            .check_lock(&challenge.lockout_key, Some(&user), client)
+        // Counted on the sign-in's lockout key before the answer is checked.
+        let attempt = self
+            .reserve_attempt(&challenge.lockout_key, Some(&user), client)
             .await?;
         // Spend one attempt before looking at the answer, in one conditional
         // write: however many answers race on one token, at most
@@ -354,6 +337,7 @@ impl Auth {
             .take_mfa_attempt(challenge.id, now, MAX_ATTEMPTS)
             .await?
         {
+            self.attempt_released(&attempt).await?;
             return Err(AuthError::InvalidToken);
         }
         let amr = match req.method {
@@ -374,18 +358,18 @@ impl Auth {
             // The attempt was spent above.
             self.event(user.id, EventKind::MfaFailed, None, client)
                 .await;
-            self.record_lockout_failure(&challenge.lockout_key, Some(&user), client)
-                .await?;
+            self.attempt_failed(&attempt, Some(&user), client).await?;
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidMfaCode);
         };
         if user.disabled_at.is_some() {
+            self.attempt_released(&attempt).await?;
             return Err(AuthError::Disabled);
         }
         let issued = self
             .finish_sign_in(
                 user,
-                throttled.then_some(&challenge.lockout_key),
+                attempt.counted_key(),
                 challenge.remember_me,
                 amr,
                 client,

@@ -393,8 +393,10 @@ impl Auth {
     }
 
     /// Finishes a passwordless sign-in. The passkey's user handle names the
-    /// account; its lockout applies (a locked account answers `Locked`, a wrong
-    /// assertion counts as a failure); a disabled or unverified account is
+    /// account and the credential id one of its passkeys (else the answer is
+    /// `InvalidMfaCode`, counted nowhere); that passkey has its own lockout
+    /// counter (a locked one answers `Locked`, a wrong assertion counts), apart
+    /// from the password's; a disabled or unverified account is
     /// refused as at password sign-in. `amr` is `["hwk"|"swk", "mfa"]`: a
     /// user-verified passkey is possession plus PIN or biometrics.
     pub async fn login_with_passkey(
@@ -410,7 +412,7 @@ impl Auth {
             serde_json::from_str(&ceremony.state_json).map_err(internal)?;
         let credential: PublicKeyCredential = serde_json::from_value(req.credential.clone())
             .map_err(|_| AuthError::InvalidMfaCode)?;
-        let (user_id, _) = service
+        let (user_id, credential_id) = service
             .webauthn
             .identify_discoverable_authentication(&credential)
             .map_err(|_| AuthError::InvalidMfaCode)?;
@@ -419,14 +421,21 @@ impl Auth {
             .user_by_id(user_id)
             .await?
             .ok_or(AuthError::InvalidMfaCode)?;
-        let key = self.lockout.identifier_key(&user.email_normalized);
-        let throttled = self.check_lock(&key, Some(&user), client).await?;
-        let keys: Vec<webauthn_rs::prelude::DiscoverableKey> = self
-            .parsed_passkeys(user.id)
-            .await?
+        let passkeys = self.parsed_passkeys(user.id).await?;
+        // Only an assertion for a passkey the account has counts, on that
+        // passkey's own counter: a forged assertion naming someone's user
+        // handle cannot lock them out, and password guesses never lock
+        // phishing-resistant sign-in.
+        if !passkeys
             .iter()
-            .map(|(_, p)| p.into())
-            .collect();
+            .any(|(_, p)| p.cred_id().as_ref() == credential_id)
+        {
+            return Err(AuthError::InvalidMfaCode);
+        }
+        let key = self.lockout.passkey_key(credential_id);
+        let attempt = self.reserve_attempt(&key, Some(&user), client).await?;
+        let keys: Vec<webauthn_rs::prelude::DiscoverableKey> =
+            passkeys.iter().map(|(_, p)| p.into()).collect();
         let verified = self
             .verify_assertion(service, user.id, &credential, client, |w, c| {
                 w.finish_discoverable_authentication(c, state, &keys)
@@ -435,20 +444,21 @@ impl Auth {
         let Some(kind) = verified else {
             self.event(user.id, EventKind::MfaFailed, None, client)
                 .await;
-            self.record_lockout_failure(&key, Some(&user), client)
-                .await?;
+            self.attempt_failed(&attempt, Some(&user), client).await?;
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidMfaCode);
         };
         if user.disabled_at.is_some() {
+            self.attempt_released(&attempt).await?;
             return Err(AuthError::Disabled);
         }
         if self.policy.require_email_verification && user.email_verified_at.is_none() {
+            self.attempt_released(&attempt).await?;
             return Err(AuthError::EmailNotVerified);
         }
         self.finish_sign_in(
             user,
-            throttled.then_some(&key),
+            attempt.counted_key(),
             req.remember_me,
             vec![kind.into(), "mfa".into()],
             client,

@@ -212,3 +212,93 @@ async fn a_device_that_signed_in_before_gets_in_while_an_attacker_is_locked_out(
     let r = login_with_device(&app, PASSWORD, Some(&device)).await;
     assert_problem(r, 423, "account_locked").await;
 }
+
+/// Fifty wrong guesses at once: each attempt is counted before its hash, so
+/// no more than the threshold are ever checked (answered 401); the rest are
+/// refused as locked — for a known address and an unknown one alike.
+#[tokio::test]
+async fn concurrent_guesses_cannot_outrun_the_lockout() {
+    let clock = ManualClock::new(datetime!(2026-12-03 10:00:00 UTC));
+    let app = app(&clock, |_| {}).await;
+    for email in [EMAIL, "nobody@example.com"] {
+        let guesses = (0..50).map(|_| login(&app, email, "wrong password, again"));
+        let answers = futures::future::join_all(guesses).await;
+        let checked = answers.iter().filter(|r| r.status() == 401).count();
+        let locked = answers.iter().filter(|r| r.status() == 423).count();
+        assert!(checked <= 5, "{checked} guesses were checked for {email}");
+        assert_eq!(checked + locked, 50, "only 401 and 423 answers");
+        locked_for(&app, email, PASSWORD).await;
+    }
+}
+
+/// A stolen session cannot guess the password through the endpoints that
+/// re-check it: their failures count on the sign-in lockout, and a locked
+/// address is locked there too.
+#[tokio::test]
+async fn password_re_checks_count_toward_the_lockout() {
+    let clock = ManualClock::new(datetime!(2026-12-03 10:00:00 UTC));
+    let app = app(&clock, |_| {}).await;
+    let body: Value = login(&app, EMAIL, PASSWORD).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let attempts = [
+        (
+            reqwest::Method::POST,
+            "/v1/me/password",
+            json!({"current_password": "guess one two three", "new_password": "an entirely new passphrase 9"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/me/email",
+            json!({"new_email": "thief@evil.example", "password": "guess one two three"}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/me/mfa/totp",
+            json!({"password": "guess one two three"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/me/mfa/recovery-codes",
+            json!({"password": "guess one two three"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/me/password",
+            json!({"current_password": "guess one two four", "new_password": "an entirely new passphrase 9"}),
+        ),
+    ];
+    for (method, path, body) in &attempts {
+        let r = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&access)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 401, "invalid_credentials").await;
+    }
+    // Locked: sign-in, and the re-checks themselves.
+    locked_for(&app, EMAIL, PASSWORD).await;
+    let r = app
+        .client
+        .post(app.url("/v1/me/password"))
+        .bearer_auth(&access)
+        .json(&json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase 9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 423, "account_locked").await;
+    // A correct re-check gives its count back (and clears nothing).
+    clock.advance(Duration::minutes(16));
+    let r = app
+        .client
+        .post(app.url("/v1/me/email"))
+        .bearer_auth(&access)
+        .json(&json!({"new_email": "ada@new.example", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(login(&app, EMAIL, PASSWORD).await.status(), 200);
+}

@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+
 use latchkey_core::clock::ManualClock;
 use latchkey_testkit::app::{TestApp, TestAppBuilder};
 use latchkey_testkit::soft_authenticator::SoftAuthenticator;
@@ -531,13 +534,41 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     .await;
 }
 
+/// A passwordless sign-in answer whose credential JSON `tamper` changed.
+async fn passwordless_tampered(
+    app: &TestApp,
+    soft: &mut SoftAuthenticator,
+    tamper: impl FnOnce(&mut Value),
+) -> reqwest::Response {
+    let r = app
+        .client
+        .post(app.url("/v1/login/webauthn/start"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let mut credential = soft.assert(&body["options"]);
+    tamper(&mut credential);
+    app.client
+        .post(app.url("/v1/login/webauthn/finish"))
+        .header("origin", ORIGIN)
+        .json(&json!({"challenge_id": body["challenge_id"], "credential": credential}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Password guesses cannot lock phishing-resistant sign-in, a forged
+/// assertion naming the owner's user handle counts against nothing, and wrong
+/// assertions of a real passkey lock only that passkey's sign-in.
 #[tokio::test]
-async fn passwordless_sign_in_respects_the_lockout() {
+async fn passwordless_sign_in_has_its_own_lockout() {
     let app = app().await;
     let token = access(&app, EMAIL).await;
     let mut soft = SoftAuthenticator::new(ORIGIN);
     register(&app, &token, &mut soft, "Key").await;
-    // Five wrong passwords lock the address: the passkey is refused too.
+    // Five wrong passwords lock the password sign-in...
     for _ in 0..5 {
         assert_problem(
             app.login(EMAIL, "wrong password!!").await,
@@ -545,6 +576,35 @@ async fn passwordless_sign_in_respects_the_lockout() {
             "invalid_credentials",
         )
         .await;
+    }
+    assert_problem(app.login(EMAIL, PASSWORD).await, 423, "account_locked").await;
+    // ...not the passkey.
+    assert_eq!(passwordless(&app, &mut soft, json!({})).await.status(), 200);
+
+    // A stranger's assertions with the owner's user handle and a credential
+    // the account does not have: refused, counted nowhere.
+    for i in 0..8u8 {
+        let r = passwordless_tampered(&app, &mut soft, |c| {
+            let forged = B64.encode([i; 32]);
+            c["id"] = json!(forged);
+            c["rawId"] = json!(forged);
+        })
+        .await;
+        assert_problem(r, 401, "invalid_mfa_code").await;
+    }
+    assert_eq!(passwordless(&app, &mut soft, json!({})).await.status(), 200);
+
+    // Wrong signatures of the real passkey count on its own counter.
+    for _ in 0..5 {
+        let r = passwordless_tampered(&app, &mut soft, |c| {
+            let sig = c["response"]["signature"].as_str().unwrap().to_owned();
+            let mut bytes = B64.decode(sig).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            c["response"]["signature"] = json!(B64.encode(bytes));
+        })
+        .await;
+        assert_problem(r, 401, "invalid_mfa_code").await;
     }
     assert_problem(
         passwordless(&app, &mut soft, json!({})).await,
