@@ -75,7 +75,9 @@ pub fn default_rules() -> Vec<RateLimitRule> {
     use RouteGroup::{Default, Login, Password, Read, Refresh, Signup};
     vec![
         rule("login-ip", Login, Ip, 10, 60),
-        rule("login-identifier", Login, Identifier, 5, 60),
+        // Above the lockout threshold (5): the 6th wrong password meets the
+        // documented 423, not a 429.
+        rule("login-identifier", Login, Identifier, 10, 60),
         rule("signup-ip", Signup, Ip, 5, 3600),
         rule("refresh-session", Refresh, Session, 30, 60),
         // Refreshes whose token is unknown (no session to count against).

@@ -284,7 +284,9 @@ async fn password_re_checks_count_toward_the_lockout() {
         .client
         .post(app.url("/v1/me/password"))
         .bearer_auth(&access)
-        .json(&json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase 9"}))
+        .json(
+            &json!({"current_password": PASSWORD, "new_password": "an entirely new passphrase 9"}),
+        )
         .send()
         .await
         .unwrap();

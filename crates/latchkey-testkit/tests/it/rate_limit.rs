@@ -40,7 +40,7 @@ async fn logins_are_limited_per_ip_with_a_retry_after_and_headers() {
         let policy = r.headers()["ratelimit-policy"].to_str().unwrap().to_owned();
         assert_eq!(
             policy,
-            "\"login-ip\";q=10;w=60, \"login-identifier\";q=5;w=60"
+            "\"login-ip\";q=10;w=60, \"login-identifier\";q=10;w=60"
         );
         let state = r.headers()["ratelimit"].to_str().unwrap().to_owned();
         assert!(
@@ -65,12 +65,14 @@ async fn logins_are_limited_per_ip_with_a_retry_after_and_headers() {
 async fn an_address_is_limited_across_ips_identically_whether_or_not_it_exists() {
     let app = TestApp::builder()
         .configure(trusting_loopback)
+        // The limit is the subject here (the lockout would answer 423 first).
+        .configure(|c| c.lockout.threshold = 0)
         .spawn()
         .await;
     app.create_user("known@example.com", PASSWORD, true).await;
     let mut bodies = Vec::new();
     for email in ["known@example.com", "unknown@example.com"] {
-        for i in 0..5 {
+        for i in 0..10 {
             let r = login_as(&app, email, &format!("192.0.2.{i}")).await;
             assert_eq!(r.status(), 401);
         }
@@ -551,4 +553,64 @@ async fn a_logout_on_one_node_takes_effect_on_the_other_before_its_cache_expires
         refused,
         "the other node refuses the logged-out token before its cache expires"
     );
+}
+
+/// With the default rules the lockout answers before the address's rate
+/// limit (the documented 423 shows), and an attacker who then exhausts the
+/// address's budget still cannot keep out a browser that signed in before:
+/// with its device cookie it counts on its own key.
+#[tokio::test]
+async fn the_address_limit_never_shuts_out_a_known_device() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    app.create_user("owner@example.com", PASSWORD, true).await;
+    let owner = |device: Option<String>, from: &'static str| {
+        let app = &app;
+        async move {
+            let mut r = app
+                .client
+                .post(app.url("/v1/login"))
+                .header("x-forwarded-for", from)
+                .json(&json!({"email": "owner@example.com", "password": PASSWORD}));
+            if let Some(device) = device {
+                r = r.header("cookie", format!("__Host-lk_device={device}"));
+            }
+            r.send().await.unwrap()
+        }
+    };
+    let r = owner(None, "198.51.100.50").await;
+    assert_eq!(r.status(), 200);
+    let device = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| {
+            v.to_str()
+                .ok()?
+                .strip_prefix("__Host-lk_device=")
+                .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+        })
+        .unwrap();
+    // The attacker, from many addresses: five wrong passwords, then the lock
+    // (the owner's sign-in took one of the address's ten).
+    let mut answers = Vec::new();
+    for i in 0..9 {
+        answers.push(
+            login_as(&app, "owner@example.com", &format!("192.0.2.{i}"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(answers, [401, 401, 401, 401, 401, 423, 423, 423, 423]);
+    let r = login_as(&app, "owner@example.com", "192.0.2.77").await;
+    assert_problem(r, 429, "rate_limited").await;
+    // The owner's browser: neither limited nor locked.
+    let r = owner(Some(device), "198.51.100.50").await;
+    assert_eq!(r.status(), 200);
+    // Without the cookie the owner is limited like anyone.
+    let r = owner(None, "198.51.100.51").await;
+    assert_problem(r, 429, "rate_limited").await;
 }

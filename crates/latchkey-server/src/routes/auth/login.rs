@@ -64,17 +64,31 @@ pub async fn login(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    // Counted per address whether or not an account has it (no enumeration).
+    // Counted per address whether or not an account has it (no enumeration);
+    // a browser with a valid device cookie for the address counts on its own
+    // key, so an attacker exhausting the address's budget never shuts out a
+    // device that signed in before.
+    let device_token = state.cookies.device_token(&headers).map(str::to_owned);
+    let email = normalize_email(&body.email);
+    let identity = device_token
+        .as_deref()
+        .and_then(|t| state.auth.lockout.device_key(&email, t))
+        .map_or(email, |key| {
+            key.iter().fold(String::from("device:"), |mut s, b| {
+                use std::fmt::Write;
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+        });
     state
         .rate_limits
         .check(
             RouteGroup::Login,
             LimitKey::Identifier,
-            &normalize_email(&body.email),
+            &identity,
             slot_of(&slot),
         )
         .await?;
-    let device_token = state.cookies.device_token(&headers).map(str::to_owned);
     let request = LoginRequest {
         email: body.email,
         password: zeroize::Zeroizing::new(body.password),
