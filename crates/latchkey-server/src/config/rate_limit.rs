@@ -21,6 +21,10 @@ pub enum RouteGroup {
     Read,
     /// Every other route except `/healthz`, `/readyz` and `/metrics`.
     Default,
+    /// Requests to an authenticated endpoint (any group) whose access token
+    /// or session cookie is missing or refused: counted after authentication
+    /// failed, so forged tokens cannot probe without limit.
+    Unauthenticated,
 }
 
 /// What a rule counts per.
@@ -72,7 +76,7 @@ fn rule(
 /// The built-in rules (replaced as a whole by `[[rate_limit.rules]]`).
 pub fn default_rules() -> Vec<RateLimitRule> {
     use LimitKey::{Identifier, Ip, Session, User};
-    use RouteGroup::{Default, Login, Password, Read, Refresh, Signup};
+    use RouteGroup::{Default, Login, Password, Read, Refresh, Signup, Unauthenticated};
     vec![
         rule("login-ip", Login, Ip, 10, 60),
         // Above the lockout threshold (5): the 6th wrong password meets the
@@ -83,6 +87,9 @@ pub fn default_rules() -> Vec<RateLimitRule> {
         // Refreshes whose token is unknown (no session to count against).
         rule("refresh-unknown-ip", Refresh, Ip, 60, 60),
         rule("password-identifier", Password, Identifier, 5, 3600),
+        // Spraying addresses (forgot, resend) or reset tokens from one client.
+        rule("password-ip", Password, Ip, 20, 3600),
+        rule("unauthenticated-ip", Unauthenticated, Ip, 60, 60),
         rule("read-user", Read, User, 600, 60),
         rule("default-ip", Default, Ip, 300, 60),
     ]
@@ -146,7 +153,8 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
             ));
         }
         let key_fits = match r.key {
-            LimitKey::Ip | LimitKey::User => true,
+            LimitKey::Ip => true,
+            LimitKey::User => r.route != RouteGroup::Unauthenticated,
             LimitKey::Identifier => matches!(r.route, RouteGroup::Login | RouteGroup::Password),
             LimitKey::Session => r.route == RouteGroup::Refresh,
         };

@@ -37,30 +37,58 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
+    /// A refused caller (`401`) also counts against the `unauthenticated`
+    /// rules of its IP, so forged or stale tokens cannot be tried without
+    /// limit on any authenticated endpoint (`429` once over).
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-            let principal = state.auth.authenticate(token).await?;
-            limit_reads(parts, state, &principal).await?;
-            return Ok(Self(principal));
+        match authenticate(parts, state).await {
+            Err(ApiError::Unauthorized) => {
+                let client = crate::client::ClientInfo::from_request_parts(parts, state)
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                if let Some(ip) = client.ip {
+                    state
+                        .rate_limits
+                        .check(
+                            RouteGroup::Unauthenticated,
+                            LimitKey::Ip,
+                            &ip.to_string(),
+                            parts.extensions.get::<crate::ratelimit::RateLimitSlot>(),
+                        )
+                        .await?;
+                }
+                Err(ApiError::Unauthorized)
+            }
+            other => other,
         }
-        let token = state
-            .cookies
-            .access_token(&parts.headers)
-            .filter(|t| t.len() <= MAX_BEARER_LEN)
-            .ok_or(ApiError::Unauthorized)?;
-        let principal = state.auth.authenticate(token).await?;
-        if is_unsafe(&parts.method) {
-            state
-                .cookies
-                .check_csrf(&parts.headers, principal.session_id)?;
-        }
-        limit_reads(parts, state, &principal).await?;
-        Ok(Self(principal))
     }
+}
+
+/// The caller, from the bearer token or the session cookie (see
+/// [`Authenticated`]).
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let principal = state.auth.authenticate(token).await?;
+        limit_reads(parts, state, &principal).await?;
+        return Ok(Authenticated(principal));
+    }
+    let token = state
+        .cookies
+        .access_token(&parts.headers)
+        .filter(|t| t.len() <= MAX_BEARER_LEN)
+        .ok_or(ApiError::Unauthorized)?;
+    let principal = state.auth.authenticate(token).await?;
+    if is_unsafe(&parts.method) {
+        state
+            .cookies
+            .check_csrf(&parts.headers, principal.session_id)?;
+    }
+    limit_reads(parts, state, &principal).await?;
+    Ok(Authenticated(principal))
 }
 
 /// Authenticated reads count per user (`read` rules).

@@ -614,3 +614,123 @@ async fn the_address_limit_never_shuts_out_a_known_device() {
     let r = owner(None, "198.51.100.51").await;
     assert_problem(r, 429, "rate_limited").await;
 }
+
+async fn post_from(app: &TestApp, path: &str, from: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("x-forwarded-for", from)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// One client may not spray the password and verification flows: reset
+/// tokens, or addresses for forgot and resend (each address has its own
+/// budget, the client's address one for all).
+#[tokio::test]
+async fn password_flows_are_limited_per_client_ip() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    for i in 0..20 {
+        let r = post_from(
+            &app,
+            "/v1/password/reset",
+            "203.0.113.20",
+            json!({"token": format!("lk_pr_forged{i}"), "new_password": "whatever passphrase 77"}),
+        )
+        .await;
+        assert_problem(r, 401, "invalid_token").await;
+    }
+    let r = post_from(
+        &app,
+        "/v1/password/reset",
+        "203.0.113.20",
+        json!({"token": "lk_pr_forged", "new_password": "whatever passphrase 77"}),
+    )
+    .await;
+    assert_problem(r, 429, "rate_limited").await;
+
+    for (path, from) in [
+        ("/v1/password/forgot", "203.0.113.21"),
+        ("/v1/email/verify/resend", "203.0.113.22"),
+    ] {
+        for i in 0..20 {
+            let r = post_from(
+                &app,
+                path,
+                from,
+                json!({"email": format!("spray{i}@example.com")}),
+            )
+            .await;
+            assert_eq!(r.status(), 202, "{path} {i}");
+        }
+        let r = post_from(&app, path, from, json!({"email": "spray-last@example.com"})).await;
+        assert_problem(r, 429, "rate_limited").await;
+        // Another client is not affected.
+        let r = post_from(
+            &app,
+            path,
+            "198.51.100.9",
+            json!({"email": "x@example.com"}),
+        )
+        .await;
+        assert_eq!(r.status(), 202);
+    }
+}
+
+/// Forged tokens on authenticated endpoints (here the read group, whose own
+/// rule counts per user) are limited per client IP.
+#[tokio::test]
+async fn unauthenticated_requests_are_limited_per_client_ip() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    let forged = |path: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(path))
+                .header("x-forwarded-for", "203.0.113.30")
+                .bearer_auth("eyJhbGciOiJFZERTQSJ9.e30.forged")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..60 {
+        let path = if i % 2 == 0 {
+            "/v1/me"
+        } else {
+            "/v1/me/sessions"
+        };
+        assert_problem(forged(path).await, 401, "unauthorized").await;
+    }
+    assert_problem(forged("/v1/me").await, 429, "rate_limited").await;
+    // A signed-in user from the same address is not counted against it.
+    app.create_user("ok@example.com", PASSWORD, true).await;
+    let r = app
+        .client
+        .post(app.url("/v1/login"))
+        .header("x-forwarded-for", "198.51.100.30")
+        .json(&json!({"email": "ok@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("x-forwarded-for", "203.0.113.30")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

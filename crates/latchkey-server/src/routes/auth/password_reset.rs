@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
 use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
@@ -63,16 +62,13 @@ pub async fn forgot(
 ) -> Result<Response, ApiError> {
     input::flow_address(&state, &body.email, &slot).await?;
     let auth = state.auth.clone();
-    // The request's span goes along: the task's lines carry its request id.
-    tokio::spawn(
-        async move {
-            match auth.forgot_password(&body.email).await {
-                Ok(()) => tracing::debug!("forgot-password request processed"),
-                Err(e) => tracing::warn!(error = %e, "password reset mail not issued"),
-            }
+    // After the answer, bounded; the request's span goes along.
+    state.background.spawn("forgot_password", async move {
+        match auth.forgot_password(&body.email).await {
+            Ok(()) => tracing::debug!("forgot-password request processed"),
+            Err(e) => tracing::warn!(error = %e, "password reset mail not issued"),
         }
-        .instrument(tracing::Span::current()),
-    );
+    });
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(ForgotAccepted {

@@ -141,7 +141,14 @@ pub async fn resend(
     ApiJson(body): ApiJson<ResendBody>,
 ) -> Result<Response, ApiError> {
     input::flow_address(&state, &body.email, &slot).await?;
-    state.auth.resend_verification(&body.email).await?;
+    // After the answer, as forgot: an unverified account (a lookup, a token,
+    // a mail) must not take longer to answer than an unknown address.
+    let auth = state.auth.clone();
+    state.background.spawn("resend_verification", async move {
+        if let Err(e) = auth.resend_verification(&body.email).await {
+            tracing::warn!(error = %e, "verification mail not issued");
+        }
+    });
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(Accepted {
