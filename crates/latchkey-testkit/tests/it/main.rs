@@ -29,6 +29,7 @@ mod password_policy;
 mod password_reset;
 mod probes;
 mod rate_limit;
+mod redis_faults;
 mod request_id;
 mod shutdown;
 mod signup;
