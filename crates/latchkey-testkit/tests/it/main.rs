@@ -11,6 +11,7 @@
 
 mod auth;
 mod breach;
+mod connections;
 mod cookies;
 mod cors;
 mod email_change;
