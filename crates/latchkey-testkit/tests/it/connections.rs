@@ -163,6 +163,28 @@ async fn an_http2_connection_idle_after_its_request_is_closed() {
     );
 }
 
+#[tokio::test]
+async fn an_http1_keep_alive_connection_without_a_next_request_is_closed() {
+    let app = TestApp::builder()
+        .configure(|c| {
+            // Only the header timeout can close it here.
+            c.http.header_read_timeout_ms = 300;
+            c.http.idle_timeout_ms = 600_000;
+        })
+        .spawn()
+        .await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let received = read_until_closed(&mut stream).await;
+    assert!(
+        received.starts_with(b"HTTP/1.1 200"),
+        "answered, then closed"
+    );
+}
+
 fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let cert_path = dir.join("cert.pem");
