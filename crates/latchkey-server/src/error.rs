@@ -272,8 +272,9 @@ impl ApiError {
     }
 }
 
-/// A dependency that is down fails every request: logged at most once per
-/// [`TROUBLE_INTERVAL`] per dependency, with a count, never once per request.
+/// A dependency that is down (or slow) fails every request: logged at most
+/// once per [`TROUBLE_INTERVAL`] per dependency, with a count, never once per
+/// request.
 static UNAVAILABLE_LOG: LogEveryPerKind = LogEveryPerKind::new(TROUBLE_INTERVAL);
 
 impl IntoResponse for ApiError {
@@ -286,7 +287,12 @@ impl IntoResponse for ApiError {
                     tracing::warn!(code, dependency = *what, occurrences, "request failed");
                 }
             }
-            Self::Timeout => tracing::warn!(code, "request timed out"),
+            Self::Timeout => {
+                // Usually a slow dependency: as bounded as one that is down.
+                if let Some(occurrences) = UNAVAILABLE_LOG.hit("request timeout") {
+                    tracing::warn!(code, occurrences, "request timed out");
+                }
+            }
             _ => tracing::debug!(code, "request rejected"),
         }
         let problem = self.problem();
