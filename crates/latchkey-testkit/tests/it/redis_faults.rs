@@ -18,6 +18,8 @@ use crate::support::assert_problem;
 const PASSWORD: &str = "correct horse battery staple";
 /// The quota of the Redis-backed rule probed after the outage.
 const PROBE_LIMIT: u32 = 4;
+/// Pause of each load client between two requests.
+const LOAD_PACE: Duration = Duration::from_millis(2);
 
 fn rule(name: &str, route: RouteGroup, key: LimitKey, limit: u32) -> RateLimitRule {
     RateLimitRule {
@@ -130,7 +132,9 @@ async fn with_the_shared_limiter_down_guessing_credentials_is_still_limited() {
 }
 
 /// Load on `GET /v1/me` from a few clients, alternating between two nodes,
-/// until stopped; counts answers and anything but a `200`.
+/// until stopped; counts answers and anything but a `200`. Each client pauses
+/// [`LOAD_PACE`] between requests: hundreds of requests a second, without
+/// starving the tests running beside it.
 struct Load {
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicUsize>,
@@ -163,6 +167,7 @@ impl Load {
                     if !r.is_ok_and(|r| r.status() == 200) {
                         not_ok.fetch_add(1, Ordering::Relaxed);
                     }
+                    tokio::time::sleep(LOAD_PACE).await;
                 }
             }));
         }
