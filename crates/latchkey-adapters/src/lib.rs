@@ -2,6 +2,7 @@
 //! each behind a port from `latchkey-core`.
 
 pub mod breach_api;
+pub mod log_every;
 pub mod mail_file;
 pub mod mail_message;
 pub mod mail_smtp;

@@ -4,9 +4,11 @@
 //! Guarantees: one round trip per check; keys expire when their quota is whole
 //! again; a Redis that fails or is slow (over [`CALL_TIMEOUT`]) opens a circuit
 //! breaker for [`BREAKER_OPEN`], during which checks fail at once without
-//! touching Redis (the caller applies its fail-open/closed policy).
+//! touching Redis (the caller applies its fail-open/closed policy); then one
+//! check at a time probes Redis (on a fresh connection: the failed one was
+//! discarded by [`Redis`]), and the first that succeeds closes the breaker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,8 @@ use crate::redis::Redis;
 
 /// Longest wait for one check.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
-/// How long checks skip Redis after a failure.
-pub const BREAKER_OPEN: Duration = Duration::from_secs(5);
+/// How long checks skip Redis after a failure, before the next probe.
+pub const BREAKER_OPEN: Duration = Duration::from_secs(1);
 
 /// GCRA on Redis time. ARGV: emission interval, tolerance (µs). Returns
 /// {allowed, reset_after µs, retry_after µs, tat - now after the step µs}.
@@ -44,8 +46,63 @@ pub struct RedisLimiter {
     prefix: String,
     script: redis::Script,
     started: Instant,
-    /// Milliseconds since `started` until which the breaker is open (0: closed).
+    breaker: Breaker,
+}
+
+/// Whether a check may call Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Closed breaker: call.
+    Call,
+    /// The open period is over and no other probe runs: call, as the probe.
+    Probe,
+    /// Open (or another check is probing): fail without calling.
+    Skip,
+}
+
+/// The circuit breaker, on milliseconds since the limiter started.
+#[derive(Debug, Default)]
+struct Breaker {
+    /// Until when it is open (0: closed).
     open_until_ms: AtomicU64,
+    /// A probe is in flight.
+    probing: AtomicBool,
+}
+
+impl Breaker {
+    fn admit(&self, now_ms: u64) -> Admission {
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return Admission::Call;
+        }
+        if now_ms < until {
+            return Admission::Skip;
+        }
+        match self
+            .probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Admission::Probe,
+            Err(_) => Admission::Skip,
+        }
+    }
+
+    fn succeeded(&self, admission: Admission) {
+        self.open_until_ms.store(0, Ordering::Release);
+        if admission == Admission::Probe {
+            self.probing.store(false, Ordering::Release);
+        }
+    }
+
+    fn failed(&self, admission: Admission, now_ms: u64) {
+        let open = u64::try_from(BREAKER_OPEN.as_millis()).unwrap_or(u64::MAX);
+        // Never 0 (which means closed), even in the first millisecond.
+        let until = now_ms.saturating_add(open).max(1);
+        self.open_until_ms.store(until, Ordering::Release);
+        if admission == Admission::Probe {
+            self.probing.store(false, Ordering::Release);
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -64,7 +121,7 @@ impl RedisLimiter {
             prefix: format!("{prefix}rl:"),
             script: redis::Script::new(SCRIPT),
             started: Instant::now(),
-            open_until_ms: AtomicU64::new(0),
+            breaker: Breaker::default(),
         }
     }
 
@@ -72,26 +129,17 @@ impl RedisLimiter {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn trip(&self) {
-        let until = self.elapsed_ms() + u64::try_from(BREAKER_OPEN.as_millis()).unwrap_or(u64::MAX);
-        self.open_until_ms.store(until, Ordering::Relaxed);
-    }
-
     async fn call(&self, key: &str, quota: &Quota) -> Result<(i64, i64, i64), String> {
-        let mut conn = self
-            .redis
-            .connection(CALL_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
         invocation
             .arg(quota.emission_micros())
             .arg(quota.tolerance_micros());
-        let run = invocation.invoke_async::<(i64, i64, i64)>(&mut conn);
-        match tokio::time::timeout(CALL_TIMEOUT, run).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(format!("script failed: {:?}", e.kind())),
-            Err(_) => Err("timed out".into()),
+        match self.redis.invoke(&invocation, CALL_TIMEOUT).await {
+            Ok(v) => Ok(v),
+            Err(crate::redis::RedisError::Command(e)) => {
+                Err(format!("script failed: {:?}", e.kind()))
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -99,15 +147,19 @@ impl RedisLimiter {
 #[async_trait]
 impl RateLimiter for RedisLimiter {
     async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, LimiterUnavailable> {
-        if self.elapsed_ms() < self.open_until_ms.load(Ordering::Relaxed) {
+        let admission = self.breaker.admit(self.elapsed_ms());
+        if admission == Admission::Skip {
             return Err(LimiterUnavailable(
                 "circuit open after a Redis failure".into(),
             ));
         }
         let (allowed, reset_after, retry_after) = match self.call(key, quota).await {
-            Ok(v) => v,
+            Ok(v) => {
+                self.breaker.succeeded(admission);
+                v
+            }
             Err(why) => {
-                self.trip();
+                self.breaker.failed(admission, self.elapsed_ms());
                 return Err(LimiterUnavailable(why));
             }
         };
@@ -125,5 +177,83 @@ impl RateLimiter for RedisLimiter {
             reset_after: time::Duration::microseconds(reset_after),
             retry_after: time::Duration::microseconds(retry_after),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPEN_MS: u64 = 1000;
+
+    #[test]
+    fn open_ms_is_the_breaker_period() {
+        assert_eq!(Duration::from_millis(OPEN_MS), BREAKER_OPEN);
+    }
+
+    #[test]
+    fn a_failure_opens_the_breaker_then_one_probe_at_a_time() {
+        let breaker = Breaker::default();
+        assert_eq!(breaker.admit(0), Admission::Call);
+        breaker.failed(Admission::Call, 0);
+        assert_eq!(breaker.admit(1), Admission::Skip);
+        assert_eq!(breaker.admit(OPEN_MS - 1), Admission::Skip);
+        // Open period over: exactly one probe, the others still skip.
+        assert_eq!(breaker.admit(OPEN_MS), Admission::Probe);
+        for _ in 0..100 {
+            assert_eq!(breaker.admit(OPEN_MS + 5), Admission::Skip);
+        }
+        // The probe fails: open again for a whole period.
+        breaker.failed(Admission::Probe, OPEN_MS + 10);
+        assert_eq!(breaker.admit(2 * OPEN_MS), Admission::Skip);
+        assert_eq!(breaker.admit(2 * OPEN_MS + 10), Admission::Probe);
+        // The probe succeeds: closed, every check calls again.
+        breaker.succeeded(Admission::Probe);
+        for _ in 0..10 {
+            assert_eq!(breaker.admit(2 * OPEN_MS + 11), Admission::Call);
+        }
+    }
+
+    #[test]
+    fn concurrent_checks_after_the_open_period_send_a_single_probe() {
+        let breaker = Arc::new(Breaker::default());
+        breaker.failed(Admission::Call, 0);
+        let probes = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let breaker = Arc::clone(&breaker);
+                    s.spawn(move || {
+                        (0..1000)
+                            .filter(|_| breaker.admit(OPEN_MS) == Admission::Probe)
+                            .count()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum::<usize>()
+        });
+        assert_eq!(probes, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_trips_the_breaker_and_checks_then_skip_it() {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let redis = Arc::new(Redis::new(&format!("redis://127.0.0.1:{port}")).unwrap());
+        let limiter = RedisLimiter::new(redis, "t:");
+        let quota = Quota {
+            limit: 5,
+            window: time::Duration::minutes(1),
+        };
+        let first = limiter.check("k", &quota).await.unwrap_err();
+        assert!(!first.0.contains("circuit open"), "{first}");
+        let next = limiter.check("k", &quota).await.unwrap_err();
+        assert!(next.0.contains("circuit open"), "{next}");
     }
 }

@@ -8,11 +8,15 @@
 //!
 //! Each node publishes a heartbeat every [`HEARTBEAT`]; a subscription that
 //! hears nothing (not even its own heartbeats) for [`IDLE_LIMIT`] is taken for
-//! a connection that died silently and is established again.
+//! a connection that died silently and is established again. A lost
+//! subscription is tried again after at most [`MAX_RESUBSCRIBE_DELAY`], so
+//! drops flow again within seconds of Redis being back; its loss is logged at
+//! most once per [`TROUBLE_INTERVAL`] (with a count).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use latchkey_adapters::log_every::{LogEvery, TROUBLE_INTERVAL};
 use latchkey_adapters::redis::Redis;
 use latchkey_core::auth::{AccessCache, Invalidation};
 use tokio::sync::{mpsc, watch};
@@ -29,8 +33,10 @@ const PUBLISH_LIMIT: Duration = Duration::from_millis(250);
 /// Time allowed to connect and subscribe.
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 /// First pause before subscribing again; doubles up to [`MAX_RESUBSCRIBE_DELAY`].
-const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
-const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(30);
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// Longest pause between two subscription attempts (an attempt on a Redis
+/// that is down costs one refused connection).
+pub const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
 /// How long a stopping node keeps publishing what is still queued.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 /// The heartbeat's message text.
@@ -135,6 +141,7 @@ async fn subscribe(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delay = RESUBSCRIBE_DELAY;
+    let trouble = LogEvery::new(TROUBLE_INTERVAL);
     loop {
         let mut heard = false;
         let result = redis
@@ -158,7 +165,9 @@ async fn subscribe(
             )
             .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "cache bus subscription lost; subscribing again");
+            if let Some(occurrences) = trouble.hit() {
+                tracing::warn!(error = %e, occurrences, retry_in_ms = delay.as_millis(), "cache bus subscription lost; subscribing again");
+            }
         } else {
             return;
         }

@@ -5,6 +5,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use latchkey_adapters::log_every::{LogEveryPerKind, TROUBLE_INTERVAL};
 use latchkey_core::ports::StoreError;
 use serde::Serialize;
 
@@ -292,13 +293,27 @@ impl ApiError {
     }
 }
 
+/// A dependency that is down (or slow) fails every request: logged at most
+/// once per [`TROUBLE_INTERVAL`] per dependency, with a count, never once per
+/// request.
+static UNAVAILABLE_LOG: LogEveryPerKind = LogEveryPerKind::new(TROUBLE_INTERVAL);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, _) = self.parts();
         match &self {
             Self::Internal(source) => tracing::error!(code, error = %source, "request failed"),
-            Self::Unavailable(what) => tracing::warn!(code, dependency = *what, "request failed"),
-            Self::Timeout => tracing::warn!(code, "request timed out"),
+            Self::Unavailable(what) => {
+                if let Some(occurrences) = UNAVAILABLE_LOG.hit(what) {
+                    tracing::warn!(code, dependency = *what, occurrences, "request failed");
+                }
+            }
+            Self::Timeout => {
+                // Usually a slow dependency: as bounded as one that is down.
+                if let Some(occurrences) = UNAVAILABLE_LOG.hit("request timeout") {
+                    tracing::warn!(code, occurrences, "request timed out");
+                }
+            }
             _ => tracing::debug!(code, "request rejected"),
         }
         let problem = self.problem();
@@ -317,7 +332,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(source) => {
-                tracing::warn!(error = %source, "database unavailable");
+                if let Some(occurrences) = UNAVAILABLE_LOG.hit("database error") {
+                    tracing::warn!(error = %source, occurrences, "database unavailable");
+                }
                 Self::Unavailable("database")
             }
             other => Self::Internal(Box::new(other)),

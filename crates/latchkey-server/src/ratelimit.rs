@@ -6,13 +6,20 @@
 //!   memory dumps or in Redis);
 //! - a refused request is `429 rate_limited` with `Retry-After` and
 //!   `retry_after`; it is counted in `latchkey_rate_limited_total{rule}`;
-//! - a limiter that cannot answer never causes a 500: the request is served
-//!   (`fail_open`, the default) or refused with `503 unavailable`.
+//! - a limiter that cannot answer never causes a 500, and never lifts the
+//!   limits on guessing credentials: the login (with its MFA and passkey
+//!   steps) and password groups are then counted by this node's in-process
+//!   limiter, under the same rules; the other groups are served (`fail_open`,
+//!   the default) or refused with `503 unavailable`. Either way it is counted
+//!   in `latchkey_rate_limiter_errors_total{backend}` (and the local counting
+//!   in `latchkey_rate_limiter_fallback_total{rule}`), and logged at most once
+//!   per [`TROUBLE_INTERVAL`] with a count, never once per request.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
-use latchkey_core::ratelimit::{Decision, Quota, RateLimiter};
+use latchkey_adapters::log_every::{LogEvery, TROUBLE_INTERVAL};
+use latchkey_core::ratelimit::{Decision, LimiterUnavailable, LocalLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
 use crate::config::{LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
@@ -73,6 +80,9 @@ pub struct RateLimits {
     config: RateLimitConfig,
     limiter: Arc<dyn RateLimiter>,
     backend: &'static str,
+    /// Counts the credential groups while a shared `limiter` cannot answer.
+    fallback: Option<LocalLimiter>,
+    unavailable_log: LogEvery,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -86,15 +96,20 @@ impl std::fmt::Debug for RateLimits {
 
 impl RateLimits {
     /// Rules from `config`, counted by `limiter` (`backend` names it in logs).
+    /// `fallback` counts the credential groups when `limiter` cannot answer
+    /// (give one for any limiter that can fail).
     pub fn new(
         config: RateLimitConfig,
         limiter: Arc<dyn RateLimiter>,
         backend: &'static str,
+        fallback: Option<LocalLimiter>,
     ) -> Self {
         Self {
             config,
             limiter,
             backend,
+            fallback,
+            unavailable_log: LogEvery::new(TROUBLE_INTERVAL),
         }
     }
 
@@ -105,23 +120,19 @@ impl RateLimits {
         redis: Option<&Arc<latchkey_adapters::redis::Redis>>,
         clock: Arc<dyn latchkey_core::clock::Clock>,
     ) -> Self {
-        let (limiter, backend): (Arc<dyn RateLimiter>, _) = match redis {
+        let local = LocalLimiter::new(clock, Self::longest_window(&config.rate_limit));
+        let (limiter, backend, fallback): (Arc<dyn RateLimiter>, _, _) = match redis {
             Some(redis) => (
                 Arc::new(latchkey_adapters::ratelimit_redis::RedisLimiter::new(
                     Arc::clone(redis),
                     &config.redis.key_prefix,
                 )),
                 "redis",
+                Some(local),
             ),
-            None => (
-                Arc::new(latchkey_core::ratelimit::LocalLimiter::new(
-                    clock,
-                    Self::longest_window(&config.rate_limit),
-                )),
-                "local",
-            ),
+            None => (Arc::new(local), "local", None),
         };
-        Self::new(config.rate_limit.clone(), limiter, backend)
+        Self::new(config.rate_limit.clone(), limiter, backend, fallback)
     }
 
     /// The longest window of any rule (how long an idle key matters).
@@ -170,16 +181,13 @@ impl RateLimits {
             let limiter_key = format!("{}:{}", rule.name, hex16(&digest));
             let decision = match self.limiter.check(&limiter_key, &quota).await {
                 Ok(d) => d,
-                Err(e) => {
-                    metrics::counter!("latchkey_rate_limiter_errors_total", "backend" => self.backend)
-                        .increment(1);
-                    if self.config.fail_open {
-                        tracing::warn!(error = %e, rule = %rule.name, "rate limiter unavailable: request served unlimited");
-                        continue;
-                    }
-                    tracing::warn!(error = %e, rule = %rule.name, "rate limiter unavailable: request refused");
-                    return Err(ApiError::Unavailable("rate limiter"));
-                }
+                Err(e) => match self
+                    .when_unavailable(rule, &limiter_key, &quota, &e)
+                    .await?
+                {
+                    Some(d) => d,
+                    None => continue,
+                },
             };
             if let Some(slot) = slot {
                 slot.record(rule, decision);
@@ -195,6 +203,54 @@ impl RateLimits {
         }
         Ok(())
     }
+}
+
+impl RateLimits {
+    /// The decision for `rule` when the limiter could not answer (`e`): the
+    /// fallback's for the credential groups; for the others none (served
+    /// unlimited, `fail_open`) or a `503`.
+    async fn when_unavailable(
+        &self,
+        rule: &RateLimitRule,
+        limiter_key: &str,
+        quota: &Quota,
+        e: &LimiterUnavailable,
+    ) -> Result<Option<Decision>, ApiError> {
+        metrics::counter!("latchkey_rate_limiter_errors_total", "backend" => self.backend)
+            .increment(1);
+        if let Some(occurrences) = self.unavailable_log.hit() {
+            if self.config.fail_open {
+                tracing::warn!(error = %e, backend = self.backend, occurrences, "rate limiter unavailable: login and password limits counted on this node, other requests served unlimited");
+            } else {
+                tracing::warn!(error = %e, backend = self.backend, occurrences, "rate limiter unavailable: login and password limits counted on this node, other requests refused");
+            }
+        }
+        let fallback = self
+            .fallback
+            .as_ref()
+            .filter(|_| guards_credentials(rule.route));
+        if let Some(local) = fallback {
+            metrics::counter!("latchkey_rate_limiter_fallback_total", "rule" => rule.name.clone())
+                .increment(1);
+            // The in-process limiter has no backend that can fail.
+            return local
+                .check(limiter_key, quota)
+                .await
+                .map(Some)
+                .map_err(|_| ApiError::Unavailable("rate limiter"));
+        }
+        if self.config.fail_open {
+            return Ok(None);
+        }
+        Err(ApiError::Unavailable("rate limiter"))
+    }
+}
+
+/// Whether `route` guards credentials (passwords, second factors, passkeys,
+/// reset and verification tokens): its limits never lift when the shared
+/// limiter is down.
+fn guards_credentials(route: RouteGroup) -> bool {
+    matches!(route, RouteGroup::Login | RouteGroup::Password)
 }
 
 fn hex16(bytes: &[u8]) -> String {

@@ -1,7 +1,11 @@
 //! The accept loop: plain HTTP or rustls TLS (1.2 and 1.3 only), HTTP/1.1 and h2,
-//! the peer address handed to handlers as `ConnectInfo`, and graceful shutdown:
-//! stop accepting, let in-flight requests finish within the grace period, then drop
-//! what remains.
+//! the peer address handed to handlers as `ConnectInfo`, connection caps and
+//! timeouts ([`admission`], [`idle`]), and graceful shutdown: stop accepting,
+//! let in-flight requests finish within the grace period, then drop what
+//! remains.
+
+mod admission;
+mod idle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,14 +17,17 @@ use axum::extract::{ConnectInfo, Request};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use latchkey_adapters::log_every::{LogEvery, TROUBLE_INTERVAL};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use admission::Admission;
+use idle::{drive, Activity, Closed, IdleLimits, Tracked};
 
 /// Builds the TLS acceptor from PEM files: TLS 1.3 and 1.2 only, ALPN h2 and
 /// http/1.1. The error text names the file, never key material.
@@ -56,9 +63,61 @@ pub struct Listener {
     pub header_timeout: Duration,
     /// Time in-flight requests get after shutdown starts.
     pub grace: Duration,
+    /// Connection caps and timeouts.
+    pub connections: ConnectionLimits,
 }
 
+/// How many connections a listener holds and how long an unused one lives
+/// (`[http]`; see docs/http.md, Connections).
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Open connections at most per client address (IPv6: per /64).
+    pub max_connections_per_ip: usize,
+    /// Peers exempt from the per-address cap (they carry many clients).
+    pub exempt: Vec<ipnet::IpNet>,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// An idle connection told to close is cut off after this.
+    pub close_grace: Duration,
+    /// HTTP/2 ping interval and the time its answer may take.
+    pub h2_keep_alive: (Duration, Duration),
+}
+
+impl ConnectionLimits {
+    /// The limits `config` sets (trusted proxies exempt from the per-IP cap).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let http = &config.http;
+        Self {
+            max_connections: http.max_connections,
+            max_connections_per_ip: http.max_connections_per_ip,
+            exempt: config.trusted_proxies.clone(),
+            idle_timeout: Duration::from_millis(http.idle_timeout_ms),
+            close_grace: Duration::from_millis(http.request_timeout_ms),
+            h2_keep_alive: (
+                Duration::from_millis(http.h2_keep_alive_interval_ms),
+                Duration::from_millis(http.h2_keep_alive_timeout_ms),
+            ),
+        }
+    }
+}
+
+/// First pause after a failed accept; doubles up to [`MAX_ACCEPT_BACKOFF`].
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause after failed accepts (out of file descriptors: connections
+/// must close before accepting can succeed again).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Serves until `stop` turns true, then drains.
+///
+/// Guarantees: connections beyond `connections.max_connections`, or beyond
+/// `max_connections_per_ip` from one client address, are closed at once;
+/// a connection must send its first request's headers within
+/// `header_timeout` of being accepted (TLS handshake included) and is closed
+/// after `idle_timeout` with no request in flight; failed accepts back off
+/// and are logged at most once per [`TROUBLE_INTERVAL`] with a count, and so
+/// are refused connections.
 pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
     let Listener {
         socket,
@@ -66,14 +125,36 @@ pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
         tls,
         header_timeout,
         grace,
+        connections: limits,
     } = listener;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.h2_keep_alive.0)
+        .keep_alive_timeout(limits.h2_keep_alive.1);
+    let serving = Serving {
+        builder,
+        tls,
+        header_timeout,
+        idle: IdleLimits {
+            first_request: header_timeout,
+            idle: limits.idle_timeout,
+            close_grace: limits.close_grace,
+        },
+    };
+    let admission = Admission::new(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        limits.exempt,
+    );
+    let accept_failures = LogEvery::new(TROUBLE_INTERVAL);
+    let refusals = LogEvery::new(TROUBLE_INTERVAL);
+    let mut backoff = ACCEPT_BACKOFF;
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -82,48 +163,55 @@ pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                backoff = ACCEPT_BACKOFF;
+                pair
+            }
             Err(e) => {
-                // Out of file descriptors and similar: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and similar: back off instead of
+                // spinning, while connections that end give descriptors back.
+                metrics::counter!("latchkey_accept_errors_total").increment(1);
+                if let Some(occurrences) = accept_failures.hit() {
+                    tracing::warn!(error = %e, occurrences, open = admission.open(), retry_in_ms = backoff.as_millis(), "accept failed");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let service = with_peer(router.clone(), peer);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        connections.spawn(async move {
-            let served = match tls {
-                None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                metrics::counter!("latchkey_connections_refused_total", "reason" => refused.as_str())
+                    .increment(1);
+                if let Some(occurrences) = refusals.hit() {
+                    tracing::warn!(
+                        cap = refused.as_str(),
+                        occurrences,
+                        "connection refused: too many open connections"
+                    );
                 }
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(header_timeout, acceptor.accept(stream)).await;
-                    let Ok(Ok(stream)) = handshake else {
-                        tracing::debug!("TLS handshake failed or timed out");
-                        return;
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "connection ended with an error");
+                // Dropping the stream closes it at once.
+                continue;
             }
+        };
+        let connection = serving
+            .clone()
+            .connection(stream, router.clone(), peer, stop.clone());
+        connections.spawn(async move {
+            connection.await;
+            drop(admitted);
         });
     }
     drop(socket);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!(
             grace_ms = grace.as_millis(),
             connections = connections.len(),
@@ -134,20 +222,91 @@ pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
     while connections.join_next().await.is_some() {}
 }
 
-/// The router as a hyper service that tells handlers who the peer is.
+/// What serving one accepted connection needs.
+#[derive(Clone)]
+struct Serving {
+    builder: Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    header_timeout: Duration,
+    idle: IdleLimits,
+}
+
+impl Serving {
+    /// Serves one connection from `peer` (TLS handshake first, when
+    /// configured) until it ends, is unused too long, or `stop` turns true.
+    async fn connection(
+        self,
+        stream: TcpStream,
+        router: Router,
+        peer: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        // Accepted now: the first request's deadline includes the handshake.
+        let activity = Activity::new();
+        let service = with_peer(router, peer, activity.clone());
+        let (closed, served) = match self.tls {
+            None => {
+                let conn = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                drive(conn, &activity, self.idle, stop).await
+            }
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(self.header_timeout, acceptor.accept(stream)).await;
+                let Ok(Ok(stream)) = handshake else {
+                    if handshake.is_err() {
+                        metrics::counter!("latchkey_connections_timed_out_total", "phase" => "tls_handshake")
+                            .increment(1);
+                    }
+                    tracing::debug!("TLS handshake failed or timed out");
+                    return;
+                };
+                let conn = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                drive(conn, &activity, self.idle, stop).await
+            }
+        };
+        let phase = match closed {
+            Closed::NoRequest => Some("first_request"),
+            Closed::Idle => Some("idle"),
+            Closed::ByItself | Closed::Shutdown => None,
+        };
+        if let Some(phase) = phase {
+            metrics::counter!("latchkey_connections_timed_out_total", "phase" => phase)
+                .increment(1);
+            tracing::debug!(phase, "unused connection closed");
+        }
+        if let Err(e) = served {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A response whose request stays in flight on its connection until sent.
+type TrackedResponse = axum::http::Response<Tracked<axum::body::Body>>;
+
+/// The router as a hyper service that tells handlers who the peer is, and
+/// the connection's `activity` which requests are in flight.
 fn with_peer(
     router: Router,
     peer: SocketAddr,
+    activity: Activity,
 ) -> impl hyper::service::Service<
     Request<hyper::body::Incoming>,
-    Response = axum::response::Response,
+    Response = TrackedResponse,
     Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>>
-                 + Send
-                 + 'static,
+    Future = impl Future<Output = Result<TrackedResponse, std::convert::Infallible>> + Send + 'static,
 > + Clone {
     hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(req)
+        let busy = activity.begin();
+        let response = router.clone().oneshot(req);
+        async move {
+            let response = response.await?;
+            Ok(response.map(|body| Tracked::new(body, busy)))
+        }
     })
 }

@@ -238,6 +238,7 @@ impl Application {
             tls,
             header_timeout,
             grace,
+            connections: serve::ConnectionLimits::from_config(config),
         };
         let (metrics, metrics_addr) = match (config.metrics.listen, state.metrics.is_some()) {
             (Some(listen), true) => {
@@ -252,6 +253,7 @@ impl Application {
                     tls: None,
                     header_timeout,
                     grace,
+                    connections: serve::ConnectionLimits::from_config(config),
                 };
                 (Some(listener), Some(bound))
             }

@@ -1,7 +1,8 @@
 //! Test harness for latchkey: [`app::TestApp`] (the real server on an ephemeral
 //! port), per-test databases ([`db`]), and the one store conformance suite
 //! ([`conformance`]) that every backend runs, plus a real SMTP server for tests
-//! ([`smtp_sink`]) and a reader for the messages latchkey sends ([`mail`]).
+//! ([`smtp_sink`]), a private Redis for fault tests ([`redis_server`]) and a
+//! reader for the messages latchkey sends ([`mail`]).
 
 pub mod app;
 pub mod conformance;
@@ -12,5 +13,6 @@ pub mod conformance_sessions;
 pub mod db;
 pub mod logs;
 pub mod mail;
+pub mod redis_server;
 pub mod smtp_sink;
 pub mod soft_authenticator;

@@ -17,7 +17,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 /// A command for the binary, isolated from the caller's `LATCHKEY_*` variables and
 /// from any `latchkey.toml` in the working directory.
 fn latchkey(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    isolated(Command::new(BIN), dir)
+}
+
+/// `cmd` run in `dir` without the caller's `LATCHKEY_*` variables.
+fn isolated(mut cmd: Command, dir: &Path) -> Command {
     cmd.current_dir(dir);
     for (key, _) in std::env::vars() {
         if key.starts_with("LATCHKEY_") {
@@ -294,6 +298,83 @@ fn sigterm_the_moment_the_address_is_printed_is_a_graceful_stop() {
         let status = wait_exit(&mut child, Duration::from_secs(15));
         assert!(status.success(), "round {round}: {status:?}");
     }
+}
+
+/// Out of file descriptors (a limit of 64, 150 connections held open): the
+/// server backs off instead of spinning, logs the failing accepts once with
+/// a count instead of once per failure, and serves again as soon as
+/// connections close.
+#[cfg(unix)]
+#[test]
+fn out_of_file_descriptors_the_server_backs_off_logs_once_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut cmd = isolated(Command::new("sh"), dir.path());
+    cmd.args(["-c", "ulimit -n 64 && exec \"$@\"", "sh", BIN])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("LATCHKEY_LOG__LEVEL", "warn")
+        .env("LATCHKEY_LOG__FORMAT", "json")
+        // Neither a cap nor a timeout frees a descriptor during the test.
+        .env("LATCHKEY_HTTP__MAX_CONNECTIONS_PER_IP", "10000")
+        .env("LATCHKEY_HTTP__HEADER_READ_TIMEOUT_MS", "60000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let mut child = cmd.spawn().expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("latchkey listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let addr = url.trim_start_matches("http://").to_owned();
+    assert_eq!(
+        reqwest::blocking::get(format!("{url}/healthz"))
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let held: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    // The descriptors run out after a few dozen: accepting fails meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    let failures = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(
+        (1..=2).contains(&failures),
+        "{failures} accept-failure lines (one per interval expected)"
+    );
+
+    drop(held);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut recovered = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if client
+            .get(format!("{url}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            recovered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(recovered, "serving again once connections closed");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
 
 #[test]

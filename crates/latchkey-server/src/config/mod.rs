@@ -408,8 +408,20 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     pub shutdown_grace_ms: u64,
-    /// A TLS handshake or the request headers must arrive within this.
+    /// A TLS handshake or the request headers must arrive within this; a new
+    /// connection must have sent its first request's headers within it.
     pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Open connections at most per listener; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections at most per client address (IPv6: per /64), except
+    /// from `trusted_proxies`; beyond, new ones are closed at once.
+    pub max_connections_per_ip: usize,
+    /// HTTP/2: how often an idle peer is pinged.
+    pub h2_keep_alive_interval_ms: u64,
+    /// HTTP/2: a ping not answered within this closes the connection.
+    pub h2_keep_alive_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -419,6 +431,11 @@ impl Default for HttpConfig {
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 10_000,
             header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1_000,
+            max_connections_per_ip: 100,
+            h2_keep_alive_interval_ms: 20_000,
+            h2_keep_alive_timeout_ms: 10_000,
         }
     }
 }

@@ -241,10 +241,28 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        if self.http.request_timeout_ms == 0 {
+        let http = &self.http;
+        for (key, value) in [
+            ("http.request_timeout_ms", http.request_timeout_ms),
+            ("http.header_read_timeout_ms", http.header_read_timeout_ms),
+            ("http.idle_timeout_ms", http.idle_timeout_ms),
+            (
+                "http.h2_keep_alive_interval_ms",
+                http.h2_keep_alive_interval_ms,
+            ),
+            (
+                "http.h2_keep_alive_timeout_ms",
+                http.h2_keep_alive_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(Problem::new(key, "must be greater than 0"));
+            }
+        }
+        if http.max_connections == 0 || http.max_connections_per_ip == 0 {
             problems.push(Problem::new(
-                "http.request_timeout_ms",
-                "must be greater than 0",
+                "http.max_connections",
+                "http.max_connections and http.max_connections_per_ip must be at least 1",
             ));
         }
         if self.metrics.listen == Some(self.listen) && self.listen.port() != 0 {
@@ -433,6 +451,33 @@ mod tests {
         let (problems, warnings) = Config::default().validate();
         assert!(problems.is_empty(), "{problems:?}");
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn connection_caps_and_timeouts_must_be_positive() {
+        type Edit = fn(&mut Config);
+        let zeroed: [(&str, Edit); 7] = [
+            ("http.header_read_timeout_ms", |c| {
+                c.http.header_read_timeout_ms = 0;
+            }),
+            ("http.idle_timeout_ms", |c| c.http.idle_timeout_ms = 0),
+            ("http.h2_keep_alive_interval_ms", |c| {
+                c.http.h2_keep_alive_interval_ms = 0;
+            }),
+            ("http.h2_keep_alive_timeout_ms", |c| {
+                c.http.h2_keep_alive_timeout_ms = 0;
+            }),
+            ("http.request_timeout_ms", |c| c.http.request_timeout_ms = 0),
+            ("http.max_connections", |c| c.http.max_connections = 0),
+            ("http.max_connections", |c| {
+                c.http.max_connections_per_ip = 0;
+            }),
+        ];
+        for (key, zero) in zeroed {
+            let mut cfg = Config::default();
+            zero(&mut cfg);
+            assert_eq!(keys(&cfg), [key]);
+        }
     }
 
     #[test]

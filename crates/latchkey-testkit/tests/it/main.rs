@@ -12,6 +12,7 @@
 mod addresses;
 mod auth;
 mod breach;
+mod connections;
 mod cookies;
 mod cors;
 mod csrf;
@@ -34,6 +35,7 @@ mod password_reset;
 mod probes;
 mod rate_limit;
 mod recovery;
+mod redis_faults;
 mod request_id;
 mod request_log;
 mod shutdown;

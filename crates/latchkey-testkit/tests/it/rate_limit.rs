@@ -7,6 +7,7 @@ use std::sync::Arc;
 use latchkey_core::clock::ManualClock;
 use latchkey_server::config::{LimitKey, RateLimitRule, RouteGroup};
 use latchkey_testkit::app::TestApp;
+use latchkey_testkit::redis_server::RedisServer;
 use serde_json::{json, Value};
 use time::macros::datetime;
 
@@ -323,68 +324,28 @@ async fn two_nodes_on_one_redis_share_one_budget() {
     assert!((20..=21).contains(&admitted), "admitted {admitted}");
 }
 
-/// A private redis-server on a free port, killed on drop.
-struct PrivateRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl PrivateRedis {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let url = format!("redis://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self { child, url });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn a_redis_outage_is_served_per_policy_and_never_a_500() {
     if redis_url_or_skip().is_none() {
         return;
     }
-    let Some(mut redis) = PrivateRedis::start() else {
-        eprintln!("skipped: redis-server could not be started");
-        return;
+    let mut redis = RedisServer::start();
+    let with_default_rule = |prefix: &str, fail_open: bool| {
+        let shared = shared_redis(redis.url(), prefix.into(), 3);
+        move |c: &mut latchkey_server::config::Config| {
+            shared(c);
+            c.rate_limit.fail_open = fail_open;
+            c.rate_limit
+                .rules
+                .push(rule("default-ip", RouteGroup::Default, LimitKey::Ip, 3));
+        }
     };
     let open = TestApp::builder()
-        .configure(shared_redis(redis.url.clone(), "open:".into(), 3))
+        .configure(with_default_rule("open:", true))
         .spawn()
         .await;
     let closed = TestApp::builder()
-        .configure({
-            let shared = shared_redis(redis.url.clone(), "closed:".into(), 3);
-            move |c| {
-                shared(c);
-                c.rate_limit.fail_open = false;
-            }
-        })
+        .configure(with_default_rule("closed:", false))
         .spawn()
         .await;
     for app in [&open, &closed] {
@@ -393,12 +354,28 @@ async fn a_redis_outage_is_served_per_policy_and_never_a_500() {
         assert!(r.headers().get("ratelimit").is_some(), "counted in Redis");
     }
     redis.stop();
+    let jwks = |app: &TestApp| {
+        app.client
+            .get(app.url("/.well-known/jwks.json"))
+            .header("x-forwarded-for", "203.0.113.5")
+            .send()
+    };
     for i in 0..5 {
-        let r = login_as(&open, &format!("o{i}@example.com"), "203.0.113.5").await;
-        assert_eq!(r.status(), 401, "fail-open: served without a limit");
-        let r = login_as(&closed, &format!("c{i}@example.com"), "203.0.113.5").await;
+        let r = jwks(&open).await.unwrap();
+        assert_eq!(r.status(), 200, "fail-open: served without a limit ({i})");
+        let r = jwks(&closed).await.unwrap();
         let body = assert_problem(r, 503, "unavailable").await;
         assert!(body["detail"].as_str().unwrap().contains("rate limiter"));
+    }
+    // Sign-ins are never unlimited: each node counts them itself
+    // (tests/it/redis_faults.rs has the details).
+    for app in [&open, &closed] {
+        for i in 0..3 {
+            let r = login_as(app, &format!("o{i}@example.com"), "203.0.113.5").await;
+            assert_eq!(r.status(), 401, "attempt {i}");
+        }
+        let r = login_as(app, "o3@example.com", "203.0.113.5").await;
+        assert_problem(r, 429, "rate_limited").await;
     }
     let metrics = open.get("/metrics").await.text().await.unwrap();
     assert!(
