@@ -40,42 +40,113 @@ impl ClientInfo {
     }
 }
 
-/// The client IP: the socket peer, unless the peer is a trusted proxy; then the
-/// rightmost address in `X-Forwarded-For` (or `Forwarded: for=`) that is not itself
-/// a trusted proxy. Spoofed entries to the left of the first untrusted hop are
-/// never believed.
-pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = peer?;
-    if !trusted.iter().any(|net| net.contains(&peer)) {
+/// Which forwarding header a trusted proxy writes (`trusted_proxies_header`).
+/// Only that one is read: a proxy that appends `X-Forwarded-For` passes a
+/// client's own `Forwarded` through untouched, so believing both would let any
+/// client choose its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, ...` (nginx, AWS ALB, most proxies).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+    /// `X-Real-IP: client` (one address, set by the proxy).
+    XRealIp,
+}
+
+/// Whom the server believes about the client's address.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyTrust<'a> {
+    /// Peers whose forwarding header is read (`trusted_proxies`).
+    pub proxies: &'a [IpNet],
+    /// The one header they write.
+    pub header: ForwardedHeader,
+}
+
+impl ProxyTrust<'_> {
+    fn trusts(&self, ip: &IpAddr) -> bool {
+        self.proxies.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// An address as one client: IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is the IPv4
+/// address, so it can neither dodge a trust check nor get a second key.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// The network one client is counted under: an IPv4 address itself, an IPv6
+/// address by its `/ipv6_prefix` (a subscriber is given a whole /64, so
+/// counting single IPv6 addresses counts nothing).
+pub fn client_network(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
+    match canonical(ip) {
+        IpAddr::V4(v4) => IpNet::V4(ipnet::Ipv4Net::from(v4)),
+        IpAddr::V6(v6) => {
+            let prefix = ipv6_prefix.min(128);
+            ipnet::Ipv6Net::new(v6, prefix).map_or_else(
+                |_| IpNet::V6(ipnet::Ipv6Net::from(v6)),
+                |n| IpNet::V6(n.trunc()),
+            )
+        }
+    }
+}
+
+/// The client IP: the socket peer, unless the peer is a trusted proxy; then
+/// the rightmost address in the configured forwarding header that is not
+/// itself a trusted proxy. Spoofed entries to the left of the first untrusted
+/// hop, and every other forwarding header, are never believed. Addresses are
+/// canonical (IPv4-mapped IPv6 as IPv4) before any trust check.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trust: ProxyTrust<'_>,
+) -> Option<IpAddr> {
+    let peer = canonical(peer?);
+    if !trust.trusts(&peer) {
         return Some(peer);
     }
     let mut hops: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("forwarded") {
-        for element in value.to_str().unwrap_or_default().split(',') {
-            for pair in element.split(';') {
-                if let Some((k, v)) = pair.trim().split_once('=') {
-                    if k.trim().eq_ignore_ascii_case("for") {
-                        hops.extend(parse_hop(v));
+    match trust.header {
+        ForwardedHeader::Forwarded => {
+            for value in headers.get_all("forwarded") {
+                for element in value.to_str().unwrap_or_default().split(',') {
+                    for pair in element.split(';') {
+                        if let Some((k, v)) = pair.trim().split_once('=') {
+                            if k.trim().eq_ignore_ascii_case("for") {
+                                hops.extend(parse_hop(v));
+                            }
+                        }
                     }
                 }
             }
         }
-    }
-    if hops.is_empty() {
-        for value in headers.get_all("x-forwarded-for") {
-            hops.extend(
-                value
-                    .to_str()
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(parse_hop),
-            );
+        ForwardedHeader::XForwardedFor => {
+            for value in headers.get_all("x-forwarded-for") {
+                hops.extend(
+                    value
+                        .to_str()
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(parse_hop),
+                );
+            }
+        }
+        ForwardedHeader::XRealIp => {
+            // One value only: several (a client's own plus the proxy's) are
+            // ambiguous and believed for nothing.
+            let mut values = headers.get_all("x-real-ip").iter();
+            if let (Some(value), None) = (values.next(), values.next()) {
+                hops.extend(parse_hop(value.to_str().unwrap_or_default()));
+            }
         }
     }
     Some(
         hops.into_iter()
+            .map(canonical)
             .rev()
-            .find(|ip| !trusted.iter().any(|net| net.contains(ip)))
+            .find(|ip| !trust.trusts(ip))
             .unwrap_or(peer),
     )
 }
@@ -153,7 +224,7 @@ impl FromRequestParts<AppState> for ClientInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let ip = client_ip(peer, &parts.headers, &state.config.trusted_proxies);
+        let ip = client_ip(peer, &parts.headers, state.config.proxy_trust());
         let user_agent = bounded_user_agent(&parts.headers);
         let device = parse_device(user_agent.as_deref());
         let fingerprint = device_fingerprint(&device);
@@ -186,13 +257,21 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
+    fn trust(proxies: &[IpNet], header: ForwardedHeader) -> ProxyTrust<'_> {
+        ProxyTrust { proxies, header }
+    }
+
     #[test]
     fn forwarding_headers_are_ignored_from_untrusted_peers() {
         let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=2.2.2.2")]);
-        assert_eq!(client_ip(ip("203.0.113.9"), &h, &[]), ip("203.0.113.9"));
+        let xff = ForwardedHeader::XForwardedFor;
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, trust(&[], xff)),
+            ip("203.0.113.9")
+        );
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         assert_eq!(
-            client_ip(ip("203.0.113.9"), &h, &trusted),
+            client_ip(ip("203.0.113.9"), &h, trust(&trusted, xff)),
             ip("203.0.113.9")
         );
     }
@@ -200,17 +279,74 @@ mod tests {
     #[test]
     fn trusted_proxies_are_skipped_right_to_left() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let xff = trust(&trusted, ForwardedHeader::XForwardedFor);
         // The client forged 6.6.6.6; the proxy appended the real address.
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.4, 10.0.0.2")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.4"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("198.51.100.4"));
         let h = headers(&[(
             "forwarded",
             "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https",
         )]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("2001:db8::7"));
+        let fwd = trust(&trusted, ForwardedHeader::Forwarded);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, fwd), ip("2001:db8::7"));
         // Nothing usable: the proxy itself.
         let h = headers(&[("x-forwarded-for", "garbage, 10.0.0.3")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("10.0.0.1"));
+    }
+
+    /// The attack: behind a proxy that appends only X-Forwarded-For, the
+    /// client sends its own `Forwarded` (or `X-Real-IP`) to choose its address.
+    #[test]
+    fn only_the_configured_header_is_believed() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "7.7.7.7"),
+            ("x-forwarded-for", "198.51.100.4"),
+        ]);
+        let xff = trust(&trusted, ForwardedHeader::XForwardedFor);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("198.51.100.4"));
+        let fwd = trust(&trusted, ForwardedHeader::Forwarded);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, fwd), ip("6.6.6.6"));
+        let real = trust(&trusted, ForwardedHeader::XRealIp);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, real), ip("7.7.7.7"));
+        // Two X-Real-IP values: ambiguous, the peer.
+        let h = headers(&[("x-real-ip", "7.7.7.7"), ("x-real-ip", "8.8.8.8")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, real), ip("10.0.0.1"));
+        // With X-Forwarded-For configured, a request with only `Forwarded`
+        // is the proxy's own.
+        let h = headers(&[("forwarded", "for=6.6.6.6")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4_for_trust_and_keys() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let xff = trust(&trusted, ForwardedHeader::XForwardedFor);
+        let h = headers(&[("x-forwarded-for", "::ffff:198.51.100.4, ::ffff:10.0.0.2")]);
+        // A mapped peer is the trusted proxy; mapped hops are skipped or kept as IPv4.
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &h, xff),
+            ip("198.51.100.4")
+        );
+        // A mapped untrusted peer is itself, as IPv4.
+        assert_eq!(
+            client_ip(ip("::ffff:203.0.113.9"), &h, xff),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_network("::ffff:203.0.113.9".parse().unwrap(), 64),
+            "203.0.113.9/32".parse::<IpNet>().unwrap()
+        );
+        let a = client_network("2001:db8:1:2::5".parse().unwrap(), 64);
+        let b = client_network("2001:db8:1:2:ffff::1".parse().unwrap(), 64);
+        assert_eq!(a, b, "one /64, one client");
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_ne!(a, client_network("2001:db8:1:3::5".parse().unwrap(), 64));
+        assert_ne!(
+            client_network("2001:db8:1:2::5".parse().unwrap(), 128),
+            client_network("2001:db8:1:2::6".parse().unwrap(), 128)
+        );
     }
 
     #[test]

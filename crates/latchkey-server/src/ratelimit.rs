@@ -147,6 +147,19 @@ impl RateLimits {
         )
     }
 
+    /// Counts the request against the IP rules of `route`, keyed by the
+    /// client's network (IPv4 address; IPv6 `/rate_limit.ipv6_prefix`).
+    pub async fn check_ip(
+        &self,
+        route: RouteGroup,
+        ip: std::net::IpAddr,
+        slot: Option<&RateLimitSlot>,
+    ) -> Result<(), ApiError> {
+        let network = crate::client::client_network(ip, self.config.ipv6_prefix);
+        self.check(route, LimitKey::Ip, &network.to_string(), slot)
+            .await
+    }
+
     /// Counts the request against every rule for `route` keyed by `key`, with
     /// `value` the key's value (IP, normalized email, session or user id).
     /// Stops at the first refusal. Decisions are recorded in `slot` for the

@@ -77,6 +77,8 @@ pub struct ConnectionLimits {
     pub max_connections_per_ip: usize,
     /// Peers exempt from the per-address cap (they carry many clients).
     pub exempt: Vec<ipnet::IpNet>,
+    /// IPv6 clients are counted by this prefix (`rate_limit.ipv6_prefix`).
+    pub ipv6_prefix: u8,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
     /// An idle connection told to close is cut off after this.
@@ -93,6 +95,7 @@ impl ConnectionLimits {
             max_connections: http.max_connections,
             max_connections_per_ip: http.max_connections_per_ip,
             exempt: config.trusted_proxies.clone(),
+            ipv6_prefix: config.rate_limit.ipv6_prefix,
             idle_timeout: Duration::from_millis(http.idle_timeout_ms),
             close_grace: Duration::from_millis(http.request_timeout_ms),
             h2_keep_alive: (
@@ -151,6 +154,7 @@ pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
         limits.max_connections,
         limits.max_connections_per_ip,
         limits.exempt,
+        limits.ipv6_prefix,
     );
     let accept_failures = LogEvery::new(TROUBLE_INTERVAL);
     let refusals = LogEvery::new(TROUBLE_INTERVAL);

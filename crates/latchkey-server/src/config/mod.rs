@@ -72,6 +72,9 @@ pub struct Config {
     /// (CIDRs, or single addresses). Empty (default): the socket peer is the client.
     #[serde(deserialize_with = "deserialize_networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one forwarding header the trusted proxies write and latchkey reads:
+    /// `x-forwarded-for` (default), `forwarded` or `x-real-ip`.
+    pub trusted_proxies_header: crate::client::ForwardedHeader,
     /// Sign-up and login policy.
     pub auth: AuthConfig,
     /// Session lifetimes and limits.
@@ -124,6 +127,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./latchkey-data"),
             public_url: None,
             trusted_proxies: Vec::new(),
+            trusted_proxies_header: crate::client::ForwardedHeader::default(),
             auth: AuthConfig::default(),
             sessions: SessionsConfig::default(),
             tokens: TokensConfig::default(),
@@ -516,6 +520,14 @@ impl Default for MetricsConfig {
 }
 
 impl Config {
+    /// Whom the server believes about client addresses.
+    pub fn proxy_trust(&self) -> crate::client::ProxyTrust<'_> {
+        crate::client::ProxyTrust {
+            proxies: &self.trusted_proxies,
+            header: self.trusted_proxies_header,
+        }
+    }
+
     /// Whether the main listener serves `/metrics`: metrics on, no separate
     /// listener, and — in production — a bearer token configured. The metrics
     /// are an oracle (a mail counter moving after a password reset request

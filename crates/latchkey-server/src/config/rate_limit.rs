@@ -106,6 +106,9 @@ pub struct RateLimitConfig {
     pub fail_open: bool,
     /// The quotas; setting any replaces all the defaults.
     pub rules: Vec<RateLimitRule>,
+    /// IPv6 clients are counted by this prefix (a subscriber gets a whole
+    /// /64), in rate limits and connection caps; IPv4 by the address.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for RateLimitConfig {
@@ -114,6 +117,7 @@ impl Default for RateLimitConfig {
             enabled: true,
             fail_open: true,
             rules: default_rules(),
+            ipv6_prefix: 64,
         }
     }
 }
@@ -122,6 +126,12 @@ impl Default for RateLimitConfig {
 pub const MAX_WINDOW_SECONDS: u64 = 86_400;
 
 pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
+    if !(32..=128).contains(&cfg.rate_limit.ipv6_prefix) {
+        problems.push(Problem::new(
+            "rate_limit.ipv6_prefix",
+            "must be between 32 and 128",
+        ));
+    }
     let mut names = std::collections::HashSet::new();
     for r in &cfg.rate_limit.rules {
         let valid_name = (1..=64).contains(&r.name.len())

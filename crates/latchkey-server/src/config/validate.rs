@@ -94,6 +94,18 @@ impl Config {
             }
             Ok(None) => {}
         }
+        for net in self.trusted_proxies.iter().filter(|n| n.prefix_len() == 0) {
+            let why = format!(
+                "{net} trusts every peer: any client can then choose its address in {:?} \
+                 and every per-IP rule is void; list your proxies' own addresses",
+                self.trusted_proxies_header
+            );
+            if self.mode == Mode::Production {
+                problems.push(Problem::new("trusted_proxies", why));
+            } else {
+                warnings.push(format!("trusted_proxies: {why}"));
+            }
+        }
         if self.keys.publish_ahead_seconds > 86_400 {
             problems.push(Problem::new(
                 "keys.publish_ahead_seconds",
@@ -601,6 +613,36 @@ mod tests {
         for key in ["password.min_strength", "password.history"] {
             assert!(found.iter().any(|k| k == key), "{key} not in {found:?}");
         }
+    }
+
+    #[test]
+    fn a_catch_all_trusted_proxy_is_refused_in_production_and_warned_about_in_dev() {
+        for catch_all in ["0.0.0.0/0", "::/0"] {
+            let mut cfg = Config::default();
+            cfg.trusted_proxies = vec![catch_all.parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+            let (problems, warnings) = cfg.validate();
+            assert!(!problems.iter().any(|p| p.key == "trusted_proxies"));
+            assert_eq!(
+                warnings
+                    .iter()
+                    .filter(|w| w.contains("trusted_proxies"))
+                    .count(),
+                1
+            );
+            cfg.mode = Mode::Production;
+            let (problems, _) = cfg.validate();
+            assert!(
+                problems.iter().any(|p| p.key == "trusted_proxies"),
+                "{catch_all}"
+            );
+        }
+        let mut cfg = Config::default();
+        cfg.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(!cfg
+            .validate()
+            .1
+            .iter()
+            .any(|w| w.contains("trusted_proxies")));
     }
 
     #[test]

@@ -52,10 +52,9 @@ impl FromRequestParts<AppState> for Authenticated {
                 if let Some(ip) = client.ip {
                     state
                         .rate_limits
-                        .check(
+                        .check_ip(
                             RouteGroup::Unauthenticated,
-                            LimitKey::Ip,
-                            &ip.to_string(),
+                            ip,
                             parts.extensions.get::<crate::ratelimit::RateLimitSlot>(),
                         )
                         .await?;

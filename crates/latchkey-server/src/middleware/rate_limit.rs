@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::client::client_ip;
-use crate::config::{LimitKey, RouteGroup};
+use crate::config::RouteGroup;
 use crate::ratelimit::{route_group, RateLimitSlot};
 use crate::state::AppState;
 
@@ -37,14 +37,10 @@ pub async fn middleware(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies)
+    let ip = client_ip(peer, request.headers(), state.config.proxy_trust())
         .filter(|_| group != RouteGroup::Refresh);
     if let Some(ip) = ip {
-        if let Err(refused) = state
-            .rate_limits
-            .check(group, LimitKey::Ip, &ip.to_string(), Some(&slot))
-            .await
-        {
+        if let Err(refused) = state.rate_limits.check_ip(group, ip, Some(&slot)).await {
             let mut response = refused.into_response();
             slot.write_headers(response.headers_mut());
             return response;

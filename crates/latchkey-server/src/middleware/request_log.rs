@@ -33,7 +33,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies).map(masked_ip);
+    let ip = client_ip(peer, request.headers(), state.config.proxy_trust()).map(masked_ip);
     let response = next.run(request).await;
     let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
     let latency_ms = f64::from(micros) / 1000.0;

@@ -2,12 +2,8 @@
 //! at once, and at most `http.max_connections_per_ip` from one client address.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// Prefix length IPv6 clients are grouped by (one subscriber's usual
-/// allocation: a client must not escape its cap by using more addresses).
-const IPV6_CLIENT_PREFIX: u8 = 64;
 
 /// Why a connection was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,30 +36,38 @@ pub struct Admission {
     max_total: usize,
     max_per_ip: usize,
     exempt: Vec<ipnet::IpNet>,
+    /// IPv6 clients are counted by this prefix (`rate_limit.ipv6_prefix`).
+    ipv6_prefix: u8,
     open: Mutex<Open>,
 }
 
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<ipnet::IpNet, usize>,
 }
 
 /// One admitted connection's place; dropping it frees the place.
 #[derive(Debug)]
 pub struct Admitted {
     admission: Arc<Admission>,
-    client: Option<IpAddr>,
+    client: Option<ipnet::IpNet>,
 }
 
 impl Admission {
     /// Caps of `max_total` open connections and `max_per_ip` per client
-    /// address (peers in `exempt` excepted).
-    pub fn new(max_total: usize, max_per_ip: usize, exempt: Vec<ipnet::IpNet>) -> Arc<Self> {
+    /// address (peers in `exempt` excepted; IPv6 grouped by `/ipv6_prefix`).
+    pub fn new(
+        max_total: usize,
+        max_per_ip: usize,
+        exempt: Vec<ipnet::IpNet>,
+        ipv6_prefix: u8,
+    ) -> Arc<Self> {
         Arc::new(Self {
             max_total,
             max_per_ip,
             exempt,
+            ipv6_prefix,
             open: Mutex::new(Open::default()),
         })
     }
@@ -71,7 +75,8 @@ impl Admission {
     /// Takes a connection from `peer`, or says which cap refuses it.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refused> {
         let peer = peer.to_canonical();
-        let client = (!self.exempt.iter().any(|net| net.contains(&peer))).then(|| client_key(peer));
+        let client = (!self.exempt.iter().any(|net| net.contains(&peer)))
+            .then(|| crate::client::client_network(peer, self.ipv6_prefix));
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if open.total >= self.max_total {
             return Err(Refused::Total);
@@ -120,18 +125,6 @@ impl Drop for Admitted {
     }
 }
 
-/// The address a client is counted under: IPv4 (IPv4-mapped IPv6 included)
-/// as is, IPv6 by its /64.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX << (128 - u32::from(IPV6_CLIENT_PREFIX));
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_per_ip_cap_refuses_the_next_connection_until_one_closes() {
-        let admission = Admission::new(100, 2, Vec::new());
+        let admission = Admission::new(100, 2, Vec::new(), 64);
         let a = admission.admit(ip("192.0.2.1")).unwrap();
         let _b = admission.admit(ip("192.0.2.1")).unwrap();
         assert_eq!(
@@ -156,7 +149,7 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_addresses_and_one_ipv6_slash_64_are_one_client() {
-        let admission = Admission::new(100, 2, Vec::new());
+        let admission = Admission::new(100, 2, Vec::new(), 64);
         let _a = admission.admit(ip("192.0.2.7")).unwrap();
         let _b = admission.admit(ip("::ffff:192.0.2.7")).unwrap();
         assert_eq!(
@@ -178,7 +171,7 @@ mod tests {
     #[test]
     fn the_total_cap_holds_and_trusted_proxies_count_only_against_it() {
         let proxy: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
-        let admission = Admission::new(3, 1, vec![proxy]);
+        let admission = Admission::new(3, 1, vec![proxy], 64);
         let held: Vec<_> = (0..3)
             .map(|_| admission.admit(ip("10.1.2.3")).unwrap())
             .collect();
@@ -193,7 +186,7 @@ mod tests {
 
     #[test]
     fn concurrent_admissions_never_exceed_the_caps_and_all_places_come_back() {
-        let admission = Admission::new(1000, 25, Vec::new());
+        let admission = Admission::new(1000, 25, Vec::new(), 64);
         let admitted: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {

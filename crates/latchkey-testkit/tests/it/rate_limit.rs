@@ -711,3 +711,76 @@ async fn unauthenticated_requests_are_limited_per_client_ip() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Behind a proxy that appends X-Forwarded-For (the default header), a
+/// client's own `Forwarded` or `X-Real-IP` cannot pick its address: every
+/// attempt still counts against the one address the proxy saw.
+#[tokio::test]
+async fn a_client_cannot_choose_its_ip_with_another_forwarding_header() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    let attempt = |i: u32| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/login"))
+                .header("x-forwarded-for", "203.0.113.40")
+                .header("forwarded", format!("for=198.51.100.{i}"))
+                .header("x-real-ip", format!("192.0.2.{i}"))
+                .json(&json!({"email": format!("s{i}@example.com"), "password": "wrong password here"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..10 {
+        assert_eq!(attempt(i).await.status(), 401);
+    }
+    assert_problem(attempt(10).await, 429, "rate_limited").await;
+}
+
+/// IPv6 clients count by their /64 (rate_limit.ipv6_prefix), and an
+/// IPv4-mapped address is the IPv4 client: neither a fresh address from one's
+/// own /64 nor the mapped spelling gets a new budget.
+#[tokio::test]
+async fn ipv6_clients_count_by_their_64_and_mapped_addresses_as_ipv4() {
+    let app = TestApp::builder()
+        .configure(trusting_loopback)
+        .spawn()
+        .await;
+    for i in 0..10 {
+        let r = login_as(
+            &app,
+            &format!("v6{i}@example.com"),
+            &format!("2001:db8:7:7::{:x}", i + 1),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = login_as(&app, "v6x@example.com", "2001:db8:7:7:ffff::1").await;
+    assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(
+        login_as(&app, "v6y@example.com", "2001:db8:7:8::1")
+            .await
+            .status(),
+        401,
+        "another /64 is another client"
+    );
+    for i in 0..10 {
+        let from = if i % 2 == 0 {
+            "203.0.113.41".to_owned()
+        } else {
+            "::ffff:203.0.113.41".to_owned()
+        };
+        assert_eq!(
+            login_as(&app, &format!("m{i}@example.com"), &from)
+                .await
+                .status(),
+            401
+        );
+    }
+    let r = login_as(&app, "m10@example.com", "::ffff:203.0.113.41").await;
+    assert_problem(r, 429, "rate_limited").await;
+}

@@ -54,20 +54,26 @@ pub async fn refresh(
         Some(token) => state.auth.refresh_token_session(token, cookie).await?,
         None => None,
     };
-    let (key, value) = match (session, client.ip) {
-        (Some(session_id), _) => (LimitKey::Session, Some(session_id.to_string())),
-        (None, ip) => (LimitKey::Ip, ip.map(|ip| ip.to_string())),
-    };
-    if let Some(value) = value {
-        state
-            .rate_limits
-            .check(
-                RouteGroup::Refresh,
-                key,
-                &value,
-                crate::ratelimit::slot_of(&slot),
-            )
-            .await?;
+    let slot = crate::ratelimit::slot_of(&slot);
+    match (session, client.ip) {
+        (Some(session_id), _) => {
+            state
+                .rate_limits
+                .check(
+                    RouteGroup::Refresh,
+                    LimitKey::Session,
+                    &session_id.to_string(),
+                    slot,
+                )
+                .await?;
+        }
+        (None, Some(ip)) => {
+            state
+                .rate_limits
+                .check_ip(RouteGroup::Refresh, ip, slot)
+                .await?
+        }
+        (None, None) => {}
     }
     if let Some(token) = body.refresh_token {
         let issued = state.auth.refresh(&token, &client.context()).await?;
