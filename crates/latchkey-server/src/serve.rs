@@ -88,6 +88,16 @@ pub struct ConnectionLimits {
 }
 
 impl ConnectionLimits {
+    /// The admission counter of these caps.
+    fn admission(&self) -> std::sync::Arc<Admission> {
+        Admission::new(
+            self.max_connections,
+            self.max_connections_per_ip,
+            self.exempt.clone(),
+            self.ipv6_prefix,
+        )
+    }
+
     /// The limits `config` sets (trusted proxies exempt from the per-IP cap).
     pub fn from_config(config: &crate::config::Config) -> Self {
         let http = &config.http;
@@ -150,12 +160,7 @@ pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
             close_grace: limits.close_grace,
         },
     };
-    let admission = Admission::new(
-        limits.max_connections,
-        limits.max_connections_per_ip,
-        limits.exempt,
-        limits.ipv6_prefix,
-    );
+    let admission = limits.admission();
     let accept_failures = LogEvery::new(TROUBLE_INTERVAL);
     let refusals = LogEvery::new(TROUBLE_INTERVAL);
     let mut backoff = ACCEPT_BACKOFF;

@@ -146,6 +146,19 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
     Ok(store)
 }
 
+/// Refuses a configuration with problems (all of them at once); logs its
+/// warnings.
+fn validated(config: &Config) -> Result<(), StartupError> {
+    let (problems, warnings) = config.validate();
+    if !problems.is_empty() {
+        return Err(StartupError::Config(problems));
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
@@ -164,13 +177,7 @@ impl Application {
         mut config: Config,
         options: BuildOptions,
     ) -> Result<Self, StartupError> {
-        let (problems, warnings) = config.validate();
-        if !problems.is_empty() {
-            return Err(StartupError::Config(problems));
-        }
-        for warning in warnings {
-            tracing::warn!("{warning}");
-        }
+        validated(&config)?;
         let (secrets, secret_origins) =
             secrets_resolve_reporting(&config).map_err(|p| StartupError::Config(vec![p]))?;
         let mailer =

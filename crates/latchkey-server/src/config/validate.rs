@@ -618,8 +618,10 @@ mod tests {
     #[test]
     fn a_catch_all_trusted_proxy_is_refused_in_production_and_warned_about_in_dev() {
         for catch_all in ["0.0.0.0/0", "::/0"] {
-            let mut cfg = Config::default();
-            cfg.trusted_proxies = vec![catch_all.parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+            let mut cfg = Config {
+                trusted_proxies: vec![catch_all.parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
+                ..Config::default()
+            };
             let (problems, warnings) = cfg.validate();
             assert!(!problems.iter().any(|p| p.key == "trusted_proxies"));
             assert_eq!(
@@ -636,8 +638,10 @@ mod tests {
                 "{catch_all}"
             );
         }
-        let mut cfg = Config::default();
-        cfg.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        let cfg = Config {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Config::default()
+        };
         assert!(!cfg
             .validate()
             .1

@@ -71,7 +71,7 @@ pub async fn refresh(
             state
                 .rate_limits
                 .check_ip(RouteGroup::Refresh, ip, slot)
-                .await?
+                .await?;
         }
         (None, None) => {}
     }
