@@ -126,6 +126,10 @@ pub trait UserStore: Send + Sync {
     async fn renormalize_email(&self, user_id: Uuid, normalized: &str) -> Result<bool, StoreError>;
 }
 
+/// The `constraint` of the conflict [`PasskeyStore::insert_passkey`] reports
+/// when the user holds the most passkeys allowed.
+pub const PASSKEY_LIMIT: &str = "passkey_limit";
+
 /// The `constraint` of the conflict [`SessionStore::create_session`] reports
 /// when a security change (password, second factor) committed under a sign-in.
 pub const SECURITY_CHANGED: &str = "security_stamp";
@@ -727,11 +731,15 @@ pub trait MfaStore: Send + Sync {
 #[async_trait]
 pub trait PasskeyStore: Send + Sync {
     /// Adds a passkey and writes `after`, in one transaction; `Conflict` (nothing
-    /// written) when its credential id is registered already (for any user).
+    /// written) when its credential id is registered already (for any user),
+    /// or — constraint [`PASSKEY_LIMIT`] — when the user holds `max_per_user`
+    /// passkeys already (counted inside the transaction: concurrent
+    /// registrations of one user take turns and cannot exceed it).
     async fn insert_passkey(
         &self,
         passkey: &PasskeyRecord,
         after: &Aftermath<'_>,
+        max_per_user: u32,
     ) -> Result<(), StoreError>;
 
     /// The user's passkeys, oldest first.
@@ -762,8 +770,10 @@ pub trait PasskeyStore: Send + Sync {
         after: &Aftermath<'_>,
     ) -> Result<bool, StoreError>;
 
-    /// Stores a ceremony.
-    async fn create_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError>;
+    /// Stores a ceremony and, in the same transaction, deletes the oldest
+    /// open ceremonies of its owner beyond the `max_open` newest: a flood of
+    /// starts keeps a bounded number of rows per user or client.
+    async fn create_ceremony(&self, ceremony: &Ceremony, max_open: u32) -> Result<(), StoreError>;
 
     /// Removes and returns the ceremony (single use: of concurrent calls, one
     /// gets it). Expired ones are returned too; the caller checks the time.

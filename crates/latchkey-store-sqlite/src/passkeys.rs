@@ -41,6 +41,7 @@ fn ceremony_from_row(row: &SqliteRow) -> Result<Ceremony, StoreError> {
         name: row.try_get("name").map_err(map_error)?,
         created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
         expires_at: from_micros(row.try_get("expires_at").map_err(map_error)?)?,
+        owner: row.try_get("owner").map_err(map_error)?,
     })
 }
 
@@ -50,8 +51,22 @@ impl PasskeyStore for SqliteStore {
         &self,
         p: &PasskeyRecord,
         after: &Aftermath<'_>,
+        max_per_user: u32,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
+        // Registrations of one user take turns here, so the count holds.
+        crate::mfa::lock_user_factors(&mut tx, p.user_id).await?;
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?")
+                .bind(p.user_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if held >= i64::from(max_per_user) {
+            return Err(StoreError::Conflict {
+                constraint: latchkey_core::ports::PASSKEY_LIMIT,
+            });
+        }
         sqlx::query(
             "INSERT INTO webauthn_credentials (id, user_id, credential_id, name, passkey, counter, \
              backup_eligible, backup_state, created_at, last_used_at) \
@@ -151,10 +166,11 @@ impl PasskeyStore for SqliteStore {
         Ok(true)
     }
 
-    async fn create_ceremony(&self, c: &Ceremony) -> Result<(), StoreError> {
+    async fn create_ceremony(&self, c: &Ceremony, max_open: u32) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
         sqlx::query(
-            "INSERT INTO webauthn_ceremonies (id, user_id, kind, state, name, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webauthn_ceremonies (id, user_id, kind, state, name, created_at, expires_at, owner) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.id)
         .bind(c.user_id)
@@ -163,16 +179,26 @@ impl PasskeyStore for SqliteStore {
         .bind(&c.name)
         .bind(to_micros(c.created_at))
         .bind(to_micros(c.expires_at))
-        .execute(self.pool())
+        .bind(&c.owner)
+        .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        Ok(())
+        sqlx::query(
+            "DELETE FROM webauthn_ceremonies WHERE owner = ?1 AND id NOT IN \
+             (SELECT id FROM webauthn_ceremonies WHERE owner = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2)",
+        )
+        .bind(&c.owner)
+        .bind(i64::from(max_open))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn take_ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
         let row = sqlx::query(
             "DELETE FROM webauthn_ceremonies WHERE id = ? \
-             RETURNING id, user_id, kind, state, name, created_at, expires_at",
+             RETURNING id, user_id, kind, state, name, created_at, expires_at, owner",
         )
         .bind(id)
         .fetch_optional(self.pool())

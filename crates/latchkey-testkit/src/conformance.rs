@@ -438,6 +438,15 @@ macro_rules! store_conformance_tests {
             mfa_case!(mfa_challenges_are_single_use);
 
             mfa_case!(passkeys_round_trip);
+            mfa_case!(ceremonies_are_capped_per_owner);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_registrations_never_exceed_the_passkey_maximum() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                cf::concurrent_registrations_never_exceed_the_passkey_maximum(store).await;
+                drop(guard);
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn ceremonies_are_taken_once() {

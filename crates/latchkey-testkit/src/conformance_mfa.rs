@@ -125,7 +125,7 @@ pub async fn totp_lifecycle(store: &dyn Store) {
     // takes them.
     let key = passkey(id, 42);
     store
-        .insert_passkey(&key, &Aftermath::default())
+        .insert_passkey(&key, &Aftermath::default(), 20)
         .await
         .unwrap();
     let removed = event(id, EventKind::MfaDisabled);
@@ -357,12 +357,12 @@ pub async fn passkeys_round_trip(store: &dyn Store) {
     let eve = user(store, "pk-eve@example.com").await;
     let key = passkey(ada, 1);
     store
-        .insert_passkey(&key, &Aftermath::default())
+        .insert_passkey(&key, &Aftermath::default(), 20)
         .await
         .unwrap();
     assert_eq!(store.passkeys(ada).await.unwrap(), vec![key.clone()]);
     let err = store
-        .insert_passkey(&passkey(eve, 1), &Aftermath::default())
+        .insert_passkey(&passkey(eve, 1), &Aftermath::default(), 20)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -406,6 +406,10 @@ fn ceremony(user_id: Option<Uuid>, expires_at: OffsetDateTime) -> Ceremony {
         name: Some("Key".into()),
         created_at: T0,
         expires_at,
+        owner: format!(
+            "register:{}",
+            user_id.map(|u| u.to_string()).unwrap_or_default()
+        ),
     }
 }
 
@@ -414,7 +418,7 @@ fn ceremony(user_id: Option<Uuid>, expires_at: OffsetDateTime) -> Ceremony {
 pub async fn ceremonies_are_taken_once(store: Arc<dyn Store>) {
     let id = user(&*store, "ceremony@example.com").await;
     let c = ceremony(Some(id), T0 + Duration::minutes(5));
-    store.create_ceremony(&c).await.unwrap();
+    store.create_ceremony(&c, 5).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let store = Arc::clone(&store);
@@ -428,11 +432,60 @@ pub async fn ceremonies_are_taken_once(store: Arc<dyn Store>) {
     }
     assert_eq!(taken, vec![c]);
     let old = ceremony(None, T0);
-    store.create_ceremony(&old).await.unwrap();
+    store.create_ceremony(&old, 5).await.unwrap();
     let removed = store
         .delete_expired(Expired::WebauthnCeremonies, T0 + Duration::seconds(1), 100)
         .await
         .unwrap();
     assert_eq!(removed, 1);
     assert_eq!(store.take_ceremony(old.id).await.unwrap(), None);
+}
+
+/// Each owner keeps only its newest open ceremonies: a flood of starts keeps
+/// a bounded number of rows; other owners' ceremonies stay.
+pub async fn ceremonies_are_capped_per_owner(store: &dyn Store) {
+    let id = user(store, "flood@example.com").await;
+    let mut made = Vec::new();
+    for i in 0..12 {
+        let mut c = ceremony(Some(id), T0 + Duration::minutes(5));
+        c.created_at = T0 + Duration::seconds(i);
+        store.create_ceremony(&c, 3).await.unwrap();
+        made.push(c);
+    }
+    let mut other = ceremony(None, T0 + Duration::minutes(5));
+    other.owner = "login:ip:abc".into();
+    store.create_ceremony(&other, 3).await.unwrap();
+    for (i, c) in made.iter().enumerate() {
+        let kept = store.take_ceremony(c.id).await.unwrap().is_some();
+        assert_eq!(kept, i >= 9, "ceremony {i}");
+    }
+    assert!(store.take_ceremony(other.id).await.unwrap().is_some());
+}
+
+/// The passkey maximum holds inside the insert: concurrent registrations of
+/// one user cannot store more than it.
+pub async fn concurrent_registrations_never_exceed_the_passkey_maximum(store: Arc<dyn Store>) {
+    let ada = user(&*store, "many@example.com").await;
+    let tasks: Vec<_> = (0..12u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .insert_passkey(&passkey(ada, 100 + i), &Aftermath::default(), 5)
+                    .await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(StoreError::Conflict { constraint }) => {
+                assert_eq!(constraint, latchkey_core::ports::PASSKEY_LIMIT);
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(stored, 5);
+    assert_eq!(store.passkeys(ada).await.unwrap().len(), 5);
 }

@@ -117,6 +117,12 @@ impl LockoutPolicy {
         self.mac(b"latchkey lockout passkey v1\0", &[credential_id])
     }
 
+    /// A keyed digest of a client address, for rows that must be counted per
+    /// client without storing the address.
+    pub fn client_key(&self, ip: &str) -> [u8; 32] {
+        self.mac(b"latchkey client v1\0", &[ip.as_bytes()])
+    }
+
     /// The stored key of an identifier: HMAC-SHA256 of the normalized email.
     pub fn identifier_key(&self, email: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)

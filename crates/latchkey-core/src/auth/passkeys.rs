@@ -37,9 +37,13 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> AuthError {
     AuthError::Store(crate::ports::StoreError::Internal(Box::new(e)))
 }
 
-/// Passkeys one account may hold; a registration beyond it is refused when it
-/// starts (`MfaConflict`), so lists and ceremonies stay bounded.
+/// Passkeys one account may hold; a registration beyond it is refused
+/// (`MfaConflict`) when it starts, and again, race-free, when it is stored.
 pub const MAX_PASSKEYS: usize = 20;
+
+/// Open ceremonies one owner (a user and kind, or a client address for
+/// passwordless sign-in) keeps; starting another drops its oldest.
+pub const MAX_OPEN_CEREMONIES: u32 = 5;
 
 impl Auth {
     fn passkey_service(&self) -> Result<&PasskeyService, AuthError> {
@@ -69,15 +73,29 @@ impl Auth {
         Ok(ceremony)
     }
 
+    /// Stores a ceremony of `kind` for `user_id` (a passwordless sign-in:
+    /// for the client's address), keeping only the owner's
+    /// [`MAX_OPEN_CEREMONIES`] newest open ones.
     pub(crate) async fn store_ceremony(
         &self,
         id: Uuid,
         kind: CeremonyKind,
         user_id: Option<Uuid>,
+        client: &ClientContext,
         state: &impl serde::Serialize,
         name: Option<String>,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
+        let owner = match user_id {
+            Some(user) => format!("{}:{user}", kind.as_str()),
+            None => {
+                let key = self
+                    .lockout
+                    .client_key(client.ip.as_deref().unwrap_or_default());
+                let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{}:ip:{hex}", kind.as_str())
+            }
+        };
         let ceremony = Ceremony {
             id,
             user_id,
@@ -86,8 +104,12 @@ impl Auth {
             name,
             created_at: now,
             expires_at: now + CEREMONY_TTL,
+            owner,
         };
-        Ok(self.store.create_ceremony(&ceremony).await?)
+        Ok(self
+            .store
+            .create_ceremony(&ceremony, MAX_OPEN_CEREMONIES)
+            .await?)
     }
 
     /// Starts registering a passkey; returns the `challenge_id` and the options
@@ -121,8 +143,15 @@ impl Auth {
             .start_passkey_registration(user.id, &user.email, &display, Some(existing))
             .map_err(internal)?;
         let id = Uuid::now_v7();
-        self.store_ceremony(id, CeremonyKind::Register, Some(user.id), &state, name)
-            .await?;
+        self.store_ceremony(
+            id,
+            CeremonyKind::Register,
+            Some(user.id),
+            &ClientContext::default(),
+            &state,
+            name,
+        )
+        .await?;
         Ok((id, serde_json::to_value(options).map_err(internal)?))
     }
 
@@ -185,9 +214,12 @@ impl Auth {
             ..change.aftermath()
         };
         self.store
-            .insert_passkey(&record, &after)
+            .insert_passkey(&record, &after, MAX_PASSKEYS as u32)
             .await
             .map_err(|e| match e {
+                crate::ports::StoreError::Conflict {
+                    constraint: crate::ports::PASSKEY_LIMIT,
+                } => AuthError::MfaConflict,
                 crate::ports::StoreError::Conflict { .. } => AuthError::PasskeyRejected,
                 other => other.into(),
             })?;
@@ -270,8 +302,15 @@ impl Auth {
             .webauthn
             .start_passkey_authentication(&keys)
             .map_err(internal)?;
-        self.store_ceremony(challenge_id, CeremonyKind::Mfa, Some(user.id), &state, None)
-            .await?;
+        self.store_ceremony(
+            challenge_id,
+            CeremonyKind::Mfa,
+            Some(user.id),
+            &ClientContext::default(),
+            &state,
+            None,
+        )
+        .await?;
         Ok(Some(serde_json::to_value(options).map_err(internal)?))
     }
 
@@ -380,14 +419,17 @@ pub struct PasskeyLoginRequest {
 impl Auth {
     /// Starts a passwordless sign-in with a discoverable passkey: the options
     /// name no user and no credential, so they reveal nothing about any address.
-    pub async fn start_passkey_login(&self) -> Result<(Uuid, serde_json::Value), AuthError> {
+    pub async fn start_passkey_login(
+        &self,
+        client: &ClientContext,
+    ) -> Result<(Uuid, serde_json::Value), AuthError> {
         let service = self.passkey_service()?;
         let (options, state) = service
             .webauthn
             .start_discoverable_authentication()
             .map_err(internal)?;
         let id = Uuid::now_v7();
-        self.store_ceremony(id, CeremonyKind::Login, None, &state, None)
+        self.store_ceremony(id, CeremonyKind::Login, None, client, &state, None)
             .await?;
         Ok((id, serde_json::to_value(options).map_err(internal)?))
     }

@@ -128,6 +128,9 @@ pub struct Ceremony {
     pub created_at: OffsetDateTime,
     /// End of validity.
     pub expires_at: OffsetDateTime,
+    /// Who started it (`user:<id>`, or `ip:<digest>` for a passwordless
+    /// sign-in): each keeps only its newest few open ceremonies.
+    pub owner: String,
 }
 
 /// Counter and backup flags of a serialized `Passkey` (webauthn-rs keeps them

@@ -1088,7 +1088,7 @@ async fn a_factor_change_between_the_two_steps_voids_the_mfa_token() {
     mfa.app
         .state
         .store
-        .insert_passkey(&passkey, &after)
+        .insert_passkey(&passkey, &after, 20)
         .await
         .unwrap();
     // A right code on the old challenge is refused; a new challenge works.

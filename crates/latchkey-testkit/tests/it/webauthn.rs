@@ -769,3 +769,75 @@ async fn passkeys_change_only_shortly_after_signing_in() {
     assert_problem(r, 403, "reauthentication_required").await;
     assert!(list(&app, &stale).await.is_empty());
 }
+
+/// Registrations started while the account had room, finished together,
+/// cannot push it past the maximum: the count is checked inside the insert.
+#[tokio::test]
+async fn parallel_registrations_never_exceed_twenty_passkeys() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    for i in 0..latchkey_core::auth::MAX_PASSKEYS - 2 {
+        let mut soft = SoftAuthenticator::new(ORIGIN);
+        register(&app, &token, &mut soft, &format!("Key {i}")).await;
+    }
+    let mut pending = Vec::new();
+    for _ in 0..5 {
+        let (id, options) = start(&app, &token, Some("Late")).await;
+        let mut soft = SoftAuthenticator::new(ORIGIN);
+        pending.push((id, soft.register(&options)));
+    }
+    let finishes = pending.into_iter().map(|(id, credential)| {
+        let (app, token) = (&app, token.clone());
+        async move { finish(app, &token, &id, credential).await.status().as_u16() }
+    });
+    let mut statuses = futures::future::join_all(finishes).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 201, 409, 409, 409]);
+    assert_eq!(list(&app, &token).await.len(), 20);
+}
+
+/// A flood of ceremony starts keeps a bounded number of rows: five per user
+/// for registrations, five per client address for passwordless sign-in.
+#[tokio::test]
+async fn ceremony_starts_do_not_pile_up_rows() {
+    let app = app().await;
+    let token = access(&app, EMAIL).await;
+    let mut registrations = Vec::new();
+    for _ in 0..12 {
+        registrations.push(start(&app, &token, None).await);
+    }
+    for _ in 0..12 {
+        let r = app
+            .client
+            .post(app.url("/v1/login/webauthn/start"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // The oldest registration was dropped; the newest still finishes.
+    let (oldest, options) = &registrations[0];
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    let r = finish(&app, &token, oldest, soft.register(options)).await;
+    assert_problem(r, 401, "invalid_token").await;
+    let (newest, options) = &registrations[11];
+    let mut soft = SoftAuthenticator::new(ORIGIN);
+    assert_eq!(
+        finish(&app, &token, newest, soft.register(options))
+            .await
+            .status(),
+        201
+    );
+    let open = app
+        .state
+        .store
+        .delete_expired(
+            latchkey_core::ports::Expired::WebauthnCeremonies,
+            app.state.clock.now() + time::Duration::hours(1),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, 9, "four registrations left and five sign-ins");
+}

@@ -53,10 +53,11 @@ pub struct PasskeyLoginFinish {
     ))]
 pub async fn start(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<PasskeyLoginStart>,
 ) -> Result<ApiJson<ChallengeBody>, ApiError> {
     let _ = body.email;
-    let (challenge_id, options) = state.auth.start_passkey_login().await?;
+    let (challenge_id, options) = state.auth.start_passkey_login(&client.context()).await?;
     Ok(ApiJson(ChallengeBody {
         challenge_id,
         options,
