@@ -9,6 +9,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod hex;
 pub mod mail;
 pub mod maintenance;
 pub mod mfa;

@@ -71,12 +71,7 @@ impl SealKey {
     }
 
     fn id_hex(id: &[u8]) -> String {
-        id.iter()
-            .fold(String::with_capacity(2 * id.len()), |mut s, b| {
-                use std::fmt::Write;
-                let _ = write!(s, "{b:02x}");
-                s
-            })
+        crate::hex::encode(id)
     }
 }
 

@@ -267,14 +267,7 @@ fn guards_credentials(route: RouteGroup) -> bool {
 }
 
 fn hex16(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .take(16)
-        .fold(String::with_capacity(32), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    latchkey_core::hex::encode(&bytes[..bytes.len().min(16)])
 }
 
 /// The slot of a request, when the rate-limit middleware ran (handlers take

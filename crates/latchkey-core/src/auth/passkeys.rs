@@ -86,15 +86,13 @@ impl Auth {
         name: Option<String>,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
-        let owner = match user_id {
-            Some(user) => format!("{}:{user}", kind.as_str()),
-            None => {
-                let key = self
-                    .lockout
-                    .client_key(client.ip.as_deref().unwrap_or_default());
-                let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
-                format!("{}:ip:{hex}", kind.as_str())
-            }
+        let owner = if let Some(user) = user_id {
+            format!("{}:{user}", kind.as_str())
+        } else {
+            let key = self
+                .lockout
+                .client_key(client.ip.as_deref().unwrap_or_default());
+            format!("{}:ip:{}", kind.as_str(), crate::hex::encode(&key[..16]))
         };
         let ceremony = Ceremony {
             id,
@@ -214,7 +212,11 @@ impl Auth {
             ..change.aftermath()
         };
         self.store
-            .insert_passkey(&record, &after, MAX_PASSKEYS as u32)
+            .insert_passkey(
+                &record,
+                &after,
+                u32::try_from(MAX_PASSKEYS).unwrap_or(u32::MAX),
+            )
             .await
             .map_err(|e| match e {
                 crate::ports::StoreError::Conflict {

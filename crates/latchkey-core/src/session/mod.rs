@@ -154,12 +154,5 @@ pub fn device_fingerprint(device: &Device) -> String {
     let digest = Sha256::digest(
         format!("{}\u{1f}{}\u{1f}{}", device.kind, device.os, device.browser).as_bytes(),
     );
-    digest
-        .iter()
-        .take(16)
-        .fold(String::with_capacity(32), |mut out, b| {
-            use std::fmt::Write;
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    crate::hex::encode(&digest[..16])
 }

@@ -74,11 +74,7 @@ pub async fn login(
         .as_deref()
         .and_then(|t| state.auth.lockout.device_key(&email, t))
         .map_or(email, |key| {
-            key.iter().fold(String::from("device:"), |mut s, b| {
-                use std::fmt::Write;
-                let _ = write!(s, "{b:02x}");
-                s
-            })
+            format!("device:{}", latchkey_core::hex::encode(&key))
         });
     state
         .rate_limits
