@@ -75,6 +75,12 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 414 `uri_too_long`: the request target is over the application's limit.
+    #[error("uri too long")]
+    UriTooLong,
+    /// 431 `header_fields_too_large`: too many request headers, or too large.
+    #[error("header fields too large")]
+    HeaderFieldsTooLarge,
     /// 423 `account_locked`: too many failed sign-ins for this identifier.
     #[error("account locked")]
     AccountLocked {
@@ -187,6 +193,12 @@ impl ApiError {
                 "unsupported_media_type",
                 "Unsupported media type",
             ),
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long"),
+            Self::HeaderFieldsTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header_fields_too_large",
+                "Request header fields too large",
+            ),
             Self::AccountLocked { .. } => (StatusCode::LOCKED, "account_locked", "Account locked"),
             Self::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -236,6 +248,12 @@ impl ApiError {
             Self::MethodNotAllowed => "This method is not allowed on this resource.".into(),
             Self::PayloadTooLarge => "The request body is larger than this server accepts.".into(),
             Self::UnsupportedMediaType => "Send the body as application/json.".into(),
+            Self::UriTooLong => {
+                "The request's path and query are longer than this server accepts.".into()
+            }
+            Self::HeaderFieldsTooLarge => {
+                "The request has more headers, or larger ones, than this server accepts.".into()
+            }
             Self::RateLimited { .. } => "Too many requests; retry later.".into(),
             Self::AccountLocked { .. } => {
                 "Too many failed sign-ins; sign-in is paused. Retry later.".into()
@@ -282,6 +300,8 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::URI_TOO_LONG => Self::UriTooLong,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeaderFieldsTooLarge,
             StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::REQUEST_TIMEOUT
             | StatusCode::GATEWAY_TIMEOUT => Self::Timeout,

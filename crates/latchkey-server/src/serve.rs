@@ -116,6 +116,13 @@ impl ConnectionLimits {
     }
 }
 
+/// Most HTTP/1 headers hyper parses (the application refuses more than
+/// [`crate::middleware::request_limits::MAX_HEADERS`] with a problem).
+const HYPER_MAX_HEADERS: usize = 1000;
+/// Largest HTTP/2 header list hyper takes (its default, 16 KiB, is below the
+/// application's [`crate::middleware::request_limits::MAX_HEADER_BYTES`]).
+const HYPER_MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 /// First pause after a failed accept; doubles up to [`MAX_ACCEPT_BACKOFF`].
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause after failed accepts (out of file descriptors: connections
@@ -141,15 +148,20 @@ pub async fn run(listener: Listener, mut stop: watch::Receiver<bool>) {
         connections: limits,
     } = listener;
     let mut builder = Builder::new(TokioExecutor::new());
+    // hyper's own header limits sit far above the application's (middleware
+    // request_limits), so an oversized request is answered with a problem;
+    // only requests beyond these get hyper's bare 431 / 414.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_headers(HYPER_MAX_HEADERS);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.h2_keep_alive.0)
-        .keep_alive_timeout(limits.h2_keep_alive.1);
+        .keep_alive_timeout(limits.h2_keep_alive.1)
+        .max_header_list_size(HYPER_MAX_HEADER_LIST_BYTES);
     let serving = Serving {
         builder,
         tls,

@@ -1,12 +1,13 @@
 //! The HTTP middleware stack, outermost first:
-//! request id → request log → security headers → problem guard → metrics → CORS (refusals
-//! stripped) → panic catcher →
+//! request id → request log → security headers → problem guard → metrics →
+//! request-line and header limits → CORS (refusals stripped) → panic catcher →
 //! timeout → body limit → router.
 
 pub mod cors;
 pub mod metrics;
 pub mod problem_guard;
 pub mod rate_limit;
+pub mod request_limits;
 pub mod request_log;
 pub mod security_headers;
 pub mod timeout;

@@ -207,6 +207,9 @@ fn with_middleware(routes: Router<AppState>, state: &AppState) -> Router {
                 ))
                 .layer(axum::middleware::from_fn(middleware::metrics::middleware))
                 .layer(axum::middleware::from_fn(
+                    middleware::request_limits::middleware,
+                ))
+                .layer(axum::middleware::from_fn(
                     middleware::cors::strip_when_refused,
                 ))
                 .layer(middleware::cors::layer(&config.cors))

@@ -274,3 +274,39 @@ async fn a_body_without_content_length_is_read_on_http2_and_chunked() {
         assert_problem(r, 400, "malformed_request").await;
     }
 }
+
+/// Oversized request lines and headers are answered by the application, as
+/// problems with a request id, not by hyper's bare status line.
+#[tokio::test]
+async fn oversized_uris_and_headers_are_problems() {
+    let app = app().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for client in [app.client.clone(), h2] {
+        let long = format!("/v1/me?x={}", "a".repeat(9 * 1024));
+        let r = client.get(app.url(&long)).send().await.unwrap();
+        assert_problem(r, 414, "uri_too_long").await;
+        let mut many = client.get(app.url("/healthz"));
+        for i in 0..150 {
+            many = many.header(format!("x-filler-{i}"), "1");
+        }
+        assert_problem(many.send().await.unwrap(), 431, "header_fields_too_large").await;
+        let big = client
+            .get(app.url("/healthz"))
+            .header("x-big", "b".repeat(40 * 1024))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(big, 431, "header_fields_too_large").await;
+        // Within the limits all is well.
+        let r = client
+            .get(app.url("/healthz"))
+            .header("x-big", "b".repeat(8 * 1024))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
