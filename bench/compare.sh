@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Two builds side by side, in one run: BEFORE and AFTER are latchkey binaries
+# (e.g. a release build of an earlier commit in another worktree, and this
+# tree's). Each round starts each binary on a fresh data directory (rate limits
+# off, as bench/server.sh), signs up the bench account and measures, in turn,
+# POST /v1/login at 16 connections and GET /v1/me with a token at 16
+# connections, WINDOW seconds each; rounds alternate which binary goes first.
+# Prints every window and the mean of each measure per binary.
+#
+#   BEFORE=../old/target/release/latchkey AFTER=target/release/latchkey ROUNDS=4 bench/compare.sh
+#
+# Bounded: 2 binaries x 2 measures x ROUNDS x WINDOW seconds (default 4 x 8 s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${ROUNDS:-4}"
+WINDOW="${WINDOW:-8}"
+: "${BEFORE:?set BEFORE to the earlier latchkey binary}"
+AFTER="${AFTER:-target/release/latchkey}"
+command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
+
+measure() { # binary label -> prints "label login_rps me_rps"
+  local bin="$1" label="$2" data out pid url token login me
+  data="$(mktemp -d)"; out="$(mktemp)"
+  env LATCHKEY_LOG__LEVEL=error LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION=false \
+    LATCHKEY_RATE_LIMIT__ENABLED=false \
+    "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q "listening on" "$out" && break; sleep 0.1; done
+  url="$(sed -n 's/^latchkey listening on //p' "$out")"
+  curl -sf "$url/v1/signup" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"correct horse battery staple"}' >/dev/null
+  token="$(curl -sf "$url/v1/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"correct horse battery staple"}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  login="$(wrk -t2 -c16 -d"${WINDOW}s" -s bench/lua/login.lua "$url/v1/login" \
+    | sed -n 's/^Requests\/sec: *\([0-9.]*\)$/\1/p')"
+  me="$(ACCESS_TOKEN="$token" wrk -t2 -c16 -d"${WINDOW}s" -s bench/lua/me.lua "$url/v1/me" \
+    | sed -n 's/^Requests\/sec: *\([0-9.]*\)$/\1/p')"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$data" "$out"
+  echo "$label $login $me"
+}
+
+results="$(mktemp)"
+echo "== $ROUNDS rounds of ${WINDOW} s POST /v1/login + ${WINDOW} s GET /v1/me, 16 connections each; $(nproc) cores"
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then order="before after"; else order="after before"; fi
+  for which in $order; do
+    if [ "$which" = before ]; then bin="$BEFORE"; else bin="$AFTER"; fi
+    line="$(measure "$bin" "$which")"
+    echo "round $round: $line" | awk '{printf "round %s %-6s POST /v1/login %8.1f/s  GET /v1/me %9.1f/s\n", $2, $3, $4, $5}'
+    echo "$line" >>"$results"
+  done
+done
+python3 - "$results" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+for which in ("before", "after"):
+    mine = [r for r in rows if r[0] == which]
+    login = sum(float(r[1]) for r in mine) / len(mine)
+    me = sum(float(r[2]) for r in mine) / len(mine)
+    print(f"mean {which:6}: POST /v1/login {login:8.1f}/s  GET /v1/me {me:9.1f}/s")
+PY
+rm -f "$results"
