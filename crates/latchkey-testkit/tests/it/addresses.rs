@@ -4,9 +4,8 @@
 
 use latchkey_testkit::app::{TestApp, TestAppBuilder};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
-use crate::support::assert_problem;
+use crate::support::{assert_problem, Db};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -155,23 +154,6 @@ async fn names_cannot_hide_or_reorder_text() {
     assert_problem(r, 400, "validation_failed").await;
 }
 
-/// Runs `sql` on the app's database (SQLite file or PostgreSQL schema).
-async fn execute(app: &TestApp, sql: &str) {
-    match app.state.config.database.url.as_deref() {
-        Some(url) if url.starts_with("postgres") => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-        }
-        _ => {
-            let db = app.state.config.data_dir.join("latchkey.db");
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-                .await
-                .unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn addresses_stored_under_the_old_rules_are_normalized_again() {
     let app = open_builder().spawn().await;
@@ -179,16 +161,15 @@ async fn addresses_stored_under_the_old_rules_are_normalized_again() {
     app.create_user("strasse@example.de", PASSWORD, true).await;
     app.create_user("placeholder@example.de", PASSWORD, true)
         .await;
+    let mut db = Db::of(&app).await;
     // As the previous release stored them: trimmed and lower-cased (which told
     // `Straße@` and `strasse@` apart).
-    execute(
-        &app,
+    db.execute(
         "UPDATE users SET email = 'Straße@example.de', email_normalized = 'straße@example.de' \
          WHERE email = 'placeholder@example.de'",
     )
     .await;
-    execute(
-        &app,
+    db.execute(
         "UPDATE users SET email_normalized = lower(email), email_normalization = 1 \
          WHERE email <> 'strasse@example.de'",
     )

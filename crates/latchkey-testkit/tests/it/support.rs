@@ -89,3 +89,45 @@ pub fn jwt_parts(jwt: &str) -> (Value, Value) {
     let payload = serde_json::from_slice(&b64.decode(it.next().unwrap()).unwrap()).unwrap();
     (header, payload)
 }
+
+/// A direct connection to a test server's database (its PostgreSQL schema, or
+/// its SQLite file), for tests that must look under the store.
+pub enum Db {
+    /// The server runs on PostgreSQL.
+    Postgres(sqlx::PgConnection),
+    /// The server runs on SQLite.
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Db {
+    /// Connects to `app`'s database.
+    pub async fn of(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        match app.state.config.database.url.as_deref() {
+            Some(url) if url.starts_with("postgres") => {
+                Self::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+            }
+            _ => {
+                let db = app.state.config.data_dir.join("latchkey.db");
+                let url = format!("sqlite:{}", db.display());
+                Self::Sqlite(sqlx::SqliteConnection::connect(&url).await.unwrap())
+            }
+        }
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&mut self, sql: &str) {
+        match self {
+            Self::Postgres(c) => drop(sqlx::query(sql).execute(c).await.unwrap()),
+            Self::Sqlite(c) => drop(sqlx::query(sql).execute(c).await.unwrap()),
+        }
+    }
+
+    /// The one number `sql` answers.
+    pub async fn count(&mut self, sql: &str) -> i64 {
+        match self {
+            Self::Postgres(c) => sqlx::query_scalar(sql).fetch_one(c).await.unwrap(),
+            Self::Sqlite(c) => sqlx::query_scalar(sql).fetch_one(c).await.unwrap(),
+        }
+    }
+}

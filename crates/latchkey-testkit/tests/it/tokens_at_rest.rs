@@ -4,7 +4,8 @@
 
 use latchkey_testkit::app::{TestApp, TestAppBuilder};
 use serde_json::json;
-use sqlx::Connection;
+
+use crate::support::Db;
 
 const PASSWORD: &str = "correct horse battery staple";
 const PREFIXES: [&str; 3] = ["lk_pr_", "lk_ev_", "lk_ec_"];
@@ -22,9 +23,8 @@ fn dead_port() -> u16 {
 /// What the database holds, as text: the bytes of the SQLite file and its
 /// write-ahead log, or every row of every table of the PostgreSQL schema.
 async fn database_contents(app: &TestApp) -> String {
-    match app.state.config.database.url.as_deref() {
-        Some(url) if url.starts_with("postgres") => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    match Db::of(app).await {
+        Db::Postgres(mut conn) => {
             let tables: Vec<String> = sqlx::query_scalar(
                 "SELECT table_name::text FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
@@ -45,7 +45,7 @@ async fn database_contents(app: &TestApp) -> String {
             }
             all
         }
-        _ => {
+        Db::Sqlite(_) => {
             let db = app.state.config.data_dir.join("latchkey.db");
             let mut bytes = std::fs::read(&db).unwrap();
             if let Ok(wal) = std::fs::read(db.with_extension("db-wal")) {
@@ -143,28 +143,12 @@ async fn sent_mail_leaves_no_body_behind() {
         assert!(!contents.contains(prefix), "{prefix} rests in the database");
     }
     assert!(!contents.contains("/reset-password"), "a body in clear");
-    let kept = count(
-        &app,
-        "SELECT COUNT(*) FROM mail_outbox WHERE body_sealed IS NOT NULL \
+    let kept = Db::of(&app)
+        .await
+        .count(
+            "SELECT COUNT(*) FROM mail_outbox WHERE body_sealed IS NOT NULL \
          OR body_text <> '' OR body_html IS NOT NULL",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(kept, 0, "sent bodies are scrubbed, sealed or not");
-}
-
-/// The one number `sql` answers, on the app's database.
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    match app.state.config.database.url.as_deref() {
-        Some(url) if url.starts_with("postgres") => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        }
-        _ => {
-            let db = app.state.config.data_dir.join("latchkey.db");
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display()))
-                .await
-                .unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        }
-    }
 }
