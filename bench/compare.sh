@@ -8,6 +8,9 @@
 # Prints every window and the mean of each measure per binary.
 #
 #   BEFORE=../old/target/release/latchkey AFTER=target/release/latchkey ROUNDS=4 bench/compare.sh
+#   BEFORE=target/release/latchkey AFTER_ENV=LATCHKEY_LOG__LEVEL=info bench/compare.sh
+#
+# BEFORE_ENV / AFTER_ENV add settings (NAME=VALUE words) to one side only.
 #
 # Bounded: 2 binaries x 2 measures x ROUNDS x WINDOW seconds (default 4 x 8 s).
 set -euo pipefail
@@ -18,11 +21,12 @@ WINDOW="${WINDOW:-8}"
 AFTER="${AFTER:-target/release/latchkey}"
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 
-measure() { # binary label -> prints "label login_rps me_rps"
+measure() { # binary label [NAME=VALUE ...] -> prints "label login_rps me_rps"
   local bin="$1" label="$2" data out pid url token login me
+  shift 2
   data="$(mktemp -d)"; out="$(mktemp)"
   env LATCHKEY_LOG__LEVEL=error LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION=false \
-    LATCHKEY_RATE_LIMIT__ENABLED=false \
+    LATCHKEY_RATE_LIMIT__ENABLED=false "$@" \
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do grep -q "listening on" "$out" && break; sleep 0.1; done
@@ -46,8 +50,9 @@ echo "== $ROUNDS rounds of ${WINDOW} s POST /v1/login + ${WINDOW} s GET /v1/me, 
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="before after"; else order="after before"; fi
   for which in $order; do
-    if [ "$which" = before ]; then bin="$BEFORE"; else bin="$AFTER"; fi
-    line="$(measure "$bin" "$which")"
+    if [ "$which" = before ]; then bin="$BEFORE"; extra="${BEFORE_ENV:-}"; else bin="$AFTER"; extra="${AFTER_ENV:-}"; fi
+    # shellcheck disable=SC2086 # the extra settings are a list of words
+    line="$(measure "$bin" "$which" $extra)"
     echo "round $round: $line" | awk '{printf "round %s %-6s POST /v1/login %8.1f/s  GET /v1/me %9.1f/s\n", $2, $3, $4, $5}'
     echo "$line" >>"$results"
   done

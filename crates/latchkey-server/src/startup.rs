@@ -224,7 +224,7 @@ impl Application {
             redis.as_ref(),
             Arc::clone(&clock),
         ));
-        let state = AppState {
+        let state = AppState::new(crate::state::AppStateParts {
             config: Arc::new(config),
             store,
             redis,
@@ -235,7 +235,7 @@ impl Application {
             cookies,
             rate_limits,
             background: crate::background::Background::default(),
-        };
+        });
         let config = &state.config;
         let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);
         let grace = Duration::from_millis(config.http.shutdown_grace_ms);

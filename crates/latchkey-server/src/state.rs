@@ -11,9 +11,29 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{Config, ResolvedSecrets};
 
-/// Shared application state (cheap to clone).
+/// Shared application state: one `Arc`, so the clone every request makes
+/// (axum hands each handler and stateful middleware its own) is one counter
+/// increment, not a copy of the sign-in service's strings and keys. Fields are
+/// reached through `Deref` ([`AppStateParts`]).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+impl AppState {
+    /// The state made of `parts`.
+    pub fn new(parts: AppStateParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateParts;
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppStateParts {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The database.
@@ -36,11 +56,17 @@ pub struct AppState {
     pub background: crate::background::Background,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for AppStateParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("store", &self.store.backend())
             .field("redis", &self.redis.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
