@@ -572,6 +572,10 @@ pub struct Throttle {
     pub lock_count: u32,
     /// Locked until then (may be in the past).
     pub locked_until: Option<OffsetDateTime>,
+    /// When the attempt before the latest reservation was made (as
+    /// [`ThrottleStore::reserve_throttle_attempt`] reports it; `None` for a
+    /// new row or from other reads).
+    pub previous_attempt_at: Option<OffsetDateTime>,
 }
 
 /// Brute-force defence state per identifier (an email's HMAC, a device
@@ -584,7 +588,8 @@ pub trait ThrottleStore: Send + Sync {
 
     /// Reserves one attempt before its credential is checked: in one
     /// statement, counts it (creating the row) unless a lock is in force at
-    /// `now`, and returns the new state. However many attempts race, each gets
+    /// `now`, and returns the new state with the time of the previous
+    /// attempt. However many attempts race, each gets
     /// its own count: the caller refuses those past the threshold before any
     /// hashing. A wrong answer keeps the count; a correct one gives it back
     /// ([`Self::release_throttle_attempt`]) or clears the row.
@@ -595,8 +600,17 @@ pub trait ThrottleStore: Send + Sync {
     ) -> Result<Throttle, StoreError>;
 
     /// Gives back one reserved attempt (a correct first factor whose second
-    /// step is still to come): the count goes down by one, never below zero.
-    async fn release_throttle_attempt(&self, key: &[u8; 32]) -> Result<(), StoreError>;
+    /// step is still to come, or an attempt abandoned before its answer): the
+    /// count goes down by one, never below zero. For an attempt refused
+    /// unchecked, `previous_attempt_at` (what its reservation reported) is
+    /// also put back as the time of the last attempt (the earlier of the two
+    /// wins, whatever order racing refusals end in), so refusals never make
+    /// the reserved counts look recent.
+    async fn release_throttle_attempt(
+        &self,
+        key: &[u8; 32],
+        previous_attempt_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
 
     /// Locks `key` until `until` if it has at least `threshold` failures
     /// (resetting them and counting the lock); `false` if another request

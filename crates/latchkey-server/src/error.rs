@@ -387,6 +387,7 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::PasskeysUnavailable => Self::Unavailable("passkeys (public_url needs a domain name)"),
             AuthError::Unauthorized => Self::Unauthorized,
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
+            AuthError::AttemptsInFlight { retry_after } => Self::RateLimited { retry_after },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),
             AuthError::Store(e) => e.into(),
             other => Self::Internal(Box::new(other)),

@@ -18,6 +18,9 @@ fn throttle_from_row(row: &SqliteRow) -> Result<Throttle, StoreError> {
         failures: count("failures")?,
         lock_count: count("lock_count")?,
         locked_until: from_micros_opt(row.try_get("locked_until").map_err(map_error)?)?,
+        previous_attempt_at: from_micros_opt(
+            row.try_get("previous_attempt_at").map_err(map_error)?,
+        )?,
     })
 }
 
@@ -25,7 +28,7 @@ fn throttle_from_row(row: &SqliteRow) -> Result<Throttle, StoreError> {
 impl ThrottleStore for SqliteStore {
     async fn throttle(&self, key: &[u8; 32]) -> Result<Option<Throttle>, StoreError> {
         let row = sqlx::query(
-            "SELECT failures, lock_count, locked_until FROM login_throttles WHERE key = ?1",
+            "SELECT failures, lock_count, locked_until, previous_attempt_at FROM login_throttles WHERE key = ?1",
         )
         .bind(&key[..])
         .fetch_optional(self.pool())
@@ -45,8 +48,9 @@ impl ThrottleStore for SqliteStore {
             "INSERT INTO login_throttles (key, failures, updated_at) VALUES (?1, 1, ?2) \
              ON CONFLICT (key) DO UPDATE SET failures = CASE \
                WHEN login_throttles.locked_until > ?2 THEN login_throttles.failures \
-               ELSE login_throttles.failures + 1 END, updated_at = ?2 \
-             RETURNING failures, lock_count, locked_until",
+               ELSE login_throttles.failures + 1 END, \
+               previous_attempt_at = login_throttles.updated_at, updated_at = ?2 \
+             RETURNING failures, lock_count, locked_until, previous_attempt_at",
         )
         .bind(&key[..])
         .bind(to_micros(now))
@@ -75,11 +79,18 @@ impl ThrottleStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn release_throttle_attempt(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+    async fn release_throttle_attempt(
+        &self,
+        key: &[u8; 32],
+        previous_attempt_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE login_throttles SET failures = failures - 1 WHERE key = ?1 AND failures > 0",
+            "UPDATE login_throttles SET failures = failures - 1, \
+               updated_at = MIN(updated_at, COALESCE(?2, updated_at)) \
+             WHERE key = ?1 AND failures > 0",
         )
         .bind(&key[..])
+        .bind(previous_attempt_at.map(to_micros))
         .execute(self.pool())
         .await
         .map_err(map_error)?;

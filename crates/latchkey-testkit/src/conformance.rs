@@ -532,6 +532,14 @@ macro_rules! store_conformance_tests {
                 drop(guard);
             }
 
+            #[tokio::test]
+            async fn refused_attempts_leave_the_last_attempt_time() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                ca::refused_attempts_leave_the_last_attempt_time(store).await;
+                drop(guard);
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_duplicate_creates_admit_exactly_one() {
                 let Some(guard) = $fresh().await else { return };

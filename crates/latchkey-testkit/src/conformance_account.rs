@@ -378,7 +378,7 @@ pub async fn throttle_attempts_are_reserved_one_by_one(store: std::sync::Arc<dyn
         (1..=30).collect::<Vec<u32>>(),
         "every attempt its own count"
     );
-    store.release_throttle_attempt(&key).await.unwrap();
+    store.release_throttle_attempt(&key, None).await.unwrap();
     assert_eq!(store.throttle(&key).await.unwrap().unwrap().failures, 29);
     assert!(store
         .lock_throttle(&key, 5, T0 + Duration::minutes(15))
@@ -400,7 +400,49 @@ pub async fn throttle_attempts_are_reserved_one_by_one(store: std::sync::Arc<dyn
         .unwrap();
     assert_eq!(after.failures, 1, "counted again once the lock ended");
     for _ in 0..3 {
-        store.release_throttle_attempt(&key).await.unwrap();
+        store.release_throttle_attempt(&key, None).await.unwrap();
     }
     assert_eq!(store.throttle(&key).await.unwrap().unwrap().failures, 0);
+}
+
+/// Each reservation reports when the attempt before it was made; an attempt
+/// refused unchecked and given back with that time puts it back (the
+/// earliest wins, whatever order racing refusals end in), so refusals never
+/// make reserved counts look recent.
+pub async fn refused_attempts_leave_the_last_attempt_time(store: std::sync::Arc<dyn Store>) {
+    let key = [10u8; 32];
+    let at = |s: i64| T0 + Duration::seconds(s);
+    let first = store.reserve_throttle_attempt(&key, at(0)).await.unwrap();
+    assert_eq!(
+        first.previous_attempt_at, None,
+        "a new row has no previous attempt"
+    );
+    let second = store.reserve_throttle_attempt(&key, at(10)).await.unwrap();
+    assert_eq!(second.previous_attempt_at, Some(at(0)));
+    let a = store.reserve_throttle_attempt(&key, at(20)).await.unwrap();
+    let b = store.reserve_throttle_attempt(&key, at(30)).await.unwrap();
+    assert_eq!(
+        (a.previous_attempt_at, b.previous_attempt_at),
+        (Some(at(10)), Some(at(20)))
+    );
+    // Refused, given back in the other order.
+    store
+        .release_throttle_attempt(&key, b.previous_attempt_at)
+        .await
+        .unwrap();
+    store
+        .release_throttle_attempt(&key, a.previous_attempt_at)
+        .await
+        .unwrap();
+    let next = store.reserve_throttle_attempt(&key, at(40)).await.unwrap();
+    assert_eq!(next.failures, 3, "the refusals were given back");
+    assert_eq!(
+        next.previous_attempt_at,
+        Some(at(10)),
+        "the last checked attempt, not a refused one"
+    );
+    // A plain release leaves the time alone.
+    store.release_throttle_attempt(&key, None).await.unwrap();
+    let last = store.reserve_throttle_attempt(&key, at(50)).await.unwrap();
+    assert_eq!((last.failures, last.previous_attempt_at), (3, Some(at(40))));
 }

@@ -142,12 +142,17 @@ fn seconds_until(until: OffsetDateTime, now: OffsetDateTime) -> u64 {
 }
 
 /// One attempt reserved on an identifier's counter before its credential is
-/// checked (see [`Auth::reserve_attempt`]).
-#[derive(Debug, Clone, Copy)]
+/// checked (see [`Auth::reserve_attempt`]). An attempt dropped before its
+/// outcome was recorded (the client went away mid-check, or an error ended
+/// the request) gives its count back: abandoned attempts neither lock nor
+/// pile up.
 pub(crate) struct Attempt {
     key: [u8; 32],
     /// This attempt's number since the last lock or success (0: lockout off).
     count: u32,
+    /// Where to give the count back if no outcome is recorded.
+    store: Option<std::sync::Arc<dyn crate::ports::Store>>,
+    settled: std::sync::atomic::AtomicBool,
 }
 
 impl Attempt {
@@ -156,15 +161,47 @@ impl Attempt {
     pub(crate) fn counted_key(&self) -> Option<&[u8; 32]> {
         (self.count > 0).then_some(&self.key)
     }
+
+    /// Its outcome is recorded (counted as a failure, given back, or cleared
+    /// with the counter): nothing to give back on drop.
+    pub(crate) fn settle(&self) {
+        self.settled
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
 }
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.count == 0 || self.settled.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let (Some(store), Ok(runtime)) = (self.store.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let key = self.key;
+        runtime.spawn(async move {
+            if let Err(e) = store.release_throttle_attempt(&key, None).await {
+                tracing::warn!(error = %e, "abandoned sign-in attempt not given back");
+            }
+        });
+    }
+}
+
+/// Reserved attempts beyond the threshold whose previous attempt is older
+/// than this are leftovers (a crash mid-check), not attempts in flight.
+const IN_FLIGHT_AT_MOST: Duration = Duration::seconds(60);
 
 impl Auth {
     /// Reserves an attempt on `key` before any credential check: one atomic
     /// write counts it, so however many guesses race, at most `threshold` are
-    /// checked before the lock. Refuses (`Locked`) while a lock is in force,
-    /// and locks at once an attempt beyond the threshold (a burst whose
-    /// earlier attempts are still being checked). Same work and answer for
-    /// known and unknown identifiers.
+    /// checked before the lock. Refuses (`Locked`) while a lock is in force;
+    /// an attempt beyond the threshold while the earlier ones are still being
+    /// checked gives its count back and is refused unchecked
+    /// (`AttemptsInFlight`, retry in a second) — it locks nothing, so a burst
+    /// of correct sign-ins (one account used by many clients at once) is
+    /// slowed, never locked. Same work and answer for known and unknown
+    /// identifiers.
     pub(crate) async fn reserve_attempt(
         &self,
         key: &[u8; 32],
@@ -175,18 +212,31 @@ impl Auth {
             return Ok(Attempt {
                 key: *key,
                 count: 0,
+                store: None,
+                settled: std::sync::atomic::AtomicBool::new(true),
             });
         }
         let now = self.clock.now();
         let throttle = self.store.reserve_throttle_attempt(key, now).await?;
-        let locked_until = match throttle.locked_until {
-            Some(until) if until > now => Some(until),
-            _ if throttle.failures > self.lockout.threshold => {
-                self.lock(key, throttle.lock_count, user, client, now)
-                    .await?
+        let mut locked_until = throttle.locked_until.filter(|until| *until > now);
+        if locked_until.is_none() && throttle.failures > self.lockout.threshold {
+            let in_flight = throttle
+                .previous_attempt_at
+                .is_some_and(|at| now - at <= IN_FLIGHT_AT_MOST);
+            if in_flight {
+                self.store
+                    .release_throttle_attempt(key, throttle.previous_attempt_at)
+                    .await?;
+                metrics::counter!("latchkey_login_attempts_total", "result" => "in_flight")
+                    .increment(1);
+                return Err(AuthError::AttemptsInFlight { retry_after: 1 });
             }
-            _ => None,
-        };
+            // Leftovers of attempts that never ended: failures, as the
+            // conservative reading; the lock ends them.
+            locked_until = self
+                .lock(key, throttle.lock_count, user, client, now)
+                .await?;
+        }
         if let Some(until) = locked_until {
             metrics::counter!("latchkey_login_attempts_total", "result" => "locked").increment(1);
             if let Some(user) = user {
@@ -200,6 +250,8 @@ impl Auth {
         Ok(Attempt {
             key: *key,
             count: throttle.failures,
+            store: Some(std::sync::Arc::clone(&self.store)),
+            settled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -212,6 +264,7 @@ impl Auth {
         user: Option<&User>,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
+        attempt.settle();
         if attempt.count == 0 || attempt.count < self.lockout.threshold {
             return Ok(());
         }
@@ -231,8 +284,11 @@ impl Auth {
     /// back, so a correct password never brings a lock nearer, and failures
     /// of the second step still count.
     pub(crate) async fn attempt_released(&self, attempt: &Attempt) -> Result<(), AuthError> {
+        attempt.settle();
         if attempt.count > 0 {
-            self.store.release_throttle_attempt(&attempt.key).await?;
+            self.store
+                .release_throttle_attempt(&attempt.key, None)
+                .await?;
         }
         Ok(())
     }

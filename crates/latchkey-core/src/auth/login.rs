@@ -141,13 +141,7 @@ impl Auth {
             return Ok(LoginOutcome::MfaRequired(pending));
         }
         let issued = self
-            .finish_sign_in(
-                user,
-                attempt.counted_key(),
-                req.remember_me,
-                vec!["pwd".into()],
-                client,
-            )
+            .finish_sign_in(user, &attempt, req.remember_me, vec!["pwd".into()], client)
             .await?;
         Ok(LoginOutcome::SignedIn(Box::new(issued)))
     }
@@ -185,13 +179,12 @@ impl Auth {
 
     /// The end of every successful sign-in: starts the session (which also
     /// records the event), then counts the success and forgets the lockout
-    /// counter of `key`, this attempt's included (`None`: lockout is off,
-    /// nothing was counted). A sign-in refused at the session (a security
+    /// counter of the sign-in's `attempt`, that attempt included. A sign-in refused at the session (a security
     /// change committed meanwhile) counts as no success and clears no lockout.
     pub(crate) async fn finish_sign_in(
         &self,
         user: crate::account::User,
-        key: Option<&[u8; 32]>,
+        attempt: &super::lockout::Attempt,
         remember_me: bool,
         amr: Vec<String>,
         client: &ClientContext,
@@ -217,9 +210,10 @@ impl Auth {
             )
             .await?;
         self.store.record_login_success(user_id, now).await?;
-        if let Some(key) = key {
+        if let Some(key) = attempt.counted_key() {
             self.clear_lockout(key).await?;
         }
+        attempt.settle();
         metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
         self.cache.forget_profile(user_id);
         Ok(issued)

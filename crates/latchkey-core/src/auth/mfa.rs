@@ -367,13 +367,7 @@ impl Auth {
             return Err(AuthError::Disabled);
         }
         let issued = self
-            .finish_sign_in(
-                user,
-                attempt.counted_key(),
-                challenge.remember_me,
-                amr,
-                client,
-            )
+            .finish_sign_in(user, &attempt, challenge.remember_me, amr, client)
             .await?;
         Ok((issued, challenge.mode))
     }

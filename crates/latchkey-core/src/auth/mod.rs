@@ -187,6 +187,14 @@ pub enum AuthError {
         /// Seconds until the lock ends.
         retry_after: u64,
     },
+    /// As many attempts for this identifier are being checked right now as the
+    /// lockout threshold allows: this one is refused unchecked (retry in
+    /// `retry_after` seconds), never locking anything by itself.
+    #[error("too many attempts in flight")]
+    AttemptsInFlight {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
     /// A mail template failed to render (a bug in a built-in template).
     #[error("mail template failed")]
     Template(#[source] crate::mail::templates::TemplateError),

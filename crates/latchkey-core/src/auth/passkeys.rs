@@ -502,7 +502,7 @@ impl Auth {
         }
         self.finish_sign_in(
             user,
-            attempt.counted_key(),
+            &attempt,
             req.remember_me,
             vec![kind.into(), "mfa".into()],
             client,
