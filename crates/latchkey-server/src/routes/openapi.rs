@@ -8,7 +8,14 @@ use crate::extract::ApiJson;
 /// the integration suite compares this document with the router's route table.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "latchkey", description = "Self-hosted authentication server: HTTP API v1."),
+    info(title = "latchkey", description = "Self-hosted authentication server: HTTP API v1.\n\n\
+        Every error is `application/problem+json` with a stable `code` and a `request_id`. \
+        Besides the answers listed per operation, any request may get `413 payload_too_large` \
+        (body over `http.body_limit_bytes`), `414 uri_too_long` (request target over 8 KiB), \
+        `415 unsupported_media_type` (a JSON body without a JSON content type), \
+        `431 header_fields_too_large` (over 100 headers or 32 KiB of them) and `429 rate_limited` (the \
+        per-IP rules, among them `unauthenticated-ip` for refused tokens); `Retry-After` \
+        comes with every 423 and 429."),
     paths(
         super::health::healthz,
         super::health::readyz,

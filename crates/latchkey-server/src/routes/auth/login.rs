@@ -42,7 +42,8 @@ pub struct LoginBody {
         (status = 400, description = "`malformed_request` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`email_not_verified` or `forbidden` (disabled), only after a correct password; `csrf_failed` for a cookie-mode login from an origin that is not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited` (per IP and per address); `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: too many failed sign-ins for this address (or device); `retry_after` and `Retry-After` say when it ends. Same answer for known and unknown addresses, before any password check", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (per IP and per address, or as many attempts for this address are being checked right now as the lockout allows); `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,

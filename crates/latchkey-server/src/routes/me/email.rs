@@ -35,6 +35,8 @@ pub struct ChangeEmail {
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: the address is taken (only with enumeration protection off)", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: the address is locked by failed sign-ins or password re-checks (these count on the same lockout)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_email(
     State(state): State<AppState>,

@@ -134,6 +134,7 @@ pub async fn confirm_totp(
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no TOTP to remove", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: the address is locked by failed sign-ins or password re-checks (these count on the same lockout)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_totp(
     State(state): State<AppState>,
@@ -158,6 +159,7 @@ pub async fn delete_totp(
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: no second factor is enabled", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: the address is locked by failed sign-ins or password re-checks (these count on the same lockout)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,

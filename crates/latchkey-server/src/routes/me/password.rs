@@ -42,6 +42,8 @@ pub fn weak_password_error(field: &str, weak: WeakPassword) -> ApiError {
         (status = 400, description = "`validation_failed`: the new password breaks the policy (`too_short`, `too_long`, `weak`, `missing_*`, `reused`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong current password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_failed`: cookie-authenticated without a valid CSRF token or allowed origin", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "`account_locked`: the address is locked by failed sign-ins or password re-checks (these count on the same lockout)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
