@@ -310,6 +310,9 @@ pub struct NewEmailChange {
     /// change is confirmed only while the stamp is still this (a password
     /// reset or change, a factor change or a sign-out everywhere voids it).
     pub security_stamp: i64,
+    /// The session that asked: the token is stored only while it is live and
+    /// the stamp above is still the account's, and dies with that session.
+    pub session_id: uuid::Uuid,
 }
 
 /// A pending email change found by its token.
@@ -366,12 +369,18 @@ pub trait VerificationStore: Send + Sync {
 
     /// Stores an email-change token and queues `mails` (the link to the new
     /// address, the notice to the old one) in one transaction; the user's
-    /// earlier change tokens are deleted: only the newest works.
+    /// earlier change tokens are deleted: only the newest works. Stores
+    /// nothing and answers `false` unless, inside that transaction, the
+    /// asking session is live and the account's stamp is still
+    /// `security_stamp` (a sign-out everywhere or a recovery that committed
+    /// while the request was in flight wins). Revoking a session, one or all,
+    /// deletes the change tokens it asked for.
     async fn issue_email_change(
         &self,
         change: &NewEmailChange,
         mails: &[QueuedMail],
-    ) -> Result<(), StoreError>;
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// The change an unused, unexpired token stands for, while the account's
     /// security stamp is the one it was asked under (read only).

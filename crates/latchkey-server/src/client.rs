@@ -107,7 +107,9 @@ pub fn client_ip(
     if !trust.trusts(&peer) {
         return Some(peer);
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
+    // Each hop as written; `None` for one that names no address (`unknown`,
+    // an obfuscated identifier, garbage). Empty list entries are no hops.
+    let mut hops: Vec<Option<IpAddr>> = Vec::new();
     match trust.header {
         ForwardedHeader::Forwarded => {
             for value in headers.get_all("forwarded") {
@@ -115,7 +117,7 @@ pub fn client_ip(
                     for pair in element.split(';') {
                         if let Some((k, v)) = pair.trim().split_once('=') {
                             if k.trim().eq_ignore_ascii_case("for") {
-                                hops.extend(parse_hop(v));
+                                hops.push(parse_hop(v));
                             }
                         }
                     }
@@ -129,7 +131,8 @@ pub fn client_ip(
                         .to_str()
                         .unwrap_or_default()
                         .split(',')
-                        .filter_map(parse_hop),
+                        .filter(|hop| !hop.trim().is_empty())
+                        .map(parse_hop),
                 );
             }
         }
@@ -138,17 +141,22 @@ pub fn client_ip(
             // ambiguous and believed for nothing.
             let mut values = headers.get_all("x-real-ip").iter();
             if let (Some(value), None) = (values.next(), values.next()) {
-                hops.extend(parse_hop(value.to_str().unwrap_or_default()));
+                hops.push(parse_hop(value.to_str().unwrap_or_default()));
             }
         }
     }
-    Some(
-        hops.into_iter()
-            .map(canonical)
-            .rev()
-            .find(|ip| !trust.trusts(ip))
-            .unwrap_or(peer),
-    )
+    // Right to left, past trusted hops. A hop a trusted proxy wrote that
+    // names no address ends the walk at the peer: what lies left of it was
+    // written by the client and is believed for nothing.
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = hop.map(canonical) else {
+            return Some(peer);
+        };
+        if !trust.trusts(&ip) {
+            return Some(ip);
+        }
+    }
+    Some(peer)
 }
 
 /// The client IP as it may appear in logs (the PII rules, docs/http.md): an
@@ -292,6 +300,25 @@ mod tests {
         // Nothing usable: the proxy itself.
         let h = headers(&[("x-forwarded-for", "garbage, 10.0.0.3")]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("10.0.0.1"));
+    }
+
+    /// The attack: the proxy names its client `unknown` (or an obfuscated
+    /// identifier); skipping that hop would believe what the client wrote
+    /// to its left.
+    #[test]
+    fn a_hop_that_names_no_address_ends_the_walk_at_the_peer() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let xff = trust(&trusted, ForwardedHeader::XForwardedFor);
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, unknown")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("10.0.0.1"));
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, unknown, 10.0.0.2")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("10.0.0.1"));
+        let fwd = trust(&trusted, ForwardedHeader::Forwarded);
+        let h = headers(&[("forwarded", "for=6.6.6.6, for=_hidden")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, fwd), ip("10.0.0.1"));
+        // Empty list entries are no hops.
+        let h = headers(&[("x-forwarded-for", "198.51.100.4, , 10.0.0.2")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, xff), ip("198.51.100.4"));
     }
 
     /// The attack: behind a proxy that appends only X-Forwarded-For, the

@@ -139,9 +139,35 @@ impl VerificationStore for PostgresStore {
         &self,
         change: &NewEmailChange,
         mails: &[QueuedMail],
-    ) -> Result<(), StoreError> {
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let t = &change.token;
         let mut tx = self.pool().begin().await.map_err(map_error)?;
+        // The user row first, as every stamp change takes it, then the asking
+        // session's: a recovery or revocation either committed before (and
+        // is seen here) or waits until this token exists (and deletes it).
+        let stamp: Option<i64> =
+            sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1 FOR UPDATE")
+                .bind(t.user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if stamp != Some(change.security_stamp) {
+            return Ok(false);
+        }
+        let asking: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
+             AND idle_expires_at > $3 AND absolute_expires_at > $3 FOR UPDATE",
+        )
+        .bind(change.session_id)
+        .bind(t.user_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if asking.is_none() {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM email_change_tokens WHERE user_id = $1")
             .bind(t.user_id)
             .execute(&mut *tx)
@@ -149,7 +175,7 @@ impl VerificationStore for PostgresStore {
             .map_err(map_error)?;
         sqlx::query(
             "INSERT INTO email_change_tokens (token_hash, user_id, new_email, new_email_normalized, \
-             created_at, expires_at, security_stamp) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             created_at, expires_at, security_stamp, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.token_hash[..])
         .bind(t.user_id)
@@ -158,13 +184,15 @@ impl VerificationStore for PostgresStore {
         .bind(t.created_at)
         .bind(t.expires_at)
         .bind(change.security_stamp)
+        .bind(change.session_id)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
         for mail in mails {
             insert_mail(&mut tx, mail).await?;
         }
-        tx.commit().await.map_err(map_error)
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn pending_email_change(

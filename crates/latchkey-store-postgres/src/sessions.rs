@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{map_error, PostgresStore};
 
 const SESSION_COLUMNS: &str = "id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, \
-     revoked_at, ip, user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr";
+     revoked_at, ip, user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr, cookie_mode";
 
 fn session_from_row(row: &PgRow) -> Result<Session, StoreError> {
     let amr: String = row.try_get("amr").map_err(map_error)?;
@@ -38,6 +38,7 @@ fn session_from_row(row: &PgRow) -> Result<Session, StoreError> {
         fingerprint: row.try_get("fingerprint").map_err(map_error)?,
         remember_me: row.try_get("remember_me").map_err(map_error)?,
         amr: amr.split_whitespace().map(str::to_owned).collect(),
+        cookie_mode: row.try_get("cookie_mode").map_err(map_error)?,
     })
 }
 
@@ -77,6 +78,12 @@ pub(crate) async fn revoke_ids(
         .rows_affected();
     sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE session_id = ANY($2) AND revoked_at IS NULL")
         .bind(now)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    // An email change dies with the session that asked for it.
+    sqlx::query("DELETE FROM email_change_tokens WHERE session_id = ANY($1)")
         .bind(ids)
         .execute(&mut **tx)
         .await
@@ -151,8 +158,8 @@ impl SessionStore for PostgresStore {
         }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ip, \
-             user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr) \
-             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr, cookie_mode) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -167,6 +174,7 @@ impl SessionStore for PostgresStore {
         .bind(&s.fingerprint)
         .bind(s.remember_me)
         .bind(s.amr.join(" "))
+        .bind(s.cookie_mode)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;

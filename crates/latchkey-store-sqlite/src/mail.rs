@@ -140,9 +140,27 @@ impl VerificationStore for SqliteStore {
         &self,
         change: &NewEmailChange,
         mails: &[QueuedMail],
-    ) -> Result<(), StoreError> {
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let t = &change.token;
+        // BEGIN IMMEDIATE: no revocation commits between the check and the insert.
         let mut tx = self.write_transaction().await?;
+        let asking: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL \
+             AND s.idle_expires_at > ? AND s.absolute_expires_at > ? AND u.security_stamp = ?",
+        )
+        .bind(change.session_id)
+        .bind(t.user_id)
+        .bind(to_micros(now))
+        .bind(to_micros(now))
+        .bind(change.security_stamp)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if asking.is_none() {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM email_change_tokens WHERE user_id = ?")
             .bind(t.user_id)
             .execute(&mut *tx)
@@ -150,7 +168,7 @@ impl VerificationStore for SqliteStore {
             .map_err(map_error)?;
         sqlx::query(
             "INSERT INTO email_change_tokens (token_hash, user_id, new_email, new_email_normalized, \
-             created_at, expires_at, security_stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             created_at, expires_at, security_stamp, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.token_hash[..])
         .bind(t.user_id)
@@ -159,13 +177,15 @@ impl VerificationStore for SqliteStore {
         .bind(to_micros(t.created_at))
         .bind(to_micros(t.expires_at))
         .bind(change.security_stamp)
+        .bind(change.session_id)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
         for mail in mails {
             insert_mail(&mut tx, mail).await?;
         }
-        tx.commit().await.map_err(map_error)
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn pending_email_change(

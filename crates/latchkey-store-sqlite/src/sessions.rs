@@ -15,7 +15,7 @@ use crate::time_codec::{from_micros, from_micros_opt, to_micros};
 use crate::{map_error, SqliteStore};
 
 const SESSION_COLUMNS: &str = "id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, \
-     revoked_at, ip, user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr";
+     revoked_at, ip, user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr, cookie_mode";
 
 fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     let amr: String = row.try_get("amr").map_err(map_error)?;
@@ -38,6 +38,10 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
         fingerprint: row.try_get("fingerprint").map_err(map_error)?,
         remember_me: remember != 0,
         amr: amr.split_whitespace().map(str::to_owned).collect(),
+        cookie_mode: row
+            .try_get::<Option<i64>, _>("cookie_mode")
+            .map_err(map_error)?
+            .map(|v| v != 0),
     })
 }
 
@@ -83,6 +87,12 @@ pub(crate) async fn revoke_ids(
         .execute(&mut **tx)
         .await
         .map_err(map_error)?;
+        // An email change dies with the session that asked for it.
+        sqlx::query("DELETE FROM email_change_tokens WHERE session_id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_error)?;
     }
     Ok(changed)
 }
@@ -154,8 +164,8 @@ impl SessionStore for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ip, \
-             user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             user_agent, device_type, device_os, device_browser, fingerprint, remember_me, amr, cookie_mode) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -171,6 +181,7 @@ impl SessionStore for SqliteStore {
         .bind(&s.fingerprint)
         .bind(i64::from(s.remember_me))
         .bind(s.amr.join(" "))
+        .bind(i64::from(s.cookie_mode))
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;

@@ -491,6 +491,7 @@ macro_rules! store_conformance_tests {
             account_case!(email_change_tokens_are_single_use);
             account_case!(a_taken_address_is_a_conflict_at_confirmation);
             account_case!(revocations_void_pending_email_changes);
+            account_case!(an_email_change_dies_with_its_session);
             account_case!(password_and_email_changes_void_mailed_links);
             account_case!(html_mail_round_trips);
             account_case!(idle_lockout_counters_are_cleaned_up);

@@ -32,7 +32,26 @@ async fn user(store: &dyn Store, email: &str) -> Uuid {
     store.create_user(&u).await.unwrap().id
 }
 
-fn change(user_id: Uuid, hash: u8, new_email: &str) -> NewEmailChange {
+/// A live session of `user_id` under its current stamp (an email change is
+/// asked for from one).
+async fn asking(store: &dyn Store, user_id: Uuid) -> Uuid {
+    let stamp = store
+        .user_by_id(user_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .security_stamp;
+    let session = crate::conformance_sessions::session(user_id, T0);
+    let (_, token) =
+        latchkey_core::session::new_refresh_token(session.id, T0, session.absolute_expires_at);
+    store
+        .create_session(&session, &token, 100, stamp, &Aftermath::default())
+        .await
+        .unwrap();
+    session.id
+}
+
+fn change(user_id: Uuid, session_id: Uuid, hash: u8, new_email: &str) -> NewEmailChange {
     NewEmailChange {
         token: NewVerification {
             token_hash: [hash; 32],
@@ -43,6 +62,7 @@ fn change(user_id: Uuid, hash: u8, new_email: &str) -> NewEmailChange {
         new_email: new_email.to_owned(),
         new_email_normalized: normalize_email(new_email),
         security_stamp: 0,
+        session_id,
     }
 }
 
@@ -55,15 +75,16 @@ fn mail(to: &str) -> latchkey_core::mail::QueuedMail {
 /// same transaction; an expired token does nothing; cleanup removes used ones.
 pub async fn email_change_tokens_are_single_use(store: &dyn Store) {
     let uid = user(store, "old@example.com").await;
+    let sid = asking(store, uid).await;
     let mails = || [mail("old@example.com"), mail("New@Example.com")];
-    store
-        .issue_email_change(&change(uid, 1, "New@Example.com"), &mails())
+    assert!(store
+        .issue_email_change(&change(uid, sid, 1, "New@Example.com"), &mails(), T0)
         .await
-        .unwrap();
-    store
-        .issue_email_change(&change(uid, 2, "New@Example.com"), &mails())
+        .unwrap());
+    assert!(store
+        .issue_email_change(&change(uid, sid, 2, "New@Example.com"), &mails(), T0)
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(store.pending_mail().await.unwrap(), 4);
     assert_eq!(
         store.pending_email_change(&[1; 32], T0).await.unwrap(),
@@ -141,10 +162,11 @@ pub async fn email_change_tokens_are_single_use(store: &dyn Store) {
 /// changes, no notice is queued, and the token stays unused.
 pub async fn a_taken_address_is_a_conflict_at_confirmation(store: &dyn Store) {
     let a = user(store, "a@example.com").await;
-    store
-        .issue_email_change(&change(a, 7, "b@example.com"), &[])
+    let sid = asking(store, a).await;
+    assert!(store
+        .issue_email_change(&change(a, sid, 7, "b@example.com"), &[], T0)
         .await
-        .unwrap();
+        .unwrap());
     user(store, "B@example.com").await;
     let notice = mail("a@example.com");
     let before = store.pending_mail().await.unwrap();
@@ -197,12 +219,16 @@ pub async fn revocations_void_pending_email_changes(store: &dyn Store) {
     let uid = user(store, "owner@example.com").await;
     let stamp = || async { store.user_by_id(uid).await.unwrap().unwrap().security_stamp };
     let s0 = stamp().await;
-    let issue = |hash: u8, stamp: i64| {
-        let mut c = change(uid, hash, "attacker@evil.example");
+    let issue = |hash: u8, stamp: i64, sid: Uuid| {
+        let mut c = change(uid, sid, hash, "attacker@evil.example");
         c.security_stamp = stamp;
         c
     };
-    store.issue_email_change(&issue(1, s0), &[]).await.unwrap();
+    let sid = asking(store, uid).await;
+    assert!(store
+        .issue_email_change(&issue(1, s0, sid), &[], T0)
+        .await
+        .unwrap());
     store
         .revoke_user_sessions(uid, None, RevokeReason::Logout, T0)
         .await
@@ -211,7 +237,11 @@ pub async fn revocations_void_pending_email_changes(store: &dyn Store) {
     assert!(!change_works(store, 1).await, "voided by the sign-out");
 
     let s1 = stamp().await;
-    store.issue_email_change(&issue(2, s1), &[]).await.unwrap();
+    let sid = asking(store, uid).await;
+    assert!(store
+        .issue_email_change(&issue(2, s1, sid), &[], T0)
+        .await
+        .unwrap());
     let revoke = Aftermath {
         revoke: Some(Revocation {
             keep: None,
@@ -228,16 +258,27 @@ pub async fn revocations_void_pending_email_changes(store: &dyn Store) {
         "voided by the password change"
     );
 
-    // Asked for under the stamp before a change that committed first: the
-    // insert lands after the deletion, but the stamp no longer matches.
-    store.issue_email_change(&issue(3, s1), &[]).await.unwrap();
+    // Asked for under the stamp before a change that committed first, from
+    // a session that is live again: refused when issued, and a token that got
+    // in under the old stamp (as before this check) never completes.
+    let sid = asking(store, uid).await;
+    assert!(
+        !store
+            .issue_email_change(&issue(3, s1, sid), &[], T0)
+            .await
+            .unwrap(),
+        "a stale stamp is refused"
+    );
     assert!(
         !change_works(store, 3).await,
         "a stale stamp never completes"
     );
 
     let now = stamp().await;
-    store.issue_email_change(&issue(4, now), &[]).await.unwrap();
+    assert!(store
+        .issue_email_change(&issue(4, now, sid), &[], T0)
+        .await
+        .unwrap());
     assert!(change_works(store, 4).await, "a current one still works");
     let changed = store.user_by_id(uid).await.unwrap().unwrap();
     assert_eq!(changed.email, "attacker@evil.example");
@@ -285,10 +326,11 @@ pub async fn password_and_email_changes_void_mailed_links(store: &dyn Store) {
         .issue_password_reset(&link(uid, 4), &queue("ada@example.com"))
         .await
         .unwrap();
-    store
-        .issue_email_change(&change(uid, 5, "ada@new.example"), &[])
+    let sid = asking(store, uid).await;
+    assert!(store
+        .issue_email_change(&change(uid, sid, 5, "ada@new.example"), &[], T0)
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(
         store
             .complete_email_change(&[5; 32], T0, None)
@@ -445,4 +487,54 @@ pub async fn refused_attempts_leave_the_last_attempt_time(store: std::sync::Arc<
     store.release_throttle_attempt(&key, None).await.unwrap();
     let last = store.reserve_throttle_attempt(&key, at(50)).await.unwrap();
     assert_eq!((last.failures, last.previous_attempt_at), (3, Some(at(40))));
+}
+
+/// An email change belongs to the session that asked for it: it is refused
+/// once that session is revoked or expired, and revoking that one session
+/// (signing it out, or refresh-token reuse) deletes its pending change while
+/// other sessions' changes are unaffected.
+pub async fn an_email_change_dies_with_its_session(store: &dyn Store) {
+    let uid = user(store, "owner@example.com").await;
+    let thief = asking(store, uid).await;
+    let owner = asking(store, uid).await;
+    assert!(store
+        .issue_email_change(&change(uid, thief, 1, "thief@evil.example"), &[], T0)
+        .await
+        .unwrap());
+    assert!(store
+        .revoke_session(uid, thief, RevokeReason::Logout, T0)
+        .await
+        .unwrap());
+    assert!(!change_works(store, 1).await, "died with its session");
+    assert!(
+        !store
+            .issue_email_change(&change(uid, thief, 2, "thief@evil.example"), &[], T0)
+            .await
+            .unwrap(),
+        "a revoked session asks for nothing"
+    );
+    let expired = T0 + Duration::days(60);
+    assert!(
+        !store
+            .issue_email_change(&change(uid, owner, 3, "ada@new.example"), &[], expired)
+            .await
+            .unwrap(),
+        "nor does an expired one"
+    );
+    let other = user(store, "other@example.com").await;
+    assert!(
+        !store
+            .issue_email_change(&change(other, owner, 4, "x@example.com"), &[], T0)
+            .await
+            .unwrap(),
+        "nor another user's session"
+    );
+    assert!(store
+        .issue_email_change(&change(uid, owner, 5, "ada@new.example"), &[], T0)
+        .await
+        .unwrap());
+    assert!(
+        change_works(store, 5).await,
+        "the live session's change works"
+    );
 }

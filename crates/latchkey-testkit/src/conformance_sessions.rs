@@ -37,7 +37,8 @@ async fn user(store: &dyn Store) -> Uuid {
     store.create_user(&user).await.unwrap().id
 }
 
-fn session(user_id: Uuid, at: OffsetDateTime) -> NewSession {
+/// A session of `user_id` created `at` (live 7 days idle, 30 absolute).
+pub(crate) fn session(user_id: Uuid, at: OffsetDateTime) -> NewSession {
     NewSession {
         id: Uuid::now_v7(),
         user_id,
@@ -54,6 +55,7 @@ fn session(user_id: Uuid, at: OffsetDateTime) -> NewSession {
         fingerprint: "fp-1".into(),
         remember_me: true,
         amr: vec!["pwd".into()],
+        cookie_mode: true,
     }
 }
 
@@ -103,6 +105,7 @@ pub async fn sessions_round_trip(store: &dyn Store) {
         (got.device, got.fingerprint, got.remember_me, got.amr),
         (s.device, s.fingerprint, true, s.amr)
     );
+    assert_eq!(got.cookie_mode, Some(true), "the delivery mode is kept");
     assert!(got.revoked_at.is_none());
     assert_eq!(store.live_sessions(uid, T0).await.unwrap().len(), 1);
     assert!(store.session(Uuid::now_v7()).await.unwrap().is_none());

@@ -426,6 +426,7 @@ mod tests {
             fingerprint: String::new(),
             remember_me: false,
             amr: vec!["pwd".into()],
+            cookie_mode: Some(false),
         }
     }
 

@@ -102,8 +102,12 @@ impl Auth {
             new_email,
             new_email_normalized: normalized,
             security_stamp: user.security_stamp,
+            session_id: principal.session_id,
         };
-        self.store.issue_email_change(&change, &mails).await?;
+        if !self.store.issue_email_change(&change, &mails, now).await? {
+            // The session ended (or the account was recovered) meanwhile.
+            return Err(AuthError::Unauthorized);
+        }
         self.event(
             user.id,
             EventKind::EmailChangeRequested,

@@ -141,7 +141,16 @@ impl Auth {
             return Ok(LoginOutcome::MfaRequired(pending));
         }
         let issued = self
-            .finish_sign_in(user, &attempt, req.remember_me, vec!["pwd".into()], client)
+            .finish_sign_in(
+                user,
+                &attempt,
+                super::SessionTerms {
+                    remember_me: req.remember_me,
+                    cookie_mode: super::is_cookie_delivery(&req.delivery),
+                },
+                vec!["pwd".into()],
+                client,
+            )
             .await?;
         Ok(LoginOutcome::SignedIn(Box::new(issued)))
     }
@@ -185,7 +194,7 @@ impl Auth {
         &self,
         user: crate::account::User,
         attempt: &super::lockout::Attempt,
-        remember_me: bool,
+        terms: super::SessionTerms,
         amr: Vec<String>,
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
@@ -202,7 +211,7 @@ impl Auth {
         let issued = self
             .start_session(
                 user,
-                remember_me,
+                terms,
                 amr,
                 client,
                 Some(EventKind::LoginSucceeded),

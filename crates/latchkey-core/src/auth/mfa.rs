@@ -367,7 +367,16 @@ impl Auth {
             return Err(AuthError::Disabled);
         }
         let issued = self
-            .finish_sign_in(user, &attempt, challenge.remember_me, amr, client)
+            .finish_sign_in(
+                user,
+                &attempt,
+                super::SessionTerms {
+                    remember_me: challenge.remember_me,
+                    cookie_mode: super::is_cookie_delivery(&challenge.mode),
+                },
+                amr,
+                client,
+            )
             .await?;
         Ok((issued, challenge.mode))
     }

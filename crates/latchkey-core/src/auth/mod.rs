@@ -273,6 +273,21 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// How a sign-in's session is kept, as the client asked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionTerms {
+    /// The long absolute lifetime.
+    pub remember_me: bool,
+    /// Delivered in cookie mode ([`is_cookie_delivery`]).
+    pub cookie_mode: bool,
+}
+
+/// Whether a sign-in's `delivery` (`mode` at login: `token` or `cookie`)
+/// names cookie mode; anything else is token mode.
+pub fn is_cookie_delivery(delivery: &str) -> bool {
+    delivery == "cookie"
+}
+
 impl Auth {
     /// Records a security event; failure to record is logged, never fatal to the
     /// request that caused it.
@@ -336,13 +351,17 @@ impl Auth {
     pub(crate) async fn start_session(
         &self,
         user: User,
-        remember_me: bool,
+        terms: SessionTerms,
         amr: Vec<String>,
         client: &ClientContext,
         event: Option<EventKind>,
         notice: Option<&crate::mail::QueuedMail>,
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now();
+        let SessionTerms {
+            remember_me,
+            cookie_mode,
+        } = terms;
         let lifetime = if remember_me {
             self.policy.remember_me_timeout
         } else {
@@ -361,6 +380,7 @@ impl Auth {
             fingerprint: client.fingerprint.clone(),
             remember_me,
             amr,
+            cookie_mode,
         };
         let (refresh_token, stored) = new_refresh_token(session.id, now, absolute);
         let event = event.map(|kind| new_event(user.id, kind, Some(session.id), client, now));
@@ -411,6 +431,7 @@ impl Auth {
             fingerprint: session.fingerprint,
             remember_me,
             amr: session.amr,
+            cookie_mode: Some(cookie_mode),
         };
         let (access_token, expires_in) = self.access_token(&user, &stored_session)?;
         Ok(Issued {

@@ -416,6 +416,8 @@ pub struct PasskeyLoginRequest {
     pub credential: serde_json::Value,
     /// Long session.
     pub remember_me: bool,
+    /// How the client wants its tokens (`token` or `cookie`).
+    pub delivery: String,
 }
 
 impl Auth {
@@ -503,7 +505,10 @@ impl Auth {
         self.finish_sign_in(
             user,
             &attempt,
-            req.remember_me,
+            super::SessionTerms {
+                remember_me: req.remember_me,
+                cookie_mode: super::is_cookie_delivery(&req.delivery),
+            },
             vec![kind.into(), "mfa".into()],
             client,
         )

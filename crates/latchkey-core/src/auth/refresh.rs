@@ -44,10 +44,12 @@ impl std::fmt::Debug for AccessOnly {
 }
 
 impl Auth {
-    /// The live session a still-usable refresh token belongs to, without
+    /// The live session a still-usable refresh cookie belongs to, without
     /// spending it (cookie mode checks the session's CSRF token first). In
     /// `cookie` mode a token spent within the cookie grace still names its
     /// session (the concurrent refresh it lost to is answered, not revoked).
+    /// A session delivered in token mode is never named: its refresh token
+    /// presented as a cookie gets neither a CSRF token nor the tab grace.
     pub async fn refresh_token_session(
         &self,
         presented: &str,
@@ -62,8 +64,24 @@ impl Auth {
             .refresh_token_session(&hash_refresh_token(presented), now, self.grace(cookie))
             .await?;
         Ok(found
-            .filter(|(session, _)| session.is_live(now))
+            .filter(|(session, _)| session.is_live(now) && session.may_be_cookie_mode())
             .map(|(session, _)| session.id))
+    }
+
+    /// `session_id` if it is live and may be a browser's cookie-mode session
+    /// (see [`crate::session::Session::may_be_cookie_mode`]): what `GET
+    /// /v1/csrf` hands a CSRF token for.
+    pub async fn cookie_session(
+        &self,
+        session_id: uuid::Uuid,
+    ) -> Result<Option<uuid::Uuid>, AuthError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .session(session_id)
+            .await?
+            .filter(|s| s.is_live(now) && s.may_be_cookie_mode())
+            .map(|s| s.id))
     }
 
     fn grace(&self, cookie: bool) -> time::Duration {
@@ -130,6 +148,20 @@ impl Auth {
             .await?;
         let (session, rotated) = match outcome {
             RotateOutcome::Rotated(session) => (*session, true),
+            // A token-mode session's spent token through the cookie path (a
+            // thief trying for the tab grace): reuse, as it would be in the
+            // body after the token grace — the family is revoked.
+            RotateOutcome::Concurrent(session) if cookie && !session.may_be_cookie_mode() => {
+                let revoked = self
+                    .store
+                    .revoke_session(session.user_id, session.id, RevokeReason::RefreshReuse, now)
+                    .await?;
+                if revoked {
+                    self.reuse_detected(session.id, session.user_id, client)
+                        .await;
+                }
+                return Err(AuthError::InvalidToken);
+            }
             RotateOutcome::Concurrent(session) => (*session, false),
             RotateOutcome::Reused {
                 session_id,

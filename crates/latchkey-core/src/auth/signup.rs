@@ -148,7 +148,18 @@ impl Auth {
             return Ok(Ok(SignupOutcome::VerificationSent));
         }
         let issued = self
-            .start_session(created, false, vec!["pwd".into()], client, None, None)
+            .start_session(
+                created,
+                // `201` carries the tokens in its body: token mode.
+                super::SessionTerms {
+                    remember_me: false,
+                    cookie_mode: false,
+                },
+                vec!["pwd".into()],
+                client,
+                None,
+                None,
+            )
             .await?;
         Ok(Ok(SignupOutcome::SignedIn(Box::new(issued))))
     }

@@ -49,6 +49,10 @@ pub struct NewSession {
     pub remember_me: bool,
     /// Authentication methods used (`pwd`, `otp`, ...).
     pub amr: Vec<String>,
+    /// Delivered in cookie mode (a browser): only such a session's refresh
+    /// cookie gets the grace for concurrent tabs, and only it is handed a CSRF
+    /// token by `GET /v1/csrf`.
+    pub cookie_mode: bool,
 }
 
 /// A stored session.
@@ -80,12 +84,23 @@ pub struct Session {
     pub remember_me: bool,
     /// See [`NewSession::amr`].
     pub amr: Vec<String>,
+    /// See [`NewSession::cookie_mode`]; `None` for a session created before
+    /// latchkey recorded it (it keeps the behaviour it was created under:
+    /// treated as possibly a browser's until it ends).
+    pub cookie_mode: Option<bool>,
 }
 
 impl Session {
     /// Live: not revoked and neither idle- nor absolutely expired at `now`.
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         self.revoked_at.is_none() && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+
+    /// Whether this may be a browser's cookie-mode session: false only for
+    /// sessions known to be delivered in token mode, whose tokens must never
+    /// get what the cookie path grants (the tab grace, a CSRF token).
+    pub fn may_be_cookie_mode(&self) -> bool {
+        self.cookie_mode != Some(false)
     }
 }
 

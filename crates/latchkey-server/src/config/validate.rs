@@ -94,10 +94,11 @@ impl Config {
             }
             Ok(None) => {}
         }
-        for net in self.trusted_proxies.iter().filter(|n| n.prefix_len() == 0) {
+        for net in self.trusted_proxies.iter().filter(|n| trusts_too_much(n)) {
             let why = format!(
-                "{net} trusts every peer: any client can then choose its address in {:?} \
-                 and every per-IP rule is void; list your proxies' own addresses",
+                "{net} trusts a large part of the internet (anything shorter than an IPv4 /8 \
+                 or an IPv6 /7): any client in it can then choose its address in {:?} and \
+                 every per-IP rule is void; list your proxies' own addresses",
                 self.trusted_proxies_header
             );
             if self.mode == Mode::Production {
@@ -105,6 +106,12 @@ impl Config {
             } else {
                 warnings.push(format!("trusted_proxies: {why}"));
             }
+        }
+        for net in self.trusted_proxies.iter().filter(|n| is_ipv4_mapped(n)) {
+            warnings.push(format!(
+                "trusted_proxies: {net} is written as IPv4-mapped IPv6 and matches nothing \
+                 (client addresses are compared in their IPv4 form); write it as IPv4"
+            ));
         }
         if self.keys.publish_ahead_seconds > 86_400 {
             problems.push(Problem::new(
@@ -450,6 +457,26 @@ fn probe_writable(db: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A trusted-proxy range wide enough to take in much of the internet (a
+/// catch-all, or halves of it such as `0.0.0.0/1` + `128.0.0.0/1`): shorter
+/// than an IPv4 /8 (10.0.0.0/8 is the widest private range) or an IPv6 /7
+/// (fc00::/7, unique local addresses).
+fn trusts_too_much(net: &ipnet::IpNet) -> bool {
+    match net {
+        ipnet::IpNet::V4(n) => n.prefix_len() < 8,
+        ipnet::IpNet::V6(n) => n.prefix_len() < 7,
+    }
+}
+
+/// An IPv6 range inside `::ffff:0:0/96`: client addresses are canonicalized
+/// to IPv4 before the trust check, so it can never match.
+fn is_ipv4_mapped(net: &ipnet::IpNet) -> bool {
+    match net {
+        ipnet::IpNet::V4(_) => false,
+        ipnet::IpNet::V6(n) => n.prefix_len() >= 96 && n.network().to_ipv4_mapped().is_some(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,7 +644,14 @@ mod tests {
 
     #[test]
     fn a_catch_all_trusted_proxy_is_refused_in_production_and_warned_about_in_dev() {
-        for catch_all in ["0.0.0.0/0", "::/0"] {
+        for catch_all in [
+            "0.0.0.0/0",
+            "::/0",
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "8000::/1",
+            "4.0.0.0/6",
+        ] {
             let mut cfg = Config {
                 trusted_proxies: vec![catch_all.parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
                 ..Config::default()
@@ -639,7 +673,7 @@ mod tests {
             );
         }
         let cfg = Config {
-            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "fc00::/7".parse().unwrap()],
             ..Config::default()
         };
         assert!(!cfg
@@ -647,6 +681,22 @@ mod tests {
             .1
             .iter()
             .any(|w| w.contains("trusted_proxies")));
+    }
+
+    #[test]
+    fn an_ipv4_mapped_trusted_proxy_is_warned_about() {
+        let cfg = Config {
+            trusted_proxies: vec!["::ffff:10.0.0.0/104".parse().unwrap()],
+            ..Config::default()
+        };
+        let (problems, warnings) = cfg.validate();
+        assert!(!problems.iter().any(|p| p.key == "trusted_proxies"));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("IPv4-mapped") && w.contains("::ffff:10.0.0.0/104")),
+            "{warnings:?}"
+        );
     }
 
     #[test]

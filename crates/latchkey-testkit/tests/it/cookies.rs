@@ -652,6 +652,48 @@ async fn token_mode_reuse_still_revokes_at_once() {
     .await;
 }
 
+/// A stolen token-mode refresh token gets nothing from the cookie path: no
+/// CSRF token from `GET /v1/csrf` (as a refresh cookie, nor its access token
+/// as a session cookie), and replayed as a cookie within the tabs' grace after
+/// its owner refreshed, it is reuse — the family is revoked — not a fresh
+/// access token.
+#[tokio::test]
+async fn a_token_mode_refresh_token_gets_nothing_from_the_cookie_grace() {
+    let app = app_with_user().await;
+    let login: Value = app.login(EMAIL, PASSWORD).await.json().await.unwrap();
+    let stolen = login["refresh_token"].as_str().unwrap().to_owned();
+    let access = login["access_token"].as_str().unwrap();
+    for cookie in [format!("{REFRESH}={stolen}"), format!("{SESSION}={access}")] {
+        let r = request(&app, Method::GET, "/v1/csrf", &cookie, None, None)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 401, "unauthorized").await;
+    }
+    // The owner refreshes; the thief replays the spent token as a cookie at once.
+    let r = app
+        .client
+        .post(app.url("/v1/token/refresh"))
+        .json(&json!({ "refresh_token": stolen }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let next: Value = r.json().await.unwrap();
+    let origin = Some(app.base_url.as_str());
+    let r = cookie_refresh(&app, &stolen, origin, None).await;
+    assert_problem(r, 401, "invalid_token").await;
+    // Reuse: the owner's new token died with the family.
+    let r = app
+        .client
+        .post(app.url("/v1/token/refresh"))
+        .json(&json!({ "refresh_token": next["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "invalid_token").await;
+}
+
 #[tokio::test]
 async fn a_cookie_logout_needs_csrf_clears_the_cookies_and_ends_the_session() {
     let app = app_with_user().await;

@@ -161,6 +161,35 @@ async fn a_pending_email_change_does_not_survive_a_logout_everywhere() {
     attacker_confirm_is_refused(&app, &token).await;
 }
 
+/// The owner ends just the attacker's session from the session list (or a
+/// refresh-token reuse ends it): the email change it asked for dies with it.
+#[tokio::test]
+async fn a_pending_email_change_dies_with_the_session_that_asked() {
+    let app = builder().spawn().await;
+    app.create_user(EMAIL, PASSWORD, true).await;
+    let attacker = signed_in(&app, PASSWORD).await;
+    let r = post_as(
+        &app,
+        "/v1/me/email",
+        &attacker,
+        &json!({"new_email": ATTACKER_EMAIL, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let token = link_token(&app.wait_for_mails(ATTACKER_EMAIL, 1).await[0]);
+    let owner = signed_in(&app, PASSWORD).await;
+    let session = attacker["session_id"].as_str().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/me/sessions/{session}")))
+        .bearer_auth(owner["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    attacker_confirm_is_refused(&app, &token).await;
+}
+
 #[tokio::test]
 async fn an_old_reset_link_does_not_survive_a_password_change() {
     let app = builder().spawn().await;

@@ -52,7 +52,7 @@ async fn cookie_session(state: &AppState, headers: &HeaderMap) -> Result<Option<
         .filter(|t| t.len() <= MAX_BEARER_LEN)
     {
         match state.auth.authenticate(token).await {
-            Ok(principal) => return Ok(Some(principal.session_id)),
+            Ok(principal) => return Ok(state.auth.cookie_session(principal.session_id).await?),
             // An expired (or otherwise refused) access cookie: the refresh
             // cookie may still name a live session.
             Err(AuthError::Unauthorized) => {}

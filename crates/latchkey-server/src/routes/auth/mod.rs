@@ -95,7 +95,7 @@ impl DeliveryMode {
 
     /// The mode named by [`DeliveryMode::as_str`]; anything else is token mode.
     pub fn parse(text: &str) -> Self {
-        if text == "cookie" {
+        if latchkey_core::auth::is_cookie_delivery(text) {
             Self::Cookie
         } else {
             Self::Token
