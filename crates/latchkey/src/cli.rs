@@ -104,25 +104,29 @@ struct Place {
     data_dir: Option<PathBuf>,
 }
 
+impl Command {
+    /// The flags every command takes (where it runs).
+    fn place(&self) -> &Place {
+        match self {
+            Self::Serve(place)
+            | Self::Migrate(place)
+            | Self::Cleanup(place)
+            | Self::Config {
+                command: ConfigCommand::Check { place, .. },
+            }
+            | Self::Keys {
+                command: KeysCommand::Rotate { place, .. } | KeysCommand::Reencrypt(place),
+            }
+            | Self::Users {
+                command: UsersCommand::Unlock { place, .. },
+            } => place,
+        }
+    }
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> ExitCode {
-    let (place, command) = match &cli.command {
-        Command::Serve(p) => (p, "serve"),
-        Command::Migrate(p) => (p, "migrate"),
-        Command::Config {
-            command: ConfigCommand::Check { place, .. },
-        } => (place, "check"),
-        Command::Keys {
-            command: KeysCommand::Rotate { place, .. },
-        } => (place, "rotate"),
-        Command::Keys {
-            command: KeysCommand::Reencrypt(p),
-        } => (p, "reencrypt"),
-        Command::Cleanup(p) => (p, "cleanup"),
-        Command::Users {
-            command: UsersCommand::Unlock { place, .. },
-        } => (place, "unlock"),
-    };
+    let place = cli.command.place();
     let overrides = Overrides {
         config_file: cli.config.clone(),
         listen: place.listen,
@@ -132,35 +136,22 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(loaded) => loaded,
         Err(e) => return refuse_load(&e),
     };
-    match command {
-        "serve" => serve(loaded).await,
-        "migrate" => migrate(loaded).await,
-        "rotate" => {
-            let at_once = matches!(
-                cli.command,
-                Command::Keys {
-                    command: KeysCommand::Rotate { now: true, .. }
-                }
-            );
-            rotate_keys(&loaded, at_once).await
-        }
-        "reencrypt" => reencrypt(&loaded).await,
-        "cleanup" => cleanup(loaded).await,
-        "unlock" => match &cli.command {
-            Command::Users {
-                command: UsersCommand::Unlock { email, .. },
-            } => unlock(&loaded, email).await,
-            _ => ExitCode::FAILURE,
-        },
-        _ => {
-            let show = matches!(
-                &cli.command,
-                Command::Config {
-                    command: ConfigCommand::Check { show: true, .. }
-                }
-            );
-            check(&loaded, show)
-        }
+    match &cli.command {
+        Command::Serve(_) => serve(loaded).await,
+        Command::Migrate(_) => migrate(loaded).await,
+        Command::Cleanup(_) => cleanup(loaded).await,
+        Command::Config {
+            command: ConfigCommand::Check { show, .. },
+        } => check(&loaded, *show),
+        Command::Keys {
+            command: KeysCommand::Rotate { now, .. },
+        } => rotate_keys(&loaded, *now).await,
+        Command::Keys {
+            command: KeysCommand::Reencrypt(_),
+        } => reencrypt(&loaded).await,
+        Command::Users {
+            command: UsersCommand::Unlock { email, .. },
+        } => unlock(&loaded, email).await,
     }
 }
 
