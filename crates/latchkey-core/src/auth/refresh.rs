@@ -44,16 +44,37 @@ impl std::fmt::Debug for AccessOnly {
 }
 
 impl Auth {
-    /// The live session a still-usable refresh cookie belongs to, without
-    /// spending it (cookie mode checks the session's CSRF token first). In
-    /// `cookie` mode a token spent within the cookie grace still names its
-    /// session (the concurrent refresh it lost to is answered, not revoked).
-    /// A session delivered in token mode is never named: its refresh token
-    /// presented as a cookie gets neither a CSRF token nor the tab grace.
+    /// The live session a still-usable refresh token belongs to, without
+    /// spending it (cookie mode checks the session's CSRF token first). A
+    /// `cookie` presentation names only a session that may be cookie mode (a
+    /// token-mode session's token in a cookie gets neither a CSRF check that
+    /// passes nor the tab grace), and a token spent within the cookie grace
+    /// still names its session (the concurrent refresh it lost to is
+    /// answered, not revoked).
     pub async fn refresh_token_session(
         &self,
         presented: &str,
         cookie: bool,
+    ) -> Result<Option<uuid::Uuid>, AuthError> {
+        self.live_refresh_session(presented, self.grace(cookie), cookie)
+            .await
+    }
+
+    /// For `GET /v1/csrf`: the live cookie-mode session of an unspent
+    /// refresh cookie (no grace: a spent one names nothing).
+    pub async fn csrf_refresh_session(
+        &self,
+        presented: &str,
+    ) -> Result<Option<uuid::Uuid>, AuthError> {
+        self.live_refresh_session(presented, self.grace(false), true)
+            .await
+    }
+
+    async fn live_refresh_session(
+        &self,
+        presented: &str,
+        spent_within: time::Duration,
+        cookie_only: bool,
     ) -> Result<Option<uuid::Uuid>, AuthError> {
         if !looks_like_refresh_token(presented) {
             return Ok(None);
@@ -61,10 +82,12 @@ impl Auth {
         let now = self.clock.now();
         let found = self
             .store
-            .refresh_token_session(&hash_refresh_token(presented), now, self.grace(cookie))
+            .refresh_token_session(&hash_refresh_token(presented), now, spent_within)
             .await?;
         Ok(found
-            .filter(|(session, _)| session.is_live(now) && session.may_be_cookie_mode())
+            .filter(|(session, _)| {
+                session.is_live(now) && (!cookie_only || session.may_be_cookie_mode())
+            })
             .map(|(session, _)| session.id))
     }
 

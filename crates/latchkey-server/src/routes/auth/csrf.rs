@@ -60,7 +60,7 @@ async fn cookie_session(state: &AppState, headers: &HeaderMap) -> Result<Option<
         }
     }
     match state.cookies.refresh_token(headers) {
-        Some(token) => Ok(state.auth.refresh_token_session(token, false).await?),
+        Some(token) => Ok(state.auth.csrf_refresh_session(token).await?),
         None => Ok(None),
     }
 }
