@@ -8,6 +8,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod clock;
 pub mod hex;
 pub mod mail;

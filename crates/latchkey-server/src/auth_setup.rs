@@ -201,6 +201,7 @@ pub async fn build(
         breach: breach_check(config)?,
         lockout: lockout_policy(config, secrets),
         mfa: mfa_services(config, secrets),
+        background: latchkey_core::background::Background::default(),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             public_url: config.effective_public_url(),

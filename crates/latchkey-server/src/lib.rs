@@ -3,7 +3,6 @@
 //! and the tests start the same way.
 
 pub mod auth_setup;
-pub mod background;
 pub mod cache_bus;
 pub mod cleanup_task;
 pub mod client;

@@ -234,7 +234,6 @@ impl Application {
             auth,
             cookies,
             rate_limits,
-            background: crate::background::Background::default(),
         });
         let config = &state.config;
         let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);

@@ -52,8 +52,6 @@ pub struct AppStateParts {
     pub cookies: Arc<crate::cookies::CookieSessions>,
     /// Rate limits and their limiter.
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
-    /// Bounded work left for after an answer.
-    pub background: crate::background::Background,
 }
 
 impl std::fmt::Debug for AppStateParts {

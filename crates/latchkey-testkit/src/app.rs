@@ -157,6 +157,22 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits (up to 10 s) until the work requests left for after their answer
+    /// (failed-sign-in bookkeeping, lock notices, forgot and resend) is done:
+    /// a completion signal from the server's runner, not a sleep. Mail those
+    /// tasks queued may still be on its way through the outbox.
+    pub async fn settled(&self) {
+        if tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.state.auth.background.idle(),
+        )
+        .await
+        .is_err()
+        {
+            fail("background work still running after 10 s");
+        }
+    }
+
     /// Waits (up to 10 s) until at least `count` mails addressed to `to` exist and
     /// returns them, oldest first.
     pub async fn wait_for_mails(&self, to: &str, count: usize) -> Vec<String> {

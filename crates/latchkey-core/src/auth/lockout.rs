@@ -11,7 +11,6 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
-use tracing::Instrument;
 use zeroize::Zeroizing;
 
 use crate::account::{normalize_email, User};
@@ -150,8 +149,12 @@ pub(crate) struct Attempt {
     key: [u8; 32],
     /// This attempt's number since the last lock or success (0: lockout off).
     count: u32,
-    /// Where to give the count back if no outcome is recorded.
-    store: Option<std::sync::Arc<dyn crate::ports::Store>>,
+    /// Where to give the count back if no outcome is recorded, and the
+    /// runner that does it.
+    give_back: Option<(
+        std::sync::Arc<dyn crate::ports::Store>,
+        crate::background::Background,
+    )>,
     settled: std::sync::atomic::AtomicBool,
 }
 
@@ -175,12 +178,11 @@ impl Drop for Attempt {
         if self.count == 0 || self.settled.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        let (Some(store), Ok(runtime)) = (self.store.take(), tokio::runtime::Handle::try_current())
-        else {
+        let Some((store, background)) = self.give_back.take() else {
             return;
         };
         let key = self.key;
-        runtime.spawn(async move {
+        background.spawn("release_sign_in_attempt", async move {
             if let Err(e) = store.release_throttle_attempt(&key, None).await {
                 tracing::warn!(error = %e, "abandoned sign-in attempt not given back");
             }
@@ -212,7 +214,7 @@ impl Auth {
             return Ok(Attempt {
                 key: *key,
                 count: 0,
-                store: None,
+                give_back: None,
                 settled: std::sync::atomic::AtomicBool::new(true),
             });
         }
@@ -250,7 +252,7 @@ impl Auth {
         Ok(Attempt {
             key: *key,
             count: throttle.failures,
-            store: Some(std::sync::Arc::clone(&self.store)),
+            give_back: Some((std::sync::Arc::clone(&self.store), self.background.clone())),
             settled: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -340,7 +342,7 @@ impl Auth {
                 )
                 .await;
             };
-            tokio::spawn(task.instrument(tracing::Span::current()));
+            self.background.spawn("lock_notice", task);
         }
         Ok(Some(until))
     }

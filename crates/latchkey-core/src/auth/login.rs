@@ -1,7 +1,5 @@
 //! `login`: email + password → a new session.
 
-use tracing::Instrument;
-
 use crate::account::normalize_email;
 use crate::audit::EventKind;
 
@@ -183,7 +181,7 @@ impl Auth {
                 .await;
         };
         // The request's span goes along: the task's lines carry its request id.
-        tokio::spawn(task.instrument(tracing::Span::current()));
+        self.background.spawn("failed_sign_in_bookkeeping", task);
     }
 
     /// The end of every successful sign-in: starts the session (which also

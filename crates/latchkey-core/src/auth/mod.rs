@@ -240,6 +240,8 @@ pub struct Auth {
     /// Second factors: the keyring sealing TOTP seeds, the recovery-code
     /// hasher and the issuer name shown in authenticator apps.
     pub mfa: MfaServices,
+    /// Work left for after an answer, bounded (see [`crate::background`]).
+    pub background: crate::background::Background,
 }
 
 /// What the second-factor use cases need besides the store.

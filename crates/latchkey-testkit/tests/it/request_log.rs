@@ -144,19 +144,10 @@ async fn background_work_started_by_a_request_logs_under_its_request_id() {
     assert_eq!(r.status(), 202);
     app.wait_for_mails("bg@example.com", 1).await;
     // The failure is counted after the answer, in a task of its own.
-    let mut counted = false;
-    for _ in 0..100 {
-        counted = lines_of("rlog-failed-login")
-            .iter()
-            .any(|l| l["fields"]["message"] == "failed sign-in counted");
-        let forgot_done = lines_of("rlog-forgot")
-            .iter()
-            .any(|l| l["fields"]["message"] == "forgot-password request processed");
-        if counted && forgot_done {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    app.settled().await;
+    let counted = lines_of("rlog-failed-login")
+        .iter()
+        .any(|l| l["fields"]["message"] == "failed sign-in counted");
     assert!(counted, "{:?}", lines_of("rlog-failed-login"));
     assert!(
         lines_of("rlog-forgot")

@@ -63,7 +63,7 @@ pub async fn forgot(
     input::flow_address(&state, &body.email, &slot).await?;
     let auth = state.auth.clone();
     // After the answer, bounded; the request's span goes along.
-    state.background.spawn("forgot_password", async move {
+    state.auth.background.spawn("forgot_password", async move {
         match auth.forgot_password(&body.email).await {
             Ok(()) => tracing::debug!("forgot-password request processed"),
             Err(e) => tracing::warn!(error = %e, "password reset mail not issued"),

@@ -144,11 +144,14 @@ pub async fn resend(
     // After the answer, as forgot: an unverified account (a lookup, a token,
     // a mail) must not take longer to answer than an unknown address.
     let auth = state.auth.clone();
-    state.background.spawn("resend_verification", async move {
-        if let Err(e) = auth.resend_verification(&body.email).await {
-            tracing::warn!(error = %e, "verification mail not issued");
-        }
-    });
+    state
+        .auth
+        .background
+        .spawn("resend_verification", async move {
+            if let Err(e) = auth.resend_verification(&body.email).await {
+                tracing::warn!(error = %e, "verification mail not issued");
+            }
+        });
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(Accepted {
