@@ -60,7 +60,9 @@ fn challenge_from_row(row: &PgRow) -> Result<MfaChallenge, StoreError> {
         expires_at: row.try_get("expires_at").map_err(map_error)?,
         attempts: row.try_get("attempts").map_err(map_error)?,
         remember_me: row.try_get("remember_me").map_err(map_error)?,
-        mode: row.try_get("mode").map_err(map_error)?,
+        mode: latchkey_core::auth::Delivery::parse(
+            &row.try_get::<String, _>("mode").map_err(map_error)?,
+        ),
         lockout_key: hash32(&lockout_key)?,
         security_stamp: row.try_get("security_stamp").map_err(map_error)?,
     })
@@ -328,7 +330,7 @@ impl MfaStore for PostgresStore {
         .bind(c.expires_at)
         .bind(c.attempts)
         .bind(c.remember_me)
-        .bind(&c.mode)
+        .bind(c.mode.as_str())
         .bind(&c.lockout_key[..])
         .bind(c.security_stamp)
         .execute(self.pool())

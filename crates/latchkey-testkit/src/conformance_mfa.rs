@@ -213,7 +213,7 @@ fn challenge(user_id: Uuid, hash: u8) -> MfaChallenge {
         expires_at: T0 + Duration::minutes(5),
         attempts: 0,
         remember_me: true,
-        mode: "cookie".into(),
+        mode: latchkey_core::auth::Delivery::Cookie,
         lockout_key: [7; 32],
         // Not the default 0: the round trip shows it is stored.
         security_stamp: 3,

@@ -18,9 +18,9 @@ pub struct LoginRequest {
     /// before: its failures are counted apart, so a lock caused by others
     /// does not shut it out.
     pub device_token: Option<String>,
-    /// How the client wants its tokens (`token` or `cookie`); kept in an MFA
-    /// challenge so the second step answers the same way.
-    pub delivery: String,
+    /// How the client wants its tokens; kept in an MFA challenge so the
+    /// second step answers the same way.
+    pub delivery: super::Delivery,
 }
 
 /// What a correct password leads to.
@@ -144,7 +144,7 @@ impl Auth {
                 &attempt,
                 super::SessionTerms {
                     remember_me: req.remember_me,
-                    cookie_mode: super::is_cookie_delivery(&req.delivery),
+                    delivery: req.delivery,
                 },
                 vec!["pwd".into()],
                 client,

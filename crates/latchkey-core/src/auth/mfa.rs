@@ -255,7 +255,7 @@ impl Auth {
             expires_at: now + TTL,
             attempts: 0,
             remember_me: req.remember_me,
-            mode: req.delivery.clone(),
+            mode: req.delivery,
             lockout_key: *key,
             security_stamp: user.security_stamp,
         };
@@ -284,7 +284,10 @@ impl Auth {
     /// The delivery mode the password step of this challenge asked for, if the
     /// token names a live challenge (read only: lets the caller run the checks
     /// that mode needs before anything is consumed).
-    pub async fn mfa_challenge_mode(&self, mfa_token: &str) -> Result<Option<String>, AuthError> {
+    pub async fn mfa_challenge_mode(
+        &self,
+        mfa_token: &str,
+    ) -> Result<Option<super::Delivery>, AuthError> {
         let hash = crate::mail::hash_link_token(mfa_token);
         Ok(self.store.mfa_challenge(&hash).await?.map(|c| c.mode))
     }
@@ -302,7 +305,7 @@ impl Auth {
         &self,
         req: &MfaLoginRequest,
         client: &ClientContext,
-    ) -> Result<(Issued, String), AuthError> {
+    ) -> Result<(Issued, super::Delivery), AuthError> {
         let hash = crate::mail::hash_link_token(&req.mfa_token);
         let challenge = self
             .store
@@ -372,7 +375,7 @@ impl Auth {
                 &attempt,
                 super::SessionTerms {
                     remember_me: challenge.remember_me,
-                    cookie_mode: super::is_cookie_delivery(&challenge.mode),
+                    delivery: challenge.mode,
                 },
                 amr,
                 client,

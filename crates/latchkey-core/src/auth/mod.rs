@@ -280,14 +280,40 @@ impl std::fmt::Debug for Auth {
 pub(crate) struct SessionTerms {
     /// The long absolute lifetime.
     pub remember_me: bool,
-    /// Delivered in cookie mode ([`is_cookie_delivery`]).
-    pub cookie_mode: bool,
+    /// How its tokens are handed over.
+    pub delivery: Delivery,
 }
 
-/// Whether a sign-in's `delivery` (`mode` at login: `token` or `cookie`)
-/// names cookie mode; anything else is token mode.
-pub fn is_cookie_delivery(delivery: &str) -> bool {
-    delivery == "cookie"
+/// How a sign-in hands its tokens to the client (`mode` at login). Only a
+/// cookie-mode session gets what the cookie path grants (the tab grace of a
+/// refresh, a CSRF token from `GET /v1/csrf`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Tokens in the body (native apps, servers).
+    #[default]
+    Token,
+    /// A browser: tokens in HttpOnly cookies, the CSRF token readable.
+    Cookie,
+}
+
+impl Delivery {
+    /// `token` or `cookie` (also the stored form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Cookie => "cookie",
+        }
+    }
+
+    /// The mode [`Delivery::as_str`] names; anything else is token mode (the
+    /// mode that grants nothing extra).
+    pub fn parse(text: &str) -> Self {
+        if text == Self::Cookie.as_str() {
+            Self::Cookie
+        } else {
+            Self::Token
+        }
+    }
 }
 
 impl Auth {
@@ -362,8 +388,9 @@ impl Auth {
         let now = self.clock.now();
         let SessionTerms {
             remember_me,
-            cookie_mode,
+            delivery,
         } = terms;
+        let cookie_mode = delivery == Delivery::Cookie;
         let lifetime = if remember_me {
             self.policy.remember_me_timeout
         } else {

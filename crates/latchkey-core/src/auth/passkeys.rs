@@ -416,8 +416,8 @@ pub struct PasskeyLoginRequest {
     pub credential: serde_json::Value,
     /// Long session.
     pub remember_me: bool,
-    /// How the client wants its tokens (`token` or `cookie`).
-    pub delivery: String,
+    /// How the client wants its tokens.
+    pub delivery: super::Delivery,
 }
 
 impl Auth {
@@ -507,7 +507,7 @@ impl Auth {
             &attempt,
             super::SessionTerms {
                 remember_me: req.remember_me,
-                cookie_mode: super::is_cookie_delivery(&req.delivery),
+                delivery: req.delivery,
             },
             vec![kind.into(), "mfa".into()],
             client,

@@ -153,7 +153,7 @@ impl Auth {
                 // `201` carries the tokens in its body: token mode.
                 super::SessionTerms {
                     remember_me: false,
-                    cookie_mode: false,
+                    delivery: super::Delivery::Token,
                 },
                 vec!["pwd".into()],
                 client,

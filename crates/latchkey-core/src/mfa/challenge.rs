@@ -32,8 +32,8 @@ pub struct MfaChallenge {
     pub attempts: i32,
     /// Long session requested at the password step.
     pub remember_me: bool,
-    /// Delivery mode requested at the password step (`token` or `cookie`).
-    pub mode: String,
+    /// Delivery mode requested at the password step.
+    pub mode: crate::auth::Delivery,
     /// Lockout key of the password step (identifier or device).
     pub lockout_key: [u8; 32],
     /// The account's security stamp at the password step; the second step is

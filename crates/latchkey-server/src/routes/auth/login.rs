@@ -91,7 +91,7 @@ pub async fn login(
         password: zeroize::Zeroizing::new(body.password),
         remember_me: body.remember_me,
         device_token,
-        delivery: body.mode.as_str().to_owned(),
+        delivery: body.mode.into(),
     };
     match state.auth.login(&request, &client.context()).await? {
         LoginOutcome::SignedIn(issued) => Ok(signed_in_response(&state, *issued, body.mode)),

@@ -96,7 +96,7 @@ pub async fn login_mfa(
         return Err(ApiError::Validation(errors));
     }
     let mode = state.auth.mfa_challenge_mode(&body.mfa_token).await?;
-    if mode.as_deref().map(DeliveryMode::parse) == Some(DeliveryMode::Cookie) {
+    if mode.map(DeliveryMode::from) == Some(DeliveryMode::Cookie) {
         // The password step checked the origin; the second step must come from
         // an allowed origin too, or a foreign page could finish a sign-in.
         state.cookies.check_origin(&headers)?;
@@ -112,9 +112,5 @@ pub async fn login_mfa(
         credential: body.credential,
     };
     let (issued, mode) = state.auth.login_mfa(&request, &client.context()).await?;
-    Ok(signed_in_response(
-        &state,
-        issued,
-        DeliveryMode::parse(&mode),
-    ))
+    Ok(signed_in_response(&state, issued, DeliveryMode::from(mode)))
 }

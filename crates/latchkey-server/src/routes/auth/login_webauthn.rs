@@ -85,7 +85,7 @@ pub async fn finish(
         challenge_id: body.challenge_id,
         credential: body.credential,
         remember_me: body.remember_me,
-        delivery: body.mode.as_str().to_owned(),
+        delivery: body.mode.into(),
     };
     let issued = state
         .auth

@@ -84,21 +84,20 @@ pub enum DeliveryMode {
     Cookie,
 }
 
-impl DeliveryMode {
-    /// `token` or `cookie`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Cookie => "cookie",
+impl From<DeliveryMode> for latchkey_core::auth::Delivery {
+    fn from(mode: DeliveryMode) -> Self {
+        match mode {
+            DeliveryMode::Token => Self::Token,
+            DeliveryMode::Cookie => Self::Cookie,
         }
     }
+}
 
-    /// The mode named by [`DeliveryMode::as_str`]; anything else is token mode.
-    pub fn parse(text: &str) -> Self {
-        if latchkey_core::auth::is_cookie_delivery(text) {
-            Self::Cookie
-        } else {
-            Self::Token
+impl From<latchkey_core::auth::Delivery> for DeliveryMode {
+    fn from(delivery: latchkey_core::auth::Delivery) -> Self {
+        match delivery {
+            latchkey_core::auth::Delivery::Token => Self::Token,
+            latchkey_core::auth::Delivery::Cookie => Self::Cookie,
         }
     }
 }
