@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use latchkey_core::password::{BreachCheckUnavailable, BreachChecker};
+use latchkey_core::password::{BreachCheckUnavailable, BreachChecker, BreachClientError};
 
 /// Largest range response read (real ones are about 40 KiB with padding).
 pub const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
@@ -39,13 +39,13 @@ impl std::fmt::Debug for RangeApiChecker {
 impl RangeApiChecker {
     /// A checker for `base` (e.g. `https://api.pwnedpasswords.com/range/`; the
     /// five-character prefix is appended) with a per-call `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, BreachClientError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| BreachClientError(Box::new(e)))?;
         let base = if base.ends_with('/') {
             base.to_owned()
         } else {
@@ -63,13 +63,13 @@ impl RangeApiChecker {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn fail(&self, why: String) -> BreachCheckUnavailable {
+    fn fail(&self, why: BreachCheckUnavailable) -> BreachCheckUnavailable {
         let until = self.elapsed_ms() + u64::try_from(BREAKER_OPEN.as_millis()).unwrap_or(0);
         self.open_until_ms.store(until, Ordering::Relaxed);
-        BreachCheckUnavailable(why)
+        why
     }
 
-    async fn fetch(&self, prefix: &str) -> Result<String, String> {
+    async fn fetch(&self, prefix: &str) -> Result<String, BreachCheckUnavailable> {
         let mut response = self
             .client
             .get(format!("{}{prefix}", self.base))
@@ -78,26 +78,26 @@ impl RangeApiChecker {
             .await
             .map_err(|e| {
                 if e.is_timeout() {
-                    "timed out".to_owned()
+                    BreachCheckUnavailable::TimedOut
                 } else {
-                    "request failed".to_owned()
+                    BreachCheckUnavailable::RequestFailed
                 }
             })?;
         if !response.status().is_success() {
-            return Err(format!("answered {}", response.status().as_u16()));
+            return Err(BreachCheckUnavailable::Status(response.status().as_u16()));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|_| "body failed".to_owned())?
+            .map_err(|_| BreachCheckUnavailable::RequestFailed)?
         {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err("response too large".into());
+                return Err(BreachCheckUnavailable::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
-        String::from_utf8(body).map_err(|_| "response is not text".into())
+        String::from_utf8(body).map_err(|_| BreachCheckUnavailable::NotText)
     }
 }
 
@@ -105,12 +105,10 @@ impl RangeApiChecker {
 impl BreachChecker for RangeApiChecker {
     async fn is_breached(&self, sha1_hex: &str) -> Result<bool, BreachCheckUnavailable> {
         if self.elapsed_ms() < self.open_until_ms.load(Ordering::Relaxed) {
-            return Err(BreachCheckUnavailable(
-                "circuit open after a failure".into(),
-            ));
+            return Err(BreachCheckUnavailable::CircuitOpen);
         }
         if sha1_hex.len() != 40 {
-            return Err(BreachCheckUnavailable("not a SHA-1".into()));
+            return Err(BreachCheckUnavailable::NotSha1);
         }
         let (prefix, suffix) = sha1_hex.split_at(5);
         let body = self.fetch(prefix).await.map_err(|why| self.fail(why))?;

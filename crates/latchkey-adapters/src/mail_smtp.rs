@@ -79,10 +79,21 @@ impl std::fmt::Debug for SmtpMailer {
     }
 }
 
+/// Why the SMTP transport could not be built (from configuration, at start).
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpSetupError {
+    /// The extra trusted roots are not a PEM certificate.
+    #[error("not a PEM certificate: {0}")]
+    NotPem(#[source] lettre::transport::smtp::Error),
+    /// The TLS settings were refused.
+    #[error("TLS settings: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
+}
+
 impl SmtpMailer {
     /// Builds the transport; fails when the extra roots are not valid PEM
     /// certificates. Connects to nothing until the first message.
-    pub fn new(settings: SmtpSettings) -> Result<Self, String> {
+    pub fn new(settings: SmtpSettings) -> Result<Self, SmtpSetupError> {
         let endpoint = format!("{}:{}", settings.host, settings.port);
         let mut builder =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.clone())
@@ -109,16 +120,13 @@ impl SmtpMailer {
     }
 }
 
-fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, String> {
+fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, SmtpSetupError> {
     let mut builder = TlsParameters::builder(settings.host.clone());
     if let Some(pem) = &settings.extra_roots_pem {
-        let certificate =
-            Certificate::from_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let certificate = Certificate::from_pem(pem).map_err(SmtpSetupError::NotPem)?;
         builder = builder.add_root_certificate(certificate);
     }
-    builder
-        .build_rustls()
-        .map_err(|e| format!("TLS settings: {e}"))
+    builder.build_rustls().map_err(SmtpSetupError::Tls)
 }
 
 /// 5xx replies about authentication (RFC 4954): a problem of our configuration,

@@ -105,7 +105,7 @@ pub fn breach_check(config: &Config) -> Result<Option<BreachCheck>, StartupError
                 &p.breach_api_url,
                 std::time::Duration::from_millis(p.breach_timeout_ms),
             )
-            .map_err(|why| config_problem("password.breach_api_url", why))?,
+            .map_err(|why| config_problem("password.breach_api_url", why.to_string()))?,
         ),
         BreachMode::File => {
             let path = p.breach_file.clone().unwrap_or_default();
@@ -168,14 +168,13 @@ pub async fn build(
         },
         p.max_concurrent_hashes,
     )
-    .map_err(|e| StartupError::Keys(format!("password hashing parameters: {e}")))?;
-    let alg = parse_algorithm(&config.tokens.algorithm)
-        .ok_or_else(|| StartupError::Keys("tokens.algorithm: use EdDSA, ES256 or RS256".into()))?;
+    .map_err(StartupError::Hashing)?;
+    let alg = parse_algorithm(&config.tokens.algorithm).ok_or(StartupError::Algorithm)?;
     let tokens = token_settings(config);
     let ring = key_storage(config, &store, secrets)
         .load_or_create(alg, clock.now(), key_retirement(config))
         .await
-        .map_err(|e| StartupError::Keys(e.to_string()))?;
+        .map_err(StartupError::Keys)?;
     let s = &config.sessions;
     let policy = SessionPolicy {
         idle_timeout: seconds(s.idle_timeout_seconds),
@@ -249,13 +248,9 @@ pub async fn check_sealed_data(auth: &Auth) -> Result<(), StartupError> {
         .store
         .totp_key_ids()
         .await
-        .map_err(|e| StartupError::Keys(format!("cannot read TOTP key ids: {e}")))?;
+        .map_err(StartupError::SealedData)?;
     if let Some(missing) = ids.iter().find(|id| !auth.mfa.seal.knows(id)) {
-        return Err(StartupError::Keys(format!(
-            "TOTP secrets are sealed with encryption key {missing}, which is not configured: \
-             was secrets.master_key changed? Put the old one in secrets.previous_master_keys \
-             (then run `latchkey keys reencrypt`)"
-        )));
+        return Err(StartupError::MissingSealKey(missing.clone()));
     }
     Ok(())
 }
@@ -331,6 +326,7 @@ pub fn mailer(
         hello_name,
         from,
     };
-    let mailer = SmtpMailer::new(settings).map_err(|e| Problem::new("mail.smtp.ca_file", e))?;
+    let mailer =
+        SmtpMailer::new(settings).map_err(|e| Problem::new("mail.smtp.ca_file", e.to_string()))?;
     Ok(Arc::new(mailer))
 }

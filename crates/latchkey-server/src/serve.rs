@@ -29,24 +29,62 @@ use tower::ServiceExt;
 use admission::Admission;
 use idle::{drive, Activity, Closed, IdleLimits, Tracked};
 
+/// Why the TLS acceptor could not be built. The text names the file, never
+/// key material.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The certificate file could not be read as PEM.
+    #[error("tls.cert {}: {source}", .path.display())]
+    Certificate {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("tls.cert {}: no certificate found", .0.display())]
+    NoCertificate(std::path::PathBuf),
+    /// The key file could not be read as a PEM private key.
+    #[error("tls.key {}: {source}", .path.display())]
+    Key {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// rustls refused the protocol versions (a bug).
+    #[error("tls: {0}")]
+    Versions(#[source] rustls::Error),
+    /// The certificate and the key do not belong together.
+    #[error("tls: certificate and key do not fit together: {0}")]
+    Mismatch(#[source] rustls::Error),
+}
+
 /// Builds the TLS acceptor from PEM files: TLS 1.3 and 1.2 only, ALPN h2 and
-/// http/1.1. The error text names the file, never key material.
-pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+/// http/1.1.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsSetupError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(Iterator::collect)
-        .map_err(|e| format!("tls.cert {}: {e}", cert.display()))?;
+        .map_err(|source| TlsSetupError::Certificate {
+            path: cert.to_path_buf(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!("tls.cert {}: no certificate found", cert.display()));
+        return Err(TlsSetupError::NoCertificate(cert.to_path_buf()));
     }
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls.key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::Key {
+        path: key.to_path_buf(),
+        source,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("tls: {e}"))?
+        .map_err(TlsSetupError::Versions)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("tls: certificate and key do not fit together: {e}"))?;
+        .map_err(TlsSetupError::Mismatch)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -47,11 +47,27 @@ pub enum StartupError {
         source: std::io::Error,
     },
     /// The TLS certificate or key could not be loaded.
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] crate::serve::TlsSetupError),
+    /// The password hashing parameters were refused.
+    #[error("password hashing parameters: {0}")]
+    Hashing(#[source] latchkey_core::password::PasswordError),
+    /// `tokens.algorithm` names no algorithm latchkey signs with.
+    #[error("tokens.algorithm: use EdDSA, ES256 or RS256")]
+    Algorithm,
     /// The signing keys could not be loaded or created.
     #[error("signing keys: {0}")]
-    Keys(String),
+    Keys(#[source] crate::keys::KeyFileError),
+    /// The stored TOTP secrets could not be checked against the keyring.
+    #[error("cannot read TOTP key ids: {0}")]
+    SealedData(#[source] StoreError),
+    /// Stored TOTP secrets are sealed with a key the keyring lacks.
+    #[error(
+        "TOTP secrets are sealed with encryption key {0}, which is not configured: \
+         was secrets.master_key changed? Put the old one in secrets.previous_master_keys \
+         (then run `latchkey keys reencrypt`)"
+    )]
+    MissingSealKey(String),
 }
 
 /// Ways to build an [`Application`] other than from configuration alone (tests).
@@ -183,9 +199,7 @@ impl Application {
         let mailer =
             crate::auth_setup::mailer(&config).map_err(|p| StartupError::Config(vec![p]))?;
         let tls = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) => {
-                Some(serve::tls_acceptor(cert, key).map_err(StartupError::Tls)?)
-            }
+            (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),
             _ => None,
         };
         let socket = bind(config.listen).await?;

@@ -156,7 +156,7 @@ impl SmtpSink {
         std::fs::write(&key_path, cert.key_pair.serialize_pem())
             .unwrap_or_else(|e| fail(&e.to_string()));
         let tls = latchkey_server::serve::tls_acceptor(&cert_path, &key_path)
-            .unwrap_or_else(|e| fail(&e));
+            .unwrap_or_else(|e| fail(&e.to_string()));
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| fail(&format!("bind {addr}: {e}")));

@@ -22,17 +22,39 @@ pub struct PasskeyService {
     pub webauthn: Webauthn,
 }
 
+/// Why passkeys cannot be offered for a public URL (said at start, and by
+/// `config check`).
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeySetupError {
+    /// The public URL does not parse.
+    #[error("not a URL: {0}")]
+    NotUrl(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The origin is an IP address, or the RP id is not its host or a parent
+    /// domain.
+    #[error(
+        "passkeys need a domain name: the RP id {rp_id:?} must be the host of {origin} \
+         or a parent domain (an IP address cannot be used)"
+    )]
+    NoDomain {
+        /// The relying party id asked for.
+        rp_id: String,
+        /// The origin (public URL).
+        origin: String,
+    },
+    /// webauthn-rs refused the settings.
+    #[error("WebAuthn settings: {0}")]
+    Settings(#[source] webauthn_rs::prelude::WebauthnError),
+}
+
 impl PasskeyService {
     /// A relying party for `origin` (the public URL) with `rp_id` (its host or a
     /// parent domain) and a display name. Fails when the origin has no domain
     /// name (an IP address) or `rp_id` is not a suffix of it.
-    pub fn new(origin: &str, rp_id: &str, rp_name: &str) -> Result<Self, String> {
-        let url = Url::parse(origin).map_err(|e| format!("not a URL: {e}"))?;
-        let no_domain = || {
-            format!(
-                "passkeys need a domain name: the RP id {rp_id:?} must be the host of {origin} \
-                 or a parent domain (an IP address cannot be used)"
-            )
+    pub fn new(origin: &str, rp_id: &str, rp_name: &str) -> Result<Self, PasskeySetupError> {
+        let url = Url::parse(origin).map_err(|e| PasskeySetupError::NotUrl(Box::new(e)))?;
+        let no_domain = || PasskeySetupError::NoDomain {
+            rp_id: rp_id.to_owned(),
+            origin: origin.to_owned(),
         };
         // Refused here, before webauthn-rs, which would log an error of its own
         // for the (dev default) IP-address URL.
@@ -51,7 +73,7 @@ impl PasskeyService {
                 u64::try_from(CEREMONY_TTL.whole_seconds()).unwrap_or(300),
             ))
             .build()
-            .map_err(|e| format!("WebAuthn settings: {e}"))?;
+            .map_err(PasskeySetupError::Settings)?;
         Ok(Self { webauthn })
     }
 }
@@ -160,7 +182,11 @@ mod ip_tests {
             ("https://auth.example.com", "192.0.2.1"),
         ] {
             let e = PasskeyService::new(origin, rp_id, "latchkey").unwrap_err();
-            assert!(e.contains("need a domain name"), "{e}");
+            assert!(
+                matches!(e, super::PasskeySetupError::NoDomain { .. }),
+                "{e}"
+            );
+            assert!(e.to_string().contains("need a domain name"), "{e}");
         }
         assert!(PasskeyService::new("http://localhost:8080", "localhost", "latchkey").is_ok());
         assert!(PasskeyService::new("https://auth.example.com", "example.com", "x").is_ok());

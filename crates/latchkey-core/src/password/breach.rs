@@ -22,10 +22,37 @@ pub fn sha1_hex(password: &str) -> String {
         })
 }
 
-/// Why a check could not answer.
+/// Why a check could not answer (logged; the caller then fails open or
+/// closed as configured). Never carries the password or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreachCheckUnavailable {
+    /// A recent failure opened the circuit: no request is sent for a while.
+    #[error("breached-password check unavailable: circuit open after a failure")]
+    CircuitOpen,
+    /// What was to be checked is not an upper-case SHA-1 (a bug).
+    #[error("breached-password check unavailable: not a SHA-1")]
+    NotSha1,
+    /// The service did not answer within the timeout.
+    #[error("breached-password check unavailable: timed out")]
+    TimedOut,
+    /// The request could not be sent or its answer read.
+    #[error("breached-password check unavailable: request failed")]
+    RequestFailed,
+    /// The service answered with a status other than success.
+    #[error("breached-password check unavailable: answered {0}")]
+    Status(u16),
+    /// The answer was larger than any range answer can be.
+    #[error("breached-password check unavailable: response too large")]
+    TooLarge,
+    /// The answer was not text.
+    #[error("breached-password check unavailable: response is not text")]
+    NotText,
+}
+
+/// Why a breach-check client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("breached-password check unavailable: {0}")]
-pub struct BreachCheckUnavailable(pub String);
+#[error("HTTP client: {0}")]
+pub struct BreachClientError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Answers whether a password (given as its SHA-1, upper-case hex) is breached.
 #[async_trait]

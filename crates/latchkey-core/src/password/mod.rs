@@ -11,7 +11,9 @@ mod memory;
 mod policy;
 mod stored;
 
-pub use breach::{sha1_hex, BreachCheckUnavailable, BreachChecker, BreachList, BreachListError};
+pub use breach::{
+    sha1_hex, BreachCheckUnavailable, BreachChecker, BreachClientError, BreachList, BreachListError,
+};
 pub use hasher::{Argon2Params, PasswordError, PasswordHasher, Verification};
 pub use policy::{normalize, PasswordPolicy, PasswordProblem, PolicyContext};
 

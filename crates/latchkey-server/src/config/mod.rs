@@ -367,7 +367,10 @@ impl Config {
     /// disabled, `Err` (why) when `public_url` cannot carry passkeys.
     pub fn passkey_service(
         &self,
-    ) -> Result<Option<latchkey_core::mfa::passkey::PasskeyService>, String> {
+    ) -> Result<
+        Option<latchkey_core::mfa::passkey::PasskeyService>,
+        latchkey_core::mfa::passkey::PasskeySetupError,
+    > {
         if !self.webauthn.enabled {
             return Ok(None);
         }

@@ -50,7 +50,7 @@ impl Config {
         pages::check(self, &mut problems, &mut warnings);
         if let Err(why) = self.passkey_service() {
             if self.mode == Mode::Production {
-                problems.push(Problem::new("webauthn", why));
+                problems.push(Problem::new("webauthn", why.to_string()));
             } else if self.public_url.is_some() {
                 // An explicit public URL that cannot carry passkeys deserves a
                 // warning; the bare dev default (http://<listen>) silently has none.
