@@ -20,6 +20,9 @@ pub const MAX_USER_AGENT: usize = 512;
 pub struct ClientInfo {
     /// The client's IP, if a socket peer is known.
     pub ip: Option<IpAddr>,
+    /// The network it is counted as (see [`client_network`]; IPv6 per
+    /// `rate_limit.ipv6_prefix`).
+    pub network: Option<IpNet>,
     /// The User-Agent header, bounded, control characters removed.
     pub user_agent: Option<String>,
     /// Parsed user agent.
@@ -33,6 +36,7 @@ impl ClientInfo {
     pub fn context(&self) -> latchkey_core::auth::ClientContext {
         latchkey_core::auth::ClientContext {
             ip: self.ip.map(|ip| ip.to_string()),
+            network: self.network.map(|net| net.to_string()),
             user_agent: self.user_agent.clone(),
             device: self.device.clone(),
             fingerprint: self.fingerprint.clone(),
@@ -233,11 +237,13 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         let ip = client_ip(peer, &parts.headers, state.config.proxy_trust());
+        let network = ip.map(|ip| client_network(ip, state.config.rate_limit.ipv6_prefix));
         let user_agent = bounded_user_agent(&parts.headers);
         let device = parse_device(user_agent.as_deref());
         let fingerprint = device_fingerprint(&device);
         Ok(Self {
             ip,
+            network,
             user_agent,
             device,
             fingerprint,

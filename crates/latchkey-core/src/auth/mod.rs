@@ -100,6 +100,9 @@ impl Default for SessionPolicy {
 pub struct ClientContext {
     /// Client IP.
     pub ip: Option<String>,
+    /// The network the client is counted as for per-client caps (its IPv4
+    /// address, or its IPv6 /64 by default), as the server decided it.
+    pub network: Option<String>,
     /// Bounded User-Agent.
     pub user_agent: Option<String>,
     /// Parsed device.

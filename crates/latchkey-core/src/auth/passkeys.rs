@@ -86,13 +86,17 @@ impl Auth {
         name: Option<String>,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
-        let owner = if let Some(user) = user_id {
-            format!("{}:{user}", kind.as_str())
-        } else {
-            let key = self
-                .lockout
-                .client_key(client.ip.as_deref().unwrap_or_default());
-            format!("{}:ip:{}", kind.as_str(), crate::hex::encode(&key[..16]))
+        let owner = match (user_id, client.network.as_deref()) {
+            (Some(user), _) => format!("{}:{user}", kind.as_str()),
+            // Per client network: one subscriber's /64 is one client, and
+            // rotating addresses inside it opens no more.
+            (None, Some(network)) => {
+                let key = self.lockout.client_key(network);
+                format!("{}:ip:{}", kind.as_str(), crate::hex::encode(&key[..16]))
+            }
+            // No address known: an owner of its own, never a bucket shared by
+            // every such client (whose ceremonies would evict each other).
+            (None, None) => format!("{}:id:{id}", kind.as_str()),
         };
         let ceremony = Ceremony {
             id,

@@ -841,3 +841,47 @@ async fn ceremony_starts_do_not_pile_up_rows() {
         .unwrap();
     assert_eq!(open, 9, "four registrations left and five sign-ins");
 }
+
+/// The attack: rotating IPv6 addresses inside one's own /64 to open
+/// passwordless ceremonies without bound. They count per client network (the
+/// /64, as the rate limits do), five open at most; another network has its
+/// own five.
+#[tokio::test]
+async fn passwordless_ceremonies_count_per_ipv6_64_not_per_address() {
+    let app = app_from(TestApp::builder().configure(|c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    }))
+    .await;
+    let start_from = |from: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .post(app.url("/v1/login/webauthn/start"))
+                .header("x-forwarded-for", from)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for i in 1..=12 {
+        start_from(format!("2001:db8:1:2::{i:x}")).await;
+        start_from(format!("2001:db8:1:2:{i:x}::1")).await;
+    }
+    for _ in 0..7 {
+        start_from("2001:db8:9:9::1".into()).await;
+    }
+    let open = app
+        .state
+        .store
+        .delete_expired(
+            latchkey_core::ports::Expired::WebauthnCeremonies,
+            app.state.clock.now() + time::Duration::hours(1),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, 10, "five for each /64");
+}
