@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::assert_problem;
+use crate::support::{assert_problem, token_refresh};
 
 pub(crate) const EMAIL: &str = "carol@example.com";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
@@ -671,26 +671,14 @@ async fn a_token_mode_refresh_token_gets_nothing_from_the_cookie_grace() {
         assert_problem(r, 401, "unauthorized").await;
     }
     // The owner refreshes; the thief replays the spent token as a cookie at once.
-    let r = app
-        .client
-        .post(app.url("/v1/token/refresh"))
-        .json(&json!({ "refresh_token": stolen }))
-        .send()
-        .await
-        .unwrap();
+    let r = token_refresh(&app, &stolen).await;
     assert_eq!(r.status(), 200);
     let next: Value = r.json().await.unwrap();
     let origin = Some(app.base_url.as_str());
     let r = cookie_refresh(&app, &stolen, origin, None).await;
     assert_problem(r, 401, "invalid_token").await;
     // Reuse: the owner's new token died with the family.
-    let r = app
-        .client
-        .post(app.url("/v1/token/refresh"))
-        .json(&json!({ "refresh_token": next["refresh_token"] }))
-        .send()
-        .await
-        .unwrap();
+    let r = token_refresh(&app, next["refresh_token"].as_str().unwrap()).await;
     assert_problem(r, 401, "invalid_token").await;
 }
 

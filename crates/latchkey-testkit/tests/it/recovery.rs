@@ -44,6 +44,12 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
 /// The attacker, signed in with the stolen password, asks for their own
 /// address; returns the confirmation token mailed to it.
 async fn attacker_starts_email_change(app: &TestApp) -> String {
+    attacker_session_with_email_change(app).await.1
+}
+
+/// [`attacker_starts_email_change`], also returning the attacker's sign-in
+/// (its `session_id` among others).
+async fn attacker_session_with_email_change(app: &TestApp) -> (Value, String) {
     let attacker = signed_in(app, PASSWORD).await;
     let r = post_as(
         app,
@@ -53,7 +59,8 @@ async fn attacker_starts_email_change(app: &TestApp) -> String {
     )
     .await;
     assert_eq!(r.status(), 202);
-    link_token(&app.wait_for_mails(ATTACKER_EMAIL, 1).await[0])
+    let token = link_token(&app.wait_for_mails(ATTACKER_EMAIL, 1).await[0]);
+    (attacker, token)
 }
 
 /// The owner asks for a reset link; returns its token (the `n`-th mail with a
@@ -167,16 +174,7 @@ async fn a_pending_email_change_does_not_survive_a_logout_everywhere() {
 async fn a_pending_email_change_dies_with_the_session_that_asked() {
     let app = builder().spawn().await;
     app.create_user(EMAIL, PASSWORD, true).await;
-    let attacker = signed_in(&app, PASSWORD).await;
-    let r = post_as(
-        &app,
-        "/v1/me/email",
-        &attacker,
-        &json!({"new_email": ATTACKER_EMAIL, "password": PASSWORD}),
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let token = link_token(&app.wait_for_mails(ATTACKER_EMAIL, 1).await[0]);
+    let (attacker, token) = attacker_session_with_email_change(&app).await;
     let owner = signed_in(&app, PASSWORD).await;
     let session = attacker["session_id"].as_str().unwrap();
     let r = app

@@ -58,16 +58,20 @@ pub async fn post_json(app: &TestApp, path: &str, body: &str) -> reqwest::Respon
         .unwrap()
 }
 
-/// Refreshes with `refresh_token` (token mode), expects `200`, and returns the
-/// new access token: one whose session keeps its original sign-in time.
-pub async fn refreshed_access_token(app: &TestApp, refresh_token: &str) -> String {
-    let r = app
-        .client
+/// `POST /v1/token/refresh` with `refresh_token` in the body (token mode).
+pub async fn token_refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
+    app.client
         .post(app.url("/v1/token/refresh"))
         .json(&serde_json::json!({ "refresh_token": refresh_token }))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Refreshes with `refresh_token` (token mode), expects `200`, and returns the
+/// new access token: one whose session keeps its original sign-in time.
+pub async fn refreshed_access_token(app: &TestApp, refresh_token: &str) -> String {
+    let r = token_refresh(app, refresh_token).await;
     assert_eq!(r.status(), 200);
     r.json::<Value>().await.unwrap()["access_token"]
         .as_str()

@@ -796,6 +796,20 @@ async fn parallel_registrations_never_exceed_twenty_passkeys() {
     assert_eq!(list(&app, &token).await.len(), 20);
 }
 
+/// How many ceremonies are open (counted by removing them all as if an hour
+/// had passed).
+async fn open_ceremonies(app: &TestApp) -> u64 {
+    app.state
+        .store
+        .delete_expired(
+            latchkey_core::ports::Expired::WebauthnCeremonies,
+            app.state.clock.now() + time::Duration::hours(1),
+            1000,
+        )
+        .await
+        .unwrap()
+}
+
 /// A flood of ceremony starts keeps a bounded number of rows: five per user
 /// for registrations, five per client address for passwordless sign-in.
 #[tokio::test]
@@ -829,16 +843,7 @@ async fn ceremony_starts_do_not_pile_up_rows() {
             .status(),
         201
     );
-    let open = app
-        .state
-        .store
-        .delete_expired(
-            latchkey_core::ports::Expired::WebauthnCeremonies,
-            app.state.clock.now() + time::Duration::hours(1),
-            1000,
-        )
-        .await
-        .unwrap();
+    let open = open_ceremonies(&app).await;
     assert_eq!(open, 9, "four registrations left and five sign-ins");
 }
 
@@ -873,15 +878,6 @@ async fn passwordless_ceremonies_count_per_ipv6_64_not_per_address() {
     for _ in 0..7 {
         start_from("2001:db8:9:9::1".into()).await;
     }
-    let open = app
-        .state
-        .store
-        .delete_expired(
-            latchkey_core::ports::Expired::WebauthnCeremonies,
-            app.state.clock.now() + time::Duration::hours(1),
-            1000,
-        )
-        .await
-        .unwrap();
+    let open = open_ceremonies(&app).await;
     assert_eq!(open, 10, "five for each /64");
 }
