@@ -195,11 +195,11 @@ impl CookieSessions {
         .ok()
     }
 
-    /// The origin check alone (cookie-mode login, where no session exists yet):
-    /// refuses requests a cross-site page could have forged. A refused origin
-    /// is logged at debug (bounded; a header value is visible ASCII).
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let allowed = match headers.get(header::ORIGIN) {
+    /// Whether the request's `Origin` is the public URL's or one of
+    /// `cors.allowed_origins` (without `Origin`: whether `Sec-Fetch-Site` is
+    /// `same-origin`). Logs nothing; [`Self::check_origin`] is the refusal.
+    pub fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        match headers.get(header::ORIGIN) {
             Some(origin) => origin.to_str().is_ok_and(|o| {
                 let o = o.trim().to_ascii_lowercase();
                 self.allowed_origins.contains(&o)
@@ -207,8 +207,14 @@ impl CookieSessions {
             None => headers
                 .get("sec-fetch-site")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin")),
-        };
-        if allowed {
+        }
+    }
+
+    /// The origin check alone (cookie-mode login, where no session exists yet):
+    /// refuses requests a cross-site page could have forged. A refused origin
+    /// is logged at debug (bounded; a header value is visible ASCII).
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.origin_allowed(headers) {
             return Ok(());
         }
         let origin = headers.get(header::ORIGIN).map(|o| {

@@ -390,6 +390,7 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             }]),
             AuthError::PasskeysUnavailable => Self::Unavailable("passkeys (public_url needs a domain name)"),
             AuthError::Unauthorized => Self::Unauthorized,
+            AuthError::ForeignOrigin => Self::CsrfFailed(CsrfCheck::Origin),
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::AttemptsInFlight { retry_after } => Self::RateLimited { retry_after },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),
@@ -537,6 +538,7 @@ mod tests {
             (AuthError::Unchanged, 400, "validation_failed"),
             (AuthError::PasskeysUnavailable, 503, "unavailable"),
             (AuthError::Unauthorized, 401, "unauthorized"),
+            (AuthError::ForeignOrigin, 403, "csrf_failed"),
             (AuthError::Locked { retry_after: 9 }, 423, "account_locked"),
             (
                 AuthError::AttemptsInFlight { retry_after: 1 },

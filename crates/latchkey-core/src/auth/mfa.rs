@@ -47,6 +47,10 @@ pub struct MfaLoginRequest {
     pub code: Zeroizing<String>,
     /// The authenticator's answer (passkey).
     pub credential: Option<serde_json::Value>,
+    /// Whether the request comes from an origin allowed to finish a
+    /// cookie-mode sign-in: a challenge whose password step chose cookie mode
+    /// is refused (`ForeignOrigin`) otherwise, before anything is consumed.
+    pub cookie_origin_allowed: bool,
 }
 
 /// A started TOTP enrolment, shown once.
@@ -281,17 +285,6 @@ impl Auth {
         })
     }
 
-    /// The delivery mode the password step of this challenge asked for, if the
-    /// token names a live challenge (read only: lets the caller run the checks
-    /// that mode needs before anything is consumed).
-    pub async fn mfa_challenge_mode(
-        &self,
-        mfa_token: &str,
-    ) -> Result<Option<super::Delivery>, AuthError> {
-        let hash = crate::mail::hash_link_token(mfa_token);
-        Ok(self.store.mfa_challenge(&hash).await?.map(|c| c.mode))
-    }
-
     /// Finishes a sign-in with a second factor. Returns the tokens and the
     /// delivery mode chosen at the password step.
     ///
@@ -312,6 +305,12 @@ impl Auth {
             .mfa_challenge(&hash)
             .await?
             .ok_or(AuthError::InvalidToken)?;
+        // The password step checked the origin of a cookie-mode sign-in; the
+        // second step must come from an allowed origin too, or a foreign page
+        // could finish it.
+        if challenge.mode == super::Delivery::Cookie && !req.cookie_origin_allowed {
+            return Err(AuthError::ForeignOrigin);
+        }
         let now = self.clock.now();
         if challenge.expires_at <= now || challenge.attempts >= MAX_ATTEMPTS {
             return Err(AuthError::InvalidToken);

@@ -198,6 +198,10 @@ pub enum AuthError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// A cookie-mode sign-in's second step from an origin that may not make
+    /// cookie-authenticated requests.
+    #[error("origin not allowed for a cookie-mode sign-in")]
+    ForeignOrigin,
     /// A mail template failed to render (a bug in a built-in template).
     #[error("mail template failed")]
     Template(#[source] crate::mail::templates::TemplateError),

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use latchkey_core::auth::{MfaLoginRequest, MfaMethod};
+use latchkey_core::auth::{AuthError, MfaLoginRequest, MfaMethod};
 use latchkey_core::mfa::totp;
 use serde::Deserialize;
 
@@ -95,13 +95,9 @@ pub async fn login_mfa(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mode = state.auth.mfa_challenge_mode(&body.mfa_token).await?;
-    if mode.map(DeliveryMode::from) == Some(DeliveryMode::Cookie) {
-        // The password step checked the origin; the second step must come from
-        // an allowed origin too, or a foreign page could finish a sign-in.
-        state.cookies.check_origin(&headers)?;
-    }
     let request = MfaLoginRequest {
+        // Needed only when the password step chose cookie mode (core checks).
+        cookie_origin_allowed: state.cookies.origin_allowed(&headers),
         mfa_token: zeroize::Zeroizing::new(body.mfa_token),
         method: match body.method {
             MfaMethodBody::Totp => MfaMethod::Totp,
@@ -111,6 +107,11 @@ pub async fn login_mfa(
         code: zeroize::Zeroizing::new(body.code),
         credential: body.credential,
     };
-    let (issued, mode) = state.auth.login_mfa(&request, &client.context()).await?;
+    let result = state.auth.login_mfa(&request, &client.context()).await;
+    if matches!(result, Err(AuthError::ForeignOrigin)) {
+        // Logged and answered as every refused origin is.
+        state.cookies.check_origin(&headers)?;
+    }
+    let (issued, mode) = result?;
     Ok(signed_in_response(&state, issued, DeliveryMode::from(mode)))
 }
