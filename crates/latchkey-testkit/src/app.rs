@@ -261,6 +261,19 @@ impl TestAppBuilder {
         self
     }
 
+    /// A second node of `node`'s deployment: the same database and data
+    /// directory (signing keys, secrets). `node` must outlive it (it owns the
+    /// directory and any PostgreSQL schema).
+    #[must_use]
+    pub fn beside(self, node: &TestApp) -> Self {
+        let database_url = node.state.config.database.url.clone();
+        let data_dir = node.state.config.data_dir.clone();
+        self.configure(move |c| {
+            c.database.url = database_url;
+            c.data_dir = data_dir;
+        })
+    }
+
     /// Uses this HTTP client (e.g. one trusting a test certificate).
     #[must_use]
     pub fn client(mut self, client: reqwest::Client) -> Self {

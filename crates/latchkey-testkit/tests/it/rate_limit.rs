@@ -11,7 +11,7 @@ use latchkey_testkit::redis_server::RedisServer;
 use serde_json::{json, Value};
 use time::macros::datetime;
 
-use crate::support::assert_problem;
+use crate::support::{assert_problem, post_from};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -456,15 +456,9 @@ async fn two_nodes_on_one_redis(url: String) -> (TestApp, TestApp) {
         c.redis.key_prefix.clone_from(&prefix);
     };
     let a = TestApp::builder().configure(shared.clone()).spawn().await;
-    let database_url = a.state.config.database.url.clone();
-    let data_dir = a.state.config.data_dir.clone();
-    // B shares A's database and data directory (signing keys and secrets).
     let b = TestApp::builder()
         .configure(shared)
-        .configure(move |c| {
-            c.database.url = database_url;
-            c.data_dir = data_dir;
-        })
+        .beside(&a)
         .spawn()
         .await;
     (a, b)
@@ -590,16 +584,6 @@ async fn the_address_limit_never_shuts_out_a_known_device() {
     // Without the cookie the owner is limited like anyone.
     let r = owner(None, "198.51.100.51").await;
     assert_problem(r, 429, "rate_limited").await;
-}
-
-async fn post_from(app: &TestApp, path: &str, from: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .header("x-forwarded-for", from)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// One client may not spray the password and verification flows: reset

@@ -13,7 +13,7 @@ use latchkey_testkit::app::TestApp;
 use latchkey_testkit::redis_server::RedisServer;
 use serde_json::{json, Value};
 
-use crate::support::assert_problem;
+use crate::support::{assert_problem, post_from};
 
 const PASSWORD: &str = "correct horse battery staple";
 /// The quota of the Redis-backed rule probed after the outage.
@@ -41,16 +41,6 @@ fn dead_redis_url() -> String {
     format!("redis://127.0.0.1:{port}")
 }
 
-async fn post(app: &TestApp, path: &str, from: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .header("x-forwarded-for", from)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn with_the_shared_limiter_down_guessing_credentials_is_still_limited() {
     for fail_open in [true, false] {
@@ -76,32 +66,32 @@ async fn with_the_shared_limiter_down_guessing_credentials_is_still_limited() {
             |i: usize| json!({"email": format!("victim{i}@example.com"), "password": "guess"});
         // Password guesses: the rule holds, counted on this node.
         for i in 0..3 {
-            let r = post(&app, "/v1/login", "203.0.113.1", guess(i)).await;
+            let r = post_from(&app, "/v1/login", "203.0.113.1", guess(i)).await;
             assert_eq!(r.status(), 401, "fail_open={fail_open}: guess {i}");
             assert!(r.headers().get("ratelimit").is_some());
         }
-        let r = post(&app, "/v1/login", "203.0.113.1", guess(3)).await;
+        let r = post_from(&app, "/v1/login", "203.0.113.1", guess(3)).await;
         assert!(r.headers().get("retry-after").is_some());
         assert_problem(r, 429, "rate_limited").await;
         // Keyed per client as always: another address has its own budget.
-        let r = post(&app, "/v1/login", "203.0.113.2", guess(4)).await;
+        let r = post_from(&app, "/v1/login", "203.0.113.2", guess(4)).await;
         assert_eq!(r.status(), 401);
         // The MFA step is in the login group: forged second steps are limited too.
         let forged = json!({"mfa_token": "forged", "method": "totp", "code": "123456"});
         for i in 0..3 {
-            let r = post(&app, "/v1/login/mfa", "203.0.113.3", forged.clone()).await;
+            let r = post_from(&app, "/v1/login/mfa", "203.0.113.3", forged.clone()).await;
             assert_ne!(r.status(), 429, "fail_open={fail_open}: MFA guess {i}");
             assert!(r.status().is_client_error(), "{}", r.status());
         }
-        let r = post(&app, "/v1/login/mfa", "203.0.113.3", forged.clone()).await;
+        let r = post_from(&app, "/v1/login/mfa", "203.0.113.3", forged.clone()).await;
         assert_problem(r, 429, "rate_limited").await;
         // The password group: forgot is limited per address.
         let forgot = json!({"email": "victim@example.com"});
         for _ in 0..2 {
-            let r = post(&app, "/v1/password/forgot", "203.0.113.4", forgot.clone()).await;
+            let r = post_from(&app, "/v1/password/forgot", "203.0.113.4", forgot.clone()).await;
             assert_eq!(r.status(), 202);
         }
-        let r = post(&app, "/v1/password/forgot", "203.0.113.5", forgot).await;
+        let r = post_from(&app, "/v1/password/forgot", "203.0.113.5", forgot).await;
         assert_problem(r, 429, "rate_limited").await;
         // The other groups follow rate_limit.fail_open.
         for i in 0..4 {
@@ -310,17 +300,9 @@ async fn a_redis_outage_under_load_heals_within_seconds_of_redis_being_back() {
         }
     };
     let a = builder.configure(shared.clone()).spawn().await;
-    let (database_url, data_dir) = (
-        a.state.config.database.url.clone(),
-        a.state.config.data_dir.clone(),
-    );
-    // B shares A's database and data directory (signing keys and secrets).
     let b = TestApp::builder()
         .configure(shared)
-        .configure(move |c| {
-            c.database.url = database_url;
-            c.data_dir = data_dir;
-        })
+        .beside(&a)
         .spawn()
         .await;
     let nodes = [&a, &b];

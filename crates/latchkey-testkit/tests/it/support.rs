@@ -58,6 +58,23 @@ pub async fn post_json(app: &TestApp, path: &str, body: &str) -> reqwest::Respon
         .unwrap()
 }
 
+/// `POST path` with a JSON body as the client `from` (`X-Forwarded-For`; the
+/// server must trust the loopback proxy).
+pub async fn post_from(
+    app: &TestApp,
+    path: &str,
+    from: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("x-forwarded-for", from)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// `POST /v1/token/refresh` with `refresh_token` in the body (token mode).
 pub async fn token_refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
     app.client
