@@ -11,8 +11,6 @@ use axum::Router;
 use latchkey_adapters::redis::Redis;
 use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::ports::{PoolOptions, Store, StoreError};
-use latchkey_store_postgres::PostgresStore;
-use latchkey_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -120,7 +118,7 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
                 })?;
             }
             let busy = Duration::from_millis(config.database.sqlite_busy_timeout_ms);
-            let store = SqliteStore::open(&path, &pool, busy)
+            let store = latchkey_store_sqlite::open(&path, &pool, busy)
                 .await
                 .map_err(|source| StartupError::Database {
                     backend: "sqlite",
@@ -129,7 +127,7 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
             Arc::new(store)
         }
         DatabaseTarget::Postgres(url) => {
-            let store = PostgresStore::connect(&url, &pool)
+            let store = latchkey_store_postgres::connect(&url, &pool)
                 .await
                 .map_err(|source| StartupError::Database {
                     backend: "postgres",

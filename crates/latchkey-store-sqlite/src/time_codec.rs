@@ -13,8 +13,3 @@ pub fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .map_err(|e| StoreError::Internal(Box::new(e)))
 }
-
-/// `from_micros` for nullable columns.
-pub fn from_micros_opt(micros: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
-    micros.map(from_micros).transpose()
-}

@@ -67,7 +67,7 @@ impl Deref for SqliteGuard {
 /// A migrated store on a new SQLite file. Panics (fails the test) if that fails.
 pub async fn fresh_sqlite() -> SqliteGuard {
     let dir = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("tempdir: {e}")));
-    let store = SqliteStore::open(
+    let store = latchkey_store_sqlite::open(
         &dir.path().join("test.db"),
         &test_pool(),
         Duration::from_secs(5),
@@ -179,7 +179,7 @@ impl Deref for PostgresGuard {
 /// [`POSTGRES_ENV`]. Panics (fails the test) if connecting or migrating fails.
 pub async fn fresh_postgres() -> Option<PostgresGuard> {
     let schema = PgSchema::create_or_skip().await?;
-    let store = PostgresStore::connect(schema.url(), &test_pool())
+    let store = latchkey_store_postgres::connect(schema.url(), &test_pool())
         .await
         .unwrap_or_else(|e| fail(&format!("connect postgres: {e:?}")));
     store

@@ -9,7 +9,6 @@ use std::time::Duration as StdDuration;
 use latchkey_core::clock::{Clock, ManualClock};
 use latchkey_core::mail::{MailError, Mailer, OutboxSeal, OutgoingMail, OUTBOX_SEAL_PURPOSE};
 use latchkey_core::ports::{PoolOptions, Store};
-use latchkey_store_sqlite::SqliteStore;
 use time::macros::datetime;
 use time::Duration;
 use uuid::Uuid;
@@ -95,7 +94,7 @@ const MASTER: &[u8] = b"a master key of at least thirty-two bytes!";
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(
+    let store = latchkey_store_sqlite::open(
         &dir.path().join("outbox.db"),
         &PoolOptions::default(),
         StdDuration::from_secs(5),

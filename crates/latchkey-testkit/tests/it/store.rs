@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use latchkey_core::ports::{PoolOptions, Store, StoreError};
-use latchkey_store_postgres::PostgresStore;
-use latchkey_store_sqlite::SqliteStore;
 use latchkey_testkit::db::{self, PgSchema, PostgresGuard, SqliteGuard};
 use sqlx::Row;
 
@@ -227,7 +225,7 @@ async fn sqlite_open_sets_the_pragmas_and_does_not_migrate() {
         min_connections: 0,
         acquire_timeout: Duration::from_secs(5),
     };
-    let store = SqliteStore::open(&path, &pool, Duration::from_millis(1234))
+    let store = latchkey_store_sqlite::open(&path, &pool, Duration::from_millis(1234))
         .await
         .unwrap();
     assert!(path.is_file(), "the file is created");
@@ -275,7 +273,7 @@ async fn sqlite_open_sets_the_pragmas_and_does_not_migrate() {
 async fn sqlite_open_does_not_create_directories() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    let result = SqliteStore::open(
+    let result = latchkey_store_sqlite::open(
         &missing.join("x.db"),
         &db::test_pool(),
         Duration::from_secs(1),
@@ -294,7 +292,8 @@ async fn unreachable_postgres_is_unavailable_within_the_acquire_timeout() {
     };
     let started = Instant::now();
     // Port 1 on loopback: nothing listens there, so the connection is refused.
-    let result = PostgresStore::connect("postgres://latchkey@127.0.0.1:1/latchkey", &pool).await;
+    let result =
+        latchkey_store_postgres::connect("postgres://latchkey@127.0.0.1:1/latchkey", &pool).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
@@ -311,7 +310,7 @@ async fn postgres_url_options_select_the_test_schema() {
     let Some(schema) = PgSchema::create_or_skip().await else {
         return;
     };
-    let store = PostgresStore::connect(schema.url(), &db::test_pool())
+    let store = latchkey_store_postgres::connect(schema.url(), &db::test_pool())
         .await
         .unwrap();
     let current: String = sqlx::query_scalar("SELECT current_schema()::text")

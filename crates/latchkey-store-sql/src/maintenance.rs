@@ -4,10 +4,12 @@ use async_trait::async_trait;
 use latchkey_core::ports::{Expired, MaintenanceStore, StoreError};
 use time::OffsetDateTime;
 
-use crate::{map_error, PostgresStore};
+use crate::backend::{Backend, Exec};
+use crate::query::sql;
+use crate::SqlStore;
 
 #[async_trait]
-impl MaintenanceStore for PostgresStore {
+impl<B: Backend> MaintenanceStore for SqlStore<B> {
     async fn delete_expired(
         &self,
         kind: Expired,
@@ -15,7 +17,7 @@ impl MaintenanceStore for PostgresStore {
         batch: u32,
     ) -> Result<u64, StoreError> {
         let cutoff = kind.cutoff(now);
-        let sql = match kind {
+        let statement = match kind {
             Expired::Sessions => "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR idle_expires_at <= $1 OR absolute_expires_at <= $1 LIMIT $2)",
             Expired::RefreshTokens => "DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
             Expired::DeniedAccessTokens => "DELETE FROM denied_access_tokens WHERE jti IN (SELECT jti FROM denied_access_tokens WHERE expires_at <= $1 LIMIT $2)",
@@ -27,12 +29,8 @@ impl MaintenanceStore for PostgresStore {
             Expired::PasswordResetTokens => "DELETE FROM password_reset_tokens WHERE token_hash IN (SELECT token_hash FROM password_reset_tokens WHERE used_at IS NOT NULL OR expires_at <= $1 LIMIT $2)",
             Expired::OldMail => "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE (sent_at IS NOT NULL AND sent_at <= $1) OR (failed_at IS NOT NULL AND failed_at <= $1) LIMIT $2)",
         };
-        let done = sqlx::query(sql)
-            .bind(cutoff)
-            .bind(i64::from(batch))
-            .execute(self.pool())
+        self.pool()
+            .execute(sql(statement).bind(cutoff).bind(batch))
             .await
-            .map_err(map_error)?;
-        Ok(done.rows_affected())
     }
 }

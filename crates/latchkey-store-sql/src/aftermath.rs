@@ -2,22 +2,24 @@
 
 use latchkey_core::ports::{Aftermath, StoreError};
 use latchkey_core::session::RevokeReason;
-use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::backend::{Backend, Exec};
+use crate::query::sql;
+
 /// Revokes, records and queues what `after` asks for, for `user_id`, in `tx`.
-pub(crate) async fn apply(
-    tx: &mut Transaction<'_, Sqlite>,
+pub(crate) async fn apply<B: Backend>(
+    tx: &mut B::Tx,
     user_id: Uuid,
     after: &Aftermath<'_>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     if let Some(r) = after.revoke {
-        revoke_everything(tx, user_id, r.keep, r.reason, now).await?;
+        revoke_everything::<B>(tx, user_id, r.keep, r.reason, now).await?;
     }
     if let Some(event) = after.event {
-        crate::sessions::insert_event(&mut **tx, event).await?;
+        crate::sessions::insert_event(tx, event).await?;
     }
     if let Some(mail) = after.mail {
         crate::mail::insert_mail(tx, mail).await?;
@@ -33,24 +35,21 @@ pub(crate) async fn apply(
 /// `create_session`), the pending email changes are deleted (a link an
 /// attacker asked for in another session dies with that session), and every
 /// live session but `keep` is revoked with its tokens. Returns how many
-/// sessions it revoked.
-pub(crate) async fn revoke_everything(
-    tx: &mut Transaction<'_, Sqlite>,
+/// sessions it revoked. The user row is written first, as sign-ins and
+/// email-change confirmations lock it first (one lock order: no deadlock).
+pub(crate) async fn revoke_everything<B: Backend>(
+    tx: &mut B::Tx,
     user_id: Uuid,
     keep: Option<Uuid>,
     reason: RevokeReason,
     now: OffsetDateTime,
 ) -> Result<u64, StoreError> {
-    sqlx::query("UPDATE users SET security_stamp = security_stamp + 1 WHERE id = ?")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(crate::map_error)?;
-    sqlx::query("DELETE FROM email_change_tokens WHERE user_id = ?")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(crate::map_error)?;
-    let ids = crate::sessions::live_ids(tx, user_id, keep, 0, now).await?;
+    tx.execute(
+        sql("UPDATE users SET security_stamp = security_stamp + 1 WHERE id = $1").bind(user_id),
+    )
+    .await?;
+    tx.execute(sql("DELETE FROM email_change_tokens WHERE user_id = $1").bind(user_id))
+        .await?;
+    let ids = crate::sessions::live_ids::<B>(tx, user_id, keep, 0, now).await?;
     crate::sessions::revoke_ids(tx, &ids, reason, now).await
 }
