@@ -10,6 +10,7 @@ mod auth;
 mod cookies;
 mod describe;
 mod load;
+mod logging;
 mod mail;
 mod pages;
 mod rate_limit;
@@ -29,6 +30,7 @@ pub use auth::{
 };
 pub use cookies::CookiesConfig;
 pub use load::{ConfigError, Loaded, Overrides};
+pub use logging::{LogConfig, LogFormat};
 pub use mail::{MailConfig, MailTransport, OutboxConfig, SmtpConfig, SmtpTls};
 pub use pages::{PagesConfig, RESET_PAGE, VERIFY_PAGE};
 pub use rate_limit::{default_rules, LimitKey, RateLimitConfig, RateLimitRule, RouteGroup};
@@ -545,38 +547,6 @@ impl Config {
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// JSON in production, human-readable in dev.
-    #[default]
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
-
-/// `[log]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `tracing` filter directive, e.g. `info` or `latchkey_server=debug,info`.
-    pub level: String,
-    /// `auto`, `json` or `pretty`.
-    pub format: LogFormat,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Auto,
-        }
-    }
-}
-
 /// Reads CIDRs, accepting a bare address as a single-host network.
 fn deserialize_networks<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -595,47 +565,4 @@ fn deserialize_networks<'de, D: serde::Deserializer<'de>>(
 }
 
 #[cfg(test)]
-mod debug_tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_passwords_in_database_and_redis_urls() {
-        let db = DatabaseConfig {
-            url: Some("postgres://latchkey:s3cr3t-pa55@db.internal:5432/auth".into()),
-            ..DatabaseConfig::default()
-        };
-        let shown = format!("{db:?}");
-        assert!(!shown.contains("s3cr3t-pa55"), "{shown}");
-        assert!(
-            shown.contains("postgres://latchkey:***@db.internal:5432/auth"),
-            "{shown}"
-        );
-        let redis = RedisConfig {
-            url: Some("redis://:hunter2-redis@cache:6379/0".into()),
-            ..RedisConfig::default()
-        };
-        let shown = format!("{redis:?}");
-        assert!(!shown.contains("hunter2-redis"), "{shown}");
-        assert!(shown.contains("redis://:***@cache:6379/0"), "{shown}");
-        assert_eq!(
-            without_password("sqlite:/var/lib/l.db"),
-            "sqlite:/var/lib/l.db"
-        );
-        assert_eq!(without_password("redis://cache:6379"), "redis://cache:6379");
-        assert_eq!(without_password("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(
-            without_password("postgres://u:p@ss@h/d?x=a@b"),
-            "postgres://u:***@h/d?x=a@b"
-        );
-        assert_eq!(
-            without_password("postgres://u@h/d?sslmode=require&password=s3cr3t&PASS=x"),
-            "postgres://u@h/d?sslmode=require&password=***&PASS=***"
-        );
-        assert_eq!(
-            without_password("redis+unix:///run/redis.sock?pass=hunter2&db=1"),
-            "redis+unix:///run/redis.sock?pass=***&db=1"
-        );
-        let target = DatabaseTarget::Postgres("postgres://u:topsecret@h/d".into());
-        assert!(!format!("{target:?}").contains("topsecret"));
-    }
-}
+mod debug_tests;
