@@ -305,17 +305,24 @@ impl TestAppBuilder {
 
     /// Builds and starts the server, returning the start-up error instead.
     ///
-    /// In the `it_postgres` test binary (the whole integration suite compiled a
-    /// second time), a server without an explicit database runs on a fresh
-    /// PostgreSQL schema when `LATCHKEY_TEST_POSTGRES_URL` is set, so every
-    /// end-to-end test also covers PostgreSQL.
+    /// A server without an explicit database runs on the backend
+    /// [`BACKEND_ENV`] names: SQLite by default, a fresh PostgreSQL schema with
+    /// `LATCHKEY_TEST_BACKEND=postgres` (then `LATCHKEY_TEST_POSTGRES_URL` must
+    /// be set: asking for PostgreSQL without one fails, it never skips).
     pub async fn try_spawn(mut self) -> Result<TestApp, latchkey_server::StartupError> {
         crate::logs::captured();
-        if self.config.database.url.is_none() && self.schema.is_none() && postgres_suite() {
-            if let Some(schema) = PgSchema::create_or_skip().await {
-                self.config.database.url = Some(schema.url().to_owned());
-                self.schema = Some(schema);
-            }
+        if self.config.database.url.is_none()
+            && self.schema.is_none()
+            && test_backend() == TestBackend::Postgres
+        {
+            let Some(schema) = PgSchema::create_or_skip().await else {
+                fail(&format!(
+                    "{BACKEND_ENV}=postgres needs {}",
+                    crate::db::POSTGRES_ENV
+                ));
+            };
+            self.config.database.url = Some(schema.url().to_owned());
+            self.schema = Some(schema);
         }
         let app = Application::build_with(self.config, self.options).await?;
         let addr = app.local_addr();
@@ -359,11 +366,23 @@ pub fn link_token(mail: &str) -> String {
         .unwrap_or_else(|| fail(&format!("no token link in {mail}")))
 }
 
-/// Whether this process is the `it_postgres` suite (see [`TestAppBuilder::try_spawn`]).
-fn postgres_suite() -> bool {
-    std::env::current_exe().ok().is_some_and(|exe| {
-        exe.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("it_postgres"))
-    })
+/// The variable choosing the backend of the end-to-end suite's servers:
+/// `sqlite` (the default) or `postgres`. `.ci/run` runs the suite once per value.
+pub const BACKEND_ENV: &str = "LATCHKEY_TEST_BACKEND";
+
+/// The backend [`BACKEND_ENV`] selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// Reads [`BACKEND_ENV`]; any other value fails the test (a typo must not
+/// quietly run everything on SQLite).
+fn test_backend() -> TestBackend {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("" | "sqlite") => TestBackend::Sqlite,
+        Ok("postgres") => TestBackend::Postgres,
+        Ok(other) => fail(&format!("{BACKEND_ENV}={other}: use sqlite or postgres")),
+    }
 }

@@ -2,7 +2,9 @@
 //! tests run in parallel without sharing state.
 //!
 //! PostgreSQL tests run only when [`POSTGRES_ENV`] names a server (an admin URL,
-//! e.g. `postgres://postgres@127.0.0.1:5432/test`); without it they print
+//! e.g. `postgres://postgres@127.0.0.1:5432/test`). Built without it, they are listed
+//! as ignored with the reason (the crate's build script sets
+//! `cfg(latchkey_postgres_unset)`); built with it but run without, they print
 //! [`skip_postgres`]'s `skipped:` line and pass. When the variable *is* set, failing to
 //! reach the server fails the test: CI must never skip silently.
 

@@ -6,7 +6,7 @@ use latchkey_testkit::app::TestApp;
 use crate::support::assert_problem;
 
 #[tokio::test]
-async fn healthz_and_readyz_answer_ok_on_sqlite() {
+async fn healthz_and_readyz_answer_ok() {
     let app = TestApp::spawn().await;
     let r = app.get("/healthz").await;
     assert_eq!(r.status(), 200);
@@ -52,11 +52,15 @@ async fn database_down_is_503_and_never_500(app: TestApp) {
 }
 
 #[tokio::test]
-async fn database_down_on_sqlite() {
+async fn database_down_is_503_on_the_default_backend() {
     database_down_is_503_and_never_500(TestApp::spawn().await).await;
 }
 
 #[tokio::test]
+#[cfg_attr(
+    latchkey_postgres_unset,
+    ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)"
+)]
 async fn readyz_ok_and_database_down_on_postgres() {
     let Some(builder) = TestApp::builder().on_postgres().await else {
         return;

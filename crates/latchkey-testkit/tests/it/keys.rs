@@ -66,12 +66,16 @@ async fn a_rotated_key_is_picked_up_and_old_tokens_stay_valid() {
 }
 
 #[tokio::test]
-async fn a_rotated_database_key_is_picked_up_on_sqlite() {
+async fn a_rotated_database_key_is_picked_up() {
     let app = TestApp::builder().configure(database_keys).spawn().await;
     rotation_is_picked_up(&app).await;
 }
 
 #[tokio::test]
+#[cfg_attr(
+    latchkey_postgres_unset,
+    ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)"
+)]
 async fn a_rotated_database_key_is_picked_up_on_postgres() {
     let Some(builder) = TestApp::builder()
         .configure(database_keys)

@@ -278,6 +278,10 @@ fn redis_warnings(from: usize) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    latchkey_postgres_unset,
+    ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)"
+)]
 async fn a_redis_outage_under_load_heals_within_seconds_of_redis_being_back() {
     // Two nodes must share one database: PostgreSQL.
     let Some(builder) = TestApp::builder().on_postgres().await else {

@@ -17,7 +17,11 @@ async fn postgres() -> Option<PostgresGuard> {
 }
 
 latchkey_testkit::store_conformance_tests!(sqlite_store, crate::store::sqlite);
-latchkey_testkit::store_conformance_tests!(postgres_store, crate::store::postgres);
+latchkey_testkit::store_conformance_tests!(
+    postgres_store,
+    crate::store::postgres,
+    #[cfg_attr(latchkey_postgres_unset, ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)")]
+);
 
 /// A column: name, nullable, part of the primary key, has a default.
 type Column = (String, bool, bool, bool);
@@ -199,6 +203,10 @@ async fn postgres_shape(store: &PostgresGuard) -> Shape {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    latchkey_postgres_unset,
+    ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)"
+)]
 async fn sqlite_and_postgres_schemas_do_not_drift() {
     let Some(pg) = db::fresh_postgres().await else {
         return;
@@ -306,6 +314,10 @@ async fn unreachable_postgres_is_unavailable_within_the_acquire_timeout() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    latchkey_postgres_unset,
+    ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)"
+)]
 async fn postgres_url_options_select_the_test_schema() {
     let Some(schema) = PgSchema::create_or_skip().await else {
         return;
