@@ -12,7 +12,18 @@ use time::{Duration, OffsetDateTime};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current instant in UTC, with microsecond precision.
     fn now(&self) -> OffsetDateTime;
+
+    /// Waits `delay` before work that is deliberately deferred (a failed
+    /// sign-in's bookkeeping lets the answer leave first). The system clock
+    /// really waits; a [`ManualClock`], whose time only moves when told, does
+    /// not, so tests that drive time never wait on the wall clock.
+    fn pause(&self, delay: std::time::Duration) -> Pause {
+        Box::pin(tokio::time::sleep(delay))
+    }
 }
+
+/// The future [`Clock::pause`] returns.
+pub type Pause = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 
 /// Truncates a timestamp to whole microseconds (the precision both stores keep).
 pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
@@ -56,12 +67,37 @@ impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Returns at once: this clock's time does not pass by itself.
+    fn pause(&self, _delay: std::time::Duration) -> Pause {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_system_clock_pauses_and_a_manual_clock_does_not() {
+        let delay = std::time::Duration::from_secs(3600);
+        let started = tokio::time::Instant::now();
+        SystemClock.pause(delay).await;
+        assert!(
+            started.elapsed() >= delay,
+            "the system clock waits (tokio time)"
+        );
+        let manual = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let before = tokio::time::Instant::now();
+        manual.pause(delay).await;
+        assert_eq!(before.elapsed(), std::time::Duration::ZERO);
+        assert_eq!(
+            manual.now(),
+            datetime!(2026-01-01 00:00 UTC),
+            "time did not move"
+        );
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

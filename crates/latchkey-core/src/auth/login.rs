@@ -171,7 +171,7 @@ impl Auth {
         let task = async move {
             // Let the answer leave first: on a busy machine these writes would
             // otherwise compete with it for CPU and SQLite's single writer.
-            tokio::time::sleep(BOOKKEEPING_DELAY).await;
+            auth.clock.pause(BOOKKEEPING_DELAY).await;
             match auth.store.record_login_failure(user_id, at).await {
                 Ok(_) => tracing::debug!("failed sign-in counted"),
                 Err(e) => tracing::warn!(error = %e, "failed sign-in not counted"),
