@@ -81,7 +81,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_system_clock_pauses_and_a_manual_clock_does_not() {
-        let delay = std::time::Duration::from_secs(3600);
+        let delay = std::time::Duration::from_hours(1);
         let started = tokio::time::Instant::now();
         SystemClock.pause(delay).await;
         assert!(
