@@ -13,12 +13,18 @@ pub struct Sender {
     mailbox: Mailbox,
 }
 
+/// A `From` value that is not a mailbox. Its message says why and how to write
+/// one, without echoing the value.
+#[derive(Debug, thiserror::Error)]
+#[error("not a valid mailbox ({0}); use `Name <user@example.com>`")]
+pub struct InvalidSender(#[source] lettre::address::AddressError);
+
 impl Sender {
-    /// Parses the configured `From` value; the error says why, without echoing it.
-    pub fn parse(from: &str) -> Result<Self, String> {
+    /// Parses the configured `From` value.
+    pub fn parse(from: &str) -> Result<Self, InvalidSender> {
         from.parse::<Mailbox>()
             .map(|mailbox| Self { mailbox })
-            .map_err(|e| format!("not a valid mailbox ({e}); use `Name <user@example.com>`"))
+            .map_err(InvalidSender)
     }
 
     /// The bare address, used as the SMTP envelope sender.

@@ -281,7 +281,8 @@ pub fn mailer(
     use latchkey_adapters::mail_message::Sender;
     use latchkey_adapters::mail_smtp::{SmtpMailer, SmtpSecurity, SmtpSettings};
 
-    let from = Sender::parse(&config.mail.from).map_err(|e| Problem::new("mail.from", e))?;
+    let from =
+        Sender::parse(&config.mail.from).map_err(|e| Problem::new("mail.from", e.to_string()))?;
     if config.mail.transport == MailTransport::File {
         return Ok(Arc::new(latchkey_adapters::mail_file::FileMailer::new(
             config.data_dir.join("mail"),

@@ -195,7 +195,7 @@ pub(super) const TEXT_KEYS: [&str; 2] = ["mail.smtp.password", "mail.smtp.userna
 pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>, warnings: &mut Vec<String>) {
     let mail = &cfg.mail;
     if let Err(e) = latchkey_adapters::mail_message::Sender::parse(&mail.from) {
-        problems.push(Problem::new("mail.from", e));
+        problems.push(Problem::new("mail.from", e.to_string()));
     }
     if let Some(dir) = &mail.templates_dir {
         if let Err(e) = latchkey_core::mail::templates::MailTemplates::load(Some(dir)) {

@@ -438,21 +438,21 @@ fn is_exact_origin(origin: &str) -> bool {
 
 /// Checks that the database file (or, when it does not exist yet, its directory)
 /// can be written, by creating and removing a probe file.
-fn probe_writable(db: &Path) -> Result<(), String> {
+fn probe_writable(db: &Path) -> Result<(), std::io::ErrorKind> {
     if db.exists() {
         return std::fs::OpenOptions::new()
             .append(true)
             .open(db)
             .map(drop)
-            .map_err(|e| e.kind().to_string());
+            .map_err(|e| e.kind());
     }
     let dir = match db.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| e.kind().to_string())?;
+    std::fs::create_dir_all(&dir).map_err(|e| e.kind())?;
     let probe = dir.join(format!(".latchkey-write-probe-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| e.kind().to_string())?;
+    std::fs::File::create(&probe).map_err(|e| e.kind())?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
