@@ -511,6 +511,7 @@ macro_rules! store_conformance_tests {
             session_case!(device_familiarity_comes_from_stored_sessions);
 
             session_case!(sessions_round_trip);
+            session_case!(revoking_many_sessions_revokes_every_one);
             session_case!(session_limit_evicts_the_oldest);
             session_case!(changes_write_their_aftermath);
             session_case!(a_sign_in_across_a_password_change_starts_nothing);

@@ -414,6 +414,46 @@ pub async fn revocation_is_scoped_to_the_owner(store: &dyn Store) {
         .is_some());
 }
 
+/// Revoking more sessions than one statement takes (the store revokes them
+/// in chunks of a few hundred) revokes every one of them with its tokens, and
+/// counts each once.
+pub async fn revoking_many_sessions_revokes_every_one(store: &dyn Store) {
+    const MANY: u32 = 1_001;
+    let user_id = user(store).await;
+    let (kept, _) = start(store, user_id, T0, MANY + 1).await;
+    let mut tokens = Vec::new();
+    for i in 1..=MANY {
+        let at = T0 + Duration::milliseconds(i64::from(i));
+        tokens.push(start(store, user_id, at, MANY + 1).await.1);
+    }
+    let now = T0 + Duration::minutes(1);
+    let revoked = store
+        .revoke_user_sessions(user_id, Some(kept.id), RevokeReason::Logout, now)
+        .await
+        .unwrap();
+    assert_eq!(revoked, u64::from(MANY));
+    let live: Vec<Uuid> = store
+        .live_sessions(user_id, now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![kept.id]);
+    // The first, a chunk boundary and the last: their tokens died with them.
+    for token in [
+        &tokens[0],
+        &tokens[499],
+        &tokens[500],
+        &tokens[tokens.len() - 1],
+    ] {
+        assert_eq!(
+            rotate(store, token, now, Duration::ZERO).await.0,
+            RotateOutcome::Invalid
+        );
+    }
+}
+
 /// The denylist answers for denied ids only; denying twice is fine.
 pub async fn access_token_denylist(store: &dyn Store) {
     let jti = Uuid::now_v7();
