@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use latchkey_core::auth::{Auth, BreachCheck, LockoutPolicy, MfaServices, SessionPolicy};
+use latchkey_core::auth::{
+    BreachCheck, Dependencies, LockoutPolicy, MfaServices, Services, SessionPolicy,
+};
 use latchkey_core::clock::Clock;
 use latchkey_core::password::{Argon2Params, PasswordHasher};
 use latchkey_core::ports::Store;
@@ -152,13 +154,13 @@ pub async fn unlock(
     latchkey_core::auth::unlock(store, &lockout_policy(config, secrets), email, now).await
 }
 
-/// The sign-in service for a validated configuration.
+/// The sign-in services for a validated configuration.
 pub async fn build(
     config: &Config,
     store: Arc<dyn Store>,
     secrets: &ResolvedSecrets,
     clock: Arc<dyn Clock>,
-) -> Result<Auth, StartupError> {
+) -> Result<Services, StartupError> {
     let p = &config.password;
     let hasher = PasswordHasher::new(
         Argon2Params {
@@ -188,7 +190,7 @@ pub async fn build(
         privileged_max_age: (s.privileged_max_age_seconds > 0)
             .then(|| seconds(s.privileged_max_age_seconds)),
     };
-    Ok(Auth {
+    Ok(Services::new(Dependencies {
         store,
         hasher,
         keys: Arc::new(latchkey_core::token::ActiveKeys::new(ring)),
@@ -222,7 +224,7 @@ pub async fn build(
                 secrets.keyring(latchkey_core::mail::OUTBOX_SEAL_PURPOSE),
             )),
         },
-    })
+    }))
 }
 
 /// The second-factor services: TOTP seeds sealed under the master key (the
@@ -243,16 +245,12 @@ pub fn mfa_services(config: &Config, secrets: &ResolvedSecrets) -> MfaServices {
 /// Refuses to start when stored TOTP seeds were sealed with a key the ring does
 /// not hold (a changed master key): every enrolled user would be shut out, so
 /// say which key is missing instead of failing at each sign-in.
-pub async fn check_sealed_data(auth: &Auth) -> Result<(), StartupError> {
-    let ids = auth
-        .store
-        .totp_key_ids()
-        .await
-        .map_err(StartupError::SealedData)?;
-    if let Some(missing) = ids.iter().find(|id| !auth.mfa.seal.knows(id)) {
-        return Err(StartupError::MissingSealKey(missing.clone()));
+pub async fn check_sealed_data(services: &Services) -> Result<(), StartupError> {
+    match services.mfa.missing_seal_key().await {
+        Ok(None) => Ok(()),
+        Ok(Some(missing)) => Err(StartupError::MissingSealKey(missing)),
+        Err(e) => Err(StartupError::SealedData(e)),
     }
-    Ok(())
 }
 
 /// The background task keeping the signing keys in step with the key directory.
@@ -265,7 +263,7 @@ pub fn watch_keys(
     keys::watch(
         key_storage(config, &state.store, &state.secrets),
         alg,
-        Arc::clone(&state.auth.keys),
+        Arc::clone(state.services.sessions.keys()),
         Arc::clone(&state.clock),
         key_retirement(config),
         stop,

@@ -223,13 +223,13 @@ impl Application {
             None
         };
         let clock: Arc<dyn Clock> = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let auth =
+        let services =
             crate::auth_setup::build(&config, Arc::clone(&store), &secrets, Arc::clone(&clock))
                 .await?;
-        crate::auth_setup::check_sealed_data(&auth).await?;
+        crate::auth_setup::check_sealed_data(&services).await?;
         // Compute the dummy hash now, so even the first unknown-email login costs
         // exactly what a wrong password costs.
-        auth.hasher.verify_dummy("").await;
+        services.passwords.hasher().verify_dummy("").await;
         let cookies = Arc::new(crate::cookies::CookieSessions::new(&config, &secrets));
         let rate_limits = Arc::new(crate::ratelimit::RateLimits::from_config(
             &config,
@@ -243,7 +243,7 @@ impl Application {
             metrics,
             clock,
             secrets: Arc::new(secrets),
-            auth,
+            services,
             cookies,
             rate_limits,
         });
@@ -367,7 +367,7 @@ impl Application {
                     crate::mail_worker::Worker::new(
                         Arc::clone(&state.store),
                         Arc::clone(&mailer),
-                        Arc::clone(&state.auth.links.outbox),
+                        Arc::clone(&state.services.outbox),
                         Arc::clone(&state.clock),
                         crate::mail_worker::OutboxSettings::from_config(&state.config.mail),
                     )
@@ -380,7 +380,7 @@ impl Application {
         let (stop_publishing_tx, stop_publishing) = watch::channel(false);
         let cache_bus = self.state.redis.as_ref().map(|redis| {
             crate::cache_bus::connect(
-                &self.state.auth.cache,
+                &self.state.services.cache,
                 redis,
                 &crate::cache_bus::channel(&self.state.config.redis.key_prefix),
                 stop_rx.clone(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use latchkey_adapters::redis::Redis;
-use latchkey_core::auth::Auth;
+use latchkey_core::auth::Services;
 use latchkey_core::clock::Clock;
 use latchkey_core::ports::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -46,8 +46,9 @@ pub struct AppStateParts {
     pub clock: Arc<dyn Clock>,
     /// Server secrets.
     pub secrets: Arc<ResolvedSecrets>,
-    /// The sign-in service (hasher, keys, session policy).
-    pub auth: Auth,
+    /// The sign-in services (sessions, sign-in, accounts, passwords, MFA,
+    /// passkeys), each with only its ports and policy.
+    pub services: Services,
     /// Cookie-mode sessions and their CSRF defence.
     pub cookies: Arc<crate::cookies::CookieSessions>,
     /// Rate limits and their limiter.

@@ -104,8 +104,9 @@ impl TestApp {
     pub async fn create_user(&self, email: &str, password: &str, verified: bool) -> uuid::Uuid {
         let hash = self
             .state
-            .auth
-            .hasher
+            .services
+            .passwords
+            .hasher()
             .hash(password)
             .await
             .unwrap_or_else(|e| fail(&format!("hash: {e:?}")));
@@ -164,7 +165,7 @@ impl TestApp {
     pub async fn settled(&self) {
         if tokio::time::timeout(
             std::time::Duration::from_secs(10),
-            self.state.auth.background.idle(),
+            self.state.services.background.idle(),
         )
         .await
         .is_err()

@@ -19,7 +19,7 @@ use crate::mail::templates::Template;
 use crate::mail::{hash_link_token, new_link_token};
 use crate::ports::{NewEmailChange, NewVerification, StoreError};
 
-use super::{Auth, AuthError, ClientContext, Principal};
+use super::{Accounts, AuthError, ClientContext, Principal};
 
 /// Prefix of email-change tokens (confirmed at `POST /v1/email/verify`).
 pub const EMAIL_CHANGE_TOKEN_PREFIX: &str = "lk_ec_";
@@ -40,7 +40,7 @@ impl std::fmt::Debug for EmailChangeRequest {
     }
 }
 
-impl Auth {
+impl Accounts {
     /// Checks the password and mails a confirmation link to the new address
     /// (and a notice to the current one), in one transaction with the token.
     /// `Unchanged` for the current address as it is stored (a change of case
@@ -54,9 +54,10 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<(), AuthError> {
         let user = self
+            .passwords
             .signed_in_user_with_password(principal, &req.password)
             .await?;
-        let now = self.clock.now();
+        let now = self.common.now();
         let new_email = req.new_email.trim().to_owned();
         if new_email == user.email {
             return Err(AuthError::Unchanged);
@@ -69,7 +70,7 @@ impl Auth {
         if address_taken && !enumeration_protection {
             return Err(AuthError::Conflict);
         }
-        let notice = self.compose(
+        let notice = self.common.compose(
             Template::EmailChangeRequested,
             &user.email,
             super::notices::mail_name(&user),
@@ -78,14 +79,14 @@ impl Auth {
         let (token, token_hash) = new_link_token(EMAIL_CHANGE_TOKEN_PREFIX);
         let mut mails = vec![notice];
         if !address_taken {
-            mails.push(self.compose(
+            mails.push(self.common.compose(
                 Template::EmailChangeVerify,
                 &new_email,
                 // Not verified yet: no name in mail to it (it could be anyone's).
                 None,
                 context! {
                     new_email => &new_email,
-                    link => self.links.verify_url.replace("{token}", &token),
+                    link => self.common.links.verify_url.replace("{token}", &token),
                     hours => EMAIL_CHANGE_TTL.whole_hours(),
                 },
             )?);
@@ -108,13 +109,14 @@ impl Auth {
             // The session ended (or the account was recovered) meanwhile.
             return Err(AuthError::Unauthorized);
         }
-        self.event(
-            user.id,
-            EventKind::EmailChangeRequested,
-            Some(principal.session_id),
-            client,
-        )
-        .await;
+        self.common
+            .event(
+                user.id,
+                EventKind::EmailChangeRequested,
+                Some(principal.session_id),
+                client,
+            )
+            .await;
         Ok(())
     }
 
@@ -124,7 +126,7 @@ impl Auth {
     /// the address since the request (the token stays unused).
     pub(crate) async fn confirm_email_change(&self, token: &str) -> Result<User, AuthError> {
         let token_hash = hash_link_token(token);
-        let now = self.clock.now();
+        let now = self.common.now();
         let pending = self
             .store
             .pending_email_change(&token_hash, now)
@@ -135,8 +137,8 @@ impl Auth {
             .user_by_id(pending.user_id)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        let notice = if self.links.notify.email_changed {
-            Some(self.compose(
+        let notice = if self.common.links.notify.email_changed {
+            Some(self.common.compose(
                 Template::EmailChanged,
                 &user.email,
                 super::notices::mail_name(&user),
@@ -155,15 +157,16 @@ impl Auth {
             Err(e) => return Err(e.into()),
         };
         let user_id = changed.ok_or(AuthError::InvalidToken)?;
-        self.cache.forget_profile(user_id);
+        self.common.cache.forget_profile(user_id);
         tracing::info!("email address changed");
-        self.event(
-            user_id,
-            EventKind::EmailChanged,
-            None,
-            &ClientContext::default(),
-        )
-        .await;
+        self.common
+            .event(
+                user_id,
+                EventKind::EmailChanged,
+                None,
+                &ClientContext::default(),
+            )
+            .await;
         self.store
             .user_by_id(user_id)
             .await?

@@ -4,7 +4,7 @@
 use crate::session::{hash_refresh_token, looks_like_refresh_token, Session};
 use crate::token::AccessClaims;
 
-use super::{Auth, AuthError};
+use super::{AuthError, Sessions};
 
 /// What an active token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +20,11 @@ pub enum Introspection {
     },
 }
 
-impl Auth {
+impl Sessions {
     /// The token's state, or `None` when it is inactive for any reason (forged,
     /// expired, used, revoked, its session ended, not a token at all).
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, AuthError> {
-        let now = self.clock.now();
+        let now = self.common.now();
         if looks_like_refresh_token(token) {
             let found = self
                 .store

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::account::{normalize_email, User};
 use crate::audit::EventKind;
 
-use super::{Auth, AuthError, ClientContext};
+use super::{AuthError, ClientContext};
 
 /// Lockout settings.
 #[derive(Clone)]
@@ -141,7 +141,7 @@ fn seconds_until(until: OffsetDateTime, now: OffsetDateTime) -> u64 {
 }
 
 /// One attempt reserved on an identifier's counter before its credential is
-/// checked (see [`Auth::reserve_attempt`]). An attempt dropped before its
+/// checked (see [`Attempts::reserve`]). An attempt dropped before its
 /// outcome was recorded (the client went away mid-check, or an error ended
 /// the request) gives its count back: abandoned attempts neither lock nor
 /// pile up.
@@ -152,7 +152,7 @@ pub(crate) struct Attempt {
     /// Where to give the count back if no outcome is recorded, and the
     /// runner that does it.
     give_back: Option<(
-        std::sync::Arc<dyn crate::ports::Store>,
+        std::sync::Arc<dyn crate::ports::ThrottleStore>,
         crate::background::Background,
     )>,
     settled: std::sync::atomic::AtomicBool,
@@ -194,7 +194,20 @@ impl Drop for Attempt {
 /// than this are leftovers (a crash mid-check), not attempts in flight.
 const IN_FLIGHT_AT_MOST: Duration = Duration::seconds(60);
 
-impl Auth {
+/// The sign-in lockout: counters per identifier (address, device, passkey),
+/// locks with their events and notices. Shared by every use case that checks
+/// a credential.
+#[derive(Clone)]
+pub(crate) struct Attempts {
+    /// The counters.
+    pub store: std::sync::Arc<dyn crate::ports::ThrottleStore>,
+    /// Threshold, lock lengths and the key identifiers are hashed with.
+    pub policy: LockoutPolicy,
+    /// Events, notices, time, background work.
+    pub common: super::common::Common,
+}
+
+impl Attempts {
     /// Reserves an attempt on `key` before any credential check: one atomic
     /// write counts it, so however many guesses race, at most `threshold` are
     /// checked before the lock. Refuses (`Locked`) while a lock is in force;
@@ -204,13 +217,13 @@ impl Auth {
     /// of correct sign-ins (one account used by many clients at once) is
     /// slowed, never locked. Same work and answer for known and unknown
     /// identifiers.
-    pub(crate) async fn reserve_attempt(
+    pub(crate) async fn reserve(
         &self,
         key: &[u8; 32],
         user: Option<&User>,
         client: &ClientContext,
     ) -> Result<Attempt, AuthError> {
-        if self.lockout.threshold == 0 {
+        if self.policy.threshold == 0 {
             return Ok(Attempt {
                 key: *key,
                 count: 0,
@@ -218,10 +231,10 @@ impl Auth {
                 settled: std::sync::atomic::AtomicBool::new(true),
             });
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         let throttle = self.store.reserve_throttle_attempt(key, now).await?;
         let mut locked_until = throttle.locked_until.filter(|until| *until > now);
-        if locked_until.is_none() && throttle.failures > self.lockout.threshold {
+        if locked_until.is_none() && throttle.failures > self.policy.threshold {
             let in_flight = throttle
                 .previous_attempt_at
                 .is_some_and(|at| now - at <= IN_FLIGHT_AT_MOST);
@@ -242,7 +255,8 @@ impl Auth {
         if let Some(until) = locked_until {
             metrics::counter!("latchkey_login_attempts_total", "result" => "locked").increment(1);
             if let Some(user) = user {
-                self.event(user.id, EventKind::LoginThrottled, None, client)
+                self.common
+                    .event(user.id, EventKind::LoginThrottled, None, client)
                     .await;
             }
             return Err(AuthError::Locked {
@@ -252,7 +266,10 @@ impl Auth {
         Ok(Attempt {
             key: *key,
             count: throttle.failures,
-            give_back: Some((std::sync::Arc::clone(&self.store), self.background.clone())),
+            give_back: Some((
+                std::sync::Arc::clone(&self.store),
+                self.common.background.clone(),
+            )),
             settled: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -260,17 +277,17 @@ impl Auth {
     /// The reserved attempt was wrong: its count stays; the attempt that
     /// reaches the threshold locks the identifier (then records
     /// `account_locked` and mails the owner, if any).
-    pub(crate) async fn attempt_failed(
+    pub(crate) async fn failed(
         &self,
         attempt: &Attempt,
         user: Option<&User>,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
         attempt.settle();
-        if attempt.count == 0 || attempt.count < self.lockout.threshold {
+        if attempt.count == 0 || attempt.count < self.policy.threshold {
             return Ok(());
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         let lock_count = self
             .store
             .throttle(&attempt.key)
@@ -285,7 +302,7 @@ impl Auth {
     /// to come, or an account that cannot sign in yet): its count is given
     /// back, so a correct password never brings a lock nearer, and failures
     /// of the second step still count.
-    pub(crate) async fn attempt_released(&self, attempt: &Attempt) -> Result<(), AuthError> {
+    pub(crate) async fn released(&self, attempt: &Attempt) -> Result<(), AuthError> {
         attempt.settle();
         if attempt.count > 0 {
             self.store
@@ -306,10 +323,10 @@ impl Auth {
         client: &ClientContext,
         now: OffsetDateTime,
     ) -> Result<Option<OffsetDateTime>, AuthError> {
-        let until = now + self.lockout.lock_length(previous_locks);
+        let until = now + self.policy.lock_length(previous_locks);
         if !self
             .store
-            .lock_throttle(key, self.lockout.threshold, until)
+            .lock_throttle(key, self.policy.threshold, until)
             .await?
         {
             // Another request locked it (or a success cleared it) meanwhile.
@@ -325,31 +342,33 @@ impl Auth {
         if let Some(user) = user {
             // After the answer, as for the failure count: the unknown-email
             // path has no event or notice to write.
-            let auth = self.clone();
+            let (common, threshold) = (self.common.clone(), self.policy.threshold);
             let (user, client) = (user.clone(), client.clone());
             let task = async move {
-                auth.event_at(user.id, EventKind::AccountLocked, None, &client, now)
+                common
+                    .event_at(user.id, EventKind::AccountLocked, None, &client, now)
                     .await;
-                auth.notice(
-                    auth.links.notify.account_locked,
-                    crate::mail::templates::Template::AccountLocked,
-                    &user,
-                    Some(&client),
-                    minijinja::context! {
-                        threshold => auth.lockout.threshold,
-                        until => super::notices::mail_time(until),
-                    },
-                )
-                .await;
+                common
+                    .notice(
+                        common.links.notify.account_locked,
+                        crate::mail::templates::Template::AccountLocked,
+                        &user,
+                        Some(&client),
+                        minijinja::context! {
+                            threshold => threshold,
+                            until => super::notices::mail_time(until),
+                        },
+                    )
+                    .await;
             };
-            self.background.spawn("lock_notice", task);
+            self.common.background.spawn("lock_notice", task);
         }
         Ok(Some(until))
     }
 
     /// Forgets the failures of an identifier after a successful sign-in.
-    pub(crate) async fn clear_lockout(&self, key: &[u8; 32]) -> Result<(), AuthError> {
-        if self.lockout.threshold > 0 {
+    pub(crate) async fn clear(&self, key: &[u8; 32]) -> Result<(), AuthError> {
+        if self.policy.threshold > 0 {
             self.store.clear_throttle(key).await?;
         }
         Ok(())

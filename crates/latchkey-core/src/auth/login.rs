@@ -1,9 +1,47 @@
-//! `login`: email + password → a new session.
+//! The sign-in service and its first step: email + password → a new session
+//! or a second-factor challenge (`mfa_login.rs`); passkey sign-in in
+//! `passkey_login.rs`.
 
-use crate::account::normalize_email;
+use std::sync::Arc;
+
+use minijinja::context;
+
+use crate::account::{normalize_email, User};
 use crate::audit::EventKind;
+use crate::mail::templates::Template;
+use crate::mail::QueuedMail;
+use crate::mfa::recovery::RecoveryHasher;
+use crate::password::PasswordHasher;
+use crate::ports::{DeviceSeen, SignInPorts};
+use crate::seal::Keyring;
 
-use super::{Auth, AuthError, ClientContext, Issued};
+use super::common::Common;
+use super::lockout::Attempts;
+use super::{AuthError, ClientContext, Issued, Passkeys, Sessions};
+
+/// Signing in: password, second factor, passkey. Guarantees: every
+/// credential check is counted on the lockout before it runs; an unknown
+/// address costs and answers the same as a wrong password; nothing counts as
+/// a success until the last factor is checked.
+#[derive(Clone)]
+pub struct SignIn {
+    pub(crate) store: Arc<dyn SignInPorts>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) attempts: Attempts,
+    pub(crate) sessions: Sessions,
+    pub(crate) passkeys: Passkeys,
+    /// Opens TOTP seeds.
+    pub(crate) totp_seal: Arc<Keyring>,
+    pub(crate) recovery: RecoveryHasher,
+    pub(crate) require_email_verification: bool,
+    pub(crate) common: Common,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").finish_non_exhaustive()
+    }
+}
 
 /// A login attempt.
 #[derive(Clone)]
@@ -28,7 +66,7 @@ pub struct LoginRequest {
 pub enum LoginOutcome {
     /// Signed in.
     SignedIn(Box<Issued>),
-    /// The account has a second factor: finish with [`Auth::login_mfa`].
+    /// The account has a second factor: finish with [`SignIn::login_mfa`].
     MfaRequired(MfaPending),
 }
 
@@ -63,7 +101,18 @@ impl std::fmt::Debug for LoginRequest {
 /// How long after a wrong password its account bookkeeping waits.
 const BOOKKEEPING_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
-impl Auth {
+impl SignIn {
+    /// A fresh device token for `email`'s lockout (the browser's device cookie).
+    pub fn device_token(&self, email: &str) -> String {
+        self.attempts.policy.device_token(email)
+    }
+
+    /// The lockout key a valid device token for `email` counts on (`None`:
+    /// forged, or for another address or key).
+    pub fn device_key(&self, email: &str, token: &str) -> Option<[u8; 32]> {
+        self.attempts.policy.device_key(email, token)
+    }
+
     /// Checks the password and starts a session, or, when the account has a
     /// second factor, returns a challenge instead (nothing is cleared or counted
     /// as a success until the second step).
@@ -82,14 +131,14 @@ impl Auth {
         let key = req
             .device_token
             .as_deref()
-            .and_then(|t| self.lockout.device_key(&email, t))
-            .unwrap_or_else(|| self.lockout.identifier_key(&email));
+            .and_then(|t| self.attempts.policy.device_key(&email, t))
+            .unwrap_or_else(|| self.attempts.policy.identifier_key(&email));
         let found = self.store.user_by_email(&email).await?;
         // Counted before the hash: concurrent guesses cannot all pass a check.
-        let attempt = self.reserve_attempt(&key, found.as_ref(), client).await?;
+        let attempt = self.attempts.reserve(&key, found.as_ref(), client).await?;
         let Some(user) = found else {
             self.hasher.verify_dummy(&req.password).await;
-            self.attempt_failed(&attempt, None, client).await?;
+            self.attempts.failed(&attempt, None, client).await?;
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         };
@@ -101,21 +150,21 @@ impl Auth {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        let now = self.clock.now();
+        let now = self.common.now();
         if !verdict.matches {
             // The lockout write first: a bookkeeping task started earlier would
             // hold SQLite's single writer while this request waits for it.
-            self.attempt_failed(&attempt, Some(&user), client).await?;
+            self.attempts.failed(&attempt, Some(&user), client).await?;
             self.count_failed_password_later(user.id, now, client);
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
         if user.disabled_at.is_some() {
-            self.attempt_released(&attempt).await?;
+            self.attempts.released(&attempt).await?;
             return Err(AuthError::Disabled);
         }
-        if self.policy.require_email_verification && user.email_verified_at.is_none() {
-            self.attempt_released(&attempt).await?;
+        if self.require_email_verification && user.email_verified_at.is_none() {
+            self.attempts.released(&attempt).await?;
             return Err(AuthError::EmailNotVerified);
         }
         if verdict.needs_rehash {
@@ -133,7 +182,7 @@ impl Auth {
         if user.mfa.enabled() {
             // The password was right: its count is given back; the second
             // step's failures count on the same key.
-            self.attempt_released(&attempt).await?;
+            self.attempts.released(&attempt).await?;
             let mfa = user.mfa;
             let pending = self.start_mfa_challenge(&user, &key, req, &mfa).await?;
             return Ok(LoginOutcome::MfaRequired(pending));
@@ -166,22 +215,25 @@ impl Auth {
         at: time::OffsetDateTime,
         client: &ClientContext,
     ) {
-        let auth = self.clone();
+        let (store, common) = (Arc::clone(&self.store), self.common.clone());
         let client = client.clone();
         let task = async move {
             // Let the answer leave first: on a busy machine these writes would
             // otherwise compete with it for CPU and SQLite's single writer.
-            auth.clock.pause(BOOKKEEPING_DELAY).await;
-            match auth.store.record_login_failure(user_id, at).await {
+            common.clock.pause(BOOKKEEPING_DELAY).await;
+            match store.record_login_failure(user_id, at).await {
                 Ok(_) => tracing::debug!("failed sign-in counted"),
                 Err(e) => tracing::warn!(error = %e, "failed sign-in not counted"),
             }
-            auth.cache.forget_profile(user_id);
-            auth.event_at(user_id, EventKind::LoginFailed, None, &client, at)
+            common.cache.forget_profile(user_id);
+            common
+                .event_at(user_id, EventKind::LoginFailed, None, &client, at)
                 .await;
         };
         // The request's span goes along: the task's lines carry its request id.
-        self.background.spawn("failed_sign_in_bookkeeping", task);
+        self.common
+            .background
+            .spawn("failed_sign_in_bookkeeping", task);
     }
 
     /// The end of every successful sign-in: starts the session (which also
@@ -196,7 +248,7 @@ impl Auth {
         amr: Vec<String>,
         client: &ClientContext,
     ) -> Result<Issued, AuthError> {
-        let now = self.clock.now();
+        let now = self.common.now();
         let user_id = user.id;
         // What `record_login_success` writes below, without reading the row back.
         let user = crate::account::User {
@@ -207,6 +259,7 @@ impl Auth {
         };
         let notice = self.new_device_notice(&user, client).await;
         let issued = self
+            .sessions
             .start_session(
                 user,
                 terms,
@@ -218,11 +271,41 @@ impl Auth {
             .await?;
         self.store.record_login_success(user_id, now).await?;
         if let Some(key) = attempt.counted_key() {
-            self.clear_lockout(key).await?;
+            self.attempts.clear(key).await?;
         }
         attempt.settle();
         metrics::counter!("latchkey_login_attempts_total", "result" => "success").increment(1);
-        self.cache.forget_profile(user_id);
+        self.common.cache.forget_profile(user_id);
         Ok(issued)
+    }
+
+    /// Before a session starts: the notice to mail when the device (browser
+    /// family and OS) has no stored session of the user's, unless it is their
+    /// first sign-in ever. Store failures only skip the notice.
+    pub(crate) async fn new_device_notice(
+        &self,
+        user: &User,
+        client: &ClientContext,
+    ) -> Option<QueuedMail> {
+        if !self.common.links.notify.new_device {
+            return None;
+        }
+        match self.store.device_seen(user.id, &client.fingerprint).await {
+            Ok(DeviceSeen::New) => {
+                let d = &client.device;
+                self.common.notice_mail(
+                    true,
+                    Template::NewDevice,
+                    user,
+                    Some(client),
+                    context! { browser => &d.browser, os => &d.os, device_type => &d.kind },
+                )
+            }
+            Ok(DeviceSeen::Known | DeviceSeen::FirstSignIn) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "new-device check skipped");
+                None
+            }
+        }
     }
 }

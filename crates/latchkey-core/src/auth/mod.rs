@@ -1,35 +1,57 @@
-//! Sign-in use cases: login, refresh, authenticate, logout, password change.
+//! The sign-in side of latchkey, as services per area, each holding only the
+//! ports and policy it uses and composed once in [`Services`]:
 //!
-//! Each is one function over the ports; the HTTP layer only parses and maps.
+//! - [`Sessions`]: issuing, refreshing, checking and ending sessions and their
+//!   tokens;
+//! - [`SignIn`]: the sign-in use cases (password, second factor, passkey);
+//! - [`Accounts`]: sign-up, address verification and change, the profile;
+//! - [`Passwords`]: new-password rules, password change and reset;
+//! - [`Mfa`]: TOTP and recovery codes;
+//! - [`Passkeys`]: registering and managing passkeys.
+//!
+//! Shared pieces: `Common` (clock, cache, background work, events, mail) and
+//! `Attempts` (the sign-in lockout). Each use case is one method over the
+//! ports; the HTTP layer only parses and maps.
 
+mod accounts;
 mod cache;
-mod change_password;
+mod common;
 mod email_change;
 mod introspect;
 mod lockout;
 mod login;
 mod mfa;
+mod mfa_login;
 mod new_password;
 mod notices;
+mod passkey_login;
 mod passkeys;
-mod profile;
+mod passwords;
 mod refresh;
 mod reset;
 mod security;
+mod services;
+mod sessions;
 mod signup;
 mod verify;
 
+pub use accounts::Accounts;
 pub use cache::{AccessCache, Invalidation};
 pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use introspect::Introspection;
 pub use lockout::{unlock, LockoutPolicy};
-pub use login::{LoginOutcome, LoginRequest, MfaPending};
-pub use mfa::{MfaLoginRequest, MfaMethod, TotpEnrolment};
+pub use login::{LoginOutcome, LoginRequest, MfaPending, SignIn};
+pub use mfa::{Mfa, TotpEnrolment};
+pub use mfa_login::{MfaLoginRequest, MfaMethod};
 pub use new_password::WeakPassword;
-pub use passkeys::{PasskeyLoginRequest, RegisteredPasskey, MAX_PASSKEYS};
+pub use passkey_login::PasskeyLoginRequest;
+pub use passkeys::{Passkeys, RegisteredPasskey, MAX_PASSKEYS};
+pub use passwords::Passwords;
 pub use refresh::{AccessOnly, Refreshed};
 pub use reset::{RESET_TOKEN_PREFIX, RESET_TTL};
 pub use security::{SecuritySummary, RECENT_EVENTS};
+pub use services::Services;
+pub use sessions::Sessions;
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
 };
@@ -45,9 +67,9 @@ use crate::account::User;
 use crate::audit::{EventKind, SecurityEvent};
 use crate::clock::Clock;
 use crate::password::{PasswordError, PasswordHasher, PasswordPolicy};
-use crate::ports::{Aftermath, Store, StoreError};
-use crate::session::{new_refresh_token, Device, NewSession, Session};
-use crate::token::{new_claims, ActiveKeys, TokenError, TokenSettings};
+use crate::ports::{Store, StoreError};
+use crate::session::Device;
+use crate::token::{ActiveKeys, TokenError, TokenSettings};
 
 /// Session lifetimes and limits.
 #[derive(Debug, Clone)]
@@ -218,10 +240,12 @@ pub enum AuthError {
     BreachCheckUnavailable,
 }
 
-/// The sign-in service: everything the use cases need, shared by all requests.
+/// What the services are built from (see [`Services::new`]): the store, the
+/// clock, the keys and every policy, each handed on only to the services that
+/// use it.
 #[derive(Clone)]
-pub struct Auth {
-    /// Persistence.
+pub struct Dependencies {
+    /// Persistence (each service keeps only its view of it).
     pub store: Arc<dyn Store>,
     /// Password hashing on the bounded pool.
     pub hasher: PasswordHasher,
@@ -274,14 +298,6 @@ pub struct BreachCheck {
     pub fail_open: bool,
 }
 
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
-    }
-}
-
 /// How a sign-in's session is kept, as the client asked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SessionTerms {
@@ -320,164 +336,6 @@ impl Delivery {
         } else {
             Self::Token
         }
-    }
-}
-
-impl Auth {
-    /// Records a security event; failure to record is logged, never fatal to the
-    /// request that caused it.
-    pub(crate) async fn event(
-        &self,
-        user_id: Uuid,
-        kind: EventKind,
-        session_id: Option<Uuid>,
-        client: &ClientContext,
-    ) {
-        self.event_at(user_id, kind, session_id, client, self.clock.now())
-            .await;
-    }
-
-    /// [`Self::event`] for something that happened at `at` (bookkeeping done
-    /// after the answer keeps the time of the request).
-    pub(crate) async fn event_at(
-        &self,
-        user_id: Uuid,
-        kind: EventKind,
-        session_id: Option<Uuid>,
-        client: &ClientContext,
-        at: time::OffsetDateTime,
-    ) {
-        let event = new_event(user_id, kind, session_id, client, at);
-        if let Err(e) = self.store.record_event(&event).await {
-            tracing::warn!(error = %e, kind = kind.as_str(), "security event not recorded");
-        }
-    }
-
-    /// `SignInAgain` unless the session signed in within
-    /// `privileged_max_age` (for changes to second factors).
-    pub(crate) fn require_recent_sign_in(&self, principal: &Principal) -> Result<(), AuthError> {
-        match self.policy.privileged_max_age {
-            Some(max) if self.clock.now() - principal.auth_time > max => {
-                Err(AuthError::SignInAgain)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Signs an access token for a live session.
-    fn access_token(&self, user: &User, session: &Session) -> Result<(String, i64), AuthError> {
-        let now = self.clock.now();
-        let claims = new_claims(
-            &self.tokens,
-            now,
-            user.id,
-            session.id,
-            session.created_at,
-            session.amr.clone(),
-            Vec::new(),
-        );
-        let token = self.keys.ring().sign(&claims).map_err(AuthError::Token)?;
-        Ok((token, claims.exp - now.unix_timestamp()))
-    }
-
-    /// Starts a new session (fresh id: nothing from before authentication is
-    /// reused) and issues its first tokens. `event` (with the new session's id)
-    /// and `notice` are written in the session's transaction.
-    pub(crate) async fn start_session(
-        &self,
-        user: User,
-        terms: SessionTerms,
-        amr: Vec<String>,
-        client: &ClientContext,
-        event: Option<EventKind>,
-        notice: Option<&crate::mail::QueuedMail>,
-    ) -> Result<Issued, AuthError> {
-        let now = self.clock.now();
-        let SessionTerms {
-            remember_me,
-            delivery,
-        } = terms;
-        let cookie_mode = delivery == Delivery::Cookie;
-        let lifetime = if remember_me {
-            self.policy.remember_me_timeout
-        } else {
-            self.policy.absolute_timeout
-        };
-        let absolute = now + lifetime;
-        let session = NewSession {
-            id: Uuid::now_v7(),
-            user_id: user.id,
-            created_at: now,
-            idle_expires_at: (now + self.policy.idle_timeout).min(absolute),
-            absolute_expires_at: absolute,
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-            device: client.device.clone(),
-            fingerprint: client.fingerprint.clone(),
-            remember_me,
-            amr,
-            cookie_mode,
-        };
-        let (refresh_token, stored) = new_refresh_token(session.id, now, absolute);
-        let event = event.map(|kind| new_event(user.id, kind, Some(session.id), client, now));
-        let after = Aftermath {
-            revoke: None,
-            event: event.as_ref(),
-            mail: notice,
-            recovery_codes: None,
-        };
-        let evicted = self
-            .store
-            .create_session(
-                &session,
-                &stored,
-                self.policy.max_per_user,
-                user.security_stamp,
-                &after,
-            )
-            .await
-            .map_err(|e| match e {
-                // A password or factor change committed while this sign-in
-                // ran: it must not survive the change (see the port).
-                StoreError::Conflict {
-                    constraint: crate::ports::SECURITY_CHANGED,
-                } => AuthError::InvalidCredentials,
-                other => other.into(),
-            })?;
-        for id in &evicted {
-            self.cache.forget_session(*id);
-        }
-        if !evicted.is_empty() {
-            tracing::info!(
-                evicted = evicted.len(),
-                "session limit reached; oldest sessions revoked"
-            );
-        }
-        let stored_session = Session {
-            id: session.id,
-            user_id: session.user_id,
-            created_at: now,
-            last_seen_at: now,
-            idle_expires_at: session.idle_expires_at,
-            absolute_expires_at: absolute,
-            revoked_at: None,
-            ip: session.ip,
-            user_agent: session.user_agent,
-            device: session.device,
-            fingerprint: session.fingerprint,
-            remember_me,
-            amr: session.amr,
-            cookie_mode: Some(cookie_mode),
-        };
-        let (access_token, expires_in) = self.access_token(&user, &stored_session)?;
-        Ok(Issued {
-            access_token,
-            expires_in,
-            refresh_token,
-            refresh_expires_in: (stored_session.idle_expires_at - now).whole_seconds(),
-            session_id: stored_session.id,
-            user,
-        })
     }
 }
 

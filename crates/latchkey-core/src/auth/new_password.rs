@@ -5,14 +5,14 @@ use uuid::Uuid;
 
 use crate::password::{normalize, sha1_hex, PasswordProblem, PolicyContext};
 
-use super::{Auth, AuthError};
+use super::{AuthError, Passwords};
 
 /// Why a new password was refused: every rule it failed (each becomes a
 /// `validation_failed` field error with its own code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeakPassword(pub Vec<PasswordProblem>);
 
-impl Auth {
+impl Passwords {
     /// Checks `password` for a user (`user_id` is `None` at sign-up): length,
     /// composition and strength (zxcvbn, off the async threads), then — only if
     /// those pass, since each costs a hash — the last `history` passwords of the
@@ -23,7 +23,7 @@ impl Auth {
         context: &PolicyContext<'_>,
         user: Option<(Uuid, &str)>,
     ) -> Result<Result<(), WeakPassword>, AuthError> {
-        let policy = self.password_policy.clone();
+        let policy = self.policy.clone();
         let words = OwnedContext::from(context);
         let candidate = zeroize::Zeroizing::new(password.to_owned());
         let problems =
@@ -36,7 +36,7 @@ impl Auth {
         if self.is_breached(password).await? {
             return Ok(Err(WeakPassword(vec![PasswordProblem::breached()])));
         }
-        let history = self.password_policy.history;
+        let history = self.policy.history;
         if let (Some((user_id, current_hash)), true) = (user, history > 0) {
             let mut hashes = vec![current_hash.to_owned()];
             hashes.extend(
@@ -59,7 +59,7 @@ impl Auth {
     }
 }
 
-impl Auth {
+impl Passwords {
     /// Whether the password is in the breach corpus; `false` when the check is
     /// off, or cannot answer and fails open.
     async fn is_breached(&self, password: &str) -> Result<bool, AuthError> {

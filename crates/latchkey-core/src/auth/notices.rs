@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use crate::account::User;
 use crate::mail::templates::Template;
 use crate::mail::{OutgoingMail, QueuedMail};
-use crate::ports::DeviceSeen;
 
-use super::{Auth, AuthError, ClientContext};
+use super::common::Common;
+use super::{AuthError, ClientContext};
 
 /// A time as mail shows it (RFC 2822, UTC).
 pub(crate) fn mail_time(at: OffsetDateTime) -> String {
@@ -50,7 +50,7 @@ fn linkable(text: &str) -> bool {
     })
 }
 
-impl Auth {
+impl Common {
     /// Renders `template` for `to` with the common values (`product`,
     /// `public_url`, `name`, `time`) and `extra`, sealed for the outbox (the
     /// bodies of queued mail never reach the database in clear).
@@ -61,7 +61,7 @@ impl Auth {
         name: Option<&str>,
         extra: Value,
     ) -> Result<QueuedMail, AuthError> {
-        let now = self.clock.now();
+        let now = self.now();
         let ctx = context! {
             product => &self.links.product,
             public_url => &self.links.public_url,
@@ -121,36 +121,6 @@ impl Auth {
         };
         if let Err(e) = self.store.enqueue_mail(&mail).await {
             tracing::warn!(error = %e, template = template.name(), "security notice not queued");
-        }
-    }
-
-    /// Before a session starts: the notice to mail when the device (browser
-    /// family and OS) has no stored session of the user's, unless it is their
-    /// first sign-in ever. Store failures only skip the notice.
-    pub(crate) async fn new_device_notice(
-        &self,
-        user: &User,
-        client: &ClientContext,
-    ) -> Option<QueuedMail> {
-        if !self.links.notify.new_device {
-            return None;
-        }
-        match self.store.device_seen(user.id, &client.fingerprint).await {
-            Ok(DeviceSeen::New) => {
-                let d = &client.device;
-                self.notice_mail(
-                    true,
-                    Template::NewDevice,
-                    user,
-                    Some(client),
-                    context! { browser => &d.browser, os => &d.os, device_type => &d.kind },
-                )
-            }
-            Ok(DeviceSeen::Known | DeviceSeen::FirstSignIn) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "new-device check skipped");
-                None
-            }
         }
     }
 }

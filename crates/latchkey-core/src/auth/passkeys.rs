@@ -1,5 +1,6 @@
-//! Passkeys: registration and management by the signed-in user, and their use
-//! as the second step of a password sign-in.
+//! The passkey service: registration and management by the signed-in user,
+//! and the ceremonies and assertion check the sign-in service uses
+//! (`passkey_login.rs`).
 //!
 //! Guarantees: a ceremony is single use and bound to the user (and kind) that
 //! started it; registration excludes the user's existing credentials; an
@@ -7,22 +8,47 @@
 //! possible clone; adding the first factor creates recovery codes, removing the
 //! last one deletes them; every change revokes other sessions and mails the user.
 
+use std::sync::Arc;
+
+use time::Duration;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    CredentialID, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, WebauthnError,
+    CredentialID, Passkey, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    WebauthnError,
 };
 use zeroize::Zeroizing;
 
-use crate::account::User;
 use crate::audit::EventKind;
-use crate::mfa::challenge::MfaChallenge;
 use crate::mfa::passkey::{
     passkey_flags, Ceremony, CeremonyKind, PasskeyRecord, PasskeyService, CEREMONY_TTL,
 };
-use crate::ports::Aftermath;
+use crate::mfa::recovery::RecoveryHasher;
+use crate::ports::{Aftermath, PasskeyPorts};
 
-use super::{Auth, AuthError, ClientContext, Issued, Principal};
+use super::common::Common;
+use super::{AuthError, ClientContext, LockoutPolicy, Principal};
+
+/// Passkeys of signed-in users. Guarantees: registration needs a recent
+/// sign-in; a ceremony is single use and bound to its owner and kind.
+#[derive(Clone)]
+pub struct Passkeys {
+    pub(crate) store: Arc<dyn PasskeyPorts>,
+    /// The WebAuthn relying party; `None` when `public_url` has no domain name.
+    pub(crate) service: Option<PasskeyService>,
+    pub(crate) recovery: RecoveryHasher,
+    /// Keys the owner of a passwordless ceremony (the client's network).
+    pub(crate) lockout: LockoutPolicy,
+    pub(crate) privileged_max_age: Option<Duration>,
+    pub(crate) common: Common,
+}
+
+impl std::fmt::Debug for Passkeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passkeys")
+            .field("available", &self.service.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// A registration just finished.
 #[derive(Debug)]
@@ -33,7 +59,7 @@ pub struct RegisteredPasskey {
     pub recovery_codes: Option<Vec<Zeroizing<String>>>,
 }
 
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> AuthError {
+pub(crate) fn internal(e: impl std::error::Error + Send + Sync + 'static) -> AuthError {
     AuthError::Store(crate::ports::StoreError::Internal(Box::new(e)))
 }
 
@@ -45,12 +71,10 @@ pub const MAX_PASSKEYS: usize = 20;
 /// passwordless sign-in) keeps; starting another drops its oldest.
 pub const MAX_OPEN_CEREMONIES: u32 = 5;
 
-impl Auth {
-    fn passkey_service(&self) -> Result<&PasskeyService, AuthError> {
-        self.mfa
-            .passkeys
-            .as_ref()
-            .ok_or(AuthError::PasskeysUnavailable)
+impl Passkeys {
+    /// The relying party, or `PasskeysUnavailable`.
+    pub(crate) fn passkey_service(&self) -> Result<&PasskeyService, AuthError> {
+        self.service.as_ref().ok_or(AuthError::PasskeysUnavailable)
     }
 
     /// Takes a ceremony of `kind` for `user` (or any user when `None`) that has
@@ -67,7 +91,7 @@ impl Auth {
             .await?
             .ok_or(AuthError::InvalidToken)?;
         let owner_ok = user.is_none_or(|u| ceremony.user_id == Some(u));
-        if ceremony.kind != kind || !owner_ok || ceremony.expires_at <= self.clock.now() {
+        if ceremony.kind != kind || !owner_ok || ceremony.expires_at <= self.common.now() {
             return Err(AuthError::InvalidToken);
         }
         Ok(ceremony)
@@ -85,7 +109,7 @@ impl Auth {
         state: &impl serde::Serialize,
         name: Option<String>,
     ) -> Result<(), AuthError> {
-        let now = self.clock.now();
+        let now = self.common.now();
         let owner = match (user_id, client.network.as_deref()) {
             (Some(user), _) => format!("{}:{user}", kind.as_str()),
             // Per client network: one subscriber's /64 is one client, and
@@ -123,7 +147,7 @@ impl Auth {
         name: Option<String>,
     ) -> Result<(Uuid, serde_json::Value), AuthError> {
         let service = self.passkey_service()?;
-        self.require_recent_sign_in(principal)?;
+        principal.require_recent_sign_in(self.privileged_max_age, self.common.now())?;
         let user = self
             .store
             .user_by_id(principal.user_id)
@@ -167,7 +191,7 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<RegisteredPasskey, AuthError> {
         let service = self.passkey_service()?;
-        self.require_recent_sign_in(principal)?;
+        principal.require_recent_sign_in(self.privileged_max_age, self.common.now())?;
         let ceremony = self
             .take_ceremony(
                 challenge_id,
@@ -194,7 +218,7 @@ impl Auth {
         let first_factor = !user.mfa.enabled();
         let json = serde_json::to_string(&passkey).map_err(internal)?;
         let (counter, backup_eligible, backup_state) = passkey_flags(&json);
-        let now = self.clock.now();
+        let now = self.common.now();
         let record = PasskeyRecord {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -209,8 +233,10 @@ impl Auth {
         };
         // The first factor brings recovery codes; they, the other sessions'
         // revocation, the event and the notice share the passkey's transaction.
-        let generated = first_factor.then(|| self.mfa.recovery.generate(user.id));
-        let change = self.factor_change(&user, principal, EventKind::MfaEnabled, client);
+        let generated = first_factor.then(|| self.recovery.generate(user.id));
+        let change = self
+            .common
+            .factor_change(&user, principal, EventKind::MfaEnabled, client);
         let after = Aftermath {
             recovery_codes: generated.as_ref().map(|(_, hashes)| hashes.as_slice()),
             ..change.aftermath()
@@ -229,7 +255,7 @@ impl Auth {
                 crate::ports::StoreError::Conflict { .. } => AuthError::PasskeyRejected,
                 other => other.into(),
             })?;
-        self.factor_changed(user.id, EventKind::MfaEnabled);
+        self.common.factor_changed(user.id, EventKind::MfaEnabled);
         Ok(RegisteredPasskey {
             passkey: record,
             recovery_codes: generated.map(|(codes, _)| codes),
@@ -268,7 +294,7 @@ impl Auth {
         id: Uuid,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
-        self.require_recent_sign_in(principal)?;
+        principal.require_recent_sign_in(self.privileged_max_age, self.common.now())?;
         let user = self
             .store
             .user_by_id(principal.user_id)
@@ -277,47 +303,18 @@ impl Auth {
         // The store takes the recovery codes with the last factor, in the same
         // transaction as the passkey, the other sessions, the event and the
         // notice.
-        let change = self.factor_change(&user, principal, EventKind::MfaDisabled, client);
+        let change = self
+            .common
+            .factor_change(&user, principal, EventKind::MfaDisabled, client);
         if !self
             .store
-            .delete_passkey(user.id, id, self.clock.now(), &change.aftermath())
+            .delete_passkey(user.id, id, self.common.now(), &change.aftermath())
             .await?
         {
             return Err(AuthError::NotFound);
         }
-        self.factor_changed(user.id, EventKind::MfaDisabled);
+        self.common.factor_changed(user.id, EventKind::MfaDisabled);
         Ok(())
-    }
-
-    /// The options for `navigator.credentials.get()` in the second step of a
-    /// sign-in (stored under the sign-in challenge's id).
-    pub(crate) async fn start_passkey_mfa(
-        &self,
-        user: &User,
-        challenge_id: Uuid,
-    ) -> Result<Option<serde_json::Value>, AuthError> {
-        let Ok(service) = self.passkey_service() else {
-            return Ok(None);
-        };
-        let passkeys = self.parsed_passkeys(user.id).await?;
-        if passkeys.is_empty() {
-            return Ok(None);
-        }
-        let keys: Vec<Passkey> = passkeys.into_iter().map(|(_, p)| p).collect();
-        let (options, state) = service
-            .webauthn
-            .start_passkey_authentication(&keys)
-            .map_err(internal)?;
-        self.store_ceremony(
-            challenge_id,
-            CeremonyKind::Mfa,
-            Some(user.id),
-            &ClientContext::default(),
-            &state,
-            None,
-        )
-        .await?;
-        Ok(Some(serde_json::to_value(options).map_err(internal)?))
     }
 
     pub(crate) async fn parsed_passkeys(
@@ -332,39 +329,6 @@ impl Auth {
                 Some((r, parsed))
             })
             .collect())
-    }
-
-    /// Checks a passkey assertion for the second step; `None` when wrong.
-    pub(crate) async fn answer_passkey(
-        &self,
-        user: &User,
-        challenge: &MfaChallenge,
-        credential: &serde_json::Value,
-        client: &ClientContext,
-    ) -> Result<Option<Vec<String>>, AuthError> {
-        let service = self.passkey_service()?;
-        let Ok(ceremony) = self
-            .take_ceremony(challenge.id, CeremonyKind::Mfa, Some(user.id))
-            .await
-        else {
-            return Ok(None);
-        };
-        let state: PasskeyAuthentication =
-            serde_json::from_str(&ceremony.state_json).map_err(internal)?;
-        let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(credential.clone())
-        else {
-            return Ok(None);
-        };
-        let Some(kind) = self
-            .verify_assertion(service, user.id, &credential, client, |w, c| {
-                w.finish_passkey_authentication(c, &state)
-            })
-            .await?
-        else {
-            return Ok(None);
-        };
-        self.consume_mfa(challenge).await?;
-        Ok(Some(vec!["pwd".into(), kind.into(), "mfa".into()]))
     }
 
     /// Runs `finish` and, on success, records the use on the stored passkey.
@@ -388,7 +352,8 @@ impl Auth {
                 tracing::warn!(
                     "passkey signature counter went backwards: possible cloned authenticator"
                 );
-                self.event(user_id, EventKind::PasskeyCloneSuspected, None, client)
+                self.common
+                    .event(user_id, EventKind::PasskeyCloneSuspected, None, client)
                     .await;
                 return Ok(None);
             }
@@ -401,7 +366,7 @@ impl Auth {
             if passkey.update_credential(&result).is_some() {
                 let json = serde_json::to_string(&passkey).map_err(internal)?;
                 self.store
-                    .record_passkey_use(record.id, &json, self.clock.now())
+                    .record_passkey_use(record.id, &json, self.common.now())
                     .await?;
                 let synced = result.backup_eligible() || record.backup_eligible;
                 return Ok(Some(if synced { "swk" } else { "hwk" }));
@@ -409,113 +374,5 @@ impl Auth {
         }
         // Verified against the state, but the key is gone (deleted meanwhile).
         Ok(None)
-    }
-}
-
-/// A passwordless sign-in answer.
-pub struct PasskeyLoginRequest {
-    /// From the start call.
-    pub challenge_id: Uuid,
-    /// The authenticator's `PublicKeyCredential`.
-    pub credential: serde_json::Value,
-    /// Long session.
-    pub remember_me: bool,
-    /// How the client wants its tokens.
-    pub delivery: super::Delivery,
-}
-
-impl Auth {
-    /// Starts a passwordless sign-in with a discoverable passkey: the options
-    /// name no user and no credential, so they reveal nothing about any address.
-    pub async fn start_passkey_login(
-        &self,
-        client: &ClientContext,
-    ) -> Result<(Uuid, serde_json::Value), AuthError> {
-        let service = self.passkey_service()?;
-        let (options, state) = service
-            .webauthn
-            .start_discoverable_authentication()
-            .map_err(internal)?;
-        let id = Uuid::now_v7();
-        self.store_ceremony(id, CeremonyKind::Login, None, client, &state, None)
-            .await?;
-        Ok((id, serde_json::to_value(options).map_err(internal)?))
-    }
-
-    /// Finishes a passwordless sign-in. The passkey's user handle names the
-    /// account and the credential id one of its passkeys (else the answer is
-    /// `InvalidMfaCode`, counted nowhere); that passkey has its own lockout
-    /// counter (a locked one answers `Locked`, a wrong assertion counts), apart
-    /// from the password's; a disabled or unverified account is
-    /// refused as at password sign-in. `amr` is `["hwk"|"swk", "mfa"]`: a
-    /// user-verified passkey is possession plus PIN or biometrics.
-    pub async fn login_with_passkey(
-        &self,
-        req: &PasskeyLoginRequest,
-        client: &ClientContext,
-    ) -> Result<Issued, AuthError> {
-        let service = self.passkey_service()?;
-        let ceremony = self
-            .take_ceremony(req.challenge_id, CeremonyKind::Login, None)
-            .await?;
-        let state: webauthn_rs::prelude::DiscoverableAuthentication =
-            serde_json::from_str(&ceremony.state_json).map_err(internal)?;
-        let credential: PublicKeyCredential = serde_json::from_value(req.credential.clone())
-            .map_err(|_| AuthError::InvalidMfaCode)?;
-        let (user_id, credential_id) = service
-            .webauthn
-            .identify_discoverable_authentication(&credential)
-            .map_err(|_| AuthError::InvalidMfaCode)?;
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .ok_or(AuthError::InvalidMfaCode)?;
-        let passkeys = self.parsed_passkeys(user.id).await?;
-        // Only an assertion for a passkey the account has counts, on that
-        // passkey's own counter: a forged assertion naming someone's user
-        // handle cannot lock them out, and password guesses never lock
-        // phishing-resistant sign-in.
-        if !passkeys
-            .iter()
-            .any(|(_, p)| p.cred_id().as_ref() == credential_id)
-        {
-            return Err(AuthError::InvalidMfaCode);
-        }
-        let key = self.lockout.passkey_key(credential_id);
-        let attempt = self.reserve_attempt(&key, Some(&user), client).await?;
-        let keys: Vec<webauthn_rs::prelude::DiscoverableKey> =
-            passkeys.iter().map(|(_, p)| p.into()).collect();
-        let verified = self
-            .verify_assertion(service, user.id, &credential, client, |w, c| {
-                w.finish_discoverable_authentication(c, state, &keys)
-            })
-            .await?;
-        let Some(kind) = verified else {
-            self.event(user.id, EventKind::MfaFailed, None, client)
-                .await;
-            self.attempt_failed(&attempt, Some(&user), client).await?;
-            metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
-            return Err(AuthError::InvalidMfaCode);
-        };
-        if user.disabled_at.is_some() {
-            self.attempt_released(&attempt).await?;
-            return Err(AuthError::Disabled);
-        }
-        if self.policy.require_email_verification && user.email_verified_at.is_none() {
-            self.attempt_released(&attempt).await?;
-            return Err(AuthError::EmailNotVerified);
-        }
-        self.finish_sign_in(
-            user,
-            &attempt,
-            super::SessionTerms {
-                remember_me: req.remember_me,
-                delivery: req.delivery,
-            },
-            vec![kind.into(), "mfa".into()],
-            client,
-        )
-        .await
     }
 }

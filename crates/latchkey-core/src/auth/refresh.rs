@@ -6,7 +6,7 @@ use crate::session::{
     hash_refresh_token, looks_like_refresh_token, new_refresh_token, RevokeReason, RotateOutcome,
 };
 
-use super::{Auth, AuthError, ClientContext, Issued};
+use super::{AuthError, ClientContext, Issued, Sessions};
 
 /// What a cookie-mode refresh gives.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl std::fmt::Debug for AccessOnly {
     }
 }
 
-impl Auth {
+impl Sessions {
     /// The live session a still-usable refresh token belongs to, without
     /// spending it (cookie mode checks the session's CSRF token first). A
     /// `cookie` presentation names only a session that may be cookie mode (a
@@ -79,7 +79,7 @@ impl Auth {
         if !looks_like_refresh_token(presented) {
             return Ok(None);
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         let found = self
             .store
             .refresh_token_session(&hash_refresh_token(presented), now, spent_within)
@@ -98,7 +98,7 @@ impl Auth {
         &self,
         session_id: uuid::Uuid,
     ) -> Result<Option<uuid::Uuid>, AuthError> {
-        let now = self.clock.now();
+        let now = self.common.now();
         Ok(self
             .store
             .session(session_id)
@@ -135,7 +135,7 @@ impl Auth {
         }
     }
 
-    /// [`Auth::refresh`] for a browser's refresh cookie: a token spent by a
+    /// [`Sessions::refresh`] for a browser's refresh cookie: a token spent by a
     /// concurrent refresh within the cookie grace (two tabs refreshing at
     /// once) gets a fresh access token for its session instead of counting as
     /// reuse; reuse after the grace still revokes the family.
@@ -156,7 +156,7 @@ impl Auth {
         if !looks_like_refresh_token(presented) {
             return Err(AuthError::InvalidToken);
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         // Session and expiry of `next` are set by the store from the family.
         let (refresh_token, next) = new_refresh_token(uuid::Uuid::nil(), now, now);
         let outcome = self
@@ -196,13 +196,14 @@ impl Auth {
             RotateOutcome::Invalid => return Err(AuthError::InvalidToken),
         };
         if session.fingerprint != client.fingerprint {
-            self.event(
-                session.user_id,
-                EventKind::DeviceChanged,
-                Some(session.id),
-                client,
-            )
-            .await;
+            self.common
+                .event(
+                    session.user_id,
+                    EventKind::DeviceChanged,
+                    Some(session.id),
+                    client,
+                )
+                .await;
             if self.policy.bind_device {
                 self.store
                     .revoke_session(
@@ -212,7 +213,7 @@ impl Auth {
                         now,
                     )
                     .await?;
-                self.cache.forget_session(session.id);
+                self.common.cache.forget_session(session.id);
                 return Err(AuthError::InvalidToken);
             }
         }
@@ -223,7 +224,7 @@ impl Auth {
             self.store
                 .revoke_session(user.id, session.id, RevokeReason::UserRevoked, now)
                 .await?;
-            self.cache.forget_session(session.id);
+            self.common.cache.forget_session(session.id);
             return Err(AuthError::InvalidToken);
         }
         let (access_token, expires_in) = self.access_token(&user, &session)?;
@@ -256,26 +257,28 @@ impl Auth {
         user_id: uuid::Uuid,
         client: &ClientContext,
     ) {
-        self.cache.forget_session(session_id);
+        self.common.cache.forget_session(session_id);
         tracing::warn!(%session_id, "refresh token reuse: family revoked");
-        self.event(
-            user_id,
-            EventKind::RefreshReuseDetected,
-            Some(session_id),
-            client,
-        )
-        .await;
-        if self.links.notify.refresh_reuse {
+        self.common
+            .event(
+                user_id,
+                EventKind::RefreshReuseDetected,
+                Some(session_id),
+                client,
+            )
+            .await;
+        if self.common.links.notify.refresh_reuse {
             match self.store.user_by_id(user_id).await {
                 Ok(Some(user)) => {
-                    self.notice(
-                        true,
-                        crate::mail::templates::Template::SessionRevoked,
-                        &user,
-                        Some(client),
-                        minijinja::context! {},
-                    )
-                    .await;
+                    self.common
+                        .notice(
+                            true,
+                            crate::mail::templates::Template::SessionRevoked,
+                            &user,
+                            Some(client),
+                            minijinja::context! {},
+                        )
+                        .await;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "reuse notice skipped"),

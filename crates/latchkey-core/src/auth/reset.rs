@@ -20,14 +20,14 @@ use crate::password::PolicyContext;
 use crate::ports::{Aftermath, NewVerification, Revocation};
 use crate::session::RevokeReason;
 
-use super::{new_event, Auth, AuthError, ClientContext, WeakPassword};
+use super::{new_event, AuthError, ClientContext, Passwords, WeakPassword};
 
 /// Prefix of reset tokens.
 pub const RESET_TOKEN_PREFIX: &str = "lk_pr_";
 /// Lifetime of a reset token.
 pub const RESET_TTL: Duration = Duration::minutes(30);
 
-impl Auth {
+impl Passwords {
     /// Mails a reset link to the account of `email`, if there is an enabled one;
     /// otherwise does nothing. Never reveals which.
     pub async fn forgot_password(&self, email: &str) -> Result<(), AuthError> {
@@ -37,10 +37,10 @@ impl Auth {
         if user.disabled_at.is_some() {
             return Ok(());
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         let (token, token_hash) = new_link_token(RESET_TOKEN_PREFIX);
-        let link = self.links.reset_url.replace("{token}", &token);
-        let mail = self.compose(
+        let link = self.common.links.reset_url.replace("{token}", &token);
+        let mail = self.common.compose(
             Template::PasswordReset,
             &user.email,
             super::notices::mail_name(&user),
@@ -66,7 +66,7 @@ impl Auth {
         client: &ClientContext,
     ) -> Result<Result<(), WeakPassword>, AuthError> {
         let token_hash = hash_link_token(token);
-        let now = self.clock.now();
+        let now = self.common.now();
         let user_id = self
             .store
             .password_reset_user(&token_hash, now)
@@ -80,7 +80,7 @@ impl Auth {
         let context = PolicyContext {
             email: &user.email,
             name: user.name.as_deref(),
-            service: &self.links.product,
+            service: &self.common.links.product,
         };
         if let Err(weak) = self
             .check_new_password(new_password, &context, Some((user.id, &user.password_hash)))
@@ -93,12 +93,12 @@ impl Auth {
             .hash(new_password)
             .await
             .map_err(AuthError::Password)?;
-        let keep = self.password_policy.history.saturating_sub(1);
+        let keep = self.policy.history.saturating_sub(1);
         // Every session, the event and the confirmation go in the reset's own
         // transaction: no crash can leave the new password with old sessions.
         let event = new_event(user.id, EventKind::PasswordReset, None, client, now);
-        let notice = self.notice_mail(
-            self.links.notify.password_changed,
+        let notice = self.common.notice_mail(
+            self.common.links.notify.password_changed,
             Template::PasswordChanged,
             &user,
             Some(client),
@@ -121,9 +121,10 @@ impl Auth {
         {
             return Err(AuthError::InvalidToken);
         }
-        self.cache.forget_user(user.id);
-        self.cache.forget_profile(user.id);
-        self.clear_lockout(&self.lockout.identifier_key(&user.email_normalized))
+        self.common.cache.forget_user(user.id);
+        self.common.cache.forget_profile(user.id);
+        self.attempts
+            .clear(&self.attempts.policy.identifier_key(&user.email_normalized))
             .await?;
         tracing::info!("password reset; every session revoked");
         Ok(Ok(()))

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::audit::SecurityEvent;
 use crate::mfa::MfaSummary;
 
-use super::{Auth, AuthError, Principal};
+use super::{AuthError, Principal, Sessions};
 
 /// Recent events shown in the summary.
 pub const RECENT_EVENTS: u32 = 10;
@@ -28,7 +28,7 @@ pub struct SecuritySummary {
     pub recent_events: Vec<SecurityEvent>,
 }
 
-impl Auth {
+impl Sessions {
     /// The summary, read fresh from the store (never from the profile cache).
     pub async fn security_summary(
         &self,
@@ -41,7 +41,7 @@ impl Auth {
             .ok_or(AuthError::Unauthorized)?;
         let live_sessions = self
             .store
-            .live_sessions(user.id, self.clock.now())
+            .live_sessions(user.id, self.common.now())
             .await?
             .len();
         let recent_events = self.store.user_events(user.id, RECENT_EVENTS).await?;

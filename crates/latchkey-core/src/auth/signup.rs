@@ -11,7 +11,7 @@ use crate::mail::{hash_link_token, new_link_token, QueuedMail};
 use crate::password::PolicyContext;
 use crate::ports::{NewVerification, StoreError};
 
-use super::{Auth, AuthError, ClientContext, Issued, WeakPassword};
+use super::{Accounts, AuthError, ClientContext, Issued, WeakPassword};
 
 /// Prefix of email verification tokens.
 pub const VERIFICATION_TOKEN_PREFIX: &str = "lk_ev_";
@@ -66,12 +66,12 @@ pub enum SignupOutcome {
     Conflict,
 }
 
-impl Auth {
+impl Accounts {
     /// The verification link for `to`, an address not verified yet: the
     /// account's name stays out of it (whoever typed the address chose it).
     fn verification_mail(&self, to: &str, token: &str) -> Result<QueuedMail, AuthError> {
-        let link = self.links.verify_url.replace("{token}", token);
-        self.compose(
+        let link = self.common.links.verify_url.replace("{token}", token);
+        self.common.compose(
             Template::VerifyEmail,
             to,
             None,
@@ -94,20 +94,22 @@ impl Auth {
         let context = PolicyContext {
             email: &req.email,
             name: req.name.as_deref(),
-            service: &self.links.product,
+            service: &self.common.links.product,
         };
         if let Err(weak) = self
+            .passwords
             .check_new_password(&req.password, &context, None)
             .await?
         {
             return Ok(Err(weak));
         }
         let hash = self
+            .passwords
             .hasher
             .hash(&req.password)
             .await
             .map_err(AuthError::Password)?;
-        let now = self.clock.now();
+        let now = self.common.now();
         let user = NewUser {
             id: Uuid::now_v7(),
             email: req.email.trim().to_owned(),
@@ -127,7 +129,7 @@ impl Auth {
             expires_at: now + VERIFICATION_TTL,
         };
         let mail = self.verification_mail(&user.email, &token_text)?;
-        let require = self.policy.require_email_verification;
+        let require = self.require_email_verification;
         let created = self
             .store
             .create_user_with_verification(&user, require.then_some((&token, &mail)))
@@ -148,6 +150,7 @@ impl Auth {
             return Ok(Ok(SignupOutcome::VerificationSent));
         }
         let issued = self
+            .sessions
             .start_session(
                 created,
                 // `201` carries the tokens in its body: token mode.
@@ -168,13 +171,13 @@ impl Auth {
         if !protection {
             return Ok(SignupOutcome::Conflict);
         }
-        let mail = self.compose(
+        let mail = self.common.compose(
             Template::SignupAttempt,
             &existing.email,
             super::notices::mail_name(existing),
             context! {},
         )?;
-        self.store.enqueue_mail(&mail).await?;
+        self.common.store.enqueue_mail(&mail).await?;
         Ok(SignupOutcome::VerificationSent)
     }
 
@@ -191,13 +194,13 @@ impl Auth {
         {
             return Err(AuthError::InvalidToken);
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         let user_id = self
             .store
             .consume_verification(&hash_link_token(token), now)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        self.cache.forget_profile(user_id);
+        self.common.cache.forget_profile(user_id);
         self.store
             .user_by_id(user_id)
             .await?
@@ -213,7 +216,7 @@ impl Auth {
         if user.email_verified_at.is_some() {
             return Ok(());
         }
-        let now = self.clock.now();
+        let now = self.common.now();
         let (text, hash) = new_link_token(VERIFICATION_TOKEN_PREFIX);
         let token = NewVerification {
             token_hash: hash,

@@ -7,7 +7,7 @@ use crate::audit::EventKind;
 use crate::session::RevokeReason;
 use crate::token::AccessClaims;
 
-use super::{Auth, AuthError, ClientContext};
+use super::{AuthError, ClientContext, Sessions};
 
 /// An authenticated caller: the verified claims of a live session's token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,21 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// `SignInAgain` unless this session signed in within `max_age` (`None`:
+    /// any time), by `now`: for changes to second factors, which a stolen
+    /// refresh token (it keeps a session going, not its sign-in time) must not
+    /// make.
+    pub(crate) fn require_recent_sign_in(
+        &self,
+        max_age: Option<time::Duration>,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        match max_age {
+            Some(max) if now - self.auth_time > max => Err(AuthError::SignInAgain),
+            _ => Ok(()),
+        }
+    }
+
     fn from_claims(claims: &AccessClaims) -> Option<Self> {
         Some(Self {
             user_id: claims.sub.parse().ok()?,
@@ -48,7 +63,7 @@ fn rejected(reason: &'static str) -> AuthError {
     AuthError::Unauthorized
 }
 
-impl Auth {
+impl Sessions {
     /// Verifies a bearer access token: our key, our algorithm, issuer, audience,
     /// expiry (≤ 60 s leeway), not denylisted, and its session still live.
     /// Every failure is the same `Unauthorized` to the caller; operators see
@@ -57,7 +72,7 @@ impl Auth {
     /// foreign or not yet valid; `denied`: logged out; `session`: its session
     /// ended).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        let now = self.clock.now();
+        let now = self.common.now();
         let claims = match self.keys.verify(token, &self.tokens, now) {
             Ok(claims) => claims,
             Err(crate::token::TokenError::Expired) => return Err(rejected("expired")),
@@ -66,30 +81,34 @@ impl Auth {
         let Some(principal) = Principal::from_claims(&claims) else {
             return Err(rejected("invalid"));
         };
-        let denied = if let Some(denied) = self.cache.denied(principal.jti) {
+        let denied = if let Some(denied) = self.common.cache.denied(principal.jti) {
             denied
         } else {
-            let ticket = self.cache.denied_ticket(principal.jti);
+            let ticket = self.common.cache.denied_ticket(principal.jti);
             let denied = self.store.is_access_token_denied(principal.jti).await?;
-            self.cache.remember_denied(principal.jti, denied, ticket);
+            self.common
+                .cache
+                .remember_denied(principal.jti, denied, ticket);
             denied
         };
         if denied {
             return Err(rejected("denied"));
         }
-        let live = match self
-            .cache
-            .session_live(principal.session_id, principal.user_id, now)
-        {
-            Some(live) => live,
-            None => match self.store_session(principal.session_id).await? {
-                (Some(session), ticket) => {
-                    self.cache.remember_session(&session, ticket);
-                    session.user_id == principal.user_id && session.is_live(now)
-                }
-                (None, _) => false,
-            },
-        };
+        let live =
+            match self
+                .common
+                .cache
+                .session_live(principal.session_id, principal.user_id, now)
+            {
+                Some(live) => live,
+                None => match self.store_session(principal.session_id).await? {
+                    (Some(session), ticket) => {
+                        self.common.cache.remember_session(&session, ticket);
+                        session.user_id == principal.user_id && session.is_live(now)
+                    }
+                    (None, _) => false,
+                },
+            };
         if live {
             Ok(principal)
         } else {
@@ -103,7 +122,7 @@ impl Auth {
         &self,
         id: Uuid,
     ) -> Result<(Option<crate::session::Session>, super::cache::Ticket), AuthError> {
-        let ticket = self.cache.session_ticket(id);
+        let ticket = self.common.cache.session_ticket(id);
         Ok((self.store.session(id).await?, ticket))
     }
 
@@ -118,7 +137,7 @@ impl Auth {
         self.store
             .deny_access_token(principal.jti, principal.expires_at)
             .await?;
-        self.cache.deny(principal.jti);
+        self.common.cache.deny(principal.jti);
         if all {
             self.revoke_other_sessions(principal, None, RevokeReason::Logout)
                 .await?;
@@ -126,18 +145,19 @@ impl Auth {
             self.revoke_session(principal, principal.session_id, RevokeReason::Logout)
                 .await?;
         }
-        self.event(
-            principal.user_id,
-            EventKind::LoggedOut,
-            Some(principal.session_id),
-            client,
-        )
-        .await;
+        self.common
+            .event(
+                principal.user_id,
+                EventKind::LoggedOut,
+                Some(principal.session_id),
+                client,
+            )
+            .await;
         Ok(())
     }
 }
 
-impl Auth {
+impl Sessions {
     /// Revokes one of the caller's sessions (false: not a live session of theirs).
     pub async fn revoke_session(
         &self,
@@ -147,9 +167,9 @@ impl Auth {
     ) -> Result<bool, AuthError> {
         let revoked = self
             .store
-            .revoke_session(principal.user_id, session_id, reason, self.clock.now())
+            .revoke_session(principal.user_id, session_id, reason, self.common.now())
             .await?;
-        self.cache.forget_session(session_id);
+        self.common.cache.forget_session(session_id);
         Ok(revoked)
     }
 
@@ -162,9 +182,9 @@ impl Auth {
     ) -> Result<u64, AuthError> {
         let n = self
             .store
-            .revoke_user_sessions(principal.user_id, keep, reason, self.clock.now())
+            .revoke_user_sessions(principal.user_id, keep, reason, self.common.now())
             .await?;
-        self.cache.forget_user(principal.user_id);
+        self.common.cache.forget_user(principal.user_id);
         Ok(n)
     }
 
@@ -181,13 +201,14 @@ impl Auth {
             .revoke_session(principal, session_id, RevokeReason::UserRevoked)
             .await?;
         if revoked {
-            self.event(
-                principal.user_id,
-                EventKind::SessionRevoked,
-                Some(session_id),
-                client,
-            )
-            .await;
+            self.common
+                .event(
+                    principal.user_id,
+                    EventKind::SessionRevoked,
+                    Some(session_id),
+                    client,
+                )
+                .await;
         }
         Ok(revoked)
     }
@@ -205,7 +226,8 @@ impl Auth {
             .revoke_other_sessions(principal, keep, RevokeReason::UserRevoked)
             .await?;
         if n > 0 {
-            self.event(principal.user_id, EventKind::SessionRevoked, None, client)
+            self.common
+                .event(principal.user_id, EventKind::SessionRevoked, None, client)
                 .await;
         }
         Ok(n)

@@ -19,6 +19,7 @@ mod sessions;
 mod throttles;
 mod users;
 mod verification;
+mod views;
 
 pub use events::EventStore;
 pub use keys::{SigningKeyStore, StoredSigningKey};
@@ -30,6 +31,7 @@ pub use sessions::{Aftermath, DeviceSeen, Revocation, SessionStore, SECURITY_CHA
 pub use throttles::{Throttle, ThrottleStore};
 pub use users::UserStore;
 pub use verification::{NewEmailChange, NewVerification, PendingEmailChange, VerificationStore};
+pub use views::{AccountPorts, CommonPorts, MfaPorts, PasskeyPorts, SessionPorts, SignInPorts};
 
 /// Why a store operation failed. Callers branch on the variant, never on text.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,12 @@ pub trait Store:
     + ThrottleStore
     + MfaStore
     + PasskeyStore
+    + CommonPorts
+    + SessionPorts
+    + SignInPorts
+    + AccountPorts
+    + MfaPorts
+    + PasskeyPorts
     + std::fmt::Debug
     + Send
     + Sync

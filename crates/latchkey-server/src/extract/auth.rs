@@ -71,7 +71,7 @@ impl FromRequestParts<AppState> for Authenticated {
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
     if parts.headers.contains_key(header::AUTHORIZATION) {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let principal = state.auth.authenticate(token).await?;
+        let principal = state.services.sessions.authenticate(token).await?;
         limit_reads(parts, state, &principal).await?;
         return Ok(Authenticated(principal));
     }
@@ -80,7 +80,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
         .access_token(&parts.headers)
         .filter(|t| t.len() <= MAX_BEARER_LEN)
         .ok_or(ApiError::Unauthorized)?;
-    let principal = state.auth.authenticate(token).await?;
+    let principal = state.services.sessions.authenticate(token).await?;
     if is_unsafe(&parts.method) {
         state
             .cookies

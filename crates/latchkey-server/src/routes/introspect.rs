@@ -158,7 +158,7 @@ pub async fn introspect(
     if token.len() > MAX_TOKEN {
         return Ok(ApiJson(IntrospectResponse::default()).into_response());
     }
-    let answer = match state.auth.introspect(&token).await? {
+    let answer = match state.services.sessions.introspect(&token).await? {
         None => IntrospectResponse::default(),
         Some(Introspection::Access(c)) => IntrospectResponse {
             active: true,

@@ -38,7 +38,7 @@ pub struct PasswordPolicyBody {
 #[utoipa::path(get, path = "/v1/password/policy", tag = "auth",
     responses((status = 200, description = "The rules a new password must pass", body = PasswordPolicyBody)))]
 pub async fn policy(State(state): State<AppState>) -> ApiJson<PasswordPolicyBody> {
-    let p = &state.auth.password_policy;
+    let p = &state.services.passwords.policy();
     ApiJson(PasswordPolicyBody {
         min_length: p.min_length,
         max_length: p.max_length,

@@ -13,7 +13,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
     responses((status = 200, description = "JWK set (RFC 7517)", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = ApiJson(state.auth.keys.ring().jwks()).into_response();
+    let mut response = ApiJson(state.services.sessions.keys().ring().jwks()).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!(
         "public, max-age={}",
         crate::config::JWKS_MAX_AGE_SECONDS
@@ -48,7 +48,7 @@ pub struct Discovery {
 pub async fn openid_configuration(State(state): State<AppState>) -> ApiJson<Discovery> {
     let base = state.config.effective_public_url();
     ApiJson(Discovery {
-        issuer: state.auth.tokens.issuer.clone(),
+        issuer: state.services.sessions.tokens().issuer.clone(),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         introspection_endpoint: format!("{base}/v1/introspect"),
         introspection_endpoint_auth_methods_supported: vec!["client_secret_basic"],

@@ -192,8 +192,8 @@ async fn database_keys_are_sealed_bound_to_their_kid_and_need_the_same_master_ke
             .await
     };
     assert_eq!(
-        same.state.auth.keys.ring().current_kid(),
-        app.state.auth.keys.ring().current_kid()
+        same.state.services.sessions.keys().ring().current_kid(),
+        app.state.services.sessions.keys().ring().current_kid()
     );
 
     // A node with another master key refuses to start, saying why.
@@ -217,7 +217,14 @@ async fn database_keys_are_sealed_bound_to_their_kid_and_need_the_same_master_ke
 #[tokio::test]
 async fn database_rotation_forgets_keys_no_token_can_need() {
     let app = TestApp::builder().configure(database_keys).spawn().await;
-    let first = app.state.auth.keys.ring().current_kid().to_owned();
+    let first = app
+        .state
+        .services
+        .sessions
+        .keys()
+        .ring()
+        .current_kid()
+        .to_owned();
     let storage = storage_of(&app);
     let retire = latchkey_server::auth_setup::key_retirement(&app.state.config);
     let now = app.state.clock.now();

@@ -502,7 +502,11 @@ async fn seeds_are_sealed_and_bound_to_their_row() {
         "the seed is stored in clear"
     );
     assert_eq!(record.secret_sealed.len(), 1 + 8 + 24 + 20 + 16);
-    let seal = &mfa.app.state.auth.mfa.seal;
+    let seal = &mfa
+        .app
+        .state
+        .secrets
+        .keyring(latchkey_core::mfa::TOTP_SEAL_PURPOSE);
     assert_eq!(
         seal.open(&record.secret_sealed, record.id.as_bytes())
             .unwrap()

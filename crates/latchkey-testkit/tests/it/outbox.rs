@@ -191,7 +191,7 @@ async fn two_nodes_on_one_database_deliver_every_message_exactly_once() {
         } else {
             &second.state.store
         };
-        let queued = first.state.auth.links.outbox.seal(&mail);
+        let queued = first.state.services.outbox.seal(&mail);
         store.enqueue_mail(&queued).await.unwrap();
     }
     for _ in 0..600 {

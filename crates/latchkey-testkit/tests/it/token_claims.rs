@@ -41,9 +41,9 @@ async fn our_own_key_signing_for_another_audience_or_issuer_is_refused() {
     let session = login(&app, false).await;
     let (_, claims) = jwt_parts(session["access_token"].as_str().unwrap());
     let sign = |change: &dyn Fn(&mut latchkey_core::token::TokenSettings)| {
-        let mut settings = app.state.auth.tokens.clone();
+        let mut settings = app.state.services.sessions.tokens().clone();
         change(&mut settings);
-        let now = app.state.auth.clock.now();
+        let now = app.state.clock.now();
         let c = latchkey_core::token::new_claims(
             &settings,
             now,
@@ -53,7 +53,7 @@ async fn our_own_key_signing_for_another_audience_or_issuer_is_refused() {
             vec!["pwd".into()],
             Vec::new(),
         );
-        app.state.auth.keys.ring().sign(&c).unwrap()
+        app.state.services.sessions.keys().ring().sign(&c).unwrap()
     };
     // Control: the same path with the server's own settings is accepted.
     let genuine = sign(&|_| {});

@@ -51,8 +51,14 @@ async fn cookie_session(state: &AppState, headers: &HeaderMap) -> Result<Option<
         .access_token(headers)
         .filter(|t| t.len() <= MAX_BEARER_LEN)
     {
-        match state.auth.authenticate(token).await {
-            Ok(principal) => return Ok(state.auth.cookie_session(principal.session_id).await?),
+        match state.services.sessions.authenticate(token).await {
+            Ok(principal) => {
+                return Ok(state
+                    .services
+                    .sessions
+                    .cookie_session(principal.session_id)
+                    .await?)
+            }
             // An expired (or otherwise refused) access cookie: the refresh
             // cookie may still name a live session.
             Err(AuthError::Unauthorized) => {}
@@ -60,7 +66,7 @@ async fn cookie_session(state: &AppState, headers: &HeaderMap) -> Result<Option<
         }
     }
     match state.cookies.refresh_token(headers) {
-        Some(token) => Ok(state.auth.csrf_refresh_session(token).await?),
+        Some(token) => Ok(state.services.sessions.csrf_refresh_session(token).await?),
         None => Ok(None),
     }
 }

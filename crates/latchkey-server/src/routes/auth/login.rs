@@ -73,7 +73,7 @@ pub async fn login(
     let email = normalize_email(&body.email);
     let identity = device_token
         .as_deref()
-        .and_then(|t| state.auth.lockout.device_key(&email, t))
+        .and_then(|t| state.services.sign_in.device_key(&email, t))
         .map_or(email, |key| {
             format!("device:{}", latchkey_core::hex::encode(&key))
         });
@@ -93,7 +93,12 @@ pub async fn login(
         device_token,
         delivery: body.mode.into(),
     };
-    match state.auth.login(&request, &client.context()).await? {
+    match state
+        .services
+        .sign_in
+        .login(&request, &client.context())
+        .await?
+    {
         LoginOutcome::SignedIn(issued) => Ok(signed_in_response(&state, *issued, body.mode)),
         LoginOutcome::MfaRequired(pending) => Ok(ApiJson(MfaRequired {
             mfa_required: true,
@@ -127,7 +132,7 @@ pub struct MfaRequired {
 /// Tokens in `mode`, plus a fresh lockout device cookie: this browser's
 /// failures will be counted apart from the address's.
 pub(crate) fn signed_in_response(state: &AppState, issued: Issued, mode: DeliveryMode) -> Response {
-    let device = state.auth.lockout.device_token(&issued.user.email);
+    let device = state.services.sign_in.device_token(&issued.user.email);
     let mut response = issued_response(&state.cookies, issued, mode);
     if let Some(cookie) = state.cookies.device_cookie(&device) {
         response

@@ -107,7 +107,11 @@ pub async fn login_mfa(
         code: zeroize::Zeroizing::new(body.code),
         credential: body.credential,
     };
-    let result = state.auth.login_mfa(&request, &client.context()).await;
+    let result = state
+        .services
+        .sign_in
+        .login_mfa(&request, &client.context())
+        .await;
     if matches!(result, Err(AuthError::ForeignOrigin)) {
         // Logged and answered as every refused origin is.
         state.cookies.check_origin(&headers)?;

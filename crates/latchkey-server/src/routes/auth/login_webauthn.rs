@@ -57,7 +57,11 @@ pub async fn start(
     ApiJson(body): ApiJson<PasskeyLoginStart>,
 ) -> Result<ApiJson<ChallengeBody>, ApiError> {
     let _ = body.email;
-    let (challenge_id, options) = state.auth.start_passkey_login(&client.context()).await?;
+    let (challenge_id, options) = state
+        .services
+        .sign_in
+        .start_passkey_login(&client.context())
+        .await?;
     Ok(ApiJson(ChallengeBody {
         challenge_id,
         options,
@@ -88,7 +92,8 @@ pub async fn finish(
         delivery: body.mode.into(),
     };
     let issued = state
-        .auth
+        .services
+        .sign_in
         .login_with_passkey(&request, &client.context())
         .await?;
     Ok(signed_in_response(&state, issued, body.mode))

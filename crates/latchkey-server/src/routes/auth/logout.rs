@@ -37,7 +37,8 @@ pub async fn logout(
     OptionalJson(body): OptionalJson<LogoutBody>,
 ) -> Result<Response, ApiError> {
     state
-        .auth
+        .services
+        .sessions
         .logout(&principal, body.all_sessions, &client.context())
         .await?;
     let done = StatusCode::NO_CONTENT.into_response();

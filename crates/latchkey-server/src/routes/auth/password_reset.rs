@@ -61,14 +61,17 @@ pub async fn forgot(
     ApiJson(body): ApiJson<ForgotBody>,
 ) -> Result<Response, ApiError> {
     input::flow_address(&state, &body.email, &slot).await?;
-    let auth = state.auth.clone();
+    let passwords = state.services.passwords.clone();
     // After the answer, bounded; the request's span goes along.
-    state.auth.background.spawn("forgot_password", async move {
-        match auth.forgot_password(&body.email).await {
-            Ok(()) => tracing::debug!("forgot-password request processed"),
-            Err(e) => tracing::warn!(error = %e, "password reset mail not issued"),
-        }
-    });
+    state
+        .services
+        .background
+        .spawn("forgot_password", async move {
+            match passwords.forgot_password(&body.email).await {
+                Ok(()) => tracing::debug!("forgot-password request processed"),
+                Err(e) => tracing::warn!(error = %e, "password reset mail not issued"),
+            }
+        });
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(ForgotAccepted {
@@ -96,7 +99,8 @@ pub async fn reset(
         return Err(ApiError::InvalidToken);
     }
     match state
-        .auth
+        .services
+        .passwords
         .reset_password(&body.token, &body.new_password, &client.context())
         .await?
     {

@@ -51,7 +51,13 @@ pub async fn refresh(
         .or_else(|| state.cookies.refresh_token(&headers));
     let cookie = body.refresh_token.is_none();
     let session = match presented {
-        Some(token) => state.auth.refresh_token_session(token, cookie).await?,
+        Some(token) => {
+            state
+                .services
+                .sessions
+                .refresh_token_session(token, cookie)
+                .await?
+        }
         None => None,
     };
     let slot = crate::ratelimit::slot_of(&slot);
@@ -76,7 +82,11 @@ pub async fn refresh(
         (None, None) => {}
     }
     if let Some(token) = body.refresh_token {
-        let issued = state.auth.refresh(&token, &client.context()).await?;
+        let issued = state
+            .services
+            .sessions
+            .refresh(&token, &client.context())
+            .await?;
         return Ok(issued_response(&state.cookies, issued, DeliveryMode::Token));
     }
     let Some(token) = state.cookies.refresh_token(&headers) else {
@@ -90,7 +100,12 @@ pub async fn refresh(
     } else {
         state.cookies.check_origin(&headers)?;
     }
-    match state.auth.refresh_cookie(token, &client.context()).await {
+    match state
+        .services
+        .sessions
+        .refresh_cookie(token, &client.context())
+        .await
+    {
         Ok(Refreshed::Rotated(issued)) => Ok(issued_response(
             &state.cookies,
             issued,

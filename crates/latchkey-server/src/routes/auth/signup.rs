@@ -75,7 +75,8 @@ pub async fn signup(
         name: name.map(str::to_owned),
     };
     let outcome = state
-        .auth
+        .services
+        .accounts
         .signup(&request, cfg.auth.enumeration_protection, &client.context())
         .await?;
     match outcome {
@@ -116,7 +117,7 @@ pub async fn verify(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<ApiJson<UserBody>, ApiError> {
-    let user = state.auth.verify_email(&body.token).await?;
+    let user = state.services.accounts.verify_email(&body.token).await?;
     Ok(ApiJson(UserBody::from(&user)))
 }
 
@@ -143,12 +144,12 @@ pub async fn resend(
     input::flow_address(&state, &body.email, &slot).await?;
     // After the answer, as forgot: an unverified account (a lookup, a token,
     // a mail) must not take longer to answer than an unknown address.
-    let auth = state.auth.clone();
+    let accounts = state.services.accounts.clone();
     state
-        .auth
+        .services
         .background
         .spawn("resend_verification", async move {
-            if let Err(e) = auth.resend_verification(&body.email).await {
+            if let Err(e) = accounts.resend_verification(&body.email).await {
                 tracing::warn!(error = %e, "verification mail not issued");
             }
         });

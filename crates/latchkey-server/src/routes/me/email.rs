@@ -59,7 +59,8 @@ pub async fn change_email(
         password: Zeroizing::new(body.password),
     };
     state
-        .auth
+        .services
+        .accounts
         .request_email_change(
             &p,
             &request,

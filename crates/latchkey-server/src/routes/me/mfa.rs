@@ -84,7 +84,7 @@ pub async fn start_totp(
     slot: SlotExtension,
 ) -> Result<ApiJson<TotpEnrolmentBody>, ApiError> {
     limit(&state, p.user_id, &slot).await?;
-    let enrolment = state.auth.start_totp(&p).await?;
+    let enrolment = state.services.mfa.start_totp(&p).await?;
     Ok(ApiJson(TotpEnrolmentBody {
         qr_svg: qr_svg(&enrolment.otpauth_uri)?,
         secret: enrolment.secret.to_string(),
@@ -118,7 +118,8 @@ pub async fn confirm_totp(
         }]));
     }
     let codes = state
-        .auth
+        .services
+        .mfa
         .confirm_totp(&p, &body.code, &client.context())
         .await?;
     Ok(ApiJson(RecoveryCodesBody {
@@ -146,7 +147,8 @@ pub async fn delete_totp(
     limit(&state, p.user_id, &slot).await?;
     check_password_length(&state, &body.password)?;
     state
-        .auth
+        .services
+        .mfa
         .disable_totp(&p, &body.password, &client.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -171,7 +173,8 @@ pub async fn regenerate_recovery_codes(
     limit(&state, p.user_id, &slot).await?;
     check_password_length(&state, &body.password)?;
     let codes = state
-        .auth
+        .services
+        .mfa
         .regenerate_recovery_codes(&p, &body.password, &client.context())
         .await?;
     Ok(ApiJson(RecoveryCodesBody {

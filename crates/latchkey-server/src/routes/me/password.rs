@@ -58,7 +58,8 @@ pub async fn change_password(
         return Err(ApiError::InvalidCredentials);
     }
     let result = state
-        .auth
+        .services
+        .passwords
         .change_password(
             &p,
             &body.current_password,

@@ -20,7 +20,8 @@ pub async fn get_me(
     Authenticated(p): Authenticated,
 ) -> Result<ApiJson<UserBody>, ApiError> {
     let user = state
-        .auth
+        .services
+        .accounts
         .profile(p.user_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
@@ -58,7 +59,7 @@ pub async fn patch_me(
     if let Some(name) = body.name {
         let name = name.trim();
         let name = (!name.is_empty()).then_some(name);
-        state.auth.update_name(p.user_id, name).await?;
+        state.services.accounts.update_name(p.user_id, name).await?;
     }
     get_me(State(state), Authenticated(p)).await
 }

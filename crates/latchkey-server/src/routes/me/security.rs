@@ -65,7 +65,7 @@ pub async fn security(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
 ) -> Result<ApiJson<SecurityBody>, ApiError> {
-    let s = state.auth.security_summary(&p).await?;
+    let s = state.services.sessions.security_summary(&p).await?;
     let now = state.clock.now();
     Ok(ApiJson(SecurityBody {
         mfa: MfaSecurity {

@@ -111,7 +111,12 @@ pub async fn revoke_one(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    if state.auth.end_session(&p, id, &client.context()).await? {
+    if state
+        .services
+        .sessions
+        .end_session(&p, id, &client.context())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -150,7 +155,8 @@ pub async fn revoke_all(
         query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
     let keep = q.except_current.then_some(p.session_id);
     state
-        .auth
+        .services
+        .sessions
         .end_other_sessions(&p, keep, &client.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -141,7 +141,11 @@ pub async fn register_start(
     ApiJson(body): ApiJson<RegisterStart>,
 ) -> Result<ApiJson<ChallengeBody>, ApiError> {
     let name = body.name.as_deref().map(checked_name).transpose()?;
-    let (challenge_id, options) = state.auth.start_passkey_registration(&p, name).await?;
+    let (challenge_id, options) = state
+        .services
+        .passkeys
+        .start_passkey_registration(&p, name)
+        .await?;
     Ok(ApiJson(ChallengeBody {
         challenge_id,
         options,
@@ -164,7 +168,8 @@ pub async fn register_finish(
     ApiJson(body): ApiJson<RegisterFinish>,
 ) -> Result<(StatusCode, ApiJson<RegisteredBody>), ApiError> {
     let registered = state
-        .auth
+        .services
+        .passkeys
         .finish_passkey_registration(&p, body.challenge_id, body.credential, &client.context())
         .await?;
     Ok((
@@ -188,7 +193,7 @@ pub async fn list(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
 ) -> Result<ApiJson<PasskeyList>, ApiError> {
-    let items = state.auth.passkeys(&p).await?;
+    let items = state.services.passkeys.passkeys(&p).await?;
     Ok(ApiJson(PasskeyList {
         items: items.iter().map(PasskeyBody::from).collect(),
         next_cursor: None,
@@ -212,7 +217,11 @@ pub async fn rename(
     ApiJson(body): ApiJson<Rename>,
 ) -> Result<StatusCode, ApiError> {
     let name = checked_name(&body.name)?;
-    state.auth.rename_passkey(&p, id, &name).await?;
+    state
+        .services
+        .passkeys
+        .rename_passkey(&p, id, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -231,6 +240,10 @@ pub async fn delete(
     client: ClientInfo,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.delete_passkey(&p, id, &client.context()).await?;
+    state
+        .services
+        .passkeys
+        .delete_passkey(&p, id, &client.context())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,15 +1,51 @@
-//! `change_password`: the signed-in user replaces their password.
+//! The passwords service: new-password rules (`new_password.rs`), checking
+//! the current password, changing it, and reset by mail (`reset.rs`).
+
+use std::sync::Arc;
 
 use crate::audit::EventKind;
-use crate::password::PolicyContext;
-use crate::ports::{Aftermath, Revocation};
+use crate::password::{PasswordHasher, PasswordPolicy, PolicyContext};
+use crate::ports::{AccountPorts, Aftermath, Revocation};
 use crate::session::RevokeReason;
 
-use super::{new_event, Auth, AuthError, ClientContext, Principal, WeakPassword};
+use super::common::Common;
+use super::lockout::Attempts;
+use super::{new_event, AuthError, BreachCheck, ClientContext, Principal, WeakPassword};
 
-impl Auth {
+/// Passwords. Guarantees: every check of a current password counts on the
+/// address's lockout; a new password passes the whole policy (rules,
+/// breached corpus, history) before it is hashed; a change or reset revokes
+/// the other sessions (a reset: all) and mails the user in its transaction.
+#[derive(Clone)]
+pub struct Passwords {
+    pub(crate) store: Arc<dyn AccountPorts>,
+    pub(crate) hasher: PasswordHasher,
+    /// Rules for new passwords.
+    pub(crate) policy: PasswordPolicy,
+    pub(crate) breach: Option<BreachCheck>,
+    pub(crate) attempts: Attempts,
+    pub(crate) common: Common,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// The hasher on its bounded pool (shared with the sign-in service).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// The rules a new password must pass (published by the server).
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
     /// The signed-in user, after checking their current password (for changes
-    /// that need it; see [`Auth::confirm_password`]).
+    /// that need it; see [`Passwords::confirm_password`]).
     pub(crate) async fn signed_in_user_with_password(
         &self,
         principal: &Principal,
@@ -35,23 +71,23 @@ impl Auth {
         user: &crate::account::User,
         password: &str,
     ) -> Result<(), AuthError> {
-        let key = self.lockout.identifier_key(&user.email_normalized);
+        let key = self.attempts.policy.identifier_key(&user.email_normalized);
         let client = ClientContext::default();
-        let attempt = self.reserve_attempt(&key, Some(user), &client).await?;
+        let attempt = self.attempts.reserve(&key, Some(user), &client).await?;
         let verdict = self
             .hasher
             .verify(password, &user.password_hash)
             .await
             .map_err(AuthError::Password)?;
         if !verdict.matches {
-            self.attempt_failed(&attempt, Some(user), &client).await?;
+            self.attempts.failed(&attempt, Some(user), &client).await?;
             self.store
-                .record_login_failure(user.id, self.clock.now())
+                .record_login_failure(user.id, self.common.now())
                 .await?;
-            self.cache.forget_profile(user.id);
+            self.common.cache.forget_profile(user.id);
             return Err(AuthError::InvalidCredentials);
         }
-        self.attempt_released(&attempt).await?;
+        self.attempts.released(&attempt).await?;
         Ok(())
     }
 
@@ -69,11 +105,11 @@ impl Auth {
         let user = self
             .signed_in_user_with_password(principal, current)
             .await?;
-        let now = self.clock.now();
+        let now = self.common.now();
         let context = PolicyContext {
             email: &user.email,
             name: user.name.as_deref(),
-            service: &self.links.product,
+            service: &self.common.links.product,
         };
         if let Err(weak) = self
             .check_new_password(new, &context, Some((user.id, &user.password_hash)))
@@ -82,7 +118,7 @@ impl Auth {
             return Ok(Err(weak));
         }
         let hash = self.hasher.hash(new).await.map_err(AuthError::Password)?;
-        let keep = self.password_policy.history.saturating_sub(1);
+        let keep = self.policy.history.saturating_sub(1);
         // The other sessions, the event and the notice go in the password's
         // own transaction: no crash can leave the new password with the old
         // sessions alive.
@@ -93,8 +129,8 @@ impl Auth {
             client,
             now,
         );
-        let notice = self.notice_mail(
-            self.links.notify.password_changed,
+        let notice = self.common.notice_mail(
+            self.common.links.notify.password_changed,
             crate::mail::templates::Template::PasswordChanged,
             &user,
             Some(client),
@@ -112,8 +148,8 @@ impl Auth {
         self.store
             .change_password_hash(user.id, &hash, now, keep, &after)
             .await?;
-        self.cache.forget_profile(user.id);
-        self.cache.forget_user(user.id);
+        self.common.cache.forget_profile(user.id);
+        self.common.cache.forget_user(user.id);
         tracing::info!("password changed; other sessions revoked");
         Ok(Ok(()))
     }
