@@ -40,6 +40,28 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return {1, new_tat - now, 0}
 ";
 
+/// Why one check's script call failed. Its text is what the check's
+/// [`LimiterUnavailable`] carries.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// Redis answered the script (or the connection for it) with an error:
+    /// only its kind is told, not the server's message.
+    #[error("script failed: {0:?}")]
+    Script(redis::ErrorKind),
+    /// Redis was not reached or did not answer in time.
+    #[error(transparent)]
+    Unavailable(crate::redis::RedisError),
+}
+
+impl From<crate::redis::RedisError> for CallError {
+    fn from(e: crate::redis::RedisError) -> Self {
+        match e {
+            crate::redis::RedisError::Command(e) => Self::Script(e.kind()),
+            other => Self::Unavailable(other),
+        }
+    }
+}
+
 /// See the module documentation.
 pub struct RedisLimiter {
     redis: Arc<Redis>,
@@ -129,18 +151,12 @@ impl RedisLimiter {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    async fn call(&self, key: &str, quota: &Quota) -> Result<(i64, i64, i64), String> {
+    async fn call(&self, key: &str, quota: &Quota) -> Result<(i64, i64, i64), CallError> {
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
         invocation
             .arg(quota.emission_micros())
             .arg(quota.tolerance_micros());
-        match self.redis.invoke(&invocation, CALL_TIMEOUT).await {
-            Ok(v) => Ok(v),
-            Err(crate::redis::RedisError::Command(e)) => {
-                Err(format!("script failed: {:?}", e.kind()))
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(self.redis.invoke(&invocation, CALL_TIMEOUT).await?)
     }
 }
 
@@ -160,7 +176,7 @@ impl RateLimiter for RedisLimiter {
             }
             Err(why) => {
                 self.breaker.failed(admission, self.elapsed_ms());
-                return Err(LimiterUnavailable(why));
+                return Err(LimiterUnavailable(why.to_string()));
             }
         };
         let t = quota.emission_micros();
@@ -235,6 +251,18 @@ mod tests {
                 .sum::<usize>()
         });
         assert_eq!(probes, 1);
+    }
+
+    #[test]
+    fn a_failed_call_says_what_failed_and_no_more() {
+        let refused = redis::RedisError::from((redis::ErrorKind::ResponseError, "ERR secret"));
+        let script = CallError::from(crate::redis::RedisError::Command(refused));
+        assert!(matches!(script, CallError::Script(_)), "{script:?}");
+        assert_eq!(script.to_string(), "script failed: ResponseError");
+        let late = CallError::from(crate::redis::RedisError::Timeout);
+        assert_eq!(late.to_string(), "redis did not answer in time");
+        let down = CallError::from(crate::redis::RedisError::Unreachable);
+        assert_eq!(down.to_string(), "redis is unreachable (reconnecting)");
     }
 
     #[tokio::test]
