@@ -13,6 +13,7 @@ pub mod extract;
 pub mod keys;
 pub mod mail_worker;
 pub mod middleware;
+pub mod passes;
 pub mod ratelimit;
 pub mod reencrypt;
 pub mod request_id;

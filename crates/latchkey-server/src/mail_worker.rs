@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use self::breaker::{Breaker, Outcome, Permit};
 use crate::config::MailConfig;
+use crate::passes::Passes;
 
 /// Messages claimed per round.
 pub const BATCH: u32 = 10;
@@ -131,18 +132,27 @@ impl Worker {
 
     /// Runs rounds until `stop` turns true; refreshes the pending gauge after
     /// each round that handled mail and at least every [`PENDING_REFRESH`].
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Each round is reported to `passes` as a pass, finished only when the
+    /// round claimed nothing (no mail was due, the circuit breaker is open, or
+    /// the outbox could not be read): with a closed breaker and a working
+    /// store, a finished pass means every message due when it started has been
+    /// attempted and its outcome recorded. After such a round the worker waits
+    /// [`IDLE`], or less when [`Passes::run`] asks for a round.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>, passes: Passes) {
         self.refresh_pending().await;
         let mut refreshed = tokio::time::Instant::now();
         loop {
+            let pass = passes.start();
             let handled = self.round().await;
             if handled > 0 || refreshed.elapsed() >= PENDING_REFRESH {
                 self.refresh_pending().await;
                 refreshed = tokio::time::Instant::now();
             }
             if handled == 0 {
+                passes.finish(pass);
                 tokio::select! {
                     () = tokio::time::sleep(IDLE) => {}
+                    () = passes.requested() => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
             } else if *stop.borrow() {

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{secrets_resolve_reporting, Config, DatabaseTarget, Problem};
+use crate::passes::BackgroundPasses;
 use crate::routes;
 use crate::serve::{self, Listener};
 use crate::state::AppState;
@@ -86,6 +87,7 @@ pub struct Application {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     secret_origins: crate::config::SecretOrigins,
+    passes: BackgroundPasses,
 }
 
 impl std::fmt::Debug for Application {
@@ -285,6 +287,7 @@ impl Application {
             addr,
             metrics_addr,
             secret_origins,
+            passes: BackgroundPasses::default(),
         })
     }
 
@@ -319,6 +322,14 @@ impl Application {
     /// The shared state (tests reach the store through it).
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The pass reports of the background loops [`Application::run_until`]
+    /// starts (the outbox worker): a clone taken
+    /// before running lets a caller wait for a loop's next pass, or ask for
+    /// one at once, instead of sleeping.
+    pub fn passes(&self) -> &BackgroundPasses {
+        &self.passes
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight
@@ -363,6 +374,7 @@ impl Application {
                     Arc::clone(&self.mailer),
                     stop_rx.clone(),
                 );
+                let passes = self.passes.outbox.clone();
                 move || {
                     crate::mail_worker::Worker::new(
                         Arc::clone(&state.store),
@@ -371,7 +383,7 @@ impl Application {
                         Arc::clone(&state.clock),
                         crate::mail_worker::OutboxSettings::from_config(&state.config.mail),
                     )
-                    .run(stop.clone())
+                    .run(stop.clone(), passes.clone())
                 }
             },
         ));

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use latchkey_server::config::Config;
+use latchkey_server::passes::{BackgroundPasses, Passes};
 use latchkey_server::{AppState, Application, BuildOptions};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -29,6 +30,7 @@ pub struct TestApp {
     pub state: AppState,
     /// The separate metrics listener, when `metrics.listen` is set.
     pub metrics_addr: Option<SocketAddr>,
+    passes: BackgroundPasses,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _data_dir: Arc<TempDir>,
@@ -172,6 +174,29 @@ impl TestApp {
         {
             fail("background work still running after 10 s");
         }
+    }
+
+    /// Asks the outbox worker for a round at once and waits (up to 10 s) until a
+    /// round that started after the call found no mail due: every message
+    /// queued before the call has been attempted and its outcome recorded (with
+    /// the dev file transport, written to [`TestApp::mails`]). Fails the test
+    /// if the worker does not get there. Use it before asserting that a mail
+    /// was *not* sent, or not sent twice.
+    pub async fn outbox_pass(&self) {
+        pass_within(
+            &self.passes.outbox,
+            std::time::Duration::from_secs(10),
+            "outbox worker",
+        )
+        .await;
+    }
+
+    /// [`TestApp::settled`], then [`TestApp::outbox_pass`]: the work left for
+    /// after the answers so far is done, and all the mail that requests and
+    /// that work queued has been attempted.
+    pub async fn mail_settled(&self) {
+        self.settled().await;
+        self.outbox_pass().await;
     }
 
     /// Waits (up to 10 s) until at least `count` mails addressed to `to` exist and
@@ -330,6 +355,7 @@ impl TestAppBuilder {
         let metrics_addr = app.metrics_addr();
         let scheme = if app.is_tls() { "https" } else { "http" };
         let state = app.state().clone();
+        let passes = app.passes().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -346,11 +372,20 @@ impl TestAppBuilder {
             client,
             state,
             metrics_addr,
+            passes,
             stop: Some(stop),
             task: Some(task),
             _data_dir: self.data_dir,
             _schema: self.schema,
         })
+    }
+}
+
+/// Asks the loop of `passes` for a pass at once and waits until a pass that
+/// started after the call has finished; fails the test after `limit`.
+async fn pass_within(passes: &Passes, limit: std::time::Duration, what: &str) {
+    if tokio::time::timeout(limit, passes.run()).await.is_err() {
+        fail(&format!("the {what} finished no pass within {limit:?}"));
     }
 }
 

@@ -111,7 +111,7 @@ async fn a_mailbox_with_a_display_name_is_refused_everywhere() {
         assert_problem(r, 400, "validation_failed").await;
     }
     // Nothing was mailed to the address inside the brackets.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.mail_settled().await;
     assert!(app
         .mails()
         .iter()

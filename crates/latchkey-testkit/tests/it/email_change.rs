@@ -210,7 +210,7 @@ async fn a_taken_address_gets_the_same_answer_and_no_mail() {
     assert_eq!(r.status(), 202);
     // The requester's old address is told as usual; the taken one gets nothing.
     app.wait_for_mails(EMAIL, 1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.mail_settled().await;
     assert!(app
         .mails()
         .iter()

@@ -44,12 +44,6 @@ fn count(app: &TestApp, subject_line: &str) -> usize {
         .count()
 }
 
-/// Lets the outbox worker deliver whatever is queued (mail is committed before
-/// the answer, and the worker polls every 500 ms).
-async fn settle() {
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-}
-
 #[tokio::test]
 async fn a_sign_in_from_a_new_device_is_mailed_once() {
     let app = builder().spawn().await;
@@ -57,7 +51,7 @@ async fn a_sign_in_from_a_new_device_is_mailed_once() {
     // The very first sign-in is no news.
     login_as(&app, FIREFOX_LINUX).await;
     login_as(&app, FIREFOX_LINUX).await;
-    settle().await;
+    app.mail_settled().await;
     assert_eq!(count(&app, NEW_DEVICE), 0);
 
     login_as(&app, CHROME_WINDOWS).await;
@@ -67,7 +61,7 @@ async fn a_sign_in_from_a_new_device_is_mailed_once() {
     assert!(notice.contains("Address: 127.0.0.1"), "{notice}");
     // The same device again: nothing new.
     login_as(&app, CHROME_WINDOWS).await;
-    settle().await;
+    app.mail_settled().await;
     assert_eq!(count(&app, NEW_DEVICE), 1);
 }
 
@@ -87,7 +81,7 @@ async fn notices_can_be_turned_off_one_by_one() {
     change_password(&app, &session).await;
     let again = login_with(&app, CHROME_WINDOWS, NEW_PASSWORD).await;
     reuse_refresh_token(&app, &again).await;
-    settle().await;
+    app.mail_settled().await;
     assert!(app.mails().is_empty(), "{:?}", app.mails());
 }
 

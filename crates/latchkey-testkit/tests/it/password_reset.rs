@@ -188,7 +188,7 @@ async fn forgot_answers_alike_and_as_fast_for_unknown_addresses() {
     )
     .await;
     app.wait_for_mails(EMAIL, 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.mail_settled().await;
     assert!(
         app.mails()
             .iter()

@@ -305,7 +305,7 @@ async fn the_outbox_retries_a_temporary_refusal_and_gives_up_on_a_permanent_one(
     let received = sink.wait_for(1).await;
     assert_eq!(received[0].rcpt_to, vec!["later@example.com".to_owned()]);
     clock.advance(time::Duration::hours(2));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.outbox_pass().await;
     assert_eq!(sink.received().len(), 1, "delivered twice");
 
     // A permanent refusal is counted and not retried.
@@ -327,7 +327,7 @@ async fn the_outbox_retries_a_temporary_refusal_and_gives_up_on_a_permanent_one(
     };
     let after_refusal = rcpts();
     clock.advance(time::Duration::hours(2));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.outbox_pass().await;
     assert_eq!(
         rcpts(),
         after_refusal,
