@@ -1,5 +1,5 @@
 //! Completion signals of the server's background loops. A loop that runs in
-//! passes (the outbox worker's rounds)
+//! passes (the outbox worker's rounds, the signing-key watcher's re-reads)
 //! reports each pass it starts and finishes, so a caller — the tests — can wait
 //! for "a pass that started after now has finished" instead of sleeping for a
 //! guessed time, and can ask a loop that is waiting for its next pass to start
@@ -114,6 +114,10 @@ pub struct BackgroundPasses {
     /// attempted (sent, scheduled for a retry, or given up) and its outcome
     /// recorded (see `mail_worker::Worker::run`).
     pub outbox: Passes,
+    /// The signing-key watcher: a pass finishes after one read of the key
+    /// storage at the clock's time then, with the ring in use replaced if the
+    /// read found it changed (or kept, when the storage could not be read).
+    pub key_watch: Passes,
 }
 
 #[cfg(test)]

@@ -185,6 +185,7 @@ impl TestApp {
     pub async fn outbox_pass(&self) {
         pass_within(
             &self.passes.outbox,
+            Wake::Now,
             std::time::Duration::from_secs(10),
             "outbox worker",
         )
@@ -197,6 +198,33 @@ impl TestApp {
     pub async fn mail_settled(&self) {
         self.settled().await;
         self.outbox_pass().await;
+    }
+
+    /// Asks the signing-key watcher to re-read the key storage at once (instead
+    /// of after `keys::WATCH_INTERVAL`) and waits (up to 10 s) until a read
+    /// that started after the call, at the clock's time then, has updated the
+    /// ring in use. Fails the test if the watcher does not get there.
+    pub async fn key_watch_pass(&self) {
+        pass_within(
+            &self.passes.key_watch,
+            Wake::Now,
+            std::time::Duration::from_secs(10),
+            "signing-key watcher",
+        )
+        .await;
+    }
+
+    /// Like [`TestApp::key_watch_pass`] without asking: waits for the watcher's
+    /// own next read (within `keys::WATCH_INTERVAL`; the test fails after that
+    /// plus 10 s). For the tests of the production pace.
+    pub async fn key_watch_pass_on_its_own(&self) {
+        pass_within(
+            &self.passes.key_watch,
+            Wake::No,
+            latchkey_server::keys::WATCH_INTERVAL + std::time::Duration::from_secs(10),
+            "signing-key watcher",
+        )
+        .await;
     }
 
     /// Waits (up to 10 s) until at least `count` mails addressed to `to` exist and
@@ -381,10 +409,21 @@ impl TestAppBuilder {
     }
 }
 
-/// Asks the loop of `passes` for a pass at once and waits until a pass that
-/// started after the call has finished; fails the test after `limit`.
-async fn pass_within(passes: &Passes, limit: std::time::Duration, what: &str) {
-    if tokio::time::timeout(limit, passes.run()).await.is_err() {
+/// Whether a pass wait asks the loop for a pass at once.
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    Now,
+    No,
+}
+
+/// Waits until a pass of `passes` that started after the call has finished;
+/// fails the test after `limit`.
+async fn pass_within(passes: &Passes, wake: Wake, limit: std::time::Duration, what: &str) {
+    let pass = match wake {
+        Wake::Now => futures::future::Either::Left(passes.run()),
+        Wake::No => futures::future::Either::Right(passes.next()),
+    };
+    if tokio::time::timeout(limit, pass).await.is_err() {
         fail(&format!("the {what} finished no pass within {limit:?}"));
     }
 }

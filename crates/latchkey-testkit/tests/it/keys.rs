@@ -2,8 +2,6 @@
 //! tokens signed by the old key stay valid, both keys are published — with keys in
 //! files (dev) and in the database sealed with the master key (production).
 
-use std::time::Duration;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use latchkey_core::seal::Keyring;
@@ -102,15 +100,10 @@ async fn rotation_is_picked_up(app: &TestApp) {
     let old_token = login().await;
     let new_key = rotate(app).await;
 
-    // Eventually (the watcher re-reads the directory every few seconds).
-    let mut new_token = login().await;
-    for _ in 0..40 {
-        if kid(&new_token) == new_key.kid() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        new_token = login().await;
-    }
+    // At the watcher's own next read (it re-reads the storage every few
+    // seconds; nothing asks it to hurry here).
+    app.key_watch_pass_on_its_own().await;
+    let new_token = login().await;
     assert_eq!(
         kid(&new_token),
         new_key.kid(),
@@ -308,31 +301,17 @@ async fn a_rotated_key_is_published_before_it_signs() {
             .iter()
             .any(|k| k["kid"] == new_key.kid())
     };
-    // Published within the watcher's interval, while tokens keep the old key.
-    let mut seen = false;
-    for _ in 0..40 {
-        if published().await {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(seen, "the new key is in the JWKS");
+    // Published at the watcher's next read, while tokens keep the old key.
+    app.key_watch_pass().await;
+    assert!(published().await, "the new key is in the JWKS");
     assert_eq!(kid(&login().await), old_kid, "not signing yet");
-    // Just before its activation: still the old key.
+    // Just before its activation: a read at that time keeps the old key.
     clock.advance(time::Duration::seconds(359));
-    tokio::time::sleep(latchkey_server::keys::WATCH_INTERVAL + Duration::from_secs(1)).await;
+    app.key_watch_pass().await;
     assert_eq!(kid(&login().await), old_kid);
     // Once active, new tokens use it; both keys stay published.
     clock.advance(time::Duration::seconds(2));
-    let mut signed = String::new();
-    for _ in 0..40 {
-        signed = kid(&login().await);
-        if signed == new_key.kid() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(signed, new_key.kid());
+    app.key_watch_pass().await;
+    assert_eq!(kid(&login().await), new_key.kid());
     assert!(published().await);
 }
