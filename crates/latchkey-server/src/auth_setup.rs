@@ -253,10 +253,12 @@ pub async fn check_sealed_data(services: &Services) -> Result<(), StartupError> 
     }
 }
 
-/// The background task keeping the signing keys in step with the key directory.
+/// The background task keeping the signing keys in step with the key
+/// directory, reporting each read of it to `passes`.
 pub fn watch_keys(
     state: &crate::state::AppState,
     stop: tokio::sync::watch::Receiver<bool>,
+    passes: crate::passes::Passes,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let config = &state.config;
     let alg = parse_algorithm(&config.tokens.algorithm).unwrap_or(Algorithm::EdDSA);
@@ -267,6 +269,7 @@ pub fn watch_keys(
         Arc::clone(&state.clock),
         key_retirement(config),
         stop,
+        passes,
     )
 }
 

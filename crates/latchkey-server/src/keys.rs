@@ -443,25 +443,12 @@ pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5
 /// storage) becomes current within [`WATCH_INTERVAL`], and retired keys leave
 /// the JWKS. Keys are read (and self-tested) only when the set of ring keys
 /// changes. A storage that cannot be read keeps the ring in use (and logs why).
-/// [`watch_reporting`] with pass reports nobody reads.
-pub async fn watch(
-    storage: KeyStorage,
-    alg: Algorithm,
-    active: Arc<ActiveKeys>,
-    clock: Arc<dyn Clock>,
-    retire_after: Duration,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let unread = crate::passes::Passes::default();
-    watch_reporting(storage, alg, active, clock, retire_after, stop, unread).await;
-}
-
-/// [`watch`], reporting each read of the storage to `passes` as a pass: it
+/// Each read of the storage is reported to `passes` as a pass: it
 /// starts before the clock is read and finishes once the ring in use has been
 /// replaced (or kept). A pass asked for with [`crate::passes::Passes::run`]
 /// starts at once instead of after [`WATCH_INTERVAL`]; the interval is not
 /// changed otherwise.
-pub async fn watch_reporting(
+pub async fn watch(
     storage: KeyStorage,
     alg: Algorithm,
     active: Arc<ActiveKeys>,

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{secrets_resolve_reporting, Config, DatabaseTarget, Problem};
-use crate::passes::{BackgroundPasses, Passes};
+use crate::passes::BackgroundPasses;
 use crate::routes;
 use crate::serve::{self, Listener};
 use crate::state::AppState;
@@ -346,7 +346,7 @@ impl Application {
             {
                 let (state, stop) = (self.state.clone(), stop_rx.clone());
                 let passes = self.passes.key_watch.clone();
-                move || watch_keys(&state, stop.clone(), passes.clone())
+                move || crate::auth_setup::watch_keys(&state, stop.clone(), passes.clone())
             },
         ));
         let cleanup = tokio::spawn(supervise(
@@ -420,28 +420,6 @@ impl Application {
         self.state.store.close().await;
         tracing::info!("stopped");
     }
-}
-
-/// The signing-key watcher of `state`'s configuration (`auth_setup::watch_keys`),
-/// reporting its passes to `passes`.
-fn watch_keys(
-    state: &AppState,
-    stop: watch::Receiver<bool>,
-    passes: Passes,
-) -> impl Future<Output = ()> + Send + 'static {
-    use crate::auth_setup::{key_retirement, key_storage, parse_algorithm};
-    let config = &state.config;
-    let alg =
-        parse_algorithm(&config.tokens.algorithm).unwrap_or(latchkey_core::token::Algorithm::EdDSA);
-    crate::keys::watch_reporting(
-        key_storage(config, &state.store, &state.secrets),
-        alg,
-        Arc::clone(&state.auth.keys),
-        Arc::clone(&state.clock),
-        key_retirement(config),
-        stop,
-        passes,
-    )
 }
 
 /// A future that resolves when the process receives SIGINT or SIGTERM. The
