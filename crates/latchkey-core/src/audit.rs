@@ -46,6 +46,18 @@ pub enum EventKind {
     /// The user ended one of their sessions (`session_id`), or all others
     /// (no `session_id`), from the session list.
     SessionRevoked,
+    /// An administrator disabled the account (every session revoked).
+    AccountDisabled,
+    /// An administrator enabled the account again.
+    AccountEnabled,
+    /// An administrator changed the account's roles (`details`: before and after).
+    RolesChanged,
+    /// An administrator created a role (recorded on the administrator's account).
+    RoleCreated,
+    /// An administrator deleted a role (recorded on the administrator's account).
+    RoleDeleted,
+    /// An administrator signed the account out everywhere.
+    SessionsRevokedByAdmin,
 }
 
 impl EventKind {
@@ -71,6 +83,12 @@ impl EventKind {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::SessionRevoked => "session_revoked",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
+            Self::RolesChanged => "roles_changed",
+            Self::RoleCreated => "role_created",
+            Self::RoleDeleted => "role_deleted",
+            Self::SessionsRevokedByAdmin => "sessions_revoked_by_admin",
         }
     }
 
@@ -96,6 +114,12 @@ impl EventKind {
             Self::EmailChangeRequested,
             Self::EmailChanged,
             Self::SessionRevoked,
+            Self::AccountDisabled,
+            Self::AccountEnabled,
+            Self::RolesChanged,
+            Self::RoleCreated,
+            Self::RoleDeleted,
+            Self::SessionsRevokedByAdmin,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -117,4 +141,9 @@ pub struct SecurityEvent {
     pub session_id: Option<Uuid>,
     /// Client IP, if known.
     pub ip: Option<String>,
+    /// The administrator who made the change; `None` when the user (or the
+    /// operator CLI) did.
+    pub actor_id: Option<Uuid>,
+    /// What changed, as a JSON object (names and ids, never a secret).
+    pub details: Option<String>,
 }

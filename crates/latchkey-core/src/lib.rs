@@ -5,6 +5,7 @@
 //! [`clock::Clock`], so every rule can be tested with an in-memory double and a moved
 //! clock.
 
+pub mod access;
 pub mod account;
 pub mod audit;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod hex;
 pub mod mail;
 pub mod maintenance;
 pub mod mfa;
+pub mod page;
 pub mod password;
 pub mod ports;
 pub mod ratelimit;

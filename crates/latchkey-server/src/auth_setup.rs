@@ -143,6 +143,12 @@ pub fn lockout_policy(config: &Config, secrets: &ResolvedSecrets) -> LockoutPoli
     }
 }
 
+/// The listing cursors of this deployment, keyed by the HMAC secret (every
+/// node makes and accepts the same cursors).
+pub fn cursors(secrets: &ResolvedSecrets) -> latchkey_core::page::Cursors {
+    latchkey_core::page::Cursors::new(secrets.hmac_key.expose().as_bytes())
+}
+
 /// Lifts the sign-in lock of `email` (`latchkey users unlock`).
 pub async fn unlock(
     config: &Config,
@@ -152,6 +158,23 @@ pub async fn unlock(
     now: time::OffsetDateTime,
 ) -> Result<bool, latchkey_core::ports::StoreError> {
     latchkey_core::auth::unlock(store, &lockout_policy(config, secrets), email, now).await
+}
+
+/// The services for the operator CLI: the same as a server's, on the wall
+/// clock, without any of the server's loops (mail queued by a command is
+/// sent by a running server, or the next one to start).
+pub async fn operator_services(
+    config: &Config,
+    store: Arc<dyn Store>,
+    secrets: &ResolvedSecrets,
+) -> Result<Services, StartupError> {
+    build(
+        config,
+        store,
+        secrets,
+        Arc::new(latchkey_core::clock::SystemClock),
+    )
+    .await
 }
 
 /// The sign-in services for a validated configuration.
@@ -203,6 +226,7 @@ pub async fn build(
         lockout: lockout_policy(config, secrets),
         mfa: mfa_services(config, secrets),
         background: latchkey_core::background::Background::default(),
+        cursors: cursors(secrets),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             public_url: config.effective_public_url(),

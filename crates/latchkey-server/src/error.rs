@@ -372,11 +372,11 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
         match e {
             AuthError::InvalidCredentials => Self::InvalidCredentials,
             AuthError::EmailNotVerified => Self::EmailNotVerified,
-            AuthError::Disabled => Self::Forbidden,
+            AuthError::Disabled | AuthError::Forbidden | AuthError::BuiltinRole => Self::Forbidden,
             AuthError::SignInAgain => Self::SignInAgain,
             AuthError::InvalidToken => Self::InvalidToken,
             AuthError::InvalidMfaCode => Self::InvalidMfaCode,
-            AuthError::MfaConflict | AuthError::Conflict => Self::Conflict,
+            AuthError::MfaConflict | AuthError::Conflict | AuthError::LastAdmin => Self::Conflict,
             AuthError::NotFound => Self::NotFound,
             AuthError::PasskeyRejected => Self::Validation(vec![FieldError {
                 field: "credential".into(),
@@ -394,6 +394,18 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::AttemptsInFlight { retry_after } => Self::RateLimited { retry_after },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),
+            AuthError::UnknownRole(name) => field(
+                "roles",
+                "unknown_role",
+                format!(
+                    "There is no role {:?}.",
+                    name.chars().take(64).collect::<String>()
+                ),
+            ),
+            AuthError::RoleRefused(problem) => role_refused(problem),
+            AuthError::BadQuery(parameter) => Self::MalformedRequest(format!(
+                "The query parameter {parameter} is not valid."
+            )),
             AuthError::Store(e) => e.into(),
             // Hashing, signing and built-in templates failing are bugs or
             // broken configuration, never the caller's doing.
@@ -401,6 +413,51 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
                 Self::Internal(Box::new(e))
             }
         }
+    }
+}
+
+/// A `validation_failed` answer naming one field.
+fn field(name: &str, code: &str, message: String) -> ApiError {
+    ApiError::Validation(vec![FieldError {
+        field: name.into(),
+        code: code.into(),
+        message,
+    }])
+}
+
+/// The answer to a role that may not be created or held.
+fn role_refused(problem: latchkey_core::auth::RoleProblem) -> ApiError {
+    use latchkey_core::access::{MAX_ROLES, MAX_ROLES_PER_USER, MAX_ROLE_DESCRIPTION};
+    use latchkey_core::auth::RoleProblem;
+    match problem {
+        RoleProblem::BadName => field(
+            "name",
+            "invalid",
+            "Use a lower-case letter, then up to 63 lower-case letters, digits, '_' or '-'.".into(),
+        ),
+        RoleProblem::UnknownPermission(name) => field(
+            "permissions",
+            "unknown_permission",
+            format!(
+                "There is no permission {:?}.",
+                name.chars().take(64).collect::<String>()
+            ),
+        ),
+        RoleProblem::BadDescription => field(
+            "description",
+            "invalid",
+            format!("Use at most {MAX_ROLE_DESCRIPTION} characters, without control characters."),
+        ),
+        RoleProblem::TooManyRoles => field(
+            "name",
+            "too_many",
+            format!("At most {MAX_ROLES} roles can exist."),
+        ),
+        RoleProblem::TooManyForUser => field(
+            "roles",
+            "too_many",
+            format!("An account holds at most {MAX_ROLES_PER_USER} roles."),
+        ),
     }
 }
 
@@ -546,6 +603,38 @@ mod tests {
                 "rate_limited",
             ),
             (AuthError::BreachCheckUnavailable, 503, "unavailable"),
+            (AuthError::Forbidden, 403, "forbidden"),
+            (AuthError::BuiltinRole, 403, "forbidden"),
+            (AuthError::LastAdmin, 409, "conflict"),
+            (AuthError::UnknownRole("x".into()), 400, "validation_failed"),
+            (AuthError::BadQuery("cursor"), 400, "malformed_request"),
+            (
+                AuthError::RoleRefused(latchkey_core::auth::RoleProblem::BadName),
+                400,
+                "validation_failed",
+            ),
+            (
+                AuthError::RoleRefused(latchkey_core::auth::RoleProblem::UnknownPermission(
+                    "x".into(),
+                )),
+                400,
+                "validation_failed",
+            ),
+            (
+                AuthError::RoleRefused(latchkey_core::auth::RoleProblem::BadDescription),
+                400,
+                "validation_failed",
+            ),
+            (
+                AuthError::RoleRefused(latchkey_core::auth::RoleProblem::TooManyRoles),
+                400,
+                "validation_failed",
+            ),
+            (
+                AuthError::RoleRefused(latchkey_core::auth::RoleProblem::TooManyForUser),
+                400,
+                "validation_failed",
+            ),
             (
                 AuthError::Store(StoreError::Unavailable(boxed())),
                 503,

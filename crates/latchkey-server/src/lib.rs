@@ -25,6 +25,8 @@ pub mod summary;
 pub mod supervise;
 pub mod telemetry;
 
+/// The domain layer, for the operator CLI (which calls its services directly).
+pub use latchkey_core as core;
 pub use latchkey_core::clock::SystemClock as SystemClockHandle;
 pub use latchkey_core::maintenance::Cleaner;
 pub use startup::{Application, BuildOptions, StartupError};

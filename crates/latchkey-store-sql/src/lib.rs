@@ -9,6 +9,7 @@
 //! both engines read it the same way (`IN` lists instead of `ANY(array)`,
 //! `CASE` instead of `LEAST`/`MIN`, `IS DISTINCT FROM`).
 
+mod admin;
 mod aftermath;
 mod backend;
 mod mail;
@@ -16,6 +17,7 @@ mod maintenance;
 mod mfa;
 mod passkeys;
 mod query;
+mod roles;
 mod row;
 mod sessions;
 mod signing_keys;

@@ -151,15 +151,17 @@ pub(crate) async fn live_ids<B: Backend>(
 pub(crate) async fn insert_event<E: Exec>(ex: &mut E, e: &SecurityEvent) -> Result<(), StoreError> {
     ex.execute(
         sql(
-            "INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip, actor_id, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(e.id)
         .bind(e.user_id)
         .bind(e.kind.as_str())
         .bind(e.created_at)
         .bind(e.session_id)
-        .bind(&e.ip),
+        .bind(&e.ip)
+        .bind(e.actor_id)
+        .bind(&e.details),
     )
     .await?;
     Ok(())
@@ -458,7 +460,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
             .pool()
             .fetch_all(
                 sql(
-                    "SELECT id, user_id, kind, created_at, session_id, ip FROM security_events \
+                    "SELECT id, user_id, kind, created_at, session_id, ip, actor_id, details FROM security_events \
                      WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
                 )
                 .bind(user_id)
@@ -478,6 +480,8 @@ impl<B: Backend> EventStore for SqlStore<B> {
                     created_at: row.get("created_at")?,
                     session_id: row.get("session_id")?,
                     ip: row.get("ip")?,
+                    actor_id: row.get("actor_id")?,
+                    details: row.get("details")?,
                 })
             })
             .collect()

@@ -11,16 +11,23 @@ use crate::query::sql;
 use crate::row::{Row, RowExt};
 use crate::SqlStore;
 
-const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
+pub(crate) const COLUMNS: &str = "id, email, email_normalized, name, password_hash, email_verified_at, \
      disabled_at, failed_login_count, last_login_at, created_at, updated_at, password_changed_at, security_stamp";
 
 /// Counts of a user's factors, as columns of a query over `users`.
-const MFA: &str = crate::mfa::MFA_COLUMNS;
+pub(crate) const MFA: &str = crate::mfa::MFA_COLUMNS;
 /// The same for a row just inserted (no factor yet).
 const NO_MFA: &str = "CAST(0 AS BIGINT) AS mfa_totp, CAST(0 AS BIGINT) AS mfa_codes, \
      CAST(0 AS BIGINT) AS mfa_webauthn";
 
-fn user_from_row<R: Row>(row: &R) -> Result<User, StoreError> {
+/// The user's role names, space-separated in name order (NULL: none), as a
+/// column of a query over `users`.
+pub(crate) const ROLES: &str = "(SELECT string_agg(r.role_name, ' ' ORDER BY r.role_name) \
+     FROM user_roles r WHERE r.user_id = users.id) AS roles";
+/// The same for a row just inserted (no role yet).
+const NO_ROLES: &str = "CAST(NULL AS TEXT) AS roles";
+
+pub(crate) fn user_from_row<R: Row>(row: &R) -> Result<User, StoreError> {
     let created_at = row.get("created_at")?;
     Ok(User {
         id: row.get("id")?,
@@ -39,6 +46,9 @@ fn user_from_row<R: Row>(row: &R) -> Result<User, StoreError> {
             .unwrap_or(created_at),
         mfa: crate::mfa::summary_from_row(row)?,
         security_stamp: row.get("security_stamp")?,
+        roles: latchkey_core::access::decode_role_names(
+            row.get::<Option<String>>("roles")?.as_deref(),
+        ),
     })
 }
 
@@ -46,7 +56,7 @@ fn user_from_row<R: Row>(row: &R) -> Result<User, StoreError> {
 pub(crate) async fn insert_user<E: Exec>(ex: &mut E, user: &NewUser) -> Result<User, StoreError> {
     let sql_text = format!(
         "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, updated_at, \
-         password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6) RETURNING {COLUMNS}, {NO_MFA}"
+         password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6) RETURNING {COLUMNS}, {NO_MFA}, {NO_ROLES}"
     );
     let row = ex
         .fetch_one(
@@ -123,13 +133,13 @@ impl<B: Backend> UserStore for SqlStore<B> {
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        let q = format!("SELECT {COLUMNS}, {MFA} FROM users WHERE id = $1");
+        let q = format!("SELECT {COLUMNS}, {MFA}, {ROLES} FROM users WHERE id = $1");
         let row = self.pool().fetch_optional(sql(&q).bind(id)).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<User>, StoreError> {
-        let q = format!("SELECT {COLUMNS}, {MFA} FROM users WHERE email_normalized = $1");
+        let q = format!("SELECT {COLUMNS}, {MFA}, {ROLES} FROM users WHERE email_normalized = $1");
         let row = self
             .pool()
             .fetch_optional(sql(&q).bind(email_normalized))

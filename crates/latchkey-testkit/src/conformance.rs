@@ -384,6 +384,7 @@ macro_rules! store_conformance_tests {
             use $crate::conformance_account as ca;
             use $crate::conformance_mail as cm;
             use $crate::conformance_mfa as cf;
+            use $crate::conformance_roles as cr;
             use $crate::conformance_sessions as cs;
 
             macro_rules! case {
@@ -500,6 +501,22 @@ macro_rules! store_conformance_tests {
                     }
                 };
             }
+
+            macro_rules! roles_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    $(#[$attr])*
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        cr::$name(&*guard).await;
+                    }
+                };
+            }
+
+            roles_case!(roles_round_trip_and_names_are_unique);
+            roles_case!(user_roles_come_with_the_account);
+            roles_case!(the_last_admin_is_kept_under_races);
+            roles_case!(account_search_is_the_same_everywhere);
 
             account_case!(email_change_tokens_are_single_use);
             account_case!(a_taken_address_is_a_conflict_at_confirmation);

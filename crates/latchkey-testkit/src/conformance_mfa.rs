@@ -166,6 +166,8 @@ fn event(user_id: Uuid, kind: EventKind) -> SecurityEvent {
         created_at: T0,
         session_id: None,
         ip: None,
+        actor_id: None,
+        details: None,
     }
 }
 

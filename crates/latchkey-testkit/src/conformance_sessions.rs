@@ -478,6 +478,8 @@ fn event(user_id: Uuid, kind: EventKind, at: OffsetDateTime) -> SecurityEvent {
         created_at: at,
         session_id: None,
         ip: Some("198.51.100.7".into()),
+        actor_id: None,
+        details: None,
     }
 }
 
@@ -626,6 +628,8 @@ pub async fn security_events_round_trip(store: &dyn Store) {
             created_at: T0 + Duration::seconds(i64::try_from(i).unwrap()),
             session_id: Some(Uuid::now_v7()),
             ip: Some("198.51.100.1".into()),
+            actor_id: None,
+            details: None,
         };
         store.record_event(&event).await.unwrap();
     }

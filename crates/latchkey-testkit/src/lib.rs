@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod conformance_account;
 pub mod conformance_mail;
 pub mod conformance_mfa;
+pub mod conformance_roles;
 pub mod conformance_sessions;
 pub mod db;
 pub mod logs;

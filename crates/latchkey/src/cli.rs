@@ -9,6 +9,8 @@ use latchkey_server::config::{Config, ConfigError, KeyStorageKind, Loaded, Overr
 use latchkey_server::startup::{open_store, shutdown_signal, SharedStore};
 use latchkey_server::{telemetry, Application, StartupError};
 
+use crate::operator::{AccountCommand, RolesCommand};
+
 /// Exit code for a refused configuration.
 const EXIT_CONFIG: u8 = 2;
 
@@ -47,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Manage roles.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +65,8 @@ enum UsersCommand {
         #[command(flatten)]
         place: Place,
     },
+    #[command(flatten)]
+    Account(AccountCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +104,7 @@ enum ConfigCommand {
 
 /// Flags that override every other configuration layer.
 #[derive(Debug, clap::Args)]
-struct Place {
+pub struct Place {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
@@ -120,6 +129,10 @@ impl Command {
             | Self::Users {
                 command: UsersCommand::Unlock { place, .. },
             } => place,
+            Self::Users {
+                command: UsersCommand::Account(command),
+            } => command.place(),
+            Self::Roles { command } => command.place(),
         }
     }
 }
@@ -152,6 +165,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Users {
             command: UsersCommand::Unlock { email, .. },
         } => unlock(&loaded, email).await,
+        Command::Users {
+            command: UsersCommand::Account(command),
+        } => crate::operator::accounts(&loaded, command).await,
+        Command::Roles { command } => crate::operator::roles(&loaded, command).await,
     }
 }
 
@@ -202,7 +219,7 @@ fn check(loaded: &Loaded, show: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn startup_failed(e: &StartupError) -> ExitCode {
+pub(crate) fn startup_failed(e: &StartupError) -> ExitCode {
     match e {
         StartupError::Config(problems) => refuse(problems),
         other => {
@@ -327,7 +344,7 @@ async fn rotate_keys(loaded: &Loaded, at_once: bool) -> ExitCode {
 
 /// A valid configuration's secrets and an open store, or the exit code after the
 /// reason was printed.
-async fn secrets_and_store(
+pub(crate) async fn secrets_and_store(
     config: &Config,
 ) -> Result<(latchkey_server::config::ResolvedSecrets, SharedStore), ExitCode> {
     let (problems, _) = config.validate();

@@ -1,9 +1,11 @@
 //! The `latchkey` binary: a thin command line over `latchkey-server`.
 //!
-//! Exit codes: 0 success, 1 runtime failure, 2 configuration refused (one line per
+//! Exit codes: 0 success, 1 runtime failure or refused (no such account,
+//! the last administrator, ...), 2 usage or configuration refused (one line per
 //! problem on stderr, saying what to fix; never a secret's value).
 
 mod cli;
+mod operator;
 
 use std::process::ExitCode;
 

@@ -1159,3 +1159,143 @@ fn json_string(body: &str, key: &str) -> String {
         + needle.len();
     body[start..].chars().take_while(|c| *c != '"').collect()
 }
+
+/// `latchkey users ...` on the data directory of a running server; the
+/// output and exit code.
+fn operator(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = run(latchkey(dir)
+        .args(args)
+        .args(["--data-dir", "data"])
+        .env("LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION", "false"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // one operator session against one running server
+fn the_operator_makes_the_first_admin_and_manages_roles_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [(
+        "LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION",
+        "false".to_owned(),
+    )];
+    let (mut child, url) = spawn_server_with(dir.path(), &env);
+    let http = reqwest::blocking::Client::new();
+    for email in ["ada@example.com", "bob@example.com"] {
+        let r = http
+            .post(format!("{url}/v1/signup"))
+            .header("content-type", "application/json")
+            .body(serde_json_body(email))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{email}");
+    }
+    let login = |email: &str| {
+        http.post(format!("{url}/v1/login"))
+            .header("content-type", "application/json")
+            .body(serde_json_body(email))
+            .send()
+            .unwrap()
+    };
+    let token = json_string(&login("ada@example.com").text().unwrap(), "access_token");
+    let admin_list = |token: &str| {
+        http.get(format!("{url}/v1/admin/users"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(admin_list(&token), 403);
+
+    let (code, out, err) = operator(dir.path(), &["users", "grant", "ADA@example.com", "admin"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("roles: admin"), "{out}");
+    // The running server remembered the refusal; it sees the grant once its
+    // access cache lets go (within its TTL, 5 s: the CLI has no cache bus).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while admin_list(&token) != 200 {
+        assert!(std::time::Instant::now() < deadline, "grant never seen");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // The last administrator stays.
+    let (code, _, err) = operator(dir.path(), &["users", "revoke", "ada@example.com", "admin"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("last enabled administrator"), "{err}");
+    let (code, _, _) = operator(dir.path(), &["users", "disable", "ada@example.com"]);
+    assert_eq!(code, Some(1));
+
+    // Roles.
+    let (code, _, err) = operator(
+        dir.path(),
+        &[
+            "roles",
+            "create",
+            "ops",
+            "--permission",
+            "users:read",
+            "--description",
+            "On call",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, _) = operator(dir.path(), &["roles", "create", "ops"]);
+    assert_eq!(code, Some(1), "taken");
+    let (code, _, _) = operator(dir.path(), &["roles", "create", "Bad Name"]);
+    assert_eq!(code, Some(1));
+    let (code, _, _) = operator(
+        dir.path(),
+        &["roles", "create", "x", "--permission", "root"],
+    );
+    assert_eq!(code, Some(1));
+    let (code, out, _) = operator(dir.path(), &["roles", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("admin (built in)") && out.contains("ops  users:read"),
+        "{out}"
+    );
+    let (code, _, _) = operator(dir.path(), &["roles", "delete", "admin"]);
+    assert_eq!(code, Some(1));
+    let (code, _, _) = operator(dir.path(), &["users", "grant", "bob@example.com", "ops"]);
+    assert_eq!(code, Some(0));
+    let (code, out, _) = operator(dir.path(), &["users", "show", "bob@example.com", "--json"]);
+    assert_eq!(code, Some(0));
+    let shown: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(shown["roles"], serde_json::json!(["ops"]));
+    assert!(shown.get("password_hash").is_none());
+    let (code, out, _) = operator(dir.path(), &["users", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, out, _) = operator(dir.path(), &["users", "list", "--query", "bob@example.com"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("bob@example.com") && !out.contains("ada@"),
+        "{out}"
+    );
+    let (code, _, _) = operator(dir.path(), &["roles", "delete", "ops"]);
+    assert_eq!(code, Some(0));
+
+    // Disable, enable, sign out.
+    let (code, _, _) = operator(dir.path(), &["users", "disable", "bob@example.com"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(login("bob@example.com").status(), 403);
+    let (code, _, _) = operator(dir.path(), &["users", "enable", "bob@example.com"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(login("bob@example.com").status(), 200);
+    let (code, out, _) = operator(dir.path(), &["users", "logout", "bob@example.com"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("session(s) revoked"), "{out}");
+
+    // Refusals and usage.
+    let (code, _, err) = operator(dir.path(), &["users", "show", "nobody@example.com"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no such account"), "{err}");
+    let (code, _, _) = operator(dir.path(), &["users", "grant", "ada@example.com"]);
+    assert_eq!(code, Some(2), "a missing argument is a usage error");
+
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}

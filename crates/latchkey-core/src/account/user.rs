@@ -67,6 +67,9 @@ pub struct User {
     /// [`crate::ports::SessionStore::create_session`]), and a pending email
     /// change completes only under the stamp it was asked under.
     pub security_stamp: i64,
+    /// The names of the roles the user holds, sorted (read with the record;
+    /// what they grant is read separately, see [`crate::ports::RoleStore`]).
+    pub roles: Vec<String>,
 }
 
 impl std::fmt::Debug for User {

@@ -1,6 +1,8 @@
 //! A short-lived in-process memory of access-token checks (session liveness and
-//! the `jti` denylist) and of user profiles, so a bearer request — `GET /v1/me`
-//! included — usually costs no database round-trip.
+//! the `jti` denylist), of user profiles and of what each user may do (roles
+//! and disabled state, checked by the admin API), so a bearer request —
+//! `GET /v1/me` and admin reads included — usually costs no database
+//! round-trip.
 //!
 //! Guarantees: every revocation made through this process (logout, session
 //! revocation, password change, refresh reuse, session-limit eviction) and every
@@ -29,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::account::User;
+use crate::ports::Access;
 use crate::session::Session;
 
 /// Default time an answer is remembered.
@@ -52,16 +55,19 @@ pub enum Invalidation {
     Denied(Uuid),
     /// A user's profile.
     Profile(Uuid),
+    /// What a user may do (roles, disabled).
+    Access(Uuid),
 }
 
 impl Invalidation {
-    /// The compact text form (`s:`, `u:`, `d:` or `p:` and the id).
+    /// The compact text form (`s:`, `u:`, `d:`, `p:` or `a:` and the id).
     pub fn encode(&self) -> String {
         let (tag, id) = match self {
             Self::Session(id) => ('s', id),
             Self::User(id) => ('u', id),
             Self::Denied(id) => ('d', id),
             Self::Profile(id) => ('p', id),
+            Self::Access(id) => ('a', id),
         };
         format!("{tag}:{}", id.simple())
     }
@@ -75,6 +81,7 @@ impl Invalidation {
             "u" => Some(Self::User(id)),
             "d" => Some(Self::Denied(id)),
             "p" => Some(Self::Profile(id)),
+            "a" => Some(Self::Access(id)),
             _ => None,
         }
     }
@@ -159,8 +166,9 @@ pub struct AccessCache {
     sessions: Cache<Uuid, CachedSession>,
     denied: Cache<Uuid, bool>,
     profiles: Cache<Uuid, Arc<User>>,
-    /// Drop generations of `sessions`, `denied` and `profiles`.
-    generations: Arc<[Generations; 3]>,
+    access: Cache<Uuid, Access>,
+    /// Drop generations of `sessions`, `denied`, `profiles` and `access`.
+    generations: Arc<[Generations; 4]>,
     /// Where drops are sent for the other nodes, once connected.
     peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Invalidation>>>,
 }
@@ -194,6 +202,10 @@ impl AccessCache {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
+            access: Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(capacity)
+                .build(),
             generations: Arc::new(std::array::from_fn(|_| Generations::new())),
             peers: Arc::default(),
         }
@@ -209,6 +221,43 @@ impl AccessCache {
 
     fn profile_generations(&self) -> &Generations {
         &self.generations[2]
+    }
+
+    fn access_generations(&self) -> &Generations {
+        &self.generations[3]
+    }
+
+    /// The ticket to take before reading what `user_id` may do.
+    pub(crate) fn access_ticket(&self, user_id: Uuid) -> Ticket {
+        self.access_generations().ticket(&user_id)
+    }
+
+    /// What `user_id` may do, if remembered.
+    pub(crate) fn access(&self, user_id: Uuid) -> Option<Access> {
+        self.access.get(&user_id)
+    }
+
+    /// Remembers what a user may do, as read from the store under `ticket`.
+    pub(crate) fn remember_access(&self, user_id: Uuid, access: Access, ticket: Ticket) {
+        remember(
+            &self.access,
+            self.access_generations(),
+            user_id,
+            access,
+            ticket,
+        );
+    }
+
+    /// Forgets what a user may do (their roles changed, or they were disabled
+    /// or enabled), here and on the other nodes.
+    pub(crate) fn forget_access(&self, user_id: Uuid) {
+        self.drop_access(user_id);
+        self.tell_peers(Invalidation::Access(user_id));
+    }
+
+    fn drop_access(&self, user_id: Uuid) {
+        self.access_generations().bump(&user_id);
+        self.access.invalidate(&user_id);
     }
 
     /// The ticket to take before reading session `id` from the store.
@@ -250,6 +299,7 @@ impl AccessCache {
                 self.denied.invalidate(&jti);
             }
             Invalidation::Profile(user_id) => self.drop_profile(user_id),
+            Invalidation::Access(user_id) => self.drop_access(user_id),
         }
     }
 
@@ -380,6 +430,7 @@ mod tests {
             Invalidation::User(id),
             Invalidation::Denied(id),
             Invalidation::Profile(id),
+            Invalidation::Access(id),
         ] {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }
@@ -482,6 +533,7 @@ mod tests {
             password_changed_at: now,
             mfa: crate::mfa::MfaSummary::default(),
             security_stamp: 0,
+            roles: Vec::new(),
         };
         cache.remember_profile(stale, ticket);
         assert!(cache.profile(user).is_none());

@@ -394,6 +394,8 @@ pub async fn unlock(
                 created_at: now,
                 session_id: None,
                 ip: None,
+                actor_id: None,
+                details: None,
             };
             store.record_event(&event).await?;
         }

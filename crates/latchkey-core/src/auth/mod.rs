@@ -7,13 +7,15 @@
 //! - [`Accounts`]: sign-up, address verification and change, the profile;
 //! - [`Passwords`]: new-password rules, password change and reset;
 //! - [`Mfa`]: TOTP and recovery codes;
-//! - [`Passkeys`]: registering and managing passkeys.
+//! - [`Passkeys`]: registering and managing passkeys;
+//! - [`Admin`]: roles and permissions, and administering accounts.
 //!
 //! Shared pieces: `Common` (clock, cache, background work, events, mail) and
 //! `Attempts` (the sign-in lockout). Each use case is one method over the
 //! ports; the HTTP layer only parses and maps.
 
 mod accounts;
+mod admin;
 mod cache;
 mod common;
 mod email_change;
@@ -29,6 +31,7 @@ mod passkeys;
 mod passwords;
 mod refresh;
 mod reset;
+mod roles;
 mod security;
 mod services;
 mod sessions;
@@ -36,6 +39,7 @@ mod signup;
 mod verify;
 
 pub use accounts::Accounts;
+pub use admin::{Admin, AdminUser, Caller, Page, MAX_QUERY};
 pub use cache::{AccessCache, Invalidation};
 pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use introspect::Introspection;
@@ -49,6 +53,7 @@ pub use passkeys::{Passkeys, RegisteredPasskey, MAX_PASSKEYS};
 pub use passwords::Passwords;
 pub use refresh::{AccessOnly, Refreshed};
 pub use reset::{RESET_TOKEN_PREFIX, RESET_TTL};
+pub use roles::RoleProblem;
 pub use security::{SecuritySummary, RECENT_EVENTS};
 pub use services::Services;
 pub use sessions::Sessions;
@@ -238,6 +243,26 @@ pub enum AuthError {
     /// closed.
     #[error("breached-password check unavailable")]
     BreachCheckUnavailable,
+    /// The caller's current roles do not grant the permission, or their
+    /// account is disabled.
+    #[error("forbidden")]
+    Forbidden,
+    /// The change would leave no enabled holder of the `admin` role.
+    #[error("the last administrator must stay")]
+    LastAdmin,
+    /// A built-in role cannot be deleted.
+    #[error("built-in role")]
+    BuiltinRole,
+    /// A role that does not exist (its name).
+    #[error("unknown role")]
+    UnknownRole(String),
+    /// A role (or a set of roles) that may not be created or held.
+    #[error("role refused")]
+    RoleRefused(RoleProblem),
+    /// A listing's query parameter (named) is malformed: a `limit` out of
+    /// range, a cursor this server did not make for this query, a bad search.
+    #[error("bad query parameter")]
+    BadQuery(&'static str),
 }
 
 /// What the services are built from (see [`Services::new`]): the store, the
@@ -273,6 +298,8 @@ pub struct Dependencies {
     pub mfa: MfaServices,
     /// Work left for after an answer, bounded (see [`crate::background`]).
     pub background: crate::background::Background,
+    /// Makes and checks listing cursors (keyed by a server secret).
+    pub cursors: crate::page::Cursors,
 }
 
 /// What the second-factor use cases need besides the store.
@@ -354,5 +381,7 @@ pub(crate) fn new_event(
         created_at: at,
         session_id,
         ip: client.ip.clone(),
+        actor_id: None,
+        details: None,
     }
 }

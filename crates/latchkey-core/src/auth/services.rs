@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::common::{Common, CommonParts};
 use super::lockout::Attempts;
-use super::{AccessCache, Accounts, Dependencies, Mfa, Passkeys, Passwords, Sessions, SignIn};
+use super::{
+    AccessCache, Accounts, Admin, Dependencies, Mfa, Passkeys, Passwords, Sessions, SignIn,
+};
 use crate::background::Background;
 use crate::mail::OutboxSeal;
 
@@ -25,6 +27,8 @@ pub struct Services {
     pub mfa: Mfa,
     /// Passkey registration and management.
     pub passkeys: Passkeys,
+    /// Roles, permissions and account administration.
+    pub admin: Admin,
     /// The bounded runner every service leaves its after-answer work to (the
     /// server's own such work goes there too; tests wait for it to be idle).
     pub background: Background,
@@ -53,6 +57,7 @@ impl Services {
             lockout,
             mfa,
             background,
+            cursors,
         } = deps;
         let outbox = Arc::clone(&links.outbox);
         let common = Common::new(CommonParts {
@@ -65,6 +70,12 @@ impl Services {
         let attempts = Attempts {
             store: store.clone(),
             policy: lockout.clone(),
+            common: common.clone(),
+        };
+        let admin = Admin {
+            store: store.clone(),
+            lockout: lockout.clone(),
+            cursors,
             common: common.clone(),
         };
         let privileged_max_age = policy.privileged_max_age;
@@ -126,6 +137,7 @@ impl Services {
             passwords,
             mfa,
             passkeys,
+            admin,
             background,
             cache,
             outbox,

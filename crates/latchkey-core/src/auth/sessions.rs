@@ -48,7 +48,9 @@ impl Sessions {
         &self.tokens
     }
 
-    /// Signs an access token for a live session.
+    /// Signs an access token for a live session, carrying the user's roles
+    /// as read with `user` (for display by resource servers; the admin API
+    /// reads the current roles instead).
     pub(crate) fn access_token(
         &self,
         user: &User,
@@ -62,7 +64,7 @@ impl Sessions {
             session.id,
             session.created_at,
             session.amr.clone(),
-            Vec::new(),
+            user.roles.clone(),
         );
         let token = self.keys.ring().sign(&claims).map_err(AuthError::Token)?;
         Ok((token, claims.exp - now.unix_timestamp()))

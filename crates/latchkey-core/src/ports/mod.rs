@@ -9,29 +9,35 @@
 
 use async_trait::async_trait;
 
+mod admin;
 mod events;
 mod keys;
 mod maintenance;
 mod mfa;
 mod outbox;
 mod passkeys;
+mod roles;
 mod sessions;
 mod throttles;
 mod users;
 mod verification;
 mod views;
 
+pub use admin::{AdminStore, AdminUserRow, UserSearch};
 pub use events::EventStore;
 pub use keys::{SigningKeyStore, StoredSigningKey};
 pub use maintenance::{Expired, MaintenanceStore};
 pub use mfa::MfaStore;
 pub use outbox::OutboxStore;
 pub use passkeys::{PasskeyStore, PASSKEY_LIMIT};
+pub use roles::{Access, AdminGuarded, RoleStore};
 pub use sessions::{Aftermath, DeviceSeen, Revocation, SessionStore, SECURITY_CHANGED};
 pub use throttles::{Throttle, ThrottleStore};
 pub use users::UserStore;
 pub use verification::{NewEmailChange, NewVerification, PendingEmailChange, VerificationStore};
-pub use views::{AccountPorts, CommonPorts, MfaPorts, PasskeyPorts, SessionPorts, SignInPorts};
+pub use views::{
+    AccountPorts, AdminPorts, CommonPorts, MfaPorts, PasskeyPorts, SessionPorts, SignInPorts,
+};
 
 /// Why a store operation failed. Callers branch on the variant, never on text.
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +70,15 @@ pub trait Store:
     + ThrottleStore
     + MfaStore
     + PasskeyStore
+    + RoleStore
+    + AdminStore
     + CommonPorts
     + SessionPorts
     + SignInPorts
     + AccountPorts
     + MfaPorts
     + PasskeyPorts
+    + AdminPorts
     + std::fmt::Debug
     + Send
     + Sync

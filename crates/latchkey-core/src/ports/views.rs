@@ -5,7 +5,8 @@
 //! to every service, narrowed by upcasting.
 
 use super::{
-    EventStore, MfaStore, OutboxStore, PasskeyStore, SessionStore, UserStore, VerificationStore,
+    AdminStore, EventStore, MfaStore, OutboxStore, PasskeyStore, RoleStore, SessionStore,
+    SigningKeyStore, ThrottleStore, UserStore, VerificationStore,
 };
 
 /// Security events and queued mail: what every service records after a change.
@@ -33,3 +34,23 @@ impl<T: ?Sized + UserStore + MfaStore + Send + Sync> MfaPorts for T {}
 /// Accounts, their passkeys and WebAuthn ceremonies (the passkey service).
 pub trait PasskeyPorts: UserStore + PasskeyStore + Send + Sync {}
 impl<T: ?Sized + UserStore + PasskeyStore + Send + Sync> PasskeyPorts for T {}
+
+/// Accounts, their roles, sessions and lockout state, and the signing keys
+/// (the admin service).
+pub trait AdminPorts:
+    UserStore + AdminStore + RoleStore + SessionStore + ThrottleStore + SigningKeyStore + Send + Sync
+{
+}
+impl<
+        T: ?Sized
+            + UserStore
+            + AdminStore
+            + RoleStore
+            + SessionStore
+            + ThrottleStore
+            + SigningKeyStore
+            + Send
+            + Sync,
+    > AdminPorts for T
+{
+}

@@ -123,6 +123,10 @@ pub enum RevokeReason {
     MfaChanged,
     /// The password was reset with a mailed link.
     PasswordReset,
+    /// An administrator disabled the account.
+    AccountDisabled,
+    /// An administrator signed the account out everywhere.
+    AdminLogout,
 }
 
 impl RevokeReason {
@@ -137,6 +141,8 @@ impl RevokeReason {
             Self::DeviceMismatch => "device_mismatch",
             Self::MfaChanged => "mfa_changed",
             Self::PasswordReset => "password_reset",
+            Self::AccountDisabled => "account_disabled",
+            Self::AdminLogout => "admin_logout",
         }
     }
 }

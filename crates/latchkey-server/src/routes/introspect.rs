@@ -160,22 +160,23 @@ pub async fn introspect(
     }
     let answer = match state.services.sessions.introspect(&token).await? {
         None => IntrospectResponse::default(),
-        Some(Introspection::Access(c)) => IntrospectResponse {
+        Some(Introspection::Access { claims, roles }) => IntrospectResponse {
             active: true,
             token_type: Some("access_token"),
-            sub: Some(c.sub),
-            sid: Some(c.sid),
-            jti: Some(c.jti),
-            exp: Some(c.exp),
-            iat: Some(c.iat),
-            iss: Some(c.iss),
-            aud: Some(c.aud),
-            roles: Some(c.roles),
-            amr: Some(c.amr),
+            sub: Some(claims.sub),
+            sid: Some(claims.sid),
+            jti: Some(claims.jti),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            roles: Some(roles),
+            amr: Some(claims.amr),
         },
         Some(Introspection::Refresh {
             session,
             expires_at,
+            roles,
         }) => IntrospectResponse {
             active: true,
             token_type: Some("refresh_token"),
@@ -183,6 +184,7 @@ pub async fn introspect(
             sid: Some(session.id.to_string()),
             exp: Some(expires_at.unix_timestamp()),
             iat: Some(session.created_at.unix_timestamp()),
+            roles: Some(roles),
             ..IntrospectResponse::default()
         },
     };

@@ -4,6 +4,7 @@
 //! that list, and the integration suite checks that the list and the OpenAPI
 //! document describe exactly the same operations.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod input;
@@ -141,6 +142,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
             me::sessions::revoke_one,
         ),
     ];
+    list.extend(admin_endpoints());
     if state.config.pages_enabled() {
         list.extend(page_endpoints());
     }
@@ -148,6 +150,46 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         list.push(endpoint(Method::GET, "/metrics", metrics::metrics));
     }
     list
+}
+
+/// The admin API (`/v1/admin/*`).
+fn admin_endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/v1/admin/users", admin::users::list),
+        endpoint(Method::GET, "/v1/admin/users/{id}", admin::users::get),
+        endpoint(
+            Method::POST,
+            "/v1/admin/users/{id}/disable",
+            admin::users::disable,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/admin/users/{id}/enable",
+            admin::users::enable,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/admin/users/{id}/unlock",
+            admin::users::unlock,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/admin/users/{id}/logout",
+            admin::users::logout,
+        ),
+        endpoint(
+            Method::PUT,
+            "/v1/admin/users/{id}/roles",
+            admin::users::set_roles,
+        ),
+        endpoint(Method::GET, "/v1/admin/roles", admin::roles::list),
+        endpoint(Method::POST, "/v1/admin/roles", admin::roles::create),
+        endpoint(
+            Method::DELETE,
+            "/v1/admin/roles/{name}",
+            admin::roles::delete,
+        ),
+    ]
 }
 
 /// latchkey's own pages for mailed links (`[pages]`) and their two files.

@@ -169,3 +169,44 @@ async fn a_spent_refresh_token_and_garbage_are_inactive() {
         .unwrap();
     assert_problem(r, 415, "unsupported_media_type").await;
 }
+
+#[tokio::test]
+async fn introspection_answers_with_the_current_roles_and_refuses_a_disabled_account() {
+    use latchkey_core::auth::Caller;
+    let app = app().await;
+    let login: Value = app
+        .login("rs@example.com", "correct horse battery staple")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap();
+    let refresh = login["refresh_token"].as_str().unwrap();
+    let id: uuid::Uuid = login["user"]["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(active(&app, access).await["roles"], json!([]));
+
+    let admin = &app.state.services.admin;
+    let none = latchkey_core::auth::ClientContext::default();
+    admin
+        .create_role(
+            Caller::Operator,
+            "reader",
+            "",
+            &["users:read".into()],
+            &none,
+        )
+        .await
+        .unwrap();
+    admin
+        .grant(Caller::Operator, id, "reader", &none)
+        .await
+        .unwrap();
+    // The token was issued without the role; introspection says what holds now.
+    assert_eq!(active(&app, access).await["roles"], json!(["reader"]));
+    assert_eq!(active(&app, refresh).await["roles"], json!(["reader"]));
+
+    // Not an administrator: disabling it is allowed.
+    admin.disable(Caller::Operator, id, &none).await.unwrap();
+    assert_eq!(active(&app, access).await, json!({"active": false}));
+    assert_eq!(active(&app, refresh).await, json!({"active": false}));
+}

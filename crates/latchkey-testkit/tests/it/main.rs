@@ -10,6 +10,7 @@
 )]
 
 mod addresses;
+mod admin;
 mod auth;
 mod breach;
 mod connections;

@@ -61,7 +61,7 @@ impl From<&User> for UserBody {
             email: u.email.clone(),
             email_verified: u.email_verified_at.is_some(),
             name: u.name.clone(),
-            roles: Vec::new(),
+            roles: u.roles.clone(),
             mfa: MfaState {
                 totp: u.mfa.totp,
                 webauthn: u.mfa.webauthn,

@@ -1,0 +1,230 @@
+//! `/v1/admin/users`: listing, reading, disabling, enabling, unlocking and
+//! signing out accounts, and setting their roles.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use latchkey_core::auth::Caller;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AdminUserBody;
+use crate::client::ClientInfo;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, Authenticated};
+use crate::state::AppState;
+
+/// `?query=&cursor=&limit=`
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsersQuery {
+    /// An exact email (any case), a user id, or the start of a display name
+    /// (case-sensitive); empty or absent: every account.
+    pub query: Option<String>,
+    /// The `next_cursor` of the previous page (valid with the same `query` only).
+    pub cursor: Option<String>,
+    /// Accounts per page: 1 to 200 (default 50); anything else is `400`.
+    pub limit: Option<u32>,
+}
+
+/// A page of accounts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsersPage {
+    /// The accounts, oldest first.
+    pub items: Vec<AdminUserBody>,
+    /// The next page's cursor; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The account id of a path; an id that is not a UUID names no account.
+fn account_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}
+
+/// Lists or searches accounts (`users:read`).
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(UsersQuery),
+    responses(
+        (status = 200, description = "A page of accounts", body = UsersPage),
+        (status = 400, description = "`malformed_request`: bad query, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller's current roles do not grant `users:read`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    query: Result<Query<UsersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<ApiJson<UsersPage>, ApiError> {
+    let Query(q) =
+        query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
+    let page = state
+        .services
+        .admin
+        .users(
+            Caller::User(&p),
+            q.query.as_deref(),
+            q.cursor.as_deref(),
+            q.limit,
+        )
+        .await?;
+    Ok(ApiJson(UsersPage {
+        items: page.items.iter().map(AdminUserBody::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One account (`users:read`).
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The account", body = AdminUserBody),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AdminUserBody>, ApiError> {
+    let user = state
+        .services
+        .admin
+        .user(Caller::User(&p), account_id(&id)?)
+        .await?;
+    Ok(ApiJson(AdminUserBody::from(&user)))
+}
+
+/// Disables an account (`users:write`): every session revoked at once, its
+/// access tokens refused, sign-in answers `403 forbidden` after a correct
+/// password. The last enabled `admin` cannot be disabled (`409`).
+#[utoipa::path(post, path = "/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The disabled account", body = AdminUserBody),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the last enabled administrator", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn disable(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AdminUserBody>, ApiError> {
+    let user = state
+        .services
+        .admin
+        .disable(Caller::User(&p), account_id(&id)?, &client.context())
+        .await?;
+    Ok(ApiJson(AdminUserBody::from(&user)))
+}
+
+/// Enables a disabled account (`users:write`).
+#[utoipa::path(post, path = "/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The enabled account", body = AdminUserBody),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn enable(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AdminUserBody>, ApiError> {
+    let user = state
+        .services
+        .admin
+        .enable(Caller::User(&p), account_id(&id)?, &client.context())
+        .await?;
+    Ok(ApiJson(AdminUserBody::from(&user)))
+}
+
+/// Clears the sign-in lockout of the account's address (`users:write`).
+#[utoipa::path(post, path = "/v1/admin/users/{id}/unlock", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Unlocked (or nothing was locked)"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .admin
+        .unlock(Caller::User(&p), account_id(&id)?, &client.context())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every session of the account (`users:write`).
+#[utoipa::path(post, path = "/v1/admin/users/{id}/logout", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Every session revoked"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .admin
+        .logout_everywhere(Caller::User(&p), account_id(&id)?, &client.context())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{roles: [...]}`
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    /// Every role the account is to hold (at most 32; duplicates ignored).
+    pub roles: Vec<String>,
+}
+
+/// Replaces the account's roles (`roles:assign`). Tokens issued afterwards
+/// carry them; the admin API and introspection apply them at once.
+#[utoipa::path(put, path = "/v1/admin/users/{id}/roles", tag = "admin", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Account id")), request_body = SetRoles,
+    responses(
+        (status = 200, description = "The account with its new roles", body = AdminUserBody),
+        (status = 400, description = "`validation_failed`: an unknown role, or too many", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: it would take `admin` from the last enabled administrator", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetRoles>,
+) -> Result<ApiJson<AdminUserBody>, ApiError> {
+    let user = state
+        .services
+        .admin
+        .set_roles(
+            Caller::User(&p),
+            account_id(&id)?,
+            &body.roles,
+            &client.context(),
+        )
+        .await?;
+    Ok(ApiJson(AdminUserBody::from(&user)))
+}

@@ -1,0 +1,32 @@
+-- Roles and who holds them. `permissions` is the space-separated list of
+-- permission names; the built-in `admin` role grants every permission whatever
+-- it says, and cannot be deleted. A user's roles go with the user, a role's
+-- holders with the role.
+CREATE TABLE roles (
+    name        TEXT        NOT NULL PRIMARY KEY,
+    description TEXT        NOT NULL,
+    permissions TEXT        NOT NULL,
+    builtin     BOOLEAN     NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE user_roles (
+    user_id    UUID        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role_name  TEXT        NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
+    granted_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (user_id, role_name)
+);
+CREATE INDEX user_roles_role_name ON user_roles (role_name);
+
+INSERT INTO roles (name, description, permissions, builtin, created_at) VALUES (
+    'admin',
+    'Every permission (built in)',
+    'users:read users:write roles:assign roles:write audit:read keys:rotate events:manage webhooks:write credits:write',
+    TRUE,
+    date_trunc('second', now())
+);
+
+-- Who made a change (an administrator; NULL for the user themself or the
+-- operator CLI) and what changed, as a JSON object (never a secret).
+ALTER TABLE security_events ADD COLUMN actor_id UUID;
+ALTER TABLE security_events ADD COLUMN details TEXT;

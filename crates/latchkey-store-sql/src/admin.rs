@@ -1,0 +1,116 @@
+//! `AdminStore`.
+
+use async_trait::async_trait;
+use latchkey_core::audit::SecurityEvent;
+use latchkey_core::ports::{AdminGuarded, AdminStore, AdminUserRow, StoreError, UserSearch};
+use latchkey_core::session::RevokeReason;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::backend::{Backend, Exec, Transaction};
+use crate::query::sql;
+use crate::row::{Row, RowExt};
+use crate::users::{user_from_row, COLUMNS, MFA, ROLES};
+use crate::SqlStore;
+
+/// Live sessions of the user, as a column of a query over `users` (`$1`: now).
+const SESSION_COUNT: &str = "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = users.id \
+     AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1) \
+     AS session_count";
+
+fn admin_row<R: Row>(row: &R) -> Result<AdminUserRow, StoreError> {
+    Ok(AdminUserRow {
+        user: user_from_row(row)?,
+        session_count: u32::try_from(row.get::<i64>("session_count")?).unwrap_or(u32::MAX),
+    })
+}
+
+#[async_trait]
+impl<B: Backend> AdminStore for SqlStore<B> {
+    async fn search_users(
+        &self,
+        search: &UserSearch,
+        after: Option<Uuid>,
+        limit: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<AdminUserRow>, StoreError> {
+        // $1 now, $2 after (or NULL), $3 limit, $4 the search term.
+        let filter = match search {
+            UserSearch::All => "",
+            UserSearch::Email(_) => " AND email_normalized = $4",
+            UserSearch::Id(_) => " AND id = $4",
+            UserSearch::NamePrefix(_) => " AND substr(name, 1, CAST($5 AS INTEGER)) = $4",
+        };
+        let q = format!(
+            "SELECT {COLUMNS}, {MFA}, {ROLES}, {SESSION_COUNT} FROM users \
+             WHERE ($2 IS NULL OR id > $2){filter} ORDER BY id LIMIT $3"
+        );
+        let query = sql(&q).bind(now).bind(after).bind(limit);
+        let query = match search {
+            UserSearch::All => query,
+            UserSearch::Email(email) => query.bind(email.as_str()),
+            UserSearch::Id(id) => query.bind(*id),
+            UserSearch::NamePrefix(prefix) => query
+                .bind(prefix.as_str())
+                .bind(u32::try_from(prefix.chars().count()).unwrap_or(u32::MAX)),
+        };
+        let rows = self.pool().fetch_all(query).await?;
+        rows.iter().map(admin_row).collect()
+    }
+
+    async fn disable_user(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        event: &SecurityEvent,
+    ) -> Result<AdminGuarded<()>, StoreError> {
+        let mut tx = self.begin().await?;
+        match crate::roles::last_admin::<B>(&mut tx, user_id).await? {
+            None => return Ok(AdminGuarded::NoUser),
+            Some(true) => return Ok(AdminGuarded::LastAdmin),
+            Some(false) => {}
+        }
+        tx.execute(
+            sql(
+                "UPDATE users SET disabled_at = CASE WHEN disabled_at IS NULL THEN $1 \
+                 ELSE disabled_at END, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(user_id),
+        )
+        .await?;
+        crate::aftermath::revoke_everything::<B>(
+            &mut tx,
+            user_id,
+            None,
+            RevokeReason::AccountDisabled,
+            now,
+        )
+        .await?;
+        crate::sessions::insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(AdminGuarded::Done(()))
+    }
+
+    async fn enable_user(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        event: &SecurityEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let changed = tx
+            .execute(
+                sql("UPDATE users SET disabled_at = NULL, updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(user_id),
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        crate::sessions::insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,298 @@
+//! Conformance cases for roles, their holders, the one-administrator guard
+//! and the admin listing of accounts.
+
+// A test suite living in a library: failing loudly is its job.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use latchkey_core::access::{Permission, Permissions, Role, ADMIN_ROLE};
+use latchkey_core::account::{normalize_email, NewUser};
+use latchkey_core::audit::{EventKind, SecurityEvent};
+use latchkey_core::ports::{AdminGuarded, Store, UserSearch};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const T0: OffsetDateTime = datetime!(2026-07-01 09:00:00 UTC);
+
+async fn user(store: &dyn Store, email: &str, name: Option<&str>) -> Uuid {
+    let new = NewUser {
+        id: Uuid::now_v7(),
+        email: email.to_owned(),
+        email_normalized: normalize_email(email),
+        name: name.map(str::to_owned),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: T0,
+    };
+    store.create_user(&new).await.unwrap().id
+}
+
+fn role(name: &str, permissions: &[Permission]) -> Role {
+    let mut set = Permissions::default();
+    for p in permissions {
+        set.insert(*p);
+    }
+    Role {
+        name: name.to_owned(),
+        description: format!("{name} role"),
+        permissions: set,
+        builtin: false,
+        created_at: T0,
+    }
+}
+
+fn event(user_id: Uuid, kind: EventKind) -> SecurityEvent {
+    SecurityEvent {
+        id: Uuid::now_v7(),
+        user_id,
+        kind,
+        created_at: T0,
+        session_id: None,
+        ip: None,
+        actor_id: Some(user_id),
+        details: Some("{}".into()),
+    }
+}
+
+async fn set(store: &dyn Store, id: Uuid, roles: &[&str]) -> AdminGuarded<Vec<String>> {
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    store
+        .set_user_roles(id, &roles, T0, &|_| None)
+        .await
+        .unwrap()
+}
+
+/// The built-in role exists after migration; names are unique; only
+/// non-built-in roles can be deleted, with their holdings.
+pub async fn roles_round_trip_and_names_are_unique(store: &dyn Store) {
+    let roles = store.roles().await.unwrap();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].name, ADMIN_ROLE);
+    assert!(roles[0].builtin);
+    assert_eq!(roles[0].grants(), Permissions::all());
+
+    let ops = role("ops", &[Permission::UsersRead, Permission::KeysRotate]);
+    let by = user(store, "by@example.com", None).await;
+    let created = event(by, EventKind::RoleCreated);
+    assert!(store.create_role(&ops, Some(&created)).await.unwrap());
+    assert!(!store.create_role(&role("ops", &[]), None).await.unwrap());
+    let roles = store.roles().await.unwrap();
+    assert_eq!(roles[1], ops, "round trip, exactly");
+    let events = store.user_events(by, 10).await.unwrap();
+    assert_eq!(events, vec![created], "the event is written with the role");
+
+    // Two creations of one name at once: exactly one wins.
+    let a = role("race", &[]);
+    let (x, y) = tokio::join!(store.create_role(&a, None), store.create_role(&a, None));
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|c| **c).count(), 1);
+
+    let holder = user(store, "holder@example.com", None).await;
+    assert_eq!(
+        set(store, holder, &["ops"]).await,
+        AdminGuarded::Done(vec![])
+    );
+    assert_eq!(store.delete_role(ADMIN_ROLE, None).await.unwrap(), None);
+    assert_eq!(store.delete_role("nope", None).await.unwrap(), None);
+    assert_eq!(
+        store.delete_role("ops", None).await.unwrap(),
+        Some(vec![holder])
+    );
+    assert!(store
+        .user_by_id(holder)
+        .await
+        .unwrap()
+        .unwrap()
+        .roles
+        .is_empty());
+    assert_eq!(store.roles().await.unwrap().len(), 2, "admin and race");
+}
+
+/// Roles are read with the account, sorted; what they grant is their union;
+/// an unknown role or account writes nothing.
+pub async fn user_roles_come_with_the_account(store: &dyn Store) {
+    let id = user(store, "u@example.com", None).await;
+    store
+        .create_role(&role("reader", &[Permission::UsersRead]), None)
+        .await
+        .unwrap();
+    store
+        .create_role(&role("keys", &[Permission::KeysRotate]), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        set(store, id, &["reader", "keys"]).await,
+        AdminGuarded::Done(vec![])
+    );
+    let u = store.user_by_id(id).await.unwrap().unwrap();
+    assert_eq!(u.roles, ["keys", "reader"]);
+    let by_email = store.user_by_email("u@example.com").await.unwrap().unwrap();
+    assert_eq!(by_email.roles, u.roles);
+    let access = store.access(id).await.unwrap().unwrap();
+    assert!(!access.disabled);
+    assert!(access.permissions.contains(Permission::UsersRead));
+    assert!(access.permissions.contains(Permission::KeysRotate));
+    assert!(!access.permissions.contains(Permission::UsersWrite));
+
+    assert_eq!(
+        set(store, id, &["reader", "nope"]).await,
+        AdminGuarded::UnknownRole("nope".into())
+    );
+    assert_eq!(
+        store.user_by_id(id).await.unwrap().unwrap().roles,
+        ["keys", "reader"],
+        "nothing written"
+    );
+    assert_eq!(
+        set(store, Uuid::now_v7(), &["reader"]).await,
+        AdminGuarded::NoUser
+    );
+    assert_eq!(store.access(Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(
+        set(store, id, &[]).await,
+        AdminGuarded::Done(vec!["keys".into(), "reader".into()])
+    );
+    assert_eq!(
+        store.access(id).await.unwrap().unwrap().permissions,
+        Permissions::default()
+    );
+}
+
+/// No change leaves no enabled administrator, however changes race.
+pub async fn the_last_admin_is_kept_under_races(store: &dyn Store) {
+    let a = user(store, "a@example.com", None).await;
+    let b = user(store, "b@example.com", None).await;
+    let plain = user(store, "p@example.com", None).await;
+    for _ in 0..10 {
+        set(store, a, &[ADMIN_ROLE]).await;
+        set(store, b, &[ADMIN_ROLE]).await;
+        let (x, y) = tokio::join!(set(store, a, &[]), set(store, b, &[]));
+        let done = [&x, &y]
+            .iter()
+            .filter(|o| matches!(o, AdminGuarded::Done(_)))
+            .count();
+        assert_eq!(done, 1, "{x:?} {y:?}");
+        assert!([&x, &y].iter().any(|o| **o == AdminGuarded::LastAdmin));
+    }
+    // Now one of them is the last admin.
+    let last = if store.user_by_id(a).await.unwrap().unwrap().roles.is_empty() {
+        b
+    } else {
+        a
+    };
+    let other = if last == a { b } else { a };
+    let disabled = event(last, EventKind::AccountDisabled);
+    assert_eq!(
+        store.disable_user(last, T0, &disabled).await.unwrap(),
+        AdminGuarded::LastAdmin
+    );
+    assert!(store
+        .user_by_id(last)
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+    assert!(
+        store.user_events(last, 10).await.unwrap().is_empty(),
+        "nothing written"
+    );
+    // A disabled holder does not count.
+    set(store, other, &[ADMIN_ROLE]).await;
+    let e = event(other, EventKind::AccountDisabled);
+    assert_eq!(
+        store.disable_user(other, T0, &e).await.unwrap(),
+        AdminGuarded::Done(())
+    );
+    assert_eq!(set(store, last, &[]).await, AdminGuarded::LastAdmin);
+    assert!(store.access(other).await.unwrap().unwrap().disabled);
+    // Plain accounts are never guarded.
+    let e = event(plain, EventKind::AccountDisabled);
+    assert_eq!(
+        store.disable_user(plain, T0, &e).await.unwrap(),
+        AdminGuarded::Done(())
+    );
+    let stamp = store
+        .user_by_id(plain)
+        .await
+        .unwrap()
+        .unwrap()
+        .security_stamp;
+    let again = event(plain, EventKind::AccountDisabled);
+    store
+        .disable_user(plain, T0 + time::Duration::hours(1), &again)
+        .await
+        .unwrap();
+    let u = store.user_by_id(plain).await.unwrap().unwrap();
+    assert_eq!(u.disabled_at, Some(T0), "the first disable time stays");
+    assert!(u.security_stamp > stamp, "every disable moves the stamp");
+    let enabled = event(plain, EventKind::AccountEnabled);
+    assert!(store.enable_user(plain, T0, &enabled).await.unwrap());
+    assert!(store
+        .user_by_id(plain)
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+    assert!(!store
+        .enable_user(Uuid::now_v7(), T0, &enabled)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .disable_user(Uuid::now_v7(), T0, &disabled)
+            .await
+            .unwrap(),
+        AdminGuarded::NoUser
+    );
+}
+
+/// Listing: id order, after a position, and each search alike on every
+/// engine (a name prefix by characters, case-sensitive, no wildcards).
+pub async fn account_search_is_the_same_everywhere(store: &dyn Store) {
+    let zoe = user(store, "Zoe@Example.com", Some("Zoë Ämber")).await;
+    let zed = user(store, "zed@example.com", Some("Zed_%")).await;
+    let none = user(store, "none@example.com", None).await;
+    let ids = |rows: Vec<latchkey_core::ports::AdminUserRow>| {
+        rows.into_iter().map(|r| r.user.id).collect::<Vec<_>>()
+    };
+    let all = store
+        .search_users(&UserSearch::All, None, 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(ids(all), [zoe, zed, none]);
+    let page = store
+        .search_users(&UserSearch::All, Some(zoe), 1, T0)
+        .await
+        .unwrap();
+    assert_eq!(ids(page), [zed]);
+    let email = UserSearch::Email(normalize_email("ZOE@example.com"));
+    assert_eq!(
+        ids(store.search_users(&email, None, 10, T0).await.unwrap()),
+        [zoe]
+    );
+    let id = UserSearch::Id(none);
+    let row = store.search_users(&id, None, 10, T0).await.unwrap();
+    assert_eq!(row[0].session_count, 0);
+    assert_eq!(ids(row), [none]);
+    for (prefix, expect) in [
+        ("Zoë", vec![zoe]),
+        ("Zoë Ä", vec![zoe]),
+        ("Z", vec![zoe, zed]),
+        ("zoë", vec![]),
+        ("Zed_%", vec![zed]),
+        ("Ze%", vec![]),
+        ("Z_", vec![]),
+    ] {
+        let search = UserSearch::NamePrefix(prefix.to_owned());
+        assert_eq!(
+            ids(store.search_users(&search, None, 10, T0).await.unwrap()),
+            expect,
+            "{prefix}"
+        );
+    }
+}

@@ -1,0 +1,646 @@
+//! The admin API (`/v1/admin/*`): permissions read from the store on every
+//! request (never from the token), roles, the one-administrator guard,
+//! cursor pagination, and disabling an account end to end.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use latchkey_core::auth::{Caller, ClientContext};
+use latchkey_testkit::app::TestApp;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::support::{assert_problem, jwt_parts, token_refresh};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Signs in and returns the access token.
+async fn token(app: &TestApp, email: &str) -> String {
+    let r = app.login(email, PASSWORD).await;
+    assert_eq!(r.status(), 200, "login of {email}");
+    let body: Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A server with an administrator (`root@example.com`, by the operator
+/// path the CLI uses) and a plain user (`ada@example.com`).
+async fn app() -> (TestApp, Uuid, Uuid) {
+    let app = TestApp::spawn().await;
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    let ada = app.create_user("ada@example.com", PASSWORD, true).await;
+    grant(&app, root, "admin").await;
+    (app, root, ada)
+}
+
+async fn grant(app: &TestApp, id: Uuid, role: &str) {
+    app.state
+        .services
+        .admin
+        .grant(Caller::Operator, id, role, &ClientContext::default())
+        .await
+        .unwrap();
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// Every admin route of this build, with a body it accepts.
+fn routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
+    vec![
+        (Method::GET, "/v1/admin/users".into(), None),
+        (Method::GET, format!("/v1/admin/users/{target}"), None),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/disable"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/enable"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/unlock"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/logout"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/admin/users/{target}/roles"),
+            Some(json!({"roles": ["admin"]})),
+        ),
+        (Method::GET, "/v1/admin/roles".into(), None),
+        (
+            Method::POST,
+            "/v1/admin/roles".into(),
+            Some(json!({"name": "x", "permissions": []})),
+        ),
+        (Method::DELETE, "/v1/admin/roles/x".into(), None),
+    ]
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_a_caller_without_the_permission() {
+    let (app, root, ada) = app().await;
+    let plain = token(&app, "ada@example.com").await;
+    for (method, path, body) in routes(root) {
+        let r = call(&app, method.clone(), &path, &plain, body.clone()).await;
+        let problem = assert_problem(r, 403, "forbidden").await;
+        assert!(problem.get("items").is_none(), "{method} {path}: no data");
+        let r = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 401, "unauthorized").await;
+    }
+    // A role with only users:read reads, and nothing else.
+    app.state
+        .services
+        .admin
+        .create_role(
+            Caller::Operator,
+            "support",
+            "",
+            &["users:read".into()],
+            &ClientContext::default(),
+        )
+        .await
+        .unwrap();
+    grant(&app, ada, "support").await;
+    let r = call(&app, Method::GET, "/v1/admin/users", &plain, None).await;
+    assert_eq!(r.status(), 200, "roles are read now, not from the token");
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{root}/disable"),
+        &plain,
+        None,
+    )
+    .await;
+    assert_problem(r, 403, "forbidden").await;
+    // Nothing happened to root.
+    let root_token = token(&app, "root@example.com").await;
+    let me: Value = app
+        .get_as("/v1/me", &root_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], json!(["admin"]));
+}
+
+#[tokio::test]
+async fn a_forged_roles_claim_is_refused_and_a_revoked_role_stops_at_once() {
+    let (app, _root, ada) = app().await;
+    let plain = token(&app, "ada@example.com").await;
+    // A token made by the client itself: roles ["admin"], signature kept.
+    let (_, mut claims) = jwt_parts(&plain);
+    claims["roles"] = json!(["admin"]);
+    let parts: Vec<&str> = plain.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let r = call(&app, Method::GET, "/v1/admin/users", &forged, None).await;
+    assert_problem(r, 401, "unauthorized").await;
+
+    // A genuine token issued while ada held admin keeps its claim, but the
+    // admin API follows the store.
+    grant(&app, ada, "admin").await;
+    let admin_token = token(&app, "ada@example.com").await;
+    let (_, claims) = jwt_parts(&admin_token);
+    assert_eq!(claims["roles"], json!(["admin"]), "tokens carry the roles");
+    let r = call(&app, Method::GET, "/v1/admin/users", &admin_token, None).await;
+    assert_eq!(r.status(), 200);
+    let root_token = token(&app, "root@example.com").await;
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/v1/admin/users/{ada}/roles"),
+        &root_token,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["roles"], json!([]));
+    let r = call(&app, Method::GET, "/v1/admin/users", &admin_token, None).await;
+    assert_problem(r, 403, "forbidden").await;
+    let me: Value = app
+        .get_as("/v1/me", &admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["roles"],
+        json!([]),
+        "the profile shows the change at once"
+    );
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: create, refuse, assign, delete, audit
+async fn roles_are_validated_and_admin_stays() {
+    let (app, root, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let create = |body: Value| call(&app, Method::POST, "/v1/admin/roles", &t, Some(body));
+    for name in [
+        "",
+        "Admin",
+        "1x",
+        "a b",
+        "a:b",
+        "é",
+        "a\u{0}",
+        &"a".repeat(65),
+    ] {
+        let r = create(json!({"name": name, "permissions": []})).await;
+        assert_problem(r, 400, "validation_failed").await;
+    }
+    let r = create(json!({"name": "ops", "permissions": ["users:read", "root:all"]})).await;
+    let p = assert_problem(r, 400, "validation_failed").await;
+    assert_eq!(p["errors"][0]["code"], "unknown_permission");
+    let r = create(json!({"name": "ops", "permissions": ["users:read"], "extra": 1})).await;
+    assert_problem(r, 400, "malformed_request").await;
+    let r = create(json!({"name": "ops", "description": "x".repeat(501), "permissions": []})).await;
+    assert_problem(r, 400, "validation_failed").await;
+
+    let r = create(json!({"name": "ops", "description": "On call", "permissions": ["users:read", "keys:rotate"]})).await;
+    assert_eq!(r.status(), 201);
+    let role: Value = r.json().await.unwrap();
+    assert_eq!(role["permissions"], json!(["users:read", "keys:rotate"]));
+    assert_eq!(role["builtin"], false);
+    let r = create(json!({"name": "ops", "permissions": []})).await;
+    assert_problem(r, 409, "conflict").await;
+
+    let list: Value = call(&app, Method::GET, "/v1/admin/roles", &t, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "ops"]);
+    assert_eq!(list["items"][0]["builtin"], true);
+    assert_eq!(list["items"][0]["permissions"].as_array().unwrap().len(), 9);
+
+    // Unknown roles and bad names in an assignment.
+    for roles in [json!(["nope"]), json!(["Bad Name"])] {
+        let r = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/admin/users/{ada}/roles"),
+            &t,
+            Some(json!({ "roles": roles })),
+        )
+        .await;
+        let p = assert_problem(r, 400, "validation_failed").await;
+        assert_eq!(p["errors"][0]["code"], "unknown_role");
+    }
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/v1/admin/users/{ada}/roles"),
+        &t,
+        Some(json!({"roles": ["ops", "ops"]})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["roles"], json!(["ops"]));
+
+    // admin cannot be deleted; deleting ops takes it from ada.
+    let r = call(&app, Method::DELETE, "/v1/admin/roles/admin", &t, None).await;
+    assert_problem(r, 403, "forbidden").await;
+    let r = call(&app, Method::DELETE, "/v1/admin/roles/nope", &t, None).await;
+    assert_problem(r, 404, "not_found").await;
+    let r = call(&app, Method::DELETE, "/v1/admin/roles/ops", &t, None).await;
+    assert_eq!(r.status(), 204);
+    let ada_now: Value = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{ada}"),
+        &t,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(ada_now["roles"], json!([]));
+
+    // Each change is a security event naming the administrator.
+    let events = app.state.store.user_events(root, 20).await.unwrap();
+    let created = events
+        .iter()
+        .find(|e| e.kind.as_str() == "role_created")
+        .unwrap();
+    assert_eq!(created.actor_id, Some(root));
+    assert!(created.details.as_deref().unwrap().contains("\"ops\""));
+    let changed = app.state.store.user_events(ada, 20).await.unwrap();
+    let roles = changed
+        .iter()
+        .find(|e| e.kind.as_str() == "roles_changed")
+        .unwrap();
+    assert_eq!(roles.actor_id, Some(root));
+    assert_eq!(
+        roles.details.as_deref(),
+        Some(r#"{"after":["ops"],"before":[]}"#)
+    );
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_drop_admin_nor_be_disabled() {
+    let (app, root, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/v1/admin/users/{root}/roles"),
+        &t,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_problem(r, 409, "conflict").await;
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{root}/disable"),
+        &t,
+        None,
+    )
+    .await;
+    assert_problem(r, 409, "conflict").await;
+    // With a second administrator, one may go.
+    grant(&app, ada, "admin").await;
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/v1/admin/users/{root}/roles"),
+        &t,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn two_admins_removing_each_other_at_once_leave_one() {
+    let (app, root, ada) = app().await;
+    grant(&app, ada, "admin").await;
+    let ada_path = format!("/v1/admin/users/{ada}/roles");
+    let root_path = format!("/v1/admin/users/{root}/roles");
+    for _ in 0..5 {
+        let (tr, ta) = (
+            token(&app, "root@example.com").await,
+            token(&app, "ada@example.com").await,
+        );
+        let (a, b) = tokio::join!(
+            call(
+                &app,
+                Method::PUT,
+                &ada_path,
+                &tr,
+                Some(json!({"roles": []}))
+            ),
+            call(
+                &app,
+                Method::PUT,
+                &root_path,
+                &ta,
+                Some(json!({"roles": []}))
+            ),
+        );
+        let statuses = [a.status().as_u16(), b.status().as_u16()];
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(statuses.iter().all(|s| [200, 403, 409].contains(s)));
+        let mut admins = 0;
+        for id in [root, ada] {
+            if has_admin(&app, id).await {
+                admins += 1;
+            }
+        }
+        assert_eq!(admins, 1);
+        // Both admins again for the next round.
+        grant(&app, root, "admin").await;
+        grant(&app, ada, "admin").await;
+    }
+}
+
+async fn has_admin(app: &TestApp, id: Uuid) -> bool {
+    app.state
+        .store
+        .user_by_id(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .roles
+        .contains(&"admin".to_owned())
+}
+
+#[tokio::test]
+async fn users_page_by_cursor_and_tampering_is_refused() {
+    let (app, root, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let mut ids = vec![root, ada];
+    for i in 0..5 {
+        ids.push(
+            app.create_user(&format!("u{i}@example.com"), PASSWORD, true)
+                .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/v1/admin/users?limit=3".to_owned(),
+            Some(c) => format!("/v1/admin/users?limit=3&cursor={c}"),
+        };
+        let page: Value = call(&app, Method::GET, &path, &t, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        for u in page["items"].as_array().unwrap() {
+            seen.push(u["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+            assert!(u.get("password_hash").is_none());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every account once, oldest first");
+
+    let page: Value = call(&app, Method::GET, "/v1/admin/users?limit=3", &t, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let good = page["next_cursor"].as_str().unwrap().to_owned();
+    let mut bad = good.clone().into_bytes();
+    bad[5] = if bad[5] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).unwrap();
+    for path in [
+        format!("/v1/admin/users?cursor={bad}"),
+        format!("/v1/admin/users?cursor={}", &good[..good.len() - 2]),
+        format!("/v1/admin/users?cursor={good}&query=ada"),
+        "/v1/admin/users?cursor=AAAA".to_owned(),
+        format!("/v1/admin/users?cursor={}", "A".repeat(2000)),
+        "/v1/admin/users?limit=0".to_owned(),
+        "/v1/admin/users?limit=10000".to_owned(),
+        "/v1/admin/users?limit=-1".to_owned(),
+        "/v1/admin/users?limit=x".to_owned(),
+        "/v1/admin/users?page=2".to_owned(),
+        format!("/v1/admin/users?query={}", "a".repeat(321)),
+        "/v1/admin/users?query=%01".to_owned(),
+    ] {
+        let r = call(&app, Method::GET, &path, &t, None).await;
+        assert_problem(r, 400, "malformed_request").await;
+    }
+
+    // Search: an exact email in any case, an id, a name prefix.
+    let found = |q: &str| {
+        let path = format!("/v1/admin/users?query={q}");
+        let t = t.clone();
+        let app = &app;
+        async move {
+            let page: Value = call(app, Method::GET, &path, &t, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("ADA%40Example.com").await, ["ada@example.com"]);
+    assert_eq!(found(&ada.to_string()).await, ["ada@example.com"]);
+    assert!(found("nobody%40example.com").await.is_empty());
+    app.state
+        .services
+        .accounts
+        .update_name(ada, Some("Ada Lovelace"))
+        .await
+        .unwrap();
+    assert_eq!(found("Ada%20L").await, ["ada@example.com"]);
+    assert!(found("ada%20l").await.is_empty(), "case-sensitive");
+    assert!(found("%25").await.is_empty(), "no wildcard");
+}
+
+#[tokio::test]
+async fn a_disabled_account_loses_its_sessions_and_signs_in_only_to_hear_forbidden() {
+    let (app, root, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let login: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap();
+    let refresh = login["refresh_token"].as_str().unwrap();
+    assert_eq!(app.get_as("/v1/me", access).await.status(), 200);
+
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{ada}/disable"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["disabled"], true);
+    assert!(body["disabled_at"].is_string());
+    assert_eq!(body["session_count"], 0);
+
+    assert_problem(app.get_as("/v1/me", access).await, 401, "unauthorized").await;
+    assert_problem(token_refresh(&app, refresh).await, 401, "invalid_token").await;
+    assert_problem(
+        app.login("ada@example.com", "wrong password entirely")
+            .await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_problem(
+        app.login("ada@example.com", PASSWORD).await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{ada}/enable"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["disabled"], false);
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+
+    let events = app.state.store.user_events(ada, 20).await.unwrap();
+    for kind in ["account_disabled", "account_enabled"] {
+        let e = events.iter().find(|e| e.kind.as_str() == kind).unwrap();
+        assert_eq!(e.actor_id, Some(root), "{kind}");
+    }
+    // Unknown and malformed ids.
+    for id in [Uuid::now_v7().to_string(), "not-a-uuid".to_owned()] {
+        let r = call(
+            &app,
+            Method::POST,
+            &format!("/v1/admin/users/{id}/disable"),
+            &t,
+            None,
+        )
+        .await;
+        assert_problem(r, 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn unlock_and_logout_act_on_the_account() {
+    let app = TestApp::builder()
+        .configure(|c| c.lockout.threshold = 3)
+        .spawn()
+        .await;
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    let ada = app.create_user("ada@example.com", PASSWORD, true).await;
+    grant(&app, root, "admin").await;
+    let t = token(&app, "root@example.com").await;
+    let _ada_token = token(&app, "ada@example.com").await;
+    for _ in 0..3 {
+        app.login("ada@example.com", "wrong password entirely")
+            .await;
+    }
+    app.settled().await;
+    assert_problem(
+        app.login("ada@example.com", PASSWORD).await,
+        423,
+        "account_locked",
+    )
+    .await;
+    let seen: Value = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{ada}"),
+        &t,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(seen["locked_until"].is_string(), "{seen}");
+    assert_eq!(seen["session_count"], 1);
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{ada}/unlock"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{ada}/logout"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let seen: Value = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{ada}"),
+        &t,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(seen["session_count"], 0);
+    assert!(seen["locked_until"].is_null());
+}
