@@ -54,7 +54,7 @@ pub struct NewRole {
     request_body = NewRole,
     responses(
         (status = 201, description = "The new role", body = RoleBody),
-        (status = 400, description = "`validation_failed`: bad name or description, unknown permission", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: bad name or description, unknown permission; `malformed_request`: not JSON, wrong types, unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: the name is taken", body = Problem, content_type = "application/problem+json"),

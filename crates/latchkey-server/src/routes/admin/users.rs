@@ -203,7 +203,7 @@ pub struct SetRoles {
     params(("id" = Uuid, Path, description = "Account id")), request_body = SetRoles,
     responses(
         (status = 200, description = "The account with its new roles", body = AdminUserBody),
-        (status = 400, description = "`validation_failed`: an unknown role, or too many", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: an unknown role, or too many; `malformed_request`: not JSON, wrong types, unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, or `csrf_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
