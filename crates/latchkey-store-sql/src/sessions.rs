@@ -46,19 +46,6 @@ fn session_from_row<R: Row>(row: &R) -> Result<Session, StoreError> {
     })
 }
 
-/// The session row `id`, taking `lock` (inside a write transaction).
-async fn session_locked<B: Backend>(
-    tx: &mut B::Tx,
-    id: Uuid,
-    lock: Lock,
-) -> Result<Option<B::Row>, StoreError> {
-    let q = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1{}",
-        B::lock(lock)
-    );
-    tx.fetch_optional(sql(&q).bind(id)).await
-}
-
 async fn insert_token<E: Exec>(
     tx: &mut E,
     token: &RefreshToken,
@@ -279,17 +266,15 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         // Lock order: the session row first, then its tokens — the same order as
         // every revocation. Locking the token first (the conditional UPDATE) let
         // a loser's re-check keep the token locked while it waited for the
-        // session another loser held: a deadlock under concurrent reuse.
-        let family = tx
-            .fetch_optional(
-                sql("SELECT session_id FROM refresh_tokens WHERE token_hash = $1").bind(presented),
-            )
-            .await?;
-        let Some(family) = family else {
-            return Ok(RotateOutcome::Invalid);
-        };
-        let family: Uuid = family.get("session_id")?;
-        let Some(locked) = session_locked::<B>(&mut tx, family, Lock::Update).await? else {
+        // session another loser held: a deadlock under concurrent reuse. One
+        // statement finds the token's session and locks it (the subquery's
+        // token row is read, not locked).
+        let q = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1){}",
+            B::lock(Lock::Update)
+        );
+        let Some(locked) = tx.fetch_optional(sql(&q).bind(presented)).await? else {
             return Ok(RotateOutcome::Invalid);
         };
         let spent = tx
