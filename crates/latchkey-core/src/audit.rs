@@ -58,6 +58,17 @@ pub enum EventKind {
     RoleDeleted,
     /// An administrator signed the account out everywhere.
     SessionsRevokedByAdmin,
+    /// An administrator made a new signing key (recorded on the
+    /// administrator's account; `details`: its kid, algorithm, activation).
+    SigningKeyRotated,
+    /// An administrator created the account (`details`: roles, whether
+    /// invited, whether the address counts as verified).
+    AccountCreated,
+    /// An administrator changed the account (`details`: which fields).
+    AccountChanged,
+    /// An administrator deleted an account (recorded on the administrator's
+    /// account, which outlives it; `details`: the deleted account's id).
+    AccountDeleted,
 }
 
 impl EventKind {
@@ -89,6 +100,10 @@ impl EventKind {
             Self::RoleCreated => "role_created",
             Self::RoleDeleted => "role_deleted",
             Self::SessionsRevokedByAdmin => "sessions_revoked_by_admin",
+            Self::SigningKeyRotated => "signing_key_rotated",
+            Self::AccountDeleted => "account_deleted",
+            Self::AccountCreated => "account_created",
+            Self::AccountChanged => "account_changed",
         }
     }
 
@@ -120,6 +135,10 @@ impl EventKind {
             Self::RoleCreated,
             Self::RoleDeleted,
             Self::SessionsRevokedByAdmin,
+            Self::SigningKeyRotated,
+            Self::AccountDeleted,
+            Self::AccountCreated,
+            Self::AccountChanged,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

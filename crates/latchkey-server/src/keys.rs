@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
+use latchkey_core::auth::{KeyInfo, KeyState};
 use latchkey_core::clock::Clock;
 use latchkey_core::ports::{Store, StoreError, StoredSigningKey};
 use latchkey_core::seal::{Keyring, SealError};
@@ -203,6 +204,36 @@ fn ring_plan(
         .collect();
     let position = kept.iter().position(|&i| i == current)?;
     Some((kept, position))
+}
+
+/// Each key of the ring at `now` (from `(created, activates)` oldest created
+/// first, as [`ring_plan`]): its index, its state, and for a superseded key
+/// when it leaves the ring (by the same rule).
+fn key_states(
+    keys: &[(OffsetDateTime, OffsetDateTime)],
+    now: OffsetDateTime,
+    retire_after: Duration,
+) -> Vec<(usize, KeyState, Option<OffsetDateTime>)> {
+    let Some((kept, current)) = ring_plan(keys, now, retire_after) else {
+        return Vec::new();
+    };
+    let signing = kept[current];
+    kept.into_iter()
+        .map(|i| {
+            let superseded = keys[i + 1..]
+                .iter()
+                .map(|(_, activates)| *activates)
+                .filter(|activates| *activates <= now)
+                .min();
+            if i == signing {
+                (i, KeyState::Active, None)
+            } else if keys[i].1 > now {
+                (i, KeyState::Published, None)
+            } else {
+                (i, KeyState::Retired, superseded.map(|at| at + retire_after))
+            }
+        })
+        .collect()
 }
 
 /// The key files that belong in the ring at `now`, oldest first, and the
@@ -404,6 +435,60 @@ impl KeyStorage {
         }
     }
 
+    /// The keys of `alg` in the ring at `now`, oldest first, with their
+    /// states (reads key files to learn their kids; opens no sealed key).
+    pub async fn list(
+        &self,
+        alg: Algorithm,
+        now: OffsetDateTime,
+        retire_after: Duration,
+    ) -> Result<Vec<KeyInfo>, KeyFileError> {
+        // (kid source, created, activates), oldest first.
+        let keys: Vec<(Result<String, PathBuf>, OffsetDateTime, OffsetDateTime)> = match self {
+            Self::Files(dir) => {
+                let dir = dir.clone();
+                blocking(move || list(&dir, alg))
+                    .await?
+                    .into_iter()
+                    .map(|(created, activates, path)| (Err(path), unix(created), unix(activates)))
+                    .collect()
+            }
+            Self::Database { store, .. } => store
+                .signing_keys(alg.name())
+                .await?
+                .into_iter()
+                .map(|k| (Ok(k.kid), k.created_at, k.activates_at))
+                .collect(),
+        };
+        let times: Vec<(OffsetDateTime, OffsetDateTime)> =
+            keys.iter().map(|(_, c, a)| (*c, *a)).collect();
+        let mut listed = Vec::new();
+        for (i, state, expires_at) in key_states(&times, now, retire_after) {
+            let (kid, created_at, activates_at) = keys[i].clone();
+            let kid = match kid {
+                Ok(kid) => kid,
+                Err(path) => {
+                    blocking(move || {
+                        let der = zeroize::Zeroizing::new(fs::read(&path).map_err(io(&path))?);
+                        SigningKey::from_pkcs8_der(alg, &der)
+                            .map(|key| key.kid().to_owned())
+                            .map_err(|_| KeyFileError::Invalid(path.clone()))
+                    })
+                    .await?
+                }
+            };
+            listed.push(KeyInfo {
+                kid,
+                alg: alg.name().to_owned(),
+                state,
+                created_at,
+                activates_at,
+                expires_at,
+            });
+        }
+        Ok(listed)
+    }
+
     /// Loads the ring for `alg`, generating the first key (active at once:
     /// no one can have cached a JWKS without it) when there is none. Keys
     /// superseded more than `retire_after` ago are left out.
@@ -485,85 +570,4 @@ pub async fn watch(
 }
 
 #[cfg(test)]
-mod tests {
-    use time::macros::datetime;
-
-    use super::*;
-
-    #[test]
-    fn rotating_files_deletes_the_keys_that_left_the_ring() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = datetime!(2026-06-01 00:00:00 UTC);
-        let retire = Duration::hours(1);
-        for day in 0..3 {
-            let at = t0 + Duration::days(day);
-            rotate_file(dir.path(), Algorithm::EdDSA, at, at, retire).unwrap();
-        }
-        // At day 2: the day-0 key's successor is a day old (retired, deleted);
-        // the day-1 key's successor is brand new (still verifies old tokens).
-        let left: Vec<i64> = list(dir.path(), Algorithm::EdDSA)
-            .unwrap()
-            .into_iter()
-            .map(|(created, _, _)| created)
-            .collect();
-        let day = |d: i64| (t0 + Duration::days(d)).unix_timestamp();
-        assert_eq!(left, vec![day(1), day(2)]);
-        // Another algorithm's files are not touched.
-        rotate_file(dir.path(), Algorithm::ES256, t0, t0, retire).unwrap();
-        let at = t0 + Duration::days(3);
-        rotate_file(dir.path(), Algorithm::EdDSA, at, at, retire).unwrap();
-        assert_eq!(list(dir.path(), Algorithm::ES256).unwrap().len(), 1);
-        assert_eq!(list(dir.path(), Algorithm::EdDSA).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_key_is_published_before_it_signs_and_retired_after_its_tokens_expire() {
-        let t0 = datetime!(2026-06-01 00:00:00 UTC);
-        let (ahead, retire) = (Duration::seconds(360), Duration::seconds(960));
-        let old = (t0, t0);
-        let new = (t0 + Duration::hours(1), t0 + Duration::hours(1) + ahead);
-        let keys = [old, new];
-        // Published, not signing, until its activation.
-        assert_eq!(ring_plan(&keys, new.0, retire), Some((vec![0, 1], 0)));
-        assert_eq!(
-            ring_plan(&keys, new.1 - Duration::seconds(1), retire),
-            Some((vec![0, 1], 0))
-        );
-        assert_eq!(ring_plan(&keys, new.1, retire), Some((vec![0, 1], 1)));
-        // The old key verifies until its last tokens expired.
-        assert_eq!(
-            ring_plan(&keys, new.1 + retire, retire),
-            Some((vec![0, 1], 1))
-        );
-        assert_eq!(
-            ring_plan(&keys, new.1 + retire + Duration::seconds(1), retire),
-            Some((vec![1], 0))
-        );
-        // An emergency key (active at once) supersedes a key still pending,
-        // which never signs.
-        let emergency = (new.0 + Duration::seconds(10), new.0 + Duration::seconds(10));
-        let keys = [old, new, emergency];
-        assert_eq!(
-            ring_plan(&keys, emergency.0, retire),
-            Some((vec![0, 1, 2], 2))
-        );
-        assert_eq!(ring_plan(&keys, new.1, retire), Some((vec![0, 1, 2], 2)));
-        assert_eq!(
-            ring_plan(&keys, emergency.1 + retire + Duration::seconds(1), retire),
-            Some((vec![2], 0))
-        );
-        // Only a pending key (a first key rotated in by the CLI): it signs.
-        assert_eq!(ring_plan(&[new], t0, retire), Some((vec![0], 0)));
-        assert_eq!(ring_plan(&[], t0, retire), None);
-    }
-
-    #[test]
-    fn files_of_earlier_releases_were_active_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-        fs::write(dir.path().join("1700000000.eddsa.der"), key.pkcs8_der()).unwrap();
-        let found = list(dir.path(), Algorithm::EdDSA).unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!((found[0].0, found[0].1), (1_700_000_000, 1_700_000_000));
-    }
-}
+mod tests;

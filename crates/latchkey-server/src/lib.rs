@@ -11,6 +11,7 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod keys_admin;
 pub mod mail_worker;
 pub mod middleware;
 pub mod passes;

@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
-use latchkey_core::ports::{AdminGuarded, AdminStore, AdminUserRow, StoreError, UserSearch};
+use latchkey_core::mail::QueuedMail;
+use latchkey_core::ports::{
+    AccountChange, AdminGuarded, AdminStore, AdminUserRow, NewAccount, StoreError, UserSearch,
+};
 use latchkey_core::session::RevokeReason;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -108,6 +111,126 @@ impl<B: Backend> AdminStore for SqlStore<B> {
             .await?;
         if changed == 0 {
             return Ok(false);
+        }
+        crate::sessions::insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: Uuid,
+        event: Option<&SecurityEvent>,
+    ) -> Result<AdminGuarded<()>, StoreError> {
+        let mut tx = self.begin().await?;
+        match crate::roles::last_admin::<B>(&mut tx, user_id).await? {
+            None => return Ok(AdminGuarded::NoUser),
+            Some(true) => return Ok(AdminGuarded::LastAdmin),
+            Some(false) => {}
+        }
+        tx.execute(sql("DELETE FROM users WHERE id = $1").bind(user_id))
+            .await?;
+        if let Some(event) = event {
+            crate::sessions::insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(AdminGuarded::Done(()))
+    }
+
+    async fn create_account(
+        &self,
+        account: &NewAccount<'_>,
+    ) -> Result<AdminGuarded<()>, StoreError> {
+        let user = account.user;
+        let mut tx = self.begin().await?;
+        if let Some(missing) = crate::roles::missing_role::<B>(&mut tx, account.roles).await? {
+            return Ok(AdminGuarded::UnknownRole(missing));
+        }
+        crate::users::insert_user(&mut tx, user).await?;
+        if account.email_verified {
+            tx.execute(
+                sql("UPDATE users SET email_verified_at = $1 WHERE id = $2")
+                    .bind(user.created_at)
+                    .bind(user.id),
+            )
+            .await?;
+        }
+        crate::roles::insert_user_roles(&mut tx, user.id, account.roles, user.created_at).await?;
+        if let Some((token, mail)) = account.invite {
+            crate::mail::insert_reset_token(&mut tx, token).await?;
+            crate::mail::insert_mail(&mut tx, mail).await?;
+        }
+        crate::sessions::insert_event(&mut tx, account.event).await?;
+        tx.commit().await?;
+        Ok(AdminGuarded::Done(()))
+    }
+
+    async fn change_account(
+        &self,
+        user_id: Uuid,
+        change: &AccountChange,
+        now: OffsetDateTime,
+        notice: Option<&QueuedMail>,
+        event: &SecurityEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let changed = tx
+            .execute(
+                sql("UPDATE users SET updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(user_id),
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        if let Some(name) = &change.name {
+            tx.execute(
+                sql("UPDATE users SET name = $1 WHERE id = $2")
+                    .bind(name.as_deref())
+                    .bind(user_id),
+            )
+            .await?;
+        }
+        if let Some((email, normalized)) = &change.email {
+            // A taken address fails here on the unique constraint. The new
+            // address is verified only as `email_verified` says (below).
+            tx.execute(
+                sql(
+                    "UPDATE users SET email = $1, email_normalized = $2, email_verified_at = NULL \
+                     WHERE id = $3",
+                )
+                .bind(email.as_str())
+                .bind(normalized.as_str())
+                .bind(user_id),
+            )
+            .await?;
+            crate::users::delete_mailed_links(&mut tx, user_id).await?;
+            tx.execute(sql("DELETE FROM email_change_tokens WHERE user_id = $1").bind(user_id))
+                .await?;
+        }
+        match change.email_verified {
+            Some(true) => {
+                tx.execute(
+                    sql(
+                        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) \
+                         WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(user_id),
+                )
+                .await?;
+            }
+            Some(false) => {
+                tx.execute(
+                    sql("UPDATE users SET email_verified_at = NULL WHERE id = $1").bind(user_id),
+                )
+                .await?;
+            }
+            None => {}
+        }
+        if let Some(mail) = notice {
+            crate::mail::insert_mail(&mut tx, mail).await?;
         }
         crate::sessions::insert_event(&mut tx, event).await?;
         tx.commit().await?;

@@ -16,10 +16,35 @@ use crate::row::RowExt;
 use crate::users::insert_user;
 use crate::SqlStore;
 
-async fn insert_token<E: Exec>(tx: &mut E, t: &NewVerification) -> Result<(), StoreError> {
+/// Stores an email-verification token, in `tx`.
+pub(crate) async fn insert_token<E: Exec>(
+    tx: &mut E,
+    t: &NewVerification,
+) -> Result<(), StoreError> {
     tx.execute(
         sql(
             "INSERT INTO email_verification_tokens (token_hash, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&t.token_hash)
+        .bind(t.user_id)
+        .bind(t.created_at)
+        .bind(t.expires_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes `t` the user's only password-reset token, in `tx`.
+pub(crate) async fn insert_reset_token<E: Exec>(
+    tx: &mut E,
+    t: &NewVerification,
+) -> Result<(), StoreError> {
+    tx.execute(sql("DELETE FROM password_reset_tokens WHERE user_id = $1").bind(t.user_id))
+        .await?;
+    tx.execute(
+        sql(
+            "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",
         )
         .bind(&t.token_hash)
@@ -113,19 +138,7 @@ impl<B: Backend> VerificationStore for SqlStore<B> {
         mail: &QueuedMail,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        tx.execute(sql("DELETE FROM password_reset_tokens WHERE user_id = $1").bind(token.user_id))
-            .await?;
-        tx.execute(
-            sql(
-                "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&token.token_hash)
-            .bind(token.user_id)
-            .bind(token.created_at)
-            .bind(token.expires_at),
-        )
-        .await?;
+        insert_reset_token(&mut tx, token).await?;
         insert_mail(&mut tx, mail).await?;
         tx.commit().await
     }
@@ -302,6 +315,14 @@ impl<B: Backend> VerificationStore for SqlStore<B> {
         let user_id: Option<Uuid> = row.map(|r| r.get("user_id")).transpose()?;
         if let Some(id) = user_id {
             crate::users::set_password_in(&mut tx, id, hash, now, keep).await?;
+            // The link reached the account's address (an address change
+            // deletes every link mailed before it): the address is verified.
+            tx.execute(
+                sql("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
+                    .bind(now)
+                    .bind(id),
+            )
+            .await?;
             crate::aftermath::apply::<B>(&mut tx, id, after, now).await?;
         }
         tx.commit().await?;

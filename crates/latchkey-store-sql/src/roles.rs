@@ -22,6 +22,52 @@ fn role_from_row<R: Row>(row: &R) -> Result<Role, StoreError> {
     })
 }
 
+/// The first of `roles` that does not exist, locking those that do against
+/// deletion until the transaction ends.
+pub(crate) async fn missing_role<B: Backend>(
+    tx: &mut B::Tx,
+    roles: &[String],
+) -> Result<Option<String>, StoreError> {
+    if roles.is_empty() {
+        return Ok(None);
+    }
+    let q = format!(
+        "SELECT name FROM roles WHERE name IN ({}){}",
+        placeholders(1, roles.len()),
+        B::lock(Lock::NoKeyUpdate)
+    );
+    let mut query = sql(&q);
+    for r in roles {
+        query = query.bind(r.as_str());
+    }
+    let found = tx
+        .fetch_all(query)
+        .await?
+        .iter()
+        .map(|r| r.get::<String>("name"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(roles.iter().find(|r| !found.contains(r)).cloned())
+}
+
+/// Gives `user_id` each of `roles` (which exist: see [`missing_role`]).
+pub(crate) async fn insert_user_roles<E: Exec>(
+    tx: &mut E,
+    user_id: Uuid,
+    roles: &[String],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for role in roles {
+        tx.execute(
+            sql("INSERT INTO user_roles (user_id, role_name, granted_at) VALUES ($1, $2, $3)")
+                .bind(user_id)
+                .bind(role.as_str())
+                .bind(now),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Inside `tx`, before a change that may take the `admin` role from
 /// `user_id`: locks the `admin` role's row (first, in every such change),
 /// then the user's row, and answers whether the user is the last enabled
@@ -192,37 +238,13 @@ impl<B: Backend> RoleStore for SqlStore<B> {
         if last && !roles.iter().any(|r| r == ADMIN_ROLE) {
             return Ok(AdminGuarded::LastAdmin);
         }
-        if !roles.is_empty() {
-            let q = format!(
-                "SELECT name FROM roles WHERE name IN ({}){}",
-                placeholders(1, roles.len()),
-                B::lock(Lock::NoKeyUpdate)
-            );
-            let mut query = sql(&q);
-            for r in roles {
-                query = query.bind(r.as_str());
-            }
-            let found = tx.fetch_all(query).await?;
-            let found = found
-                .iter()
-                .map(|r| r.get::<String>("name"))
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Some(missing) = roles.iter().find(|r| !found.contains(r)) {
-                return Ok(AdminGuarded::UnknownRole(missing.clone()));
-            }
+        if let Some(missing) = missing_role::<B>(&mut tx, roles).await? {
+            return Ok(AdminGuarded::UnknownRole(missing));
         }
         let before = user_role_names(&mut tx, user_id).await?;
         tx.execute(sql("DELETE FROM user_roles WHERE user_id = $1").bind(user_id))
             .await?;
-        for role in roles {
-            tx.execute(
-                sql("INSERT INTO user_roles (user_id, role_name, granted_at) VALUES ($1, $2, $3)")
-                    .bind(user_id)
-                    .bind(role.as_str())
-                    .bind(now),
-            )
-            .await?;
-        }
+        insert_user_roles(&mut tx, user_id, roles, now).await?;
         tx.execute(
             sql("UPDATE users SET updated_at = $1 WHERE id = $2")
                 .bind(now)

@@ -13,6 +13,9 @@ use latchkey_server::core::auth::{AdminUser, AuthError, Caller, ClientContext, S
 use latchkey_server::core::page::MAX_LIMIT;
 use latchkey_server::startup::SharedStore;
 
+use latchkey_server::error::ApiError;
+use latchkey_server::routes::input::{new_account, AccountInput};
+
 use crate::cli::{secrets_and_store, Place};
 
 /// Exit code for "not found" or "refused".
@@ -21,6 +24,30 @@ const EXIT_REFUSED: u8 = 1;
 /// `latchkey users ...` beyond `unlock`.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
+    /// Create an account, with a password read from standard input or with an
+    /// invite mail carrying a 72-hour set-password link.
+    #[command(group(clap::ArgGroup::new("first_password").required(true).args(["password_stdin", "invite"])))]
+    Create {
+        /// The account's email.
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (one line; the sign-up rules apply).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Mail a set-password link instead (sent by the server's mail worker).
+        #[arg(long)]
+        invite: bool,
+        /// A role to give (repeat the flag for more).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Count the address as verified.
+        #[arg(long)]
+        email_verified: bool,
+        #[command(flatten)]
+        place: Place,
+    },
     /// List accounts (or search: an exact email, an id, a name prefix).
     List {
         /// What to search for.
@@ -114,7 +141,8 @@ impl AccountCommand {
     /// Where the command runs.
     pub fn place(&self) -> &Place {
         match self {
-            Self::List { place, .. }
+            Self::Create { place, .. }
+            | Self::List { place, .. }
             | Self::Show { place, .. }
             | Self::Disable { place, .. }
             | Self::Enable { place, .. }
@@ -153,8 +181,56 @@ async fn services(loaded: &Loaded) -> Result<(Services, SharedStore), ExitCode> 
     }
 }
 
+/// Why an operator command did nothing.
+#[derive(Debug)]
+enum Refusal {
+    /// The admin service refused or failed.
+    Auth(AuthError),
+    /// The input is not acceptable (what is wrong, for the operator).
+    Input(String),
+}
+
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Self {
+        Self::Auth(e)
+    }
+}
+
+/// One line of standard input, without its line break: the password of
+/// `users create --password-stdin` (never an argument: those show in `ps`).
+fn read_password() -> Result<zeroize::Zeroizing<String>, Refusal> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).map_err(|e| {
+        Refusal::Input(format!("cannot read the password from standard input: {e}"))
+    })?;
+    let password = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if password.is_empty() {
+        return Err(Refusal::Input("no password on standard input".into()));
+    }
+    Ok(password)
+}
+
+/// The field problems of a refused input, one per line.
+fn problems(e: &ApiError) -> String {
+    match e {
+        ApiError::Validation(errors) => errors
+            .iter()
+            .map(|f| format!("{}: {} ({})", f.field, f.message, f.code))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
 /// Prints why an operation was refused and gives the exit code.
-fn refused(e: &AuthError) -> ExitCode {
+fn refused(refusal: &Refusal) -> ExitCode {
+    let e = match refusal {
+        Refusal::Input(text) => {
+            eprintln!("latchkey: {text}");
+            return ExitCode::from(EXIT_REFUSED);
+        }
+        Refusal::Auth(e) => e,
+    };
     let text = match e {
         AuthError::NotFound => "no such account or role".to_owned(),
         AuthError::LastAdmin => {
@@ -163,7 +239,7 @@ fn refused(e: &AuthError) -> ExitCode {
         }
         AuthError::BuiltinRole => "refused: the admin role is built in".to_owned(),
         AuthError::UnknownRole(name) => format!("no role named {name:?}"),
-        AuthError::Conflict => "refused: that name is taken".to_owned(),
+        AuthError::Conflict => "refused: that name or address is taken".to_owned(),
         AuthError::RoleRefused(problem) => format!("refused: {problem:?}"),
         AuthError::Store(e) => format!("database: {e}"),
         other => format!("refused: {other}"),
@@ -224,6 +300,37 @@ pub async fn accounts(loaded: &Loaded, command: &AccountCommand) -> ExitCode {
     let client = ClientContext::default();
     let result = async {
         match command {
+            AccountCommand::Create {
+                email,
+                name,
+                password_stdin,
+                roles,
+                email_verified,
+                ..
+            } => {
+                let password = if *password_stdin {
+                    Some(read_password()?)
+                } else {
+                    None
+                };
+                let input = AccountInput {
+                    email: email.clone(),
+                    name: name.clone(),
+                    password,
+                    roles: roles.clone(),
+                    email_verified: *email_verified,
+                };
+                let account = new_account(input, loaded.config.password.max_length)
+                    .map_err(|e| Refusal::Input(problems(&e)))?;
+                match admin.create_user(op, &account, &client).await? {
+                    Ok(a) if account.password.is_none() => Ok(format!(
+                        "created {} (invite queued: the server's mail worker sends it)",
+                        line(&a)
+                    )),
+                    Ok(a) => Ok(format!("created {}", line(&a))),
+                    Err(weak) => Err(Refusal::Input(format!("refused password: {weak:?}"))),
+                }
+            }
             AccountCommand::List {
                 query,
                 json: as_json,
@@ -337,7 +444,7 @@ pub async fn roles(loaded: &Loaded, command: &RolesCommand) -> ExitCode {
     finish(result)
 }
 
-fn finish(result: Result<String, AuthError>) -> ExitCode {
+fn finish(result: Result<String, Refusal>) -> ExitCode {
     match result {
         Ok(text) => {
             if !text.is_empty() {

@@ -1299,3 +1299,113 @@ fn the_operator_makes_the_first_admin_and_manages_roles_on_a_running_server() {
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
+
+/// `operator` with `stdin` written to the command's standard input.
+fn operator_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = latchkey(dir)
+        .args(args)
+        .args(["--data-dir", "data"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_operator_creates_accounts_on_a_stopped_server_with_a_password_or_an_invite() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "correct horse battery staple";
+    let create = ["users", "create", "Ada@Example.com", "--name", "Ada"];
+    let args = [&create[..], &["--password-stdin", "--email-verified"]].concat();
+    let (code, out, err) = operator_with_stdin(dir.path(), &args, &format!("{password}\n"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("created") && out.contains("Ada@Example.com"),
+        "{out}"
+    );
+    assert!(!out.contains(password) && !err.contains(password));
+    // Taken (any case), weak, empty, and neither or both ways: refused.
+    let taken = ["users", "create", "ada@example.com", "--password-stdin"];
+    let (code, _, err) = operator_with_stdin(dir.path(), &taken, &format!("{password}\n"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("taken"), "{err}");
+    let weak = ["users", "create", "weak@example.com", "--password-stdin"];
+    let (code, _, err) = operator_with_stdin(dir.path(), &weak, "password\n");
+    assert_eq!(code, Some(1), "{err}");
+    let (code, _, err) = operator_with_stdin(dir.path(), &weak, "");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no password"), "{err}");
+    let (code, _, _) = operator(dir.path(), &["users", "create", "x@example.com"]);
+    assert_eq!(
+        code,
+        Some(2),
+        "one of --password-stdin and --invite is required"
+    );
+    let both = [
+        "users",
+        "create",
+        "x@example.com",
+        "--password-stdin",
+        "--invite",
+    ];
+    assert_eq!(operator(dir.path(), &both).0, Some(2));
+    let (code, _, err) = operator(
+        dir.path(),
+        &["users", "create", "not-an-address", "--invite"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("invalid_email"), "{err}");
+    let unknown_role = [
+        "users",
+        "create",
+        "r@example.com",
+        "--invite",
+        "--role",
+        "nope",
+    ];
+    assert_eq!(operator(dir.path(), &unknown_role).0, Some(1));
+    // An invite, with a role.
+    let invite = [
+        "users",
+        "create",
+        "bob@example.com",
+        "--invite",
+        "--role",
+        "admin",
+    ];
+    let (code, out, err) = operator(dir.path(), &invite);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("invite queued") && out.contains("roles=admin"),
+        "{out}"
+    );
+    let (code, out, _) = operator(dir.path(), &["users", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 2, "nothing refused was created: {out}");
+
+    // The stored hash is the one a server verifies.
+    let (mut child, url) = spawn_server(dir.path());
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{url}/v1/login"))
+        .header("content-type", "application/json")
+        .body(serde_json_body("ada@example.com"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}

@@ -65,6 +65,8 @@ const USERS_LISTING: &str = "admin-users";
 pub struct Admin {
     pub(crate) store: Arc<dyn AdminPorts>,
     pub(crate) lockout: LockoutPolicy,
+    /// New-password rules and hashing (accounts created with a password).
+    pub(crate) passwords: super::Passwords,
     pub(crate) cursors: Cursors,
     pub(crate) common: Common,
 }
@@ -356,6 +358,35 @@ impl Admin {
         );
         self.common.store.record_event(&event).await?;
         Ok(n)
+    }
+
+    /// Deletes the account (`users:write`) with everything held under it;
+    /// its sessions end at once on every node. Recorded as
+    /// `account_deleted` on the administrator's account. `LastAdmin` for the
+    /// last enabled admin; `Conflict` for the caller's own account (a user
+    /// deletes their own account with `DELETE /v1/me`, under its rules).
+    pub async fn delete(
+        &self,
+        caller: Caller<'_>,
+        id: Uuid,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let actor = self.authorize(caller, Permission::UsersWrite).await?;
+        if actor == Some(id) {
+            return Err(AuthError::Conflict);
+        }
+        let event = actor.map(|a| {
+            self.admin_event(
+                a,
+                EventKind::AccountDeleted,
+                Some(a),
+                client,
+                &serde_json::json!({ "user_id": id }),
+            )
+        });
+        let outcome = self.store.delete_user(id, event.as_ref()).await;
+        self.forget_account(id);
+        guarded(outcome?)
     }
 }
 

@@ -16,6 +16,9 @@
 
 mod accounts;
 mod admin;
+mod admin_change;
+mod admin_create;
+mod admin_keys;
 mod cache;
 mod common;
 mod email_change;
@@ -40,6 +43,9 @@ mod verify;
 
 pub use accounts::Accounts;
 pub use admin::{Admin, AdminUser, Caller, Page, MAX_QUERY};
+pub use admin_change::ChangeAccount;
+pub use admin_create::{CreateAccount, INVITE_TTL};
+pub use admin_keys::{KeyInfo, KeyState, SigningKeys};
 pub use cache::{AccessCache, Invalidation};
 pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use introspect::Introspection;

@@ -6,7 +6,8 @@
 //! does the same visible thing for every address (the caller runs it off the
 //! request path, so its timing says nothing either); a reset applies the
 //! password rules (history included), revokes every session and refresh family
-//! of the user, clears the address's lockout and mails a confirmation.
+//! of the user, clears the address's lockout, counts the address as verified
+//! (the link reached it) and mails a confirmation.
 
 use time::Duration;
 

@@ -72,12 +72,6 @@ impl Services {
             policy: lockout.clone(),
             common: common.clone(),
         };
-        let admin = Admin {
-            store: store.clone(),
-            lockout: lockout.clone(),
-            cursors,
-            common: common.clone(),
-        };
         let privileged_max_age = policy.privileged_max_age;
         let require_email_verification = policy.require_email_verification;
         let sessions = Sessions {
@@ -93,6 +87,13 @@ impl Services {
             policy: password_policy,
             breach,
             attempts: attempts.clone(),
+            common: common.clone(),
+        };
+        let admin = Admin {
+            store: store.clone(),
+            lockout: lockout.clone(),
+            passwords: passwords.clone(),
+            cursors,
             common: common.clone(),
         };
         let passkeys = Passkeys {

@@ -40,11 +40,14 @@ pub enum Template {
     EmailChanged,
     /// Notice: a session was revoked because its refresh token was reused.
     SessionRevoked,
+    /// Link choosing the first password of an account an administrator
+    /// created.
+    Invite,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::VerifyEmail,
         Self::SignupAttempt,
         Self::PasswordReset,
@@ -57,6 +60,7 @@ impl Template {
         Self::EmailChangeRequested,
         Self::EmailChanged,
         Self::SessionRevoked,
+        Self::Invite,
     ];
 
     /// The file name stem (`<name>.txt`, `<name>.html`).
@@ -74,6 +78,7 @@ impl Template {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::SessionRevoked => "session_revoked",
+            Self::Invite => "invite",
         }
     }
 
@@ -99,6 +104,7 @@ impl Template {
             Self::EmailChangeRequested => files!("email_change_requested"),
             Self::EmailChanged => files!("email_changed"),
             Self::SessionRevoked => files!("session_revoked"),
+            Self::Invite => files!("invite"),
         }
     }
 }

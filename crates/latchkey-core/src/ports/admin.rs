@@ -4,10 +4,39 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::account::User;
+use crate::account::{NewUser, User};
 use crate::audit::SecurityEvent;
+use crate::mail::QueuedMail;
 
-use super::{AdminGuarded, StoreError};
+use super::{AdminGuarded, NewVerification, StoreError};
+
+/// What an administrator changes of an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    /// The display name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+    /// The new address, as typed and normalized.
+    pub email: Option<(String, String)>,
+    /// Whether the address counts as verified.
+    pub email_verified: Option<bool>,
+}
+
+/// An account an administrator creates, with everything written with it in
+/// one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccount<'a> {
+    /// The account.
+    pub user: &'a NewUser,
+    /// Its address counts as verified from its creation.
+    pub email_verified: bool,
+    /// Its roles (each must exist).
+    pub roles: &'a [String],
+    /// For an account created without a password: the set-password link (a
+    /// password-reset token) and the mail carrying it.
+    pub invite: Option<(&'a NewVerification, &'a QueuedMail)>,
+    /// The creation's security event.
+    pub event: &'a SecurityEvent,
+}
 
 /// Which accounts a listing holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +94,40 @@ pub trait AdminStore: Send + Sync {
         &self,
         user_id: Uuid,
         now: OffsetDateTime,
+        event: &SecurityEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the account and, by cascade, everything held under it
+    /// (sessions and their tokens, factors, passkeys, pending mail, tokens of
+    /// mailed links, its own security events), recording `event` (about
+    /// another account, which outlives the deletion) in the same
+    /// transaction. Guarded like [`Self::disable_user`]: the last enabled
+    /// holder of the `admin` role is not deleted.
+    async fn delete_user(
+        &self,
+        user_id: Uuid,
+        event: Option<&SecurityEvent>,
+    ) -> Result<AdminGuarded<()>, StoreError>;
+
+    /// Creates the account with its roles, its invite (token and mail) and
+    /// its event, in one transaction: all or nothing. `UnknownRole` when a
+    /// role does not exist; a taken address is `StoreError::Conflict`
+    /// (`users_email_normalized`), decided by the unique constraint.
+    async fn create_account(
+        &self,
+        account: &NewAccount<'_>,
+    ) -> Result<AdminGuarded<()>, StoreError>;
+
+    /// Applies `change` at `now` in one transaction with `notice` (queued)
+    /// and `event`; `false` when no such account exists. A new address
+    /// voids every link mailed before (reset, verification, pending address
+    /// change); a taken one is `StoreError::Conflict` (the unique constraint).
+    async fn change_account(
+        &self,
+        user_id: Uuid,
+        change: &AccountChange,
+        now: OffsetDateTime,
+        notice: Option<&QueuedMail>,
         event: &SecurityEvent,
     ) -> Result<bool, StoreError>;
 }

@@ -133,8 +133,9 @@ pub trait VerificationStore: Send + Sync {
     ) -> Result<Option<Uuid>, StoreError>;
 
     /// Spends the reset token, sets the new password hash (history kept as for
-    /// a change, `keep` entries) and writes `after` for the token's account,
-    /// atomically: a token works once, only before it expires. Returns the
+    /// a change, `keep` entries), marks the address verified (the link was
+    /// mailed to it: an address change deletes earlier links) and writes
+    /// `after` for the token's account, atomically: a token works once, only before it expires. Returns the
     /// account id; nothing is written when the token does not work.
     async fn complete_password_reset(
         &self,

@@ -197,3 +197,51 @@ mod tests {
         assert!(errors.iter().all(|e| e.code == "invalid_characters"));
     }
 }
+
+/// An account to create as an administrator typed it (API or CLI).
+#[derive(Default)]
+pub struct AccountInput {
+    /// Address.
+    pub email: String,
+    /// Display name (blank: none).
+    pub name: Option<String>,
+    /// First password, or `None` for an invite.
+    pub password: Option<zeroize::Zeroizing<String>>,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// Address verified at once.
+    pub email_verified: bool,
+}
+
+/// Checks an account to create with the sign-up's shape rules (address,
+/// name, password at most `max_password` characters); every problem at once
+/// as `validation_failed`.
+pub fn new_account(
+    input: AccountInput,
+    max_password: usize,
+) -> Result<latchkey_core::auth::CreateAccount, crate::error::ApiError> {
+    let mut errors = Vec::new();
+    check_email_shape(&input.email, "email", &mut errors);
+    if let Some(password) = &input.password {
+        check_text("password", password, max_password, false, &mut errors);
+    }
+    let name = input
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    if let Some(name) = &name {
+        check_name("name", name, MAX_NAME, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(crate::error::ApiError::Validation(errors));
+    }
+    Ok(latchkey_core::auth::CreateAccount {
+        email: input.email,
+        name,
+        password: input.password,
+        roles: input.roles,
+        email_verified: input.email_verified,
+    })
+}

@@ -156,7 +156,10 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
 fn admin_endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(Method::GET, "/v1/admin/users", admin::users::list),
+        endpoint(Method::POST, "/v1/admin/users", admin::users::create),
         endpoint(Method::GET, "/v1/admin/users/{id}", admin::users::get),
+        endpoint(Method::DELETE, "/v1/admin/users/{id}", admin::users::delete),
+        endpoint(Method::PATCH, "/v1/admin/users/{id}", admin::users::patch),
         endpoint(
             Method::POST,
             "/v1/admin/users/{id}/disable",
@@ -189,6 +192,8 @@ fn admin_endpoints() -> Vec<Endpoint> {
             "/v1/admin/roles/{name}",
             admin::roles::delete,
         ),
+        endpoint(Method::GET, "/v1/admin/keys", admin::keys::list),
+        endpoint(Method::POST, "/v1/admin/keys/rotate", admin::keys::rotate),
     ]
 }
 

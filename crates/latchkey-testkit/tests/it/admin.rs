@@ -59,7 +59,18 @@ async fn call(
 fn routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (Method::GET, "/v1/admin/users".into(), None),
+        (
+            Method::POST,
+            "/v1/admin/users".into(),
+            Some(json!({"email": "made@example.com", "password": "a long enough passphrase 9"})),
+        ),
         (Method::GET, format!("/v1/admin/users/{target}"), None),
+        (Method::DELETE, format!("/v1/admin/users/{target}"), None),
+        (
+            Method::PATCH,
+            format!("/v1/admin/users/{target}"),
+            Some(json!({"name": "Mallory"})),
+        ),
         (
             Method::POST,
             format!("/v1/admin/users/{target}/disable"),
@@ -92,6 +103,8 @@ fn routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({"name": "x", "permissions": []})),
         ),
         (Method::DELETE, "/v1/admin/roles/x".into(), None),
+        (Method::GET, "/v1/admin/keys".into(), None),
+        (Method::POST, "/v1/admin/keys/rotate".into(), None),
     ]
 }
 
@@ -643,4 +656,453 @@ async fn unlock_and_logout_act_on_the_account() {
     .unwrap();
     assert_eq!(seen["session_count"], 0);
     assert!(seen["locked_until"].is_null());
+}
+
+#[tokio::test]
+async fn signing_keys_are_listed_and_a_rotation_is_published_ahead_of_use() {
+    let (app, root, _) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let (header, _) = jwt_parts(&t);
+    let listed: Value = call(&app, Method::GET, "/v1/admin/keys", &t, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["kid"], header["kid"]);
+    assert_eq!(items[0]["state"], "active");
+    assert_eq!(items[0]["expires_at"], Value::Null);
+    assert!(
+        items[0].get("d").is_none() && !listed.to_string().contains("sealed"),
+        "no private part"
+    );
+
+    let r = call(&app, Method::POST, "/v1/admin/keys/rotate", &t, None).await;
+    assert_eq!(r.status(), 201);
+    let new: Value = r.json().await.unwrap();
+    assert_eq!(new["state"], "published", "{new}");
+    assert_ne!(new["kid"], header["kid"]);
+    let created = time::OffsetDateTime::parse(
+        new["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let activates = time::OffsetDateTime::parse(
+        new["activates_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let ahead = u64::try_from((activates - created).whole_seconds()).unwrap();
+    assert_eq!(ahead, app.state.config.keys.publish_ahead_seconds);
+
+    // Published at once (this node re-reads the storage), signing still with
+    // the old key.
+    app.key_watch_pass().await;
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["kid"])
+        .collect();
+    assert!(kids.contains(&&new["kid"]) && kids.contains(&&header["kid"]));
+    let again = token(&app, "root@example.com").await;
+    assert_eq!(jwt_parts(&again).0["kid"], header["kid"]);
+    let listed: Value = call(&app, Method::GET, "/v1/admin/keys", &again, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["active", "published"]);
+
+    // Recorded on the administrator's account, without key material.
+    let events = app.state.store.user_events(root, 20).await.unwrap();
+    let rotated = events
+        .iter()
+        .find(|e| e.kind.as_str() == "signing_key_rotated")
+        .unwrap();
+    assert_eq!(rotated.actor_id, Some(root));
+    let details = rotated.details.as_deref().unwrap();
+    assert!(details.contains(new["kid"].as_str().unwrap()), "{details}");
+}
+
+#[tokio::test]
+async fn deleting_an_account_ends_it_everywhere_and_spares_the_last_admin() {
+    let (app, root, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let ada_token = token(&app, "ada@example.com").await;
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(me(ada_token.clone()).await.status(), 200);
+
+    // Hostile ids, an unknown account, and the caller's own account.
+    let r = call(&app, Method::DELETE, "/v1/admin/users/not-a-uuid", &t, None).await;
+    assert!(r.status() == 404 || r.status() == 400, "{}", r.status());
+    let path = format!("/v1/admin/users/{}", Uuid::now_v7());
+    assert_problem(
+        call(&app, Method::DELETE, &path, &t, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let own = format!("/v1/admin/users/{root}");
+    assert_problem(
+        call(&app, Method::DELETE, &own, &t, None).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // A user with users:write only cannot delete the last admin.
+    app.state
+        .services
+        .admin
+        .create_role(
+            Caller::Operator,
+            "ops",
+            "",
+            &["users:write".to_owned()],
+            &ClientContext::default(),
+        )
+        .await
+        .unwrap();
+    grant(&app, ada, "ops").await;
+    let r = call(&app, Method::DELETE, &own, &ada_token, None).await;
+    assert_problem(r, 409, "conflict").await;
+    assert!(has_admin(&app, root).await);
+
+    let path = format!("/v1/admin/users/{ada}");
+    let r = call(&app, Method::DELETE, &path, &t, None).await;
+    assert_eq!(r.status(), 202);
+    assert_problem(
+        call(&app, Method::GET, &path, &t, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(me(ada_token).await, 401, "unauthorized").await;
+    assert_problem(
+        app.login("ada@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert!(app
+        .state
+        .store
+        .user_events(ada, 20)
+        .await
+        .unwrap()
+        .is_empty());
+    let events = app.state.store.user_events(root, 20).await.unwrap();
+    let deleted = events
+        .iter()
+        .find(|e| e.kind.as_str() == "account_deleted")
+        .unwrap();
+    assert_eq!(deleted.actor_id, Some(root));
+    assert_eq!(
+        deleted.details.as_deref(),
+        Some(format!(r#"{{"user_id":"{ada}"}}"#).as_str())
+    );
+    // Deleting again: gone.
+    assert_problem(
+        call(&app, Method::DELETE, &path, &t, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_administrator_creates_accounts_with_a_password_under_the_sign_up_rules() {
+    let (app, root, _) = app().await;
+    let t = token(&app, "root@example.com").await;
+
+    // With a password: signs in at once; the address verified as asked.
+    let r = create_account(&app, &t, json!({"email": "Grace@Example.com", "name": "Grace", "password": PASSWORD, "email_verified": true}))
+    .await;
+    assert_eq!(r.status(), 201);
+    let grace: Value = r.json().await.unwrap();
+    assert_eq!(grace["email"], "Grace@Example.com");
+    assert_eq!(grace["email_verified"], true);
+    assert_eq!(grace["roles"], json!([]));
+    assert_eq!(grace["disabled"], false);
+    assert_eq!(app.login("grace@example.com", PASSWORD).await.status(), 200);
+    let id: Uuid = grace["id"].as_str().unwrap().parse().unwrap();
+    let events = app.state.store.user_events(id, 20).await.unwrap();
+    let created = events
+        .iter()
+        .find(|e| e.kind.as_str() == "account_created")
+        .unwrap();
+    assert_eq!(created.actor_id, Some(root));
+    assert!(!created.details.as_deref().unwrap().contains(PASSWORD));
+
+    // Hostile and refused inputs create nothing.
+    let refused = [
+        (
+            json!({"email": "GRACE@example.com", "password": PASSWORD}),
+            409,
+            "conflict",
+        ),
+        (
+            json!({"email": "weak@example.com", "password": "password"}),
+            400,
+            "validation_failed",
+        ),
+        (json!({"email": "not-an-address"}), 400, "validation_failed"),
+        (
+            json!({"email": "nul@example.com", "name": "a\u{0}b"}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"email": "role@example.com", "roles": ["nope"]}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"email": "role@example.com", "roles": ["Bad Name"]}),
+            400,
+            "validation_failed",
+        ),
+        (
+            json!({"email": "x@example.com", "is_admin": true}),
+            400,
+            "malformed_request",
+        ),
+    ];
+    for (body, status, code) in refused {
+        assert_problem(create_account(&app, &t, body.clone()).await, status, code).await;
+    }
+    for email in [
+        "weak@example.com",
+        "nul@example.com",
+        "role@example.com",
+        "x@example.com",
+    ] {
+        let page: Value = call(
+            &app,
+            Method::GET,
+            &format!("/v1/admin/users?query={email}"),
+            &t,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(page["items"], json!([]), "{email}");
+    }
+}
+
+/// `POST /v1/admin/users` as `token`.
+async fn create_account(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    call(app, Method::POST, "/v1/admin/users", token, Some(body)).await
+}
+
+#[tokio::test]
+async fn an_invite_sets_the_first_password_and_roles_need_their_permission() {
+    let (app, _, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    // users:write alone creates accounts, but not with roles.
+    app.state
+        .services
+        .admin
+        .create_role(
+            Caller::Operator,
+            "ops",
+            "",
+            &["users:write".to_owned()],
+            &ClientContext::default(),
+        )
+        .await
+        .unwrap();
+    grant(&app, ada, "ops").await;
+    let ops = token(&app, "ada@example.com").await;
+    let r = create_account(
+        &app,
+        &ops,
+        json!({"email": "sly@example.com", "roles": ["admin"]}),
+    )
+    .await;
+    assert_problem(r, 403, "forbidden").await;
+    let r = create_account(
+        &app,
+        &ops,
+        json!({"email": "plain@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+
+    // Without a password: an invite whose link sets the first one; until
+    // then no password signs in.
+    let r = create_account(
+        &app,
+        &t,
+        json!({"email": "inv@example.com", "name": "Invited", "roles": ["admin"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let invited: Value = r.json().await.unwrap();
+    assert_eq!(invited["roles"], json!(["admin"]));
+    assert_eq!(invited["email_verified"], false);
+    let mail = app.wait_for_mails("inv@example.com", 1).await.remove(0);
+    assert!(mail.contains("Subject: Your latchkey account"), "{mail}");
+    assert!(mail.contains("72 hours"), "{mail}");
+    assert!(!mail.contains(PASSWORD));
+    let link = latchkey_testkit::app::link_token(&mail);
+    assert!(link.starts_with("lk_pr_"), "{link}");
+    assert_problem(
+        app.login("inv@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let r = app
+        .client
+        .post(app.url("/v1/password/reset"))
+        .json(&json!({"token": link, "new_password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.login("inv@example.com", PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn two_creations_of_one_address_at_once_make_one_account() {
+    let (app, _, _) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let body = json!({"email": "twin@example.com", "password": PASSWORD});
+    let (a, b) = tokio::join!(
+        call(
+            &app,
+            Method::POST,
+            "/v1/admin/users",
+            &t,
+            Some(body.clone())
+        ),
+        call(&app, Method::POST, "/v1/admin/users", &t, Some(body)),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+}
+
+#[tokio::test]
+async fn an_administrator_changes_an_address_without_confirmation_and_the_old_one_is_told() {
+    let (app, root, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let ada_path = format!("/v1/admin/users/{ada}");
+    let patch = |body: Value| {
+        let (app, t, ada_path) = (&app, &t, &ada_path);
+        async move { call(app, Method::PATCH, ada_path, t, Some(body)).await }
+    };
+    // A pending reset link of the old address.
+    let r = app
+        .client
+        .post(app.url("/v1/password/forgot"))
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let reset = app.wait_for_mails("ada@example.com", 1).await.remove(0);
+    let reset = latchkey_testkit::app::link_token(&reset);
+
+    // Hostile inputs change nothing.
+    let refused = [
+        (json!({"email": "root@EXAMPLE.com"}), 409, "conflict"),
+        (json!({"email": "not an address"}), 400, "validation_failed"),
+        (json!({"name": "x".repeat(101)}), 400, "validation_failed"),
+        (json!({"name": "a\u{202e}b"}), 400, "validation_failed"),
+        (json!({"password_hash": "x"}), 400, "malformed_request"),
+    ];
+    for (body, status, code) in refused {
+        assert_problem(patch(body).await, status, code).await;
+    }
+    let unknown = format!("/v1/admin/users/{}", Uuid::now_v7());
+    let r = call(
+        &app,
+        Method::PATCH,
+        &unknown,
+        &t,
+        Some(json!({"name": "X"})),
+    )
+    .await;
+    assert_problem(r, 404, "not_found").await;
+
+    let r = patch(json!({"email": "Ada.Lovelace@example.com", "name": "Ada L"})).await;
+    assert_eq!(r.status(), 200);
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!(changed["email"], "Ada.Lovelace@example.com");
+    assert_eq!(changed["name"], "Ada L");
+    assert_eq!(changed["email_verified"], true);
+    // The new address signs in at once; the old one is no account now.
+    assert_eq!(
+        app.login("ada.lovelace@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_problem(
+        app.login("ada@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    // The old address is told, and its reset link died with the change.
+    let mails = app.wait_for_mails("ada@example.com", 2).await;
+    assert!(
+        mails[1].contains("Ada.Lovelace@example.com"),
+        "{}",
+        mails[1]
+    );
+    let r = app
+        .client
+        .post(app.url("/v1/password/reset"))
+        .json(&json!({"token": reset, "new_password": "a fresh passphrase 123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "invalid_token").await;
+    // Verified state and name on their own; an empty name clears it.
+    let r = patch(json!({"email_verified": false, "name": ""})).await;
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!(changed["email_verified"], false);
+    assert_eq!(changed["name"], Value::Null);
+    let events = app.state.store.user_events(ada, 20).await.unwrap();
+    let recorded: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.as_str() == "account_changed")
+        .collect();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].actor_id, Some(root));
+    assert!(!recorded
+        .iter()
+        .any(|e| e.details.as_deref().unwrap().contains("Lovelace")));
 }
