@@ -10,6 +10,7 @@ pub mod config;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod import;
 pub mod keys;
 pub mod keys_admin;
 pub mod mail_worker;

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
 use latchkey_core::mail::QueuedMail;
 use latchkey_core::ports::{
-    AccountChange, AdminGuarded, AdminStore, AdminUserRow, NewAccount, StoreError, UserSearch,
+    AccountChange, AdminGuarded, AdminStore, AdminUserRow, ImportedAccount, NewAccount, StoreError,
+    UserSearch,
 };
 use latchkey_core::session::RevokeReason;
 use time::OffsetDateTime;
@@ -235,5 +236,47 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         crate::sessions::insert_event(&mut tx, event).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn import_accounts(
+        &self,
+        accounts: &[ImportedAccount],
+    ) -> Result<AdminGuarded<u64>, StoreError> {
+        let mut roles: Vec<String> = accounts.iter().flat_map(|a| a.roles.clone()).collect();
+        roles.sort();
+        roles.dedup();
+        let mut tx = self.begin().await?;
+        if let Some(missing) = crate::roles::missing_role::<B>(&mut tx, &roles).await? {
+            return Ok(AdminGuarded::UnknownRole(missing));
+        }
+        let mut created = 0;
+        for account in accounts {
+            let user = &account.user;
+            let inserted = tx
+                .execute(
+                    sql(
+                        "INSERT INTO users (id, email, email_normalized, name, password_hash, \
+                         email_verified_at, created_at, updated_at, password_changed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(user.id)
+                    .bind(&user.email)
+                    .bind(&user.email_normalized)
+                    .bind(&user.name)
+                    .bind(&user.password_hash)
+                    .bind(account.email_verified.then_some(user.created_at))
+                    .bind(user.created_at),
+                )
+                .await?;
+            if inserted == 0 {
+                continue;
+            }
+            created += 1;
+            crate::roles::insert_user_roles(&mut tx, user.id, &account.roles, user.created_at)
+                .await?;
+            crate::sessions::insert_event(&mut tx, &account.event).await?;
+        }
+        tx.commit().await?;
+        Ok(AdminGuarded::Done(created))
     }
 }

@@ -12,7 +12,7 @@
 use latchkey_core::access::{Permission, Permissions, Role, ADMIN_ROLE};
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{AdminGuarded, Store, UserSearch};
+use latchkey_core::ports::{AdminGuarded, ImportedAccount, NewAccount, Store, UserSearch};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -295,4 +295,131 @@ pub async fn account_search_is_the_same_everywhere(store: &dyn Store) {
             "{prefix}"
         );
     }
+}
+
+fn imported(email: &str, roles: &[&str]) -> ImportedAccount {
+    let id = Uuid::now_v7();
+    ImportedAccount {
+        user: NewUser {
+            id,
+            email: email.to_owned(),
+            email_normalized: normalize_email(email),
+            name: None,
+            password_hash: "$2b$04$abcdefghijklmnopqrstuu5Ahz1NEJ0Xbd4Rt4L1jBc3sKlHaEpPi".into(),
+            created_at: T0,
+        },
+        email_verified: true,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        event: event(id, EventKind::AccountCreated),
+    }
+}
+
+/// Import: one transaction per batch, idempotent on the address.
+pub async fn imports_skip_taken_addresses_and_a_bad_role_writes_nothing(store: &dyn Store) {
+    user(store, "taken@example.com", None).await;
+    let batch = [
+        imported("new@example.com", &[ADMIN_ROLE]),
+        imported("TAKEN@example.com", &[]),
+    ];
+    assert_eq!(
+        store.import_accounts(&batch).await.unwrap(),
+        AdminGuarded::Done(1)
+    );
+    let new = store
+        .user_by_email("new@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.roles, vec![ADMIN_ROLE.to_owned()]);
+    assert_eq!(new.email_verified_at, Some(T0));
+    assert!(new.password_hash.starts_with("$2b$04$"));
+    assert_eq!(store.user_events(new.id, 5).await.unwrap().len(), 1);
+    // Again: nothing new.
+    assert_eq!(
+        store.import_accounts(&batch).await.unwrap(),
+        AdminGuarded::Done(0)
+    );
+    // A role that does not exist: the whole batch is refused.
+    let bad = [
+        imported("one@example.com", &[]),
+        imported("two@example.com", &["ghost"]),
+    ];
+    assert_eq!(
+        store.import_accounts(&bad).await.unwrap(),
+        AdminGuarded::UnknownRole("ghost".into())
+    );
+    assert!(store
+        .user_by_email("one@example.com")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Creation writes the account, roles and event together (a taken address
+/// is the unique constraint's conflict); deletion takes what the account
+/// holds and keeps the one administrator.
+pub async fn accounts_are_created_whole_and_deleted_with_what_they_hold(store: &dyn Store) {
+    let root = user(store, "root@example.com", None).await;
+    let outcome = store
+        .set_user_roles(root, &[ADMIN_ROLE.to_owned()], T0, &|_| None)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, AdminGuarded::Done(_)));
+    let new = imported("made@example.com", &[]).user;
+    let made_event = event(new.id, EventKind::AccountCreated);
+    let ghost = ["ghost".to_owned()];
+    let account = NewAccount {
+        user: &new,
+        email_verified: false,
+        roles: &ghost,
+        invite: None,
+        event: &made_event,
+    };
+    assert_eq!(
+        store.create_account(&account).await.unwrap(),
+        AdminGuarded::UnknownRole("ghost".into())
+    );
+    assert!(store.user_by_id(new.id).await.unwrap().is_none());
+    let account = NewAccount {
+        roles: &[],
+        ..account
+    };
+    assert_eq!(
+        store.create_account(&account).await.unwrap(),
+        AdminGuarded::Done(())
+    );
+    let twin = NewUser {
+        id: Uuid::now_v7(),
+        email: "MADE@example.com".into(),
+        ..new.clone()
+    };
+    let err = store
+        .create_account(&NewAccount {
+            user: &twin,
+            ..account
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, latchkey_core::ports::StoreError::Conflict { .. }),
+        "{err:?}"
+    );
+
+    let by_root = event(root, EventKind::AccountDeleted);
+    assert_eq!(
+        store.delete_user(root, Some(&by_root)).await.unwrap(),
+        AdminGuarded::LastAdmin
+    );
+    assert_eq!(
+        store.delete_user(new.id, Some(&by_root)).await.unwrap(),
+        AdminGuarded::Done(())
+    );
+    assert!(store.user_by_id(new.id).await.unwrap().is_none());
+    assert!(store.user_events(new.id, 5).await.unwrap().is_empty());
+    let kept = store.user_events(root, 5).await.unwrap();
+    assert!(kept.iter().any(|e| e.kind == EventKind::AccountDeleted));
+    assert_eq!(
+        store.delete_user(new.id, None).await.unwrap(),
+        AdminGuarded::NoUser
+    );
 }

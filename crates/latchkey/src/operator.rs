@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use latchkey_server::config::Loaded;
 use latchkey_server::core::access::Permission;
-use latchkey_server::core::auth::{AdminUser, AuthError, Caller, ClientContext, Services};
+use latchkey_server::core::auth::{Admin, AdminUser, AuthError, Caller, ClientContext, Services};
 use latchkey_server::core::page::MAX_LIMIT;
 use latchkey_server::startup::SharedStore;
 
@@ -26,25 +26,26 @@ const EXIT_REFUSED: u8 = 1;
 pub enum AccountCommand {
     /// Create an account, with a password read from standard input or with an
     /// invite mail carrying a 72-hour set-password link.
-    #[command(group(clap::ArgGroup::new("first_password").required(true).args(["password_stdin", "invite"])))]
-    Create {
-        /// The account's email.
-        email: String,
-        /// Display name.
+    Create(CreateArgs),
+    /// Import accounts from a JSON-lines file (`{email, name?, email_verified?,
+    /// password_hash?, roles?}` per line; Argon2 or bcrypt hashes stored as
+    /// given). A file with any bad line imports nothing; addresses that have
+    /// an account already are skipped.
+    Import {
+        /// The file (`-` for standard input).
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Write every account as a JSON line (the import format).
+    Export {
+        /// JSON lines (the only format; for clarity in scripts).
         #[arg(long)]
-        name: Option<String>,
-        /// Read the password from standard input (one line; the sign-up rules apply).
+        json: bool,
+        /// Include each password hash (secret material: handle the output
+        /// like the database).
         #[arg(long)]
-        password_stdin: bool,
-        /// Mail a set-password link instead (sent by the server's mail worker).
-        #[arg(long)]
-        invite: bool,
-        /// A role to give (repeat the flag for more).
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// Count the address as verified.
-        #[arg(long)]
-        email_verified: bool,
+        with_password_hashes: bool,
         #[command(flatten)]
         place: Place,
     },
@@ -110,6 +111,31 @@ pub enum AccountCommand {
     },
 }
 
+/// `latchkey users create`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("first_password").required(true).args(["password_stdin", "invite"])))]
+pub struct CreateArgs {
+    /// The account's email.
+    email: String,
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Read the password from standard input (one line; the sign-up rules apply).
+    #[arg(long)]
+    password_stdin: bool,
+    /// Mail a set-password link instead (sent by the server's mail worker).
+    #[arg(long)]
+    invite: bool,
+    /// A role to give (repeat the flag for more).
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// Count the address as verified.
+    #[arg(long)]
+    email_verified: bool,
+    #[command(flatten)]
+    place: Place,
+}
+
 /// `latchkey roles ...`
 #[derive(Debug, Subcommand)]
 pub enum RolesCommand {
@@ -141,7 +167,9 @@ impl AccountCommand {
     /// Where the command runs.
     pub fn place(&self) -> &Place {
         match self {
-            Self::Create { place, .. }
+            Self::Create(CreateArgs { place, .. })
+            | Self::Import { place, .. }
+            | Self::Export { place, .. }
             | Self::List { place, .. }
             | Self::Show { place, .. }
             | Self::Disable { place, .. }
@@ -208,6 +236,19 @@ fn read_password() -> Result<zeroize::Zeroizing<String>, Refusal> {
         return Err(Refusal::Input("no password on standard input".into()));
     }
     Ok(password)
+}
+
+/// The bytes of `path` (`-`: standard input).
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Refusal> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+    };
+    read.map_err(|e| Refusal::Input(format!("cannot read {}: {e}", path.display())))?;
+    Ok(bytes)
 }
 
 /// The field problems of a refused input, one per line.
@@ -300,55 +341,28 @@ pub async fn accounts(loaded: &Loaded, command: &AccountCommand) -> ExitCode {
     let client = ClientContext::default();
     let result = async {
         match command {
-            AccountCommand::Create {
-                email,
-                name,
-                password_stdin,
-                roles,
-                email_verified,
+            AccountCommand::Create(args) => create(admin, loaded, args, &client).await,
+            AccountCommand::Import { file, .. } => import(admin, file, &client).await,
+            AccountCommand::Export {
+                with_password_hashes,
                 ..
             } => {
-                let password = if *password_stdin {
-                    Some(read_password()?)
-                } else {
-                    None
-                };
-                let input = AccountInput {
-                    email: email.clone(),
-                    name: name.clone(),
-                    password,
-                    roles: roles.clone(),
-                    email_verified: *email_verified,
-                };
-                let account = new_account(input, loaded.config.password.max_length)
-                    .map_err(|e| Refusal::Input(problems(&e)))?;
-                match admin.create_user(op, &account, &client).await? {
-                    Ok(a) if account.password.is_none() => Ok(format!(
-                        "created {} (invite queued: the server's mail worker sends it)",
-                        line(&a)
-                    )),
-                    Ok(a) => Ok(format!("created {}", line(&a))),
-                    Err(weak) => Err(Refusal::Input(format!("refused password: {weak:?}"))),
-                }
+                each_account(admin, None, |a| {
+                    let line = latchkey_server::import::export_line(&a.user, *with_password_hashes);
+                    println!("{line}");
+                })
+                .await?;
+                Ok(String::new())
             }
             AccountCommand::List {
                 query,
                 json: as_json,
                 ..
             } => {
-                let mut cursor: Option<String> = None;
-                loop {
-                    let page = admin
-                        .users(op, query.as_deref(), cursor.as_deref(), Some(MAX_LIMIT))
-                        .await?;
-                    for a in &page.items {
-                        println!("{}", if *as_json { json(a) } else { line(a) });
-                    }
-                    match page.next_cursor {
-                        Some(next) => cursor = Some(next),
-                        None => break,
-                    }
-                }
+                each_account(admin, query.as_deref(), |a| {
+                    println!("{}", if *as_json { json(a) } else { line(a) });
+                })
+                .await?;
                 Ok(String::new())
             }
             AccountCommand::Show {
@@ -389,6 +403,87 @@ pub async fn accounts(loaded: &Loaded, command: &AccountCommand) -> ExitCode {
     .await;
     store.close().await;
     finish(result)
+}
+
+/// Calls `each` for every account matching `query` (all when `None`), page
+/// by page.
+async fn each_account(
+    admin: &Admin,
+    query: Option<&str>,
+    mut each: impl FnMut(&AdminUser),
+) -> Result<(), AuthError> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = admin
+            .users(Caller::Operator, query, cursor.as_deref(), Some(MAX_LIMIT))
+            .await?;
+        page.items.iter().for_each(&mut each);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `users create`.
+async fn create(
+    admin: &Admin,
+    loaded: &Loaded,
+    args: &CreateArgs,
+    client: &ClientContext,
+) -> Result<String, Refusal> {
+    let password = if args.password_stdin {
+        Some(read_password()?)
+    } else {
+        None
+    };
+    let input = AccountInput {
+        email: args.email.clone(),
+        name: args.name.clone(),
+        password,
+        roles: args.roles.clone(),
+        email_verified: args.email_verified,
+    };
+    let account = new_account(input, loaded.config.password.max_length)
+        .map_err(|e| Refusal::Input(problems(&e)))?;
+    match admin
+        .create_user(Caller::Operator, &account, client)
+        .await?
+    {
+        Ok(a) if account.password.is_none() => Ok(format!(
+            "created {} (invite queued: the server's mail worker sends it)",
+            line(&a)
+        )),
+        Ok(a) => Ok(format!("created {}", line(&a))),
+        Err(weak) => Err(Refusal::Input(format!("refused password: {weak:?}"))),
+    }
+}
+
+/// `users import FILE`: every line checked first; a file with any problem
+/// imports nothing.
+async fn import(
+    admin: &Admin,
+    file: &std::path::Path,
+    client: &ClientContext,
+) -> Result<String, Refusal> {
+    let text = read_file(file)?;
+    let records = latchkey_server::import::parse(&text, admin).map_err(|problems| {
+        Refusal::Input(
+            problems
+                .iter()
+                .map(|p| format!("line {}: {}", p.line, p.problem))
+                .chain(std::iter::once("nothing imported".to_owned()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let report = admin
+        .import_users(Caller::Operator, &records, client)
+        .await?;
+    Ok(format!(
+        "imported: {} created, {} skipped (address taken already)",
+        report.created, report.skipped
+    ))
 }
 
 /// Runs a roles command.

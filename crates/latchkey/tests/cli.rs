@@ -1409,3 +1409,86 @@ fn the_operator_creates_accounts_on_a_stopped_server_with_a_password_or_an_invit
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
+
+#[test]
+fn users_import_refuses_a_bad_file_whole_and_imports_bcrypt_users_who_then_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "correct horse battery staple";
+    let bcrypt_hash = bcrypt::hash(password, 4).unwrap();
+    let costly = format!("$2b$31${}", &bcrypt_hash[7..]);
+    let good = format!(
+        r#"{{"email":"ada@example.com","name":"Ada","email_verified":true,"password_hash":"{bcrypt_hash}","roles":["admin"]}}"#
+    );
+    let bad = [
+        good.clone(),
+        "{\"email\":\"nul@example.com\",\"name\":\"a\u{0}b\"}".to_owned(),
+        r#"{"email":"cut@exam"#.to_owned(),
+        r#"{"email":"ADA@example.com"}"#.to_owned(),
+        format!(r#"{{"email":"dos@example.com","password_hash":"{costly}"}}"#),
+        r#"{"email":"x@example.com","is_admin":true}"#.to_owned(),
+        r#"{"email":"not an address"}"#.to_owned(),
+    ]
+    .join("\n");
+    std::fs::write(dir.path().join("bad.jsonl"), bad).unwrap();
+    let (code, _, err) = operator(dir.path(), &["users", "import", "bad.jsonl"]);
+    assert_eq!(code, Some(1));
+    for line in 2..=7 {
+        assert!(err.contains(&format!("line {line}:")), "line {line}: {err}");
+    }
+    assert!(
+        !err.contains("line 1:") && err.contains("nothing imported"),
+        "{err}"
+    );
+    assert!(!err.contains(&bcrypt_hash[7..]), "no hash in messages");
+    let (_, out, _) = operator(dir.path(), &["users", "list", "--json"]);
+    assert_eq!(out.lines().count(), 0, "nothing half-imported: {out}");
+
+    let file = format!("{good}\n\n{}\n", r#"{"email":"bob@example.com"}"#);
+    std::fs::write(dir.path().join("users.jsonl"), file).unwrap();
+    let (code, out, err) = operator(dir.path(), &["users", "import", "users.jsonl"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2 created, 0 skipped"), "{out}");
+    let (code, out, _) = operator(dir.path(), &["users", "import", "users.jsonl"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("0 created, 2 skipped"), "idempotent: {out}");
+    let (code, out, _) = operator(dir.path(), &["users", "export", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 2);
+    assert!(!out.contains("password_hash"), "{out}");
+    let ada: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(ada["roles"], serde_json::json!(["admin"]));
+    assert_eq!(ada["email_verified"], true);
+
+    // The bcrypt hash signs in, and is re-hashed to Argon2id; bob has no
+    // usable password.
+    let (mut child, url) = spawn_server(dir.path());
+    let http = reqwest::blocking::Client::new();
+    let login = |email: &str| {
+        http.post(format!("{url}/v1/login"))
+            .header("content-type", "application/json")
+            .body(serde_json_body(email))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(login("ada@example.com"), 200);
+    assert_eq!(login("bob@example.com"), 401);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, out, _) = operator(
+            dir.path(),
+            &["users", "export", "--json", "--with-password-hashes"],
+        );
+        if out.lines().next().unwrap().contains("$argon2id$") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never re-hashed: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(login("ada@example.com"), 200);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}

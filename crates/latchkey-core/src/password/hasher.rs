@@ -8,7 +8,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use zeroize::Zeroizing;
 
 use super::memory::BlockPool;
-use super::stored::{verify_stored, MAX_MEMORY_KIB};
+use super::stored::{check_stored, verify_stored, MAX_MEMORY_KIB};
 
 /// Argon2id cost parameters, used for every new hash; a stored hash with other
 /// parameters is reported as needing a re-hash.
@@ -123,6 +123,15 @@ impl PasswordHasher {
     /// The configured parameters.
     pub fn params(&self) -> &Argon2Params {
         &self.inner.params
+    }
+
+    /// Whether `stored` (an imported hash) is one [`Self::verify`] accepts:
+    /// Argon2 (any variant, within the work bounds) or bcrypt
+    /// `$2a$`/`$2b$`/`$2y$` of cost at most 16 (a higher cost would make each
+    /// sign-in a denial of service). Does no hashing work. The first
+    /// successful sign-in re-hashes it to the configured Argon2id.
+    pub fn check_importable(&self, stored: &str) -> Result<(), PasswordError> {
+        check_stored(&self.inner.params, stored)
     }
 
     /// Runs `work` on the blocking pool under a permit that lives as long as the

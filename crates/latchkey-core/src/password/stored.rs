@@ -48,16 +48,30 @@ pub(super) fn verify_stored(
     verify_argon2(current, memory, password, stored)
 }
 
-fn verify_argon2(
+/// A stored hash as [`verify_stored`] would accept it, checked without any
+/// hashing work: a well-formed Argon2 PHC string within the work bounds, or a
+/// strict bcrypt hash of cost at most 16. What `users import` stores.
+pub(super) fn check_stored(current: &Argon2Params, stored: &str) -> Result<(), PasswordError> {
+    if let Some(cost) = bcrypt_cost(stored) {
+        return if cost <= MAX_BCRYPT_COST && (4..=31).contains(&cost) {
+            Ok(())
+        } else {
+            Err(PasswordError::Malformed)
+        };
+    }
+    argon2_parts(current, stored).map(|_| ())
+}
+
+/// The parts of an Argon2 PHC string, refused when malformed or when its
+/// cost is over the bounds.
+fn argon2_parts<'a>(
     current: &Argon2Params,
-    memory: &BlockPool,
-    password: &[u8],
-    stored: &str,
-) -> Result<Verification, PasswordError> {
+    stored: &'a str,
+) -> Result<(PasswordHash<'a>, Algorithm, Option<Version>, Params), PasswordError> {
     let parsed = PasswordHash::new(stored).map_err(|_| PasswordError::Malformed)?;
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+    if parsed.salt.is_none() || parsed.hash.is_none() {
         return Err(PasswordError::Malformed);
-    };
+    }
     let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|_| PasswordError::Malformed)?;
     let version = parsed
         .version
@@ -70,6 +84,19 @@ fn verify_argon2(
     if params.m_cost() > MAX_MEMORY_KIB || work > MAX_STORED_WORK.max(configured_work) {
         return Err(PasswordError::Malformed);
     }
+    Ok((parsed, algorithm, version, params))
+}
+
+fn verify_argon2(
+    current: &Argon2Params,
+    memory: &BlockPool,
+    password: &[u8],
+    stored: &str,
+) -> Result<Verification, PasswordError> {
+    let (parsed, algorithm, version, params) = argon2_parts(current, stored)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(PasswordError::Malformed);
+    };
     let outdated = algorithm != Algorithm::Argon2id
         || version != Some(Version::V0x13)
         || params.m_cost() != current.memory_kib

@@ -21,6 +21,19 @@ pub struct AccountChange {
     pub email_verified: Option<bool>,
 }
 
+/// An account brought in by `users import`, with the hash it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedAccount {
+    /// The account (its `password_hash` as given, checked by the caller).
+    pub user: NewUser,
+    /// Its address counts as verified from its creation.
+    pub email_verified: bool,
+    /// Its roles (each must exist).
+    pub roles: Vec<String>,
+    /// The creation's security event.
+    pub event: SecurityEvent,
+}
+
 /// An account an administrator creates, with everything written with it in
 /// one transaction.
 #[derive(Debug, Clone, Copy)]
@@ -130,4 +143,13 @@ pub trait AdminStore: Send + Sync {
         notice: Option<&QueuedMail>,
         event: &SecurityEvent,
     ) -> Result<bool, StoreError>;
+
+    /// Creates each account whose address is not taken yet, with its roles
+    /// and event, in one transaction: all of the batch or nothing. A taken
+    /// address is skipped (import is idempotent on the address). Returns how
+    /// many were created; `UnknownRole` when a role does not exist.
+    async fn import_accounts(
+        &self,
+        accounts: &[ImportedAccount],
+    ) -> Result<AdminGuarded<u64>, StoreError>;
 }

@@ -23,7 +23,7 @@ mod users;
 mod verification;
 mod views;
 
-pub use admin::{AccountChange, AdminStore, AdminUserRow, NewAccount, UserSearch};
+pub use admin::{AccountChange, AdminStore, AdminUserRow, ImportedAccount, NewAccount, UserSearch};
 pub use events::EventStore;
 pub use keys::{SigningKeyStore, StoredSigningKey};
 pub use maintenance::{Expired, MaintenanceStore};
