@@ -69,10 +69,8 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         event: &SecurityEvent,
     ) -> Result<AdminGuarded<()>, StoreError> {
         let mut tx = self.begin().await?;
-        match crate::roles::last_admin::<B>(&mut tx, user_id).await? {
-            None => return Ok(AdminGuarded::NoUser),
-            Some(true) => return Ok(AdminGuarded::LastAdmin),
-            Some(false) => {}
+        if let Some(refused) = crate::roles::refuse_last_admin::<B>(&mut tx, user_id).await? {
+            return Ok(refused);
         }
         tx.execute(
             sql(
@@ -124,10 +122,8 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         event: Option<&SecurityEvent>,
     ) -> Result<AdminGuarded<()>, StoreError> {
         let mut tx = self.begin().await?;
-        match crate::roles::last_admin::<B>(&mut tx, user_id).await? {
-            None => return Ok(AdminGuarded::NoUser),
-            Some(true) => return Ok(AdminGuarded::LastAdmin),
-            Some(false) => {}
+        if let Some(refused) = crate::roles::refuse_last_admin::<B>(&mut tx, user_id).await? {
+            return Ok(refused);
         }
         tx.execute(sql("DELETE FROM users WHERE id = $1").bind(user_id))
             .await?;

@@ -68,6 +68,20 @@ pub(crate) async fn insert_user_roles<E: Exec>(
     Ok(())
 }
 
+/// The refusal of a change that must not remove the last enabled admin:
+/// `NoUser` for no such account, `LastAdmin` when it is that admin, `None`
+/// when the change may go on (the locks of [`last_admin`] are held).
+pub(crate) async fn refuse_last_admin<B: Backend>(
+    tx: &mut B::Tx,
+    user_id: Uuid,
+) -> Result<Option<AdminGuarded<()>>, StoreError> {
+    Ok(match last_admin::<B>(tx, user_id).await? {
+        None => Some(AdminGuarded::NoUser),
+        Some(true) => Some(AdminGuarded::LastAdmin),
+        Some(false) => None,
+    })
+}
+
 /// Inside `tx`, before a change that may take the `admin` role from
 /// `user_id`: locks the `admin` role's row (first, in every such change),
 /// then the user's row, and answers whether the user is the last enabled
