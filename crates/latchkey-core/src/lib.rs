@@ -12,6 +12,7 @@ pub mod auth;
 pub mod background;
 pub mod clock;
 pub mod hex;
+pub mod idempotency;
 pub mod mail;
 pub mod maintenance;
 pub mod mfa;

@@ -26,6 +26,8 @@ pub struct CleanupReport {
     pub mfa_challenges: u64,
     /// Lockout rows idle for a day with no lock in force.
     pub login_throttles: u64,
+    /// Idempotency-Key records older than their retention.
+    pub idempotency_keys: u64,
 }
 
 /// Runs cleanups one at a time: a second call while one runs returns `None`
@@ -86,5 +88,6 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
         mfa_challenges: drain(store, Expired::MfaChallenges, now).await?
             + drain(store, Expired::WebauthnCeremonies, now).await?,
         login_throttles: drain(store, Expired::LoginThrottles, now).await?,
+        idempotency_keys: drain(store, Expired::IdempotencyKeys, now).await?,
     })
 }

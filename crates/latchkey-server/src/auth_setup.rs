@@ -143,6 +143,32 @@ pub fn lockout_policy(config: &Config, secrets: &ResolvedSecrets) -> LockoutPoli
     }
 }
 
+/// How long past the request timeout an unfinished keyed run still holds its
+/// key (room for the clocks of two nodes to differ).
+const ABANDON_MARGIN: Duration = Duration::seconds(5);
+
+/// `Idempotency-Key` records of this deployment: answers sealed under the
+/// master key, record keys under the HMAC key (every node computes the same),
+/// a run unfinished past the request timeout (plus [`ABANDON_MARGIN`])
+/// counted as abandoned: the timeout ends every request before that.
+pub fn idempotency(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    secrets: &ResolvedSecrets,
+    clock: &Arc<dyn Clock>,
+) -> Arc<latchkey_core::idempotency::Idempotency> {
+    let timeout = Duration::milliseconds(
+        i64::try_from(config.http.request_timeout_ms).unwrap_or(i64::MAX / 2),
+    );
+    Arc::new(latchkey_core::idempotency::Idempotency::new(
+        Arc::clone(store) as Arc<dyn latchkey_core::ports::IdempotencyStore>,
+        secrets.keyring(latchkey_core::idempotency::SEAL_PURPOSE),
+        secrets.hmac_key.expose().as_bytes(),
+        Arc::clone(clock),
+        timeout.saturating_add(ABANDON_MARGIN),
+    ))
+}
+
 /// The listing cursors of this deployment, keyed by the HMAC secret (every
 /// node makes and accepts the same cursors).
 pub fn cursors(secrets: &ResolvedSecrets) -> latchkey_core::page::Cursors {

@@ -24,6 +24,7 @@ pub async fn run_once(
             old_mail = r.old_mail,
             mfa_challenges = r.mfa_challenges,
             login_throttles = r.login_throttles,
+            idempotency_keys = r.idempotency_keys,
             "cleanup done"
         ),
         Some(Err(e)) => {

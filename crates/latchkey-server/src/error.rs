@@ -63,6 +63,10 @@ pub enum ApiError {
     /// 409 `conflict`.
     #[error("conflict")]
     Conflict,
+    /// 409 `idempotency_conflict`: the `Idempotency-Key` was used with another
+    /// body, or its first request still runs; the detail says which.
+    #[error("idempotency conflict")]
+    IdempotencyConflict(latchkey_core::idempotency::Conflict),
     /// 404 `not_found`.
     #[error("not found")]
     NotFound,
@@ -170,6 +174,11 @@ impl ApiError {
                 "Email not verified",
             ),
             Self::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::IdempotencyConflict(_) => (
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                "Idempotency conflict",
+            ),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::SignInAgain => (
                 StatusCode::FORBIDDEN,
@@ -230,6 +239,13 @@ impl ApiError {
             Self::InvalidMfaCode => "The code is wrong, expired or already used.".into(),
             Self::EmailNotVerified => "Verify your email address first.".into(),
             Self::Conflict => "The request conflicts with the current state.".into(),
+            Self::IdempotencyConflict(latchkey_core::idempotency::Conflict::InFlight) => {
+                "The first request with this Idempotency-Key is still running; retry shortly."
+                    .into()
+            }
+            Self::IdempotencyConflict(latchkey_core::idempotency::Conflict::OtherBody) => {
+                "This Idempotency-Key was used with another request body; use a new key.".into()
+            }
             Self::Forbidden => "You are not allowed to do this.".into(),
             Self::SignInAgain => {
                 "Sign in again: second factors can only be changed shortly after signing in.".into()
@@ -362,6 +378,19 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::Conflict { .. } | StoreError::Internal(_)) => {
                 Self::Internal(Box::new(e))
             }
+        }
+    }
+}
+
+impl From<latchkey_core::idempotency::IdempotencyError> for ApiError {
+    /// A store that does not answer is `503`; a kept answer that does not
+    /// open (a master key dropped within a day of sealing it) is a `500`:
+    /// running the request again could apply it twice.
+    fn from(e: latchkey_core::idempotency::IdempotencyError) -> Self {
+        use latchkey_core::idempotency::IdempotencyError;
+        match e {
+            IdempotencyError::Store(e) => e.into(),
+            e @ IdempotencyError::Seal(_) => Self::Internal(Box::new(e)),
         }
     }
 }

@@ -238,6 +238,7 @@ impl Application {
             redis.as_ref(),
             Arc::clone(&clock),
         ));
+        let idempotency = crate::auth_setup::idempotency(&config, &store, &secrets, &clock);
         let state = AppState::new(crate::state::AppStateParts {
             config: Arc::new(config),
             store,
@@ -248,6 +249,7 @@ impl Application {
             services,
             cookies,
             rate_limits,
+            idempotency,
         });
         let config = &state.config;
         let header_timeout = Duration::from_millis(config.http.header_read_timeout_ms);

@@ -53,6 +53,8 @@ pub struct AppStateParts {
     pub cookies: Arc<crate::cookies::CookieSessions>,
     /// Rate limits and their limiter.
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<latchkey_core::idempotency::Idempotency>,
 }
 
 impl std::fmt::Debug for AppStateParts {

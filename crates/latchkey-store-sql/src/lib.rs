@@ -12,6 +12,7 @@
 mod admin;
 mod aftermath;
 mod backend;
+mod idempotency;
 mod mail;
 mod maintenance;
 mod mfa;

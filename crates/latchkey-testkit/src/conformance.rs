@@ -382,6 +382,7 @@ macro_rules! store_conformance_tests {
             use latchkey_core::ports::Store;
             use $crate::conformance as c;
             use $crate::conformance_account as ca;
+            use $crate::conformance_idempotency as ci;
             use $crate::conformance_mail as cm;
             use $crate::conformance_mfa as cf;
             use $crate::conformance_roles as cr;
@@ -584,6 +585,30 @@ macro_rules! store_conformance_tests {
                 let Some(guard) = $fresh().await else { return };
                 let store: Arc<dyn Store> = Arc::new((*guard).clone());
                 c::concurrent_duplicate_creates_admit_exactly_one(store).await;
+                drop(guard);
+            }
+
+            macro_rules! idempotency_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    $(#[$attr])*
+                    async fn $name() {
+                        let Some(guard) = $fresh().await else { return };
+                        ci::$name(&*guard).await;
+                    }
+                };
+            }
+
+            idempotency_case!(idempotency_claims_are_held_by_one_run);
+            idempotency_case!(idempotency_abandoned_and_expired_records_are_taken_over);
+            idempotency_case!(idempotency_records_go_with_their_user_and_their_day);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$attr])*
+            async fn concurrent_idempotency_claims_admit_exactly_one() {
+                let Some(guard) = $fresh().await else { return };
+                let store: Arc<dyn Store> = Arc::new((*guard).clone());
+                ci::concurrent_idempotency_claims_admit_exactly_one(store).await;
                 drop(guard);
             }
         }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod conformance;
 pub mod conformance_account;
+pub mod conformance_idempotency;
 pub mod conformance_mail;
 pub mod conformance_mfa;
 pub mod conformance_roles;

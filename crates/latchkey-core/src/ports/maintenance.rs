@@ -30,6 +30,9 @@ pub enum Expired {
     /// Lockout rows of identifiers with no failure and no lock in force for a
     /// day (the next failure starts a fresh count, and a fresh lock length).
     LoginThrottles,
+    /// Idempotency-Key records past their retention
+    /// ([`crate::idempotency::RETENTION`]).
+    IdempotencyKeys,
 }
 
 impl Expired {
@@ -39,6 +42,7 @@ impl Expired {
         match self {
             Self::OldMail => now - time::Duration::days(7),
             Self::LoginThrottles => now - time::Duration::days(1),
+            Self::IdempotencyKeys => now - crate::idempotency::RETENTION,
             _ => now,
         }
     }

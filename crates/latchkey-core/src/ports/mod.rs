@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 mod admin;
 mod events;
+mod idempotency;
 mod keys;
 mod maintenance;
 mod mfa;
@@ -25,6 +26,7 @@ mod views;
 
 pub use admin::{AccountChange, AdminStore, AdminUserRow, ImportedAccount, NewAccount, UserSearch};
 pub use events::EventStore;
+pub use idempotency::{ClaimOutcome, IdempotencyRecord, IdempotencyStore, NewIdempotencyClaim};
 pub use keys::{SigningKeyStore, StoredSigningKey};
 pub use maintenance::{Expired, MaintenanceStore};
 pub use mfa::MfaStore;
@@ -72,6 +74,7 @@ pub trait Store:
     + PasskeyStore
     + RoleStore
     + AdminStore
+    + IdempotencyStore
     + CommonPorts
     + SessionPorts
     + SignInPorts

@@ -22,6 +22,7 @@ fn table() -> Vec<(ApiError, u16, &'static str)> {
             | ApiError::SignInAgain
             | ApiError::CsrfFailed(_)
             | ApiError::Conflict
+            | ApiError::IdempotencyConflict(_)
             | ApiError::NotFound
             | ApiError::MethodNotAllowed
             | ApiError::PayloadTooLarge
@@ -52,6 +53,16 @@ fn table() -> Vec<(ApiError, u16, &'static str)> {
         (ApiError::CsrfFailed(CsrfCheck::Origin), 403, "csrf_failed"),
         (ApiError::CsrfFailed(CsrfCheck::Token), 403, "csrf_failed"),
         (ApiError::Conflict, 409, "conflict"),
+        (
+            ApiError::IdempotencyConflict(latchkey_core::idempotency::Conflict::InFlight),
+            409,
+            "idempotency_conflict",
+        ),
+        (
+            ApiError::IdempotencyConflict(latchkey_core::idempotency::Conflict::OtherBody),
+            409,
+            "idempotency_conflict",
+        ),
         (ApiError::NotFound, 404, "not_found"),
         (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
         (ApiError::PayloadTooLarge, 413, "payload_too_large"),

@@ -69,25 +69,30 @@ impl FromRequestParts<AppState> for Authenticated {
 /// The caller, from the bearer token or the session cookie (see
 /// [`Authenticated`]).
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
-    if parts.headers.contains_key(header::AUTHORIZATION) {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let principal = state.services.sessions.authenticate(token).await?;
-        limit_reads(parts, state, &principal).await?;
-        return Ok(Authenticated(principal));
-    }
-    let token = state
-        .cookies
-        .access_token(&parts.headers)
-        .filter(|t| t.len() <= MAX_BEARER_LEN)
-        .ok_or(ApiError::Unauthorized)?;
+    let (token, from_cookie) = presented_token(parts, state).ok_or(ApiError::Unauthorized)?;
     let principal = state.services.sessions.authenticate(token).await?;
-    if is_unsafe(&parts.method) {
+    if from_cookie && is_unsafe(&parts.method) {
         state
             .cookies
             .check_csrf(&parts.headers, principal.session_id)?;
     }
     limit_reads(parts, state, &principal).await?;
     Ok(Authenticated(principal))
+}
+
+/// The access token a request presents: its bearer token when it sends
+/// `Authorization` (`None` when that header is not a well-formed bearer
+/// token: no fallback to the cookie), else its session cookie in cookie
+/// mode; `true` with a cookie's. Not verified.
+pub fn presented_token<'p>(parts: &'p Parts, state: &AppState) -> Option<(&'p str, bool)> {
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        return bearer(parts).map(|token| (token, false));
+    }
+    state
+        .cookies
+        .access_token(&parts.headers)
+        .filter(|t| t.len() <= MAX_BEARER_LEN)
+        .map(|token| (token, true))
 }
 
 /// Authenticated reads count per user (`read` rules).

@@ -64,7 +64,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The whole body, read to its end whatever the framing; `413` beyond the
 /// body limit (enforced by the limit layer while reading).
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge

@@ -1,9 +1,10 @@
 //! The HTTP middleware stack, outermost first:
 //! request id → request log → security headers → problem guard → metrics →
 //! request-line and header limits → CORS (refusals stripped) → panic catcher →
-//! timeout → body limit → router.
+//! timeout → body limit → Idempotency-Key → router.
 
 pub mod cors;
+pub mod idempotency;
 pub mod metrics;
 pub mod problem_guard;
 pub mod rate_limit;

@@ -236,6 +236,11 @@ fn with_middleware(routes: Router<AppState>, state: &AppState) -> Router {
     let timeout = Duration::from_millis(config.http.request_timeout_ms);
     let headers = SecurityHeaders::new(config.public_url_is_https());
     routes
+        // Innermost, on matched routes only: it needs the route's template.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency::middleware,
+        ))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(

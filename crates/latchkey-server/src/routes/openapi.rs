@@ -79,7 +79,7 @@ use crate::extract::ApiJson;
         crate::error::FieldError,
         super::auth::login::MfaRequired
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &IdempotencyKeys),
     tags(
         (name = "auth", description = "Sign-in, token refresh, sign-out"),
         (name = "me", description = "The signed-in user"),
@@ -124,6 +124,76 @@ impl utoipa::Modify for BearerAuth {
             "basic",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
+    }
+}
+
+/// Adds the optional `Idempotency-Key` header and its `409
+/// idempotency_conflict` to every operation that honours it (the same rule
+/// the middleware applies: [`crate::middleware::idempotency::applies`]).
+struct IdempotencyKeys;
+
+impl utoipa::Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use axum::http::Method;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
+        for (path, item) in &mut openapi.paths.paths {
+            for (method, operation) in [
+                (Method::POST, item.post.as_mut()),
+                (Method::PUT, item.put.as_mut()),
+                (Method::PATCH, item.patch.as_mut()),
+                (Method::DELETE, item.delete.as_mut()),
+            ] {
+                let Some(operation) = operation else { continue };
+                if !crate::middleware::idempotency::applies(&method, path) {
+                    continue;
+                }
+                let parameter = ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "1 to 255 visible ASCII characters. For 24 h a repeat with the same body \
+                         gets the first answer again (with `Idempotent-Replayed: true`) instead of \
+                         running; a malformed key is 400 `malformed_request`.",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(latchkey_core::idempotency::MAX_KEY_LEN)),
+                    ))
+                    .build();
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(parameter);
+                let note = "`idempotency_conflict`: this Idempotency-Key was used with another \
+                            body, or its first request still runs";
+                let responses = &mut operation.responses.responses;
+                match responses.get_mut("409") {
+                    Some(RefOr::T(existing)) => {
+                        existing.description = format!("{}; or {note}", existing.description);
+                    }
+                    _ => {
+                        responses.insert(
+                            "409".into(),
+                            RefOr::T(
+                                ResponseBuilder::new()
+                                    .description(note)
+                                    .content(
+                                        "application/problem+json",
+                                        utoipa::openapi::ContentBuilder::new()
+                                            .schema(Some(Ref::from_schema_name("Problem")))
+                                            .build(),
+                                    )
+                                    .build(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod guides;
 mod headers;
 mod health;
 mod http_errors;
+mod idempotency;
 mod introspect;
 mod keys;
 mod lockout;
