@@ -136,7 +136,7 @@ impl utoipa::Modify for IdempotencyKeys {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use axum::http::Method;
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
         for (path, item) in &mut openapi.paths.paths {
             for (method, operation) in [
                 (Method::POST, item.post.as_mut()),
@@ -168,33 +168,48 @@ impl utoipa::Modify for IdempotencyKeys {
                     .parameters
                     .get_or_insert_with(Vec::new)
                     .push(parameter);
-                let note = "`idempotency_conflict`: this Idempotency-Key was used with another \
-                            body, or its first request still runs";
                 let responses = &mut operation.responses.responses;
-                match responses.get_mut("409") {
-                    Some(RefOr::T(existing)) => {
-                        existing.description = format!("{}; or {note}", existing.description);
-                    }
-                    _ => {
-                        responses.insert(
-                            "409".into(),
-                            RefOr::T(
-                                ResponseBuilder::new()
-                                    .description(note)
-                                    .content(
-                                        "application/problem+json",
-                                        utoipa::openapi::ContentBuilder::new()
-                                            .schema(Some(Ref::from_schema_name("Problem")))
-                                            .build(),
-                                    )
-                                    .build(),
-                            ),
-                        );
-                    }
-                }
+                add_problem(
+                    responses,
+                    "409",
+                    "`idempotency_conflict`: this Idempotency-Key was used with another body, \
+                     or its first request still runs",
+                );
+                add_problem(
+                    responses,
+                    "400",
+                    "`malformed_request`: a malformed Idempotency-Key",
+                );
             }
         }
     }
+}
+
+/// Adds `note` to the `status` answer of `responses`, or the answer itself
+/// (a problem) when the operation lists none.
+fn add_problem(
+    responses: &mut std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::Response>,
+    >,
+    status: &str,
+    note: &str,
+) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    if let Some(RefOr::T(existing)) = responses.get_mut(status) {
+        existing.description = format!("{}; or {note}", existing.description);
+        return;
+    }
+    let problem = ResponseBuilder::new()
+        .description(note)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    responses.insert(status.to_owned(), RefOr::T(problem));
 }
 
 /// The document, with the server version filled in.
