@@ -175,17 +175,6 @@ pub fn cursors(secrets: &ResolvedSecrets) -> latchkey_core::page::Cursors {
     latchkey_core::page::Cursors::new(secrets.hmac_key.expose().as_bytes())
 }
 
-/// Lifts the sign-in lock of `email` (`latchkey users unlock`).
-pub async fn unlock(
-    config: &Config,
-    secrets: &ResolvedSecrets,
-    store: &dyn Store,
-    email: &str,
-    now: time::OffsetDateTime,
-) -> Result<bool, latchkey_core::ports::StoreError> {
-    latchkey_core::auth::unlock(store, &lockout_policy(config, secrets), email, now).await
-}
-
 /// The services for the operator CLI: the same as a server's, on the wall
 /// clock, without any of the server's loops (mail queued by a command is
 /// sent by a running server, or the next one to start).

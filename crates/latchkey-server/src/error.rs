@@ -435,6 +435,11 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::BadQuery(parameter) => Self::MalformedRequest(format!(
                 "The query parameter {parameter} is not valid."
             )),
+            AuthError::UnimportableHash => field(
+                "password_hash",
+                "unsupported_hash",
+                "Not an Argon2 PHC string or a bcrypt hash of cost 16 or less.".into(),
+            ),
             AuthError::Store(e) => e.into(),
             // Hashing, signing and built-in templates failing are bugs or
             // broken configuration, never the caller's doing.

@@ -14,6 +14,11 @@ use crate::routes::input::{check_email_shape, check_name, MAX_NAME};
 /// Longest line accepted, in bytes (a record is far smaller).
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Largest file accepted, in bytes (about 400,000 accounts of typical size):
+/// the whole file is held and checked in memory before anything is written,
+/// so a bigger export is imported in several files.
+pub const MAX_FILE: u64 = 64 * 1024 * 1024;
+
 /// One line as written in the file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +87,7 @@ pub fn parse(file: &[u8], admin: &Admin) -> Result<Vec<ImportRecord>, Vec<LinePr
             Err(e) => {
                 problem(format!(
                     "not a record of the import format ({})",
-                    e.classify_name()
+                    json_problem(&e)
                 ));
                 continue;
             }
@@ -144,17 +149,12 @@ pub fn export_line(user: &User, with_password_hash: bool) -> String {
     line.to_string()
 }
 
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "unreadable",
-            serde_json::error::Category::Syntax => "invalid JSON",
-            serde_json::error::Category::Data => "wrong or unknown fields",
-            serde_json::error::Category::Eof => "truncated",
-        }
+/// What kind of JSON problem `e` is, in words (never quoting the line).
+fn json_problem(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "wrong or unknown fields",
+        serde_json::error::Category::Eof => "truncated",
     }
 }

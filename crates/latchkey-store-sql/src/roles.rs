@@ -1,9 +1,9 @@
 //! `RoleStore`, and the guard that keeps one administrator.
 
 use async_trait::async_trait;
-use latchkey_core::access::{Permissions, Role, ADMIN_ROLE};
+use latchkey_core::access::{Permissions, Role, ADMIN_ROLE, MAX_ROLES_PER_USER};
 use latchkey_core::audit::SecurityEvent;
-use latchkey_core::ports::{Access, AdminGuarded, RoleStore, StoreError};
+use latchkey_core::ports::{Access, AdminGuarded, RoleChange, RoleStore, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -241,31 +241,36 @@ impl<B: Backend> RoleStore for SqlStore<B> {
     async fn set_user_roles(
         &self,
         user_id: Uuid,
-        roles: &[String],
+        change: RoleChange<'_>,
         now: OffsetDateTime,
-        event: &(dyn for<'r> Fn(&'r [String]) -> Option<SecurityEvent> + Send + Sync),
+        event: &(dyn for<'r> Fn(&'r [String], &'r [String]) -> Option<SecurityEvent> + Send + Sync),
     ) -> Result<AdminGuarded<Vec<String>>, StoreError> {
         let mut tx = self.begin().await?;
+        // The user's row is locked here: `before` cannot change under us.
         let Some(last) = last_admin::<B>(&mut tx, user_id).await? else {
             return Ok(AdminGuarded::NoUser);
         };
+        let before = user_role_names(&mut tx, user_id).await?;
+        let roles = change.apply(&before);
+        if roles.len() > MAX_ROLES_PER_USER {
+            return Ok(AdminGuarded::TooManyRoles);
+        }
         if last && !roles.iter().any(|r| r == ADMIN_ROLE) {
             return Ok(AdminGuarded::LastAdmin);
         }
-        if let Some(missing) = missing_role::<B>(&mut tx, roles).await? {
+        if let Some(missing) = missing_role::<B>(&mut tx, &roles).await? {
             return Ok(AdminGuarded::UnknownRole(missing));
         }
-        let before = user_role_names(&mut tx, user_id).await?;
         tx.execute(sql("DELETE FROM user_roles WHERE user_id = $1").bind(user_id))
             .await?;
-        insert_user_roles(&mut tx, user_id, roles, now).await?;
+        insert_user_roles(&mut tx, user_id, &roles, now).await?;
         tx.execute(
             sql("UPDATE users SET updated_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(user_id),
         )
         .await?;
-        if let Some(event) = event(&before) {
+        if let Some(event) = event(&before, &roles) {
             crate::sessions::insert_event(&mut tx, &event).await?;
         }
         tx.commit().await?;

@@ -5,7 +5,7 @@ use latchkey_core::ports::{StoreError, Throttle, ThrottleStore};
 use time::OffsetDateTime;
 
 use crate::backend::{Backend, Exec};
-use crate::query::sql;
+use crate::query::{placeholders, sql};
 use crate::row::{Row, RowExt};
 use crate::SqlStore;
 
@@ -30,6 +30,30 @@ impl<B: Backend> ThrottleStore for SqlStore<B> {
         let q = format!("SELECT {COLUMNS} FROM login_throttles WHERE key = $1");
         let row = self.pool().fetch_optional(sql(&q).bind(key)).await?;
         row.as_ref().map(throttle_from_row).transpose()
+    }
+
+    async fn throttles(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], Throttle)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = format!(
+            "SELECT key, {COLUMNS} FROM login_throttles WHERE key IN ({})",
+            placeholders(1, keys.len())
+        );
+        let mut query = sql(&q);
+        for key in keys {
+            query = query.bind(key);
+        }
+        let rows = self.pool().fetch_all(query).await?;
+        rows.iter()
+            .map(|row| {
+                let key: Vec<u8> = row.get("key")?;
+                let key = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| {
+                    StoreError::Internal("login_throttles.key is not 32 bytes".into())
+                })?;
+                Ok((key, throttle_from_row(row)?))
+            })
+            .collect()
     }
 
     async fn reserve_throttle_attempt(

@@ -517,6 +517,7 @@ macro_rules! store_conformance_tests {
             roles_case!(roles_round_trip_and_names_are_unique);
             roles_case!(user_roles_come_with_the_account);
             roles_case!(the_last_admin_is_kept_under_races);
+            roles_case!(racing_grants_and_revokes_lose_nothing);
             roles_case!(account_search_is_the_same_everywhere);
             roles_case!(imports_skip_taken_addresses_and_a_bad_role_writes_nothing);
             roles_case!(accounts_are_created_whole_and_deleted_with_what_they_hold);

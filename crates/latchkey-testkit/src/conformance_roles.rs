@@ -9,10 +9,12 @@
     clippy::panic
 )]
 
-use latchkey_core::access::{Permission, Permissions, Role, ADMIN_ROLE};
+use latchkey_core::access::{Permission, Permissions, Role, ADMIN_ROLE, MAX_ROLES_PER_USER};
 use latchkey_core::account::{normalize_email, NewUser};
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{AdminGuarded, ImportedAccount, NewAccount, Store, UserSearch};
+use latchkey_core::ports::{
+    AdminGuarded, ImportedAccount, NewAccount, RoleChange, Store, UserSearch,
+};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -61,7 +63,7 @@ fn event(user_id: Uuid, kind: EventKind) -> SecurityEvent {
 async fn set(store: &dyn Store, id: Uuid, roles: &[&str]) -> AdminGuarded<Vec<String>> {
     let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
     store
-        .set_user_roles(id, &roles, T0, &|_| None)
+        .set_user_roles(id, RoleChange::Replace(&roles), T0, &|_, _| None)
         .await
         .unwrap()
 }
@@ -159,6 +161,51 @@ pub async fn user_roles_come_with_the_account(store: &dyn Store) {
         store.access(id).await.unwrap().unwrap().permissions,
         Permissions::default()
     );
+}
+
+/// Grants and revokes racing on one account are each applied to the roles
+/// held at that moment: none is lost (no read-modify-write), and a grant
+/// past [`MAX_ROLES_PER_USER`] is refused with nothing written.
+pub async fn racing_grants_and_revokes_lose_nothing(store: &dyn Store) {
+    let names: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    for name in &names {
+        assert!(store.create_role(&role(name, &[]), None).await.unwrap());
+    }
+    let u = user(store, "u@example.com", None).await;
+    set(store, u, &["r0", "r1", "r2", "r3"]).await;
+    let grants = names[4..]
+        .iter()
+        .map(|r| store.set_user_roles(u, RoleChange::Grant(r), T0, &|_, _| None));
+    let revokes = names[..2]
+        .iter()
+        .map(|r| store.set_user_roles(u, RoleChange::Revoke(r), T0, &|_, _| None));
+    let outcomes = futures::future::join_all(grants.chain(revokes)).await;
+    for outcome in &outcomes {
+        assert!(matches!(outcome, Ok(AdminGuarded::Done(_))), "{outcome:?}");
+    }
+    let held = store.user_by_id(u).await.unwrap().unwrap().roles;
+    assert_eq!(held, names[2..].to_vec());
+
+    let many: Vec<String> = (0..MAX_ROLES_PER_USER)
+        .map(|i| format!("m{i:02}"))
+        .collect();
+    for name in &many {
+        assert!(store.create_role(&role(name, &[]), None).await.unwrap());
+    }
+    set(
+        store,
+        u,
+        &many.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(
+        store
+            .set_user_roles(u, RoleChange::Grant("r0"), T0, &|_, _| None)
+            .await
+            .unwrap(),
+        AdminGuarded::TooManyRoles
+    );
+    assert_eq!(store.user_by_id(u).await.unwrap().unwrap().roles, many);
 }
 
 /// No change leaves no enabled administrator, however changes race.
@@ -361,7 +408,12 @@ pub async fn imports_skip_taken_addresses_and_a_bad_role_writes_nothing(store: &
 pub async fn accounts_are_created_whole_and_deleted_with_what_they_hold(store: &dyn Store) {
     let root = user(store, "root@example.com", None).await;
     let outcome = store
-        .set_user_roles(root, &[ADMIN_ROLE.to_owned()], T0, &|_| None)
+        .set_user_roles(
+            root,
+            RoleChange::Replace(&[ADMIN_ROLE.to_owned()]),
+            T0,
+            &|_, _| None,
+        )
         .await
         .unwrap();
     assert!(matches!(outcome, AdminGuarded::Done(_)));

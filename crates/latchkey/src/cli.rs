@@ -164,7 +164,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => reencrypt(&loaded).await,
         Command::Users {
             command: UsersCommand::Unlock { email, .. },
-        } => unlock(&loaded, email).await,
+        } => crate::operator::unlock(&loaded, email).await,
         Command::Users {
             command: UsersCommand::Account(command),
         } => crate::operator::accounts(&loaded, command).await,
@@ -371,37 +371,6 @@ async fn reencrypt(loaded: &Loaded) -> ExitCode {
                 "re-encrypted with the current master key: {} TOTP secrets, {} signing keys",
                 r.totp_secrets, r.signing_keys
             );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("latchkey: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
-    let config = &loaded.config;
-    let (secrets, store) = match secrets_and_store(config).await {
-        Ok(ready) => ready,
-        Err(code) => return code,
-    };
-    let result = latchkey_server::auth_setup::unlock(
-        config,
-        &secrets,
-        &*store,
-        email,
-        latchkey_server::wall_clock_now(),
-    )
-    .await;
-    store.close().await;
-    match result {
-        Ok(true) => {
-            println!("unlocked: failed sign-ins forgotten");
-            ExitCode::SUCCESS
-        }
-        Ok(false) => {
-            println!("nothing to unlock: no failed sign-ins recorded for that address");
             ExitCode::SUCCESS
         }
         Err(e) => {

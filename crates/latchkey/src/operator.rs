@@ -238,16 +238,27 @@ fn read_password() -> Result<zeroize::Zeroizing<String>, Refusal> {
     Ok(password)
 }
 
-/// The bytes of `path` (`-`: standard input).
+/// The bytes of `path` (`-`: standard input), refused beyond
+/// [`MAX_FILE`](latchkey_server::import::MAX_FILE) bytes without reading more.
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Refusal> {
     use std::io::Read as _;
+    let cap = latchkey_server::import::MAX_FILE;
     let mut bytes = Vec::new();
     let read = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+        std::io::stdin()
+            .take(cap + 1)
+            .read_to_end(&mut bytes)
+            .map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+        std::fs::File::open(path).and_then(|f| f.take(cap + 1).read_to_end(&mut bytes).map(|_| ()))
     };
     read.map_err(|e| Refusal::Input(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() as u64 > cap {
+        return Err(Refusal::Input(format!(
+            "{} is larger than {cap} bytes: split it into several files (nothing imported)",
+            path.display()
+        )));
+    }
     Ok(bytes)
 }
 
@@ -403,6 +414,27 @@ pub async fn accounts(loaded: &Loaded, command: &AccountCommand) -> ExitCode {
     .await;
     store.close().await;
     finish(result)
+}
+
+/// `latchkey users unlock EMAIL`: lifts the address's sign-in lock through
+/// the admin service (the same rule and event as the admin API).
+pub async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
+    let (services, store) = match services(loaded).await {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    let result = services
+        .admin
+        .unlock_address(Caller::Operator, email, &ClientContext::default())
+        .await;
+    store.close().await;
+    finish(match result {
+        Ok(true) => Ok("unlocked: failed sign-ins forgotten".to_owned()),
+        Ok(false) => {
+            Ok("nothing to unlock: no failed sign-ins recorded for that address".to_owned())
+        }
+        Err(e) => Err(Refusal::Auth(e)),
+    })
 }
 
 /// Calls `each` for every account matching `query` (all when `None`), page

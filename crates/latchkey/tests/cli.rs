@@ -31,26 +31,54 @@ fn isolated(mut cmd: Command, dir: &Path) -> Command {
     cmd
 }
 
+/// A running `serve` that is killed (and reaped) when dropped, so a test that
+/// fails half-way never leaves a server behind holding the test run open.
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("binary runs")
 }
 
 /// Starts `serve` on port 0 and returns the child and the base URL it printed.
-fn spawn_server(dir: &Path) -> (Child, String) {
+fn spawn_server(dir: &Path) -> (Server, String) {
     spawn_server_with(dir, &[])
 }
 
 /// The same with extra environment variables.
-fn spawn_server_with(dir: &Path, env: &[(&str, String)]) -> (Child, String) {
-    let mut child = latchkey(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .env("LATCHKEY_LOG__LEVEL", "warn")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("serve starts");
+fn spawn_server_with(dir: &Path, env: &[(&str, String)]) -> (Server, String) {
+    let mut child = Server(
+        latchkey(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .env("LATCHKEY_LOG__LEVEL", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve starts"),
+    );
     let stdout = child.stdout.take().expect("stdout piped");
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).expect("a line");
@@ -144,15 +172,17 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm_keeping_its_secrets() {
 
 /// Starts `serve` with stderr piped; returns the child, the base URL and the
 /// stderr lines as they come.
-fn spawn_logging(dir: &Path, env: &[(&str, &str)]) -> (Child, String, mpsc::Receiver<String>) {
-    let mut child = latchkey(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
+fn spawn_logging(dir: &Path, env: &[(&str, &str)]) -> (Server, String, mpsc::Receiver<String>) {
+    let mut child = Server(
+        latchkey(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts"),
+    );
     let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -321,7 +351,7 @@ fn out_of_file_descriptors_the_server_backs_off_logs_once_and_recovers() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log_path).unwrap());
-    let mut child = cmd.spawn().expect("serve starts");
+    let mut child = Server(cmd.spawn().expect("serve starts"));
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -1440,6 +1470,13 @@ fn users_import_refuses_a_bad_file_whole_and_imports_bcrypt_users_who_then_sign_
         "{err}"
     );
     assert!(!err.contains(&bcrypt_hash[7..]), "no hash in messages");
+    // A file over the cap is refused before it is read whole (sparse: cheap).
+    let huge = std::fs::File::create(dir.path().join("huge.jsonl")).unwrap();
+    huge.set_len(64 * 1024 * 1024 + 1).unwrap();
+    drop(huge);
+    let (code, _, err) = operator(dir.path(), &["users", "import", "huge.jsonl"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("larger than 67108864 bytes"), "{err}");
     let (_, out, _) = operator(dir.path(), &["users", "list", "--json"]);
     assert_eq!(out.lines().count(), 0, "nothing half-imported: {out}");
 

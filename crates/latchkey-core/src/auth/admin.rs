@@ -183,15 +183,33 @@ impl Admin {
                     .map(|r| self.cursors.make(USERS_LISTING, query, r.user.id))
             })
             .flatten();
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let locked_until = self.locked_until(&row.user.email, now).await?;
-            items.push(AdminUser {
-                user: row.user,
-                session_count: row.session_count,
-                locked_until,
-            });
-        }
+        // Every lock of the page in one read, not one per account.
+        let keys: Vec<[u8; 32]> = if self.lockout.threshold == 0 {
+            Vec::new()
+        } else {
+            rows.iter()
+                .map(|r| self.lockout.identifier_key(&r.user.email))
+                .collect()
+        };
+        let locks = self.store.throttles(&keys).await?;
+        let items = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let locked_until = keys.get(i).and_then(|key| {
+                    locks
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .and_then(|(_, t)| t.locked_until)
+                        .filter(|until| *until > now)
+                });
+                AdminUser {
+                    user: row.user,
+                    session_count: row.session_count,
+                    locked_until,
+                }
+            })
+            .collect();
         Ok(Page { items, next_cursor })
     }
 
@@ -314,11 +332,44 @@ impl Admin {
             .user_by_id(id)
             .await?
             .ok_or(AuthError::NotFound)?;
+        self.clear_lock(&user.email, Some(id), actor, client)
+            .await
+            .map(|_| ())
+    }
+
+    /// Clears the sign-in lockout of `email` (`users:write`), whether or not
+    /// an account has it (failures on unknown addresses are counted too);
+    /// `account_unlocked` is recorded when an account has it and a lock or
+    /// failures were recorded. Whether anything was cleared.
+    pub async fn unlock_address(
+        &self,
+        caller: Caller<'_>,
+        email: &str,
+        client: &ClientContext,
+    ) -> Result<bool, AuthError> {
+        let actor = self.authorize(caller, Permission::UsersWrite).await?;
+        let owner = self
+            .store
+            .user_by_email(&normalize_email(email))
+            .await?
+            .map(|u| u.id);
+        self.clear_lock(email, owner, actor, client).await
+    }
+
+    /// The one way a lock is lifted: the throttle row of `email` cleared, and
+    /// the event on `owner`'s account when there was something to clear.
+    async fn clear_lock(
+        &self,
+        email: &str,
+        owner: Option<Uuid>,
+        actor: Option<Uuid>,
+        client: &ClientContext,
+    ) -> Result<bool, AuthError> {
         let cleared = self
             .store
-            .clear_throttle(&self.lockout.identifier_key(&user.email))
+            .clear_throttle(&self.lockout.identifier_key(email))
             .await?;
-        if cleared {
+        if let (true, Some(id)) = (cleared, owner) {
             let event = self.admin_event(
                 id,
                 EventKind::AccountUnlocked,
@@ -328,7 +379,7 @@ impl Admin {
             );
             self.common.store.record_event(&event).await?;
         }
-        Ok(())
+        Ok(cleared)
     }
 
     /// Revokes every session of the account (`users:write`), with the
@@ -397,5 +448,8 @@ pub(crate) fn guarded<T>(outcome: AdminGuarded<T>) -> Result<T, AuthError> {
         AdminGuarded::NoUser => Err(AuthError::NotFound),
         AdminGuarded::LastAdmin => Err(AuthError::LastAdmin),
         AdminGuarded::UnknownRole(name) => Err(AuthError::UnknownRole(name)),
+        AdminGuarded::TooManyRoles => {
+            Err(AuthError::RoleRefused(super::RoleProblem::TooManyForUser))
+        }
     }
 }

@@ -59,7 +59,7 @@ impl Admin {
     /// account (the given hash is stored; an account without one gets a hash
     /// of a secret made and forgotten in this call, which no password
     /// matches); every hash is checked again here and a bad one refuses the
-    /// whole import before anything is written (`BadQuery`); an address that
+    /// whole import before anything is written (`UnimportableHash`); an address that
     /// has an account already is skipped, so a re-run after a failure
     /// finishes the job; each account created is an `account_created` event.
     pub async fn import_users(
@@ -83,7 +83,7 @@ impl Admin {
                 .as_deref()
                 .is_some_and(|h| !self.importable_hash(h))
             {
-                return Err(AuthError::BadQuery("password_hash"));
+                return Err(AuthError::UnimportableHash);
             }
         }
         let unusable = if records.iter().any(|r| r.password_hash.is_none()) {

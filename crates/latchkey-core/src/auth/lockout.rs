@@ -375,34 +375,6 @@ impl Attempts {
     }
 }
 
-/// Lifts a lock and forgets the failures of `email` (`latchkey users unlock`),
-/// recording `account_unlocked` when an account has the address; whether
-/// anything was recorded.
-pub async fn unlock(
-    store: &dyn crate::ports::Store,
-    policy: &LockoutPolicy,
-    email: &str,
-    now: OffsetDateTime,
-) -> Result<bool, crate::ports::StoreError> {
-    let cleared = store.clear_throttle(&policy.identifier_key(email)).await?;
-    if cleared {
-        if let Some(user) = store.user_by_email(&normalize_email(email)).await? {
-            let event = crate::audit::SecurityEvent {
-                id: uuid::Uuid::now_v7(),
-                user_id: user.id,
-                kind: EventKind::AccountUnlocked,
-                created_at: now,
-                session_id: None,
-                ip: None,
-                actor_id: None,
-                details: None,
-            };
-            store.record_event(&event).await?;
-        }
-    }
-    Ok(cleared)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,7 @@ pub use admin_keys::{KeyInfo, KeyState, SigningKeys};
 pub use cache::{AccessCache, Invalidation};
 pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use introspect::Introspection;
-pub use lockout::{unlock, LockoutPolicy};
+pub use lockout::LockoutPolicy;
 pub use login::{LoginOutcome, LoginRequest, MfaPending, SignIn};
 pub use mfa::{Mfa, TotpEnrolment};
 pub use mfa_login::{MfaLoginRequest, MfaMethod};
@@ -271,6 +271,10 @@ pub enum AuthError {
     /// range, a cursor this server did not make for this query, a bad search.
     #[error("bad query parameter")]
     BadQuery(&'static str),
+    /// An imported password hash is neither an Argon2 PHC string nor a
+    /// bcrypt hash of an accepted cost (nothing was imported).
+    #[error("a password hash is not importable (Argon2, or bcrypt of cost 16 or less)")]
+    UnimportableHash,
 }
 
 /// What the services are built from (see [`Services::new`]): the store, the

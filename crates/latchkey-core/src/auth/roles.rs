@@ -8,6 +8,7 @@ use crate::access::{
     MAX_ROLE_DESCRIPTION,
 };
 use crate::audit::EventKind;
+use crate::ports::RoleChange;
 
 use super::admin::{guarded, AdminUser, Caller};
 use super::{Admin, AuthError, ClientContext};
@@ -123,37 +124,16 @@ impl Admin {
         roles: &[String],
         client: &ClientContext,
     ) -> Result<AdminUser, AuthError> {
-        let actor = self.authorize(caller, Permission::RolesAssign).await?;
-        let mut roles = roles.to_vec();
-        roles.sort();
-        roles.dedup();
         if roles.len() > MAX_ROLES_PER_USER {
+            self.authorize(caller, Permission::RolesAssign).await?;
             return Err(AuthError::RoleRefused(RoleProblem::TooManyForUser));
         }
-        if let Some(bad) = roles.iter().find(|r| !check_role_name(r)) {
-            return Err(AuthError::UnknownRole(bad.clone()));
-        }
-        let now = self.common.now();
-        let after = roles.clone();
-        let event = |before: &[String]| {
-            (before != after.as_slice()).then(|| {
-                self.admin_event(
-                    id,
-                    EventKind::RolesChanged,
-                    actor,
-                    client,
-                    &serde_json::json!({ "before": before, "after": after }),
-                )
-            })
-        };
-        let outcome = self.store.set_user_roles(id, &roles, now, &event).await;
-        self.common.cache.forget_profile(id);
-        self.common.cache.forget_access(id);
-        guarded(outcome?)?;
-        self.read_user(id).await
+        self.change_roles(caller, id, RoleChange::Replace(roles), client)
+            .await
     }
 
-    /// Adds one role to the account's (`roles:assign`), keeping the others.
+    /// Adds one role to the account's (`roles:assign`), keeping the others,
+    /// even those another administrator grants at the same moment.
     pub async fn grant(
         &self,
         caller: Caller<'_>,
@@ -161,10 +141,8 @@ impl Admin {
         role: &str,
         client: &ClientContext,
     ) -> Result<AdminUser, AuthError> {
-        self.authorize(caller, Permission::RolesAssign).await?;
-        let mut roles = self.read_user(id).await?.user.roles;
-        roles.push(role.to_owned());
-        self.set_roles(caller, id, &roles, client).await
+        self.change_roles(caller, id, RoleChange::Grant(role), client)
+            .await
     }
 
     /// Takes one role from the account (`roles:assign`), keeping the others.
@@ -175,9 +153,54 @@ impl Admin {
         role: &str,
         client: &ClientContext,
     ) -> Result<AdminUser, AuthError> {
-        self.authorize(caller, Permission::RolesAssign).await?;
-        let mut roles = self.read_user(id).await?.user.roles;
-        roles.retain(|r| r != role);
-        self.set_roles(caller, id, &roles, client).await
+        self.change_roles(caller, id, RoleChange::Revoke(role), client)
+            .await
+    }
+
+    /// Applies `change` in one store transaction (see [`RoleChange`]), with a
+    /// `roles_changed` event when the roles differ afterwards.
+    async fn change_roles(
+        &self,
+        caller: Caller<'_>,
+        id: Uuid,
+        change: RoleChange<'_>,
+        client: &ClientContext,
+    ) -> Result<AdminUser, AuthError> {
+        let actor = self.authorize(caller, Permission::RolesAssign).await?;
+        let named: &[String] = match change {
+            RoleChange::Replace(roles) => roles,
+            RoleChange::Grant(_) | RoleChange::Revoke(_) => &[],
+        };
+        let single = match change {
+            RoleChange::Grant(role) | RoleChange::Revoke(role) => Some(role),
+            RoleChange::Replace(_) => None,
+        };
+        if let Some(bad) = named
+            .iter()
+            .map(String::as_str)
+            .chain(single)
+            .find(|r| !check_role_name(r))
+        {
+            return Err(AuthError::UnknownRole(bad.to_owned()));
+        }
+        let event = |before: &[String], after: &[String]| {
+            (before != after).then(|| {
+                self.admin_event(
+                    id,
+                    EventKind::RolesChanged,
+                    actor,
+                    client,
+                    &serde_json::json!({ "before": before, "after": after }),
+                )
+            })
+        };
+        let outcome = self
+            .store
+            .set_user_roles(id, change, self.common.now(), &event)
+            .await;
+        self.common.cache.forget_profile(id);
+        self.common.cache.forget_access(id);
+        guarded(outcome?)?;
+        self.read_user(id).await
     }
 }

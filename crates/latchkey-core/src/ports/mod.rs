@@ -32,7 +32,7 @@ pub use maintenance::{Expired, MaintenanceStore};
 pub use mfa::MfaStore;
 pub use outbox::OutboxStore;
 pub use passkeys::{PasskeyStore, PASSKEY_LIMIT};
-pub use roles::{Access, AdminGuarded, RoleStore};
+pub use roles::{Access, AdminGuarded, RoleChange, RoleStore};
 pub use sessions::{Aftermath, DeviceSeen, Revocation, SessionStore, SECURITY_CHANGED};
 pub use throttles::{Throttle, ThrottleStore};
 pub use users::UserStore;

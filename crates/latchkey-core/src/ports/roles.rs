@@ -30,6 +30,41 @@ pub enum AdminGuarded<T> {
     LastAdmin,
     /// Refused, nothing written: this role does not exist.
     UnknownRole(String),
+    /// Refused, nothing written: the account would hold more than
+    /// [`crate::access::MAX_ROLES_PER_USER`] roles.
+    TooManyRoles,
+}
+
+/// How an account's roles change. The store applies it to the roles held
+/// when its transaction has locked the account, so two grants (or a grant
+/// and a revoke) made at once both take effect: no change is lost to a
+/// read-modify-write race.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange<'a> {
+    /// Exactly these roles.
+    Replace(&'a [String]),
+    /// The roles held, plus this one.
+    Grant(&'a str),
+    /// The roles held, without this one.
+    Revoke(&'a str),
+}
+
+impl RoleChange<'_> {
+    /// The roles after the change to `before`, sorted, without duplicates.
+    pub fn apply(self, before: &[String]) -> Vec<String> {
+        let mut after: Vec<String> = match self {
+            Self::Replace(roles) => roles.to_vec(),
+            Self::Grant(role) => before
+                .iter()
+                .cloned()
+                .chain(std::iter::once(role.to_owned()))
+                .collect(),
+            Self::Revoke(role) => before.iter().filter(|r| *r != role).cloned().collect(),
+        };
+        after.sort();
+        after.dedup();
+        after
+    }
 }
 
 /// Roles, their holders, and the checks that keep one administrator.
@@ -66,14 +101,15 @@ pub trait RoleStore: Send + Sync {
     /// does not exist.
     async fn access(&self, user_id: Uuid) -> Result<Option<Access>, StoreError>;
 
-    /// Replaces the account's roles by `roles` (deduplicated by the caller)
-    /// and records `event` (built from the roles before, which it is given),
-    /// in one transaction. Reports the roles held before.
+    /// Applies `change` to the account's roles as held inside the
+    /// transaction (the account's row locked first) and records `event`
+    /// (built from the roles before and after, which it is given), in one
+    /// transaction. Reports the roles held before.
     async fn set_user_roles(
         &self,
         user_id: Uuid,
-        roles: &[String],
+        change: RoleChange<'_>,
         now: OffsetDateTime,
-        event: &(dyn for<'r> Fn(&'r [String]) -> Option<SecurityEvent> + Send + Sync),
+        event: &(dyn for<'r> Fn(&'r [String], &'r [String]) -> Option<SecurityEvent> + Send + Sync),
     ) -> Result<AdminGuarded<Vec<String>>, StoreError>;
 }

@@ -29,6 +29,10 @@ pub trait ThrottleStore: Send + Sync {
     /// The state of `key`, if any failure was recorded.
     async fn throttle(&self, key: &[u8; 32]) -> Result<Option<Throttle>, StoreError>;
 
+    /// The states of those of `keys` with a recorded failure, each with its
+    /// key, in one read (at most a page of keys: the admin listing).
+    async fn throttles(&self, keys: &[[u8; 32]]) -> Result<Vec<([u8; 32], Throttle)>, StoreError>;
+
     /// Reserves one attempt before its credential is checked: in one
     /// statement, counts it (creating the row) unless a lock is in force at
     /// `now`, and returns the new state with the time of the previous

@@ -154,6 +154,7 @@ fn service_errors_map_to_their_answers() {
         (AuthError::LastAdmin, 409, "conflict"),
         (AuthError::UnknownRole("x".into()), 400, "validation_failed"),
         (AuthError::BadQuery("cursor"), 400, "malformed_request"),
+        (AuthError::UnimportableHash, 400, "validation_failed"),
         (
             AuthError::RoleRefused(latchkey_core::auth::RoleProblem::BadName),
             400,

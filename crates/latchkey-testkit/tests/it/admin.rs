@@ -623,6 +623,24 @@ async fn unlock_and_logout_act_on_the_account() {
     .unwrap();
     assert!(seen["locked_until"].is_string(), "{seen}");
     assert_eq!(seen["session_count"], 1);
+    // The listing reads every lock of the page at once, each on its account.
+    let listed: Value = call(&app, Method::GET, "/v1/admin/users", &t, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = listed["items"].as_array().unwrap();
+    for item in items {
+        let locked = item["email"] == "ada@example.com";
+        assert_eq!(item["locked_until"].is_string(), locked, "{item}");
+    }
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| i["locked_until"].is_string())
+            .count(),
+        1
+    );
     let r = call(
         &app,
         Method::POST,

@@ -98,21 +98,15 @@ async fn each_new_lock_doubles_up_to_the_cap_and_unlock_lifts_it() {
     }
     fail_times(&app, EMAIL, 5).await;
     locked_for(&app, EMAIL, PASSWORD).await;
-    let state = &app.state;
-    assert!(latchkey_server::auth_setup::unlock(
-        &state.config,
-        &state.secrets,
-        &*state.store,
-        EMAIL,
-        clock_now(&clock),
-    )
-    .await
-    .unwrap());
+    let admin = &app.state.services.admin;
+    let client = latchkey_core::auth::ClientContext::default();
+    let op = latchkey_core::auth::Caller::Operator;
+    assert!(admin.unlock_address(op, EMAIL, &client).await.unwrap());
+    assert!(
+        !admin.unlock_address(op, EMAIL, &client).await.unwrap(),
+        "nothing left to clear"
+    );
     assert_eq!(login(&app, EMAIL, PASSWORD).await.status(), 200, "unlocked");
-}
-
-fn clock_now(clock: &ManualClock) -> time::OffsetDateTime {
-    latchkey_core::clock::Clock::now(clock)
 }
 
 #[tokio::test]
