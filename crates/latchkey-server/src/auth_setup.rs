@@ -70,8 +70,13 @@ pub fn activation(
     if at_once {
         now
     } else {
-        now + seconds(config.keys.publish_ahead_seconds)
+        now + publish_ahead(config)
     }
+}
+
+/// How long a new key is published before it signs (`keys.publish_ahead_seconds`).
+pub fn publish_ahead(config: &Config) -> Duration {
+    seconds(config.keys.publish_ahead_seconds)
 }
 
 /// How long a superseded key stays in the ring: until every token it signed

@@ -86,6 +86,49 @@ pub fn connect(
     }
 }
 
+/// The publishing half alone, for a process that serves no requests (the
+/// operator CLI): its drops reach the running nodes at once instead of within
+/// their cache TTL. [`Publisher::finish`] sends what is queued and stops.
+pub struct Publisher {
+    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+/// Sends every later drop made through `cache` to the nodes on `channel`.
+pub fn publish_only(cache: &AccessCache, redis: &Arc<Redis>, channel: &str) -> Publisher {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    cache.share_with(tx);
+    let (stop, stopped) = watch::channel(false);
+    Publisher {
+        task: tokio::spawn(publish(
+            Arc::clone(redis),
+            channel.to_owned(),
+            Uuid::new_v4().simple().to_string(),
+            rx,
+            stopped,
+        )),
+        stop,
+    }
+}
+
+/// The publisher of an operator command, when `redis.url` is set (and valid).
+pub fn for_operator(config: &crate::config::Config, cache: &AccessCache) -> Option<Publisher> {
+    let redis = Redis::new(config.redis.url.as_deref()?).ok()?;
+    Some(publish_only(
+        cache,
+        &Arc::new(redis),
+        &channel(&config.redis.key_prefix),
+    ))
+}
+
+impl Publisher {
+    /// Publishes what is still queued (for at most a second) and stops.
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 async fn publish(
     redis: Arc<Redis>,
     channel: String,

@@ -9,7 +9,6 @@ use latchkey_core::token::Algorithm;
 use time::{Duration, OffsetDateTime};
 
 use crate::keys::{KeyFileError, KeyStorage};
-use crate::state::AppState;
 
 /// The key storage of a running server, as [`SigningKeys`].
 #[derive(Debug)]
@@ -21,17 +20,19 @@ pub struct AdminKeys {
 }
 
 impl AdminKeys {
-    /// The keys `state`'s configuration names; `None` when its algorithm is
-    /// unknown (a validated configuration never has one).
-    pub fn of(state: &AppState) -> Option<Self> {
-        let config = &state.config;
-        let alg = crate::auth_setup::parse_algorithm(&config.tokens.algorithm)?;
-        let epoch = OffsetDateTime::UNIX_EPOCH;
-        Some(Self {
-            storage: crate::auth_setup::key_storage(config, &state.store, &state.secrets),
-            alg,
+    /// The keys a validated configuration names, built once at start-up;
+    /// `Algorithm` when its algorithm is unknown (validation refuses that).
+    pub fn new(
+        config: &crate::config::Config,
+        store: &std::sync::Arc<dyn latchkey_core::ports::Store>,
+        secrets: &crate::config::ResolvedSecrets,
+    ) -> Result<Self, crate::StartupError> {
+        Ok(Self {
+            storage: crate::auth_setup::key_storage(config, store, secrets),
+            alg: crate::auth_setup::parse_algorithm(&config.tokens.algorithm)
+                .ok_or(crate::StartupError::Algorithm)?,
             retire_after: crate::auth_setup::key_retirement(config),
-            publish_ahead: crate::auth_setup::activation(config, epoch, false) - epoch,
+            publish_ahead: crate::auth_setup::publish_ahead(config),
         })
     }
 }

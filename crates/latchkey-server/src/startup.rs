@@ -240,6 +240,10 @@ impl Application {
         ));
         let idempotency = crate::auth_setup::idempotency(&config, &store, &secrets, &clock);
         let state = AppState::new(crate::state::AppStateParts {
+            // Built first: the fields after it take the config and store.
+            admin_keys: Arc::new(crate::keys_admin::AdminKeys::new(
+                &config, &store, &secrets,
+            )?),
             config: Arc::new(config),
             store,
             redis,

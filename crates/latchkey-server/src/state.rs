@@ -55,6 +55,8 @@ pub struct AppStateParts {
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
     /// `Idempotency-Key` records.
     pub idempotency: Arc<latchkey_core::idempotency::Idempotency>,
+    /// The signing keys as the admin API lists and rotates them.
+    pub admin_keys: Arc<crate::keys_admin::AdminKeys>,
 }
 
 impl std::fmt::Debug for AppStateParts {

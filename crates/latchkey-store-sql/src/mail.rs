@@ -16,23 +16,52 @@ use crate::row::RowExt;
 use crate::users::insert_user;
 use crate::SqlStore;
 
+/// A table of single-use mailed link tokens (the name is spliced into SQL:
+/// only these constants exist).
+#[derive(Debug, Clone, Copy)]
+enum LinkTable {
+    /// `email_verification_tokens`.
+    Verification,
+    /// `password_reset_tokens`.
+    PasswordReset,
+}
+
+impl LinkTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Verification => "email_verification_tokens",
+            Self::PasswordReset => "password_reset_tokens",
+        }
+    }
+}
+
+/// Stores a mailed link token in `table`, in `tx`.
+async fn insert_link_token<E: Exec>(
+    tx: &mut E,
+    table: LinkTable,
+    t: &NewVerification,
+) -> Result<(), StoreError> {
+    let q = format!(
+        "INSERT INTO {} (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        table.name()
+    );
+    tx.execute(
+        sql(&q)
+            .bind(&t.token_hash)
+            .bind(t.user_id)
+            .bind(t.created_at)
+            .bind(t.expires_at),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Stores an email-verification token, in `tx`.
 pub(crate) async fn insert_token<E: Exec>(
     tx: &mut E,
     t: &NewVerification,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        sql(
-            "INSERT INTO email_verification_tokens (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&t.token_hash)
-        .bind(t.user_id)
-        .bind(t.created_at)
-        .bind(t.expires_at),
-    )
-    .await?;
-    Ok(())
+    insert_link_token(tx, LinkTable::Verification, t).await
 }
 
 /// Makes `t` the user's only password-reset token, in `tx`.
@@ -42,18 +71,7 @@ pub(crate) async fn insert_reset_token<E: Exec>(
 ) -> Result<(), StoreError> {
     tx.execute(sql("DELETE FROM password_reset_tokens WHERE user_id = $1").bind(t.user_id))
         .await?;
-    tx.execute(
-        sql(
-            "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&t.token_hash)
-        .bind(t.user_id)
-        .bind(t.created_at)
-        .bind(t.expires_at),
-    )
-    .await?;
-    Ok(())
+    insert_link_token(tx, LinkTable::PasswordReset, t).await
 }
 
 /// Queues `m` in the outbox, in `tx` (it is sent only if `tx` commits).

@@ -2,7 +2,8 @@
 //! `latchkey roles ...`). They run the admin service on the configured
 //! database as the operator (allowed everything: whoever runs them holds the
 //! database and the secrets already), on a stopped or running server alike:
-//! every change drops the running servers' caches within their TTL.
+//! every change drops the running servers' caches at once over the cache bus
+//! when `redis.url` is set, and within their TTL otherwise.
 
 use std::process::ExitCode;
 
@@ -190,18 +191,42 @@ impl RolesCommand {
     }
 }
 
+/// What a command holds open while it runs: the database and, with
+/// `redis.url` set, the cache bus that tells running servers what it changed.
+struct Held {
+    store: SharedStore,
+    bus: Option<latchkey_server::cache_bus::Publisher>,
+}
+
+impl Held {
+    /// Sends the command's cache drops to the running servers, then closes
+    /// the database.
+    async fn close(self) {
+        if let Some(bus) = self.bus {
+            bus.finish().await;
+        }
+        self.store.close().await;
+    }
+}
+
 /// The services on the configured database, or the exit code after the
-/// reason was printed.
-async fn services(loaded: &Loaded) -> Result<(Services, SharedStore), ExitCode> {
-    let (secrets, store) = secrets_and_store(&loaded.config).await?;
+/// reason was printed. With Redis configured, every cache drop the command
+/// makes (a role, a disabled account, sessions) reaches the running servers
+/// at once over the cache bus, not within their cache TTL.
+async fn services(loaded: &Loaded) -> Result<(Services, Held), ExitCode> {
+    let config = &loaded.config;
+    let (secrets, store) = secrets_and_store(config).await?;
     match latchkey_server::auth_setup::operator_services(
-        &loaded.config,
+        config,
         std::sync::Arc::clone(&store),
         &secrets,
     )
     .await
     {
-        Ok(services) => Ok((services, store)),
+        Ok(services) => {
+            let bus = latchkey_server::cache_bus::for_operator(config, &services.cache);
+            Ok((services, Held { store, bus }))
+        }
         Err(e) => {
             store.close().await;
             Err(crate::cli::startup_failed(&e))
@@ -343,7 +368,7 @@ fn json(a: &AdminUser) -> String {
 
 /// Runs an account command.
 pub async fn accounts(loaded: &Loaded, command: &AccountCommand) -> ExitCode {
-    let (services, store) = match services(loaded).await {
+    let (services, held) = match services(loaded).await {
         Ok(ready) => ready,
         Err(code) => return code,
     };
@@ -412,14 +437,14 @@ pub async fn accounts(loaded: &Loaded, command: &AccountCommand) -> ExitCode {
         }
     }
     .await;
-    store.close().await;
+    held.close().await;
     finish(result)
 }
 
 /// `latchkey users unlock EMAIL`: lifts the address's sign-in lock through
 /// the admin service (the same rule and event as the admin API).
 pub async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
-    let (services, store) = match services(loaded).await {
+    let (services, held) = match services(loaded).await {
         Ok(ready) => ready,
         Err(code) => return code,
     };
@@ -427,7 +452,7 @@ pub async fn unlock(loaded: &Loaded, email: &str) -> ExitCode {
         .admin
         .unlock_address(Caller::Operator, email, &ClientContext::default())
         .await;
-    store.close().await;
+    held.close().await;
     finish(match result {
         Ok(true) => Ok("unlocked: failed sign-ins forgotten".to_owned()),
         Ok(false) => {
@@ -520,7 +545,7 @@ async fn import(
 
 /// Runs a roles command.
 pub async fn roles(loaded: &Loaded, command: &RolesCommand) -> ExitCode {
-    let (services, store) = match services(loaded).await {
+    let (services, held) = match services(loaded).await {
         Ok(ready) => ready,
         Err(code) => return code,
     };
@@ -567,7 +592,7 @@ pub async fn roles(loaded: &Loaded, command: &RolesCommand) -> ExitCode {
         }
     }
     .await;
-    store.close().await;
+    held.close().await;
     finish(result)
 }
 

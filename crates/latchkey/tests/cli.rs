@@ -1204,6 +1204,84 @@ fn operator(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// `operator` with extra environment variables (the server's configuration).
+fn operator_with(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
+    let out = run(latchkey(dir)
+        .args(args)
+        .args(["--data-dir", "data"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str()))));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn with_redis_an_operator_grant_reaches_a_running_server_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = std::env::var("LATCHKEY_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let env = [
+        (
+            "LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION",
+            "false".to_owned(),
+        ),
+        ("LATCHKEY_REDIS__URL", redis),
+        // A channel of this test's own: no other server hears it.
+        (
+            "LATCHKEY_REDIS__KEY_PREFIX",
+            format!("cli-bus-{}:", std::process::id()),
+        ),
+    ];
+    let (_server, url) = spawn_server_with(dir.path(), &env);
+    let http = reqwest::blocking::Client::new();
+    let r = http
+        .post(format!("{url}/v1/signup"))
+        .header("content-type", "application/json")
+        .body(serde_json_body("ada@example.com"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let login = http
+        .post(format!("{url}/v1/login"))
+        .header("content-type", "application/json")
+        .body(serde_json_body("ada@example.com"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let token = json_string(&login, "access_token");
+    let admin_list = || {
+        http.get(format!("{url}/v1/admin/users"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    // The server now remembers the refusal for its cache TTL (5 s).
+    let primed = Instant::now();
+    assert_eq!(admin_list(), 403);
+    let (code, err) = operator_with(
+        dir.path(),
+        &["users", "grant", "ada@example.com", "admin"],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let seen = loop {
+        if admin_list() == 200 {
+            break true;
+        }
+        if primed.elapsed() > Duration::from_secs(4) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        seen,
+        "the grant did not reach the server before its cached refusal expired: no cache bus"
+    );
+}
+
 #[test]
 #[allow(clippy::too_many_lines)] // one operator session against one running server
 fn the_operator_makes_the_first_admin_and_manages_roles_on_a_running_server() {
@@ -1244,7 +1322,7 @@ fn the_operator_makes_the_first_admin_and_manages_roles_on_a_running_server() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("roles: admin"), "{out}");
     // The running server remembered the refusal; it sees the grant once its
-    // access cache lets go (within its TTL, 5 s: the CLI has no cache bus).
+    // access cache lets go (within its TTL, 5 s: no Redis, so no cache bus).
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while admin_list(&token) != 200 {
         assert!(std::time::Instant::now() < deadline, "grant never seen");

@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, Authenticated};
-use crate::keys_admin::AdminKeys;
 use crate::state::AppState;
 
 /// One signing key (public facts only).
@@ -57,10 +56,6 @@ pub struct KeysList {
     pub items: Vec<KeyBody>,
 }
 
-fn admin_keys(state: &AppState) -> Result<AdminKeys, ApiError> {
-    AdminKeys::of(state).ok_or_else(|| ApiError::Internal("tokens.algorithm unknown".into()))
-}
-
 /// Lists the signing keys (`keys:rotate`).
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -72,8 +67,11 @@ pub async fn list(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
 ) -> Result<ApiJson<KeysList>, ApiError> {
-    let keys = admin_keys(&state)?;
-    let listed = state.services.admin.keys(Caller::User(&p), &keys).await?;
+    let listed = state
+        .services
+        .admin
+        .keys(Caller::User(&p), &*state.admin_keys)
+        .await?;
     Ok(ApiJson(KeysList {
         items: listed.iter().map(KeyBody::from).collect(),
     }))
@@ -92,11 +90,10 @@ pub async fn rotate(
     Authenticated(p): Authenticated,
     client: ClientInfo,
 ) -> Result<impl IntoResponse, ApiError> {
-    let keys = admin_keys(&state)?;
     let key = state
         .services
         .admin
-        .rotate_keys(Caller::User(&p), &keys, &client.context())
+        .rotate_keys(Caller::User(&p), &*state.admin_keys, &client.context())
         .await?;
     Ok((StatusCode::CREATED, ApiJson(KeyBody::from(&key))))
 }
