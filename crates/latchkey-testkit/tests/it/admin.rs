@@ -1124,3 +1124,79 @@ async fn an_administrator_changes_an_address_without_confirmation_and_the_old_on
         .iter()
         .any(|e| e.details.as_deref().unwrap().contains("Lovelace")));
 }
+
+#[tokio::test]
+async fn an_invite_link_works_within_72_hours_and_not_after() {
+    let clock =
+        latchkey_core::clock::ManualClock::new(time::macros::datetime!(2026-11-23 10:00:00 UTC));
+    let app = TestApp::builder()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .spawn()
+        .await;
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    grant(&app, root, "admin").await;
+    let t = token(&app, "root@example.com").await;
+    let mut links = Vec::new();
+    for (n, email) in ["late@example.com", "timely@example.com"]
+        .iter()
+        .enumerate()
+    {
+        let r = create_account(&app, &t, json!({ "email": email })).await;
+        assert_eq!(r.status(), 201);
+        let mail = app.wait_for_mails(email, 1).await.remove(0);
+        links.push(latchkey_testkit::app::link_token(&mail));
+        assert_eq!(links.len(), n + 1);
+    }
+    let reset = |link: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/password/reset"))
+                .json(&json!({"token": link, "new_password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // One second before the 72 hours are over the link still works...
+    clock.advance(time::Duration::hours(72) - time::Duration::seconds(1));
+    assert_eq!(reset(links[1].clone()).await.status(), 204);
+    assert_eq!(
+        app.login("timely@example.com", PASSWORD).await.status(),
+        200
+    );
+    // ...and two seconds later it is refused, and no password signs in.
+    clock.advance(time::Duration::seconds(2));
+    assert_problem(reset(links[0].clone()).await, 401, "invalid_token").await;
+    assert_problem(
+        app.login("late@example.com", PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_changes_to_one_new_address_at_once_give_it_to_one_account() {
+    let (app, _, ada) = app().await;
+    let t = token(&app, "root@example.com").await;
+    let bob = app.create_user("bob@example.com", PASSWORD, true).await;
+    let body = json!({"email": "wanted@example.com"});
+    let (to_ada, to_bob) = (
+        format!("/v1/admin/users/{ada}"),
+        format!("/v1/admin/users/{bob}"),
+    );
+    let (a, b) = tokio::join!(
+        call(&app, Method::PATCH, &to_ada, &t, Some(body.clone())),
+        call(&app, Method::PATCH, &to_bob, &t, Some(body)),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409]);
+    let mut owners = 0;
+    for id in [ada, bob] {
+        let user = app.state.store.user_by_id(id).await.unwrap().unwrap();
+        owners += usize::from(user.email == "wanted@example.com");
+    }
+    assert_eq!(owners, 1, "exactly one account has the address");
+}
