@@ -1200,3 +1200,77 @@ async fn two_changes_to_one_new_address_at_once_give_it_to_one_account() {
     }
     assert_eq!(owners, 1, "exactly one account has the address");
 }
+
+#[tokio::test]
+async fn sign_ins_in_flight_while_an_account_is_disabled_leave_no_live_session() {
+    let app = std::sync::Arc::new(
+        TestApp::builder()
+            .configure(|c| c.rate_limit.enabled = false)
+            .spawn()
+            .await,
+    );
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    grant(&app, root, "admin").await;
+    let ada = app.create_user("ada@example.com", PASSWORD, true).await;
+    let t = token(&app, "root@example.com").await;
+    // As many at once as the lockout threshold admits in flight (5).
+    let logins: Vec<_> = (0..5)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            tokio::spawn(async move {
+                let r = app.login("ada@example.com", PASSWORD).await;
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                (status, body)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/users/{ada}/disable"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    for login in logins {
+        let (status, body) = login.await.unwrap();
+        // 200: done before the disable (and revoked by it); 403: started
+        // after it; 401: raced it (the moved security stamp refused the
+        // session), answered as at a password change during sign-in.
+        assert!(
+            status == 200
+                || status == 403
+                || (status == 401 && body["code"] == "invalid_credentials"),
+            "{status} {body}"
+        );
+        if status == 200 {
+            // Issued before the disable took effect: revoked with the rest.
+            let me = app
+                .client
+                .get(app.url("/v1/me"))
+                .bearer_auth(body["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(me.status(), 401, "an access token outlived the disable");
+            let refreshed = token_refresh(&app, body["refresh_token"].as_str().unwrap()).await;
+            assert_eq!(refreshed.status(), 401, "a session outlived the disable");
+        }
+    }
+    let seen: Value = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{ada}"),
+        &t,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(seen["session_count"], 0, "{seen}");
+    assert_eq!(seen["disabled"], true, "{seen}");
+}
