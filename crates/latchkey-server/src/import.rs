@@ -135,18 +135,23 @@ pub fn parse(file: &[u8], admin: &Admin) -> Result<Vec<ImportRecord>, Vec<LinePr
     }
 }
 
-/// One account as a line of the format, with its hash only if asked.
-pub fn export_line(user: &User, with_password_hash: bool) -> String {
-    let mut line = serde_json::json!({
+/// One account as a record of the format, with its hash only if asked.
+pub fn export_record(user: &User, with_password_hash: bool) -> serde_json::Value {
+    let mut record = serde_json::json!({
         "email": user.email,
         "name": user.name,
         "email_verified": user.email_verified_at.is_some(),
         "roles": user.roles,
     });
     if with_password_hash {
-        line["password_hash"] = serde_json::Value::String(user.password_hash.clone());
+        record["password_hash"] = serde_json::Value::String(user.password_hash.clone());
     }
-    line.to_string()
+    record
+}
+
+/// One account as a line of the format, with its hash only if asked.
+pub fn export_line(user: &User, with_password_hash: bool) -> String {
+    export_record(user, with_password_hash).to_string()
 }
 
 /// What kind of JSON problem `e` is, in words (never quoting the line).

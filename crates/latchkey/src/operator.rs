@@ -351,19 +351,17 @@ fn line(a: &AdminUser) -> String {
     )
 }
 
-/// One account as JSON (the `users export` shape, without hashes).
+/// One account as JSON: the `users export` record (never a hash) with the
+/// account's id, state and creation time.
 fn json(a: &AdminUser) -> String {
     let u = &a.user;
-    serde_json::json!({
-        "id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "email_verified": u.email_verified_at.is_some(),
-        "roles": u.roles,
-        "disabled": u.disabled_at.is_some(),
-        "created_at": latchkey_server::core::time_fmt::format_rfc3339(u.created_at),
-    })
-    .to_string()
+    let mut record = latchkey_server::import::export_record(u, false);
+    record["id"] = serde_json::json!(u.id);
+    record["disabled"] = serde_json::json!(u.disabled_at.is_some());
+    record["created_at"] = serde_json::json!(latchkey_server::core::time_fmt::format_rfc3339(
+        u.created_at
+    ));
+    record.to_string()
 }
 
 /// Runs an account command.
