@@ -55,6 +55,15 @@ async fn call(
     request.send().await.unwrap()
 }
 
+/// `GET path` as `token`, its body as JSON.
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    call(app, Method::GET, path, token, None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Every admin route of this build, with a body it accepts.
 fn routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
     vec![
@@ -247,11 +256,7 @@ async fn roles_are_validated_and_admin_stays() {
     let r = create(json!({"name": "ops", "permissions": []})).await;
     assert_problem(r, 409, "conflict").await;
 
-    let list: Value = call(&app, Method::GET, "/v1/admin/roles", &t, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&app, "/v1/admin/roles", &t).await;
     let names: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
@@ -293,17 +298,7 @@ async fn roles_are_validated_and_admin_stays() {
     assert_problem(r, 404, "not_found").await;
     let r = call(&app, Method::DELETE, "/v1/admin/roles/ops", &t, None).await;
     assert_eq!(r.status(), 204);
-    let ada_now: Value = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{ada}"),
-        &t,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let ada_now: Value = get_json(&app, &format!("/v1/admin/users/{ada}"), &t).await;
     assert_eq!(ada_now["roles"], json!([]));
 
     // Each change is a security event naming the administrator.
@@ -437,11 +432,7 @@ async fn users_page_by_cursor_and_tampering_is_refused() {
             None => "/v1/admin/users?limit=3".to_owned(),
             Some(c) => format!("/v1/admin/users?limit=3&cursor={c}"),
         };
-        let page: Value = call(&app, Method::GET, &path, &t, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(&app, &path, &t).await;
         for u in page["items"].as_array().unwrap() {
             seen.push(u["id"].as_str().unwrap().parse::<Uuid>().unwrap());
             assert!(u.get("password_hash").is_none());
@@ -453,11 +444,7 @@ async fn users_page_by_cursor_and_tampering_is_refused() {
     }
     assert_eq!(seen, ids, "every account once, oldest first");
 
-    let page: Value = call(&app, Method::GET, "/v1/admin/users?limit=3", &t, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&app, "/v1/admin/users?limit=3", &t).await;
     let good = page["next_cursor"].as_str().unwrap().to_owned();
     let mut bad = good.clone().into_bytes();
     bad[5] = if bad[5] == b'A' { b'B' } else { b'A' };
@@ -486,11 +473,7 @@ async fn users_page_by_cursor_and_tampering_is_refused() {
         let t = t.clone();
         let app = &app;
         async move {
-            let page: Value = call(app, Method::GET, &path, &t, None)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let page: Value = get_json(app, &path, &t).await;
             page["items"]
                 .as_array()
                 .unwrap()
@@ -610,25 +593,11 @@ async fn unlock_and_logout_act_on_the_account() {
         "account_locked",
     )
     .await;
-    let seen: Value = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{ada}"),
-        &t,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let seen: Value = get_json(&app, &format!("/v1/admin/users/{ada}"), &t).await;
     assert!(seen["locked_until"].is_string(), "{seen}");
     assert_eq!(seen["session_count"], 1);
     // The listing reads every lock of the page at once, each on its account.
-    let listed: Value = call(&app, Method::GET, "/v1/admin/users", &t, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&app, "/v1/admin/users", &t).await;
     let items = listed["items"].as_array().unwrap();
     for item in items {
         let locked = item["email"] == "ada@example.com";
@@ -661,17 +630,7 @@ async fn unlock_and_logout_act_on_the_account() {
     )
     .await;
     assert_eq!(r.status(), 204);
-    let seen: Value = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{ada}"),
-        &t,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let seen: Value = get_json(&app, &format!("/v1/admin/users/{ada}"), &t).await;
     assert_eq!(seen["session_count"], 0);
     assert!(seen["locked_until"].is_null());
 }
@@ -681,11 +640,7 @@ async fn signing_keys_are_listed_and_a_rotation_is_published_ahead_of_use() {
     let (app, root, _) = app().await;
     let t = token(&app, "root@example.com").await;
     let (header, _) = jwt_parts(&t);
-    let listed: Value = call(&app, Method::GET, "/v1/admin/keys", &t, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&app, "/v1/admin/keys", &t).await;
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{listed}");
     assert_eq!(items[0]["kid"], header["kid"]);
@@ -735,11 +690,7 @@ async fn signing_keys_are_listed_and_a_rotation_is_published_ahead_of_use() {
     assert!(kids.contains(&&new["kid"]) && kids.contains(&&header["kid"]));
     let again = token(&app, "root@example.com").await;
     assert_eq!(jwt_parts(&again).0["kid"], header["kid"]);
-    let listed: Value = call(&app, Method::GET, "/v1/admin/keys", &again, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&app, "/v1/admin/keys", &again).await;
     let states: Vec<&str> = listed["items"]
         .as_array()
         .unwrap()
@@ -922,17 +873,7 @@ async fn an_administrator_creates_accounts_with_a_password_under_the_sign_up_rul
         "role@example.com",
         "x@example.com",
     ] {
-        let page: Value = call(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/users?query={email}"),
-            &t,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        let page: Value = get_json(&app, &format!("/v1/admin/users?query={email}"), &t).await;
         assert_eq!(page["items"], json!([]), "{email}");
     }
 }
@@ -1260,17 +1201,7 @@ async fn sign_ins_in_flight_while_an_account_is_disabled_leave_no_live_session()
             assert_eq!(refreshed.status(), 401, "a session outlived the disable");
         }
     }
-    let seen: Value = call(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/users/{ada}"),
-        &t,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let seen: Value = get_json(&app, &format!("/v1/admin/users/{ada}"), &t).await;
     assert_eq!(seen["session_count"], 0, "{seen}");
     assert_eq!(seen["disabled"], true, "{seen}");
 }
