@@ -10,7 +10,7 @@ use crate::access::Permission;
 use crate::account::{normalize_email, User};
 use crate::audit::{EventKind, SecurityEvent};
 use crate::page::{self, Cursors};
-use crate::ports::{AdminGuarded, AdminPorts, UserSearch};
+use crate::ports::{AdminGuarded, AdminPorts, AdminUserRow, UserSearch};
 use crate::session::RevokeReason;
 
 use super::common::Common;
@@ -183,31 +183,14 @@ impl Admin {
                     .map(|r| self.cursors.make(USERS_LISTING, query, r.user.id))
             })
             .flatten();
-        // Every lock of the page in one read, not one per account.
-        let keys: Vec<[u8; 32]> = if self.lockout.threshold == 0 {
-            Vec::new()
-        } else {
-            rows.iter()
-                .map(|r| self.lockout.identifier_key(&r.user.email))
-                .collect()
-        };
-        let locks = self.store.throttles(&keys).await?;
+        let locks = self.locks_of(&rows, now).await?;
         let items = rows
             .into_iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let locked_until = keys.get(i).and_then(|key| {
-                    locks
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .and_then(|(_, t)| t.locked_until)
-                        .filter(|until| *until > now)
-                });
-                AdminUser {
-                    user: row.user,
-                    session_count: row.session_count,
-                    locked_until,
-                }
+            .zip(locks)
+            .map(|(row, locked_until)| AdminUser {
+                user: row.user,
+                session_count: row.session_count,
+                locked_until,
             })
             .collect();
         Ok(Page { items, next_cursor })
@@ -228,7 +211,11 @@ impl Admin {
             .await?
             .pop()
             .ok_or(AuthError::NotFound)?;
-        let locked_until = self.locked_until(&row.user.email, now).await?;
+        let locked_until = self
+            .locks_of(std::slice::from_ref(&row), now)
+            .await?
+            .pop()
+            .flatten();
         Ok(AdminUser {
             user: row.user,
             session_count: row.session_count,
@@ -251,21 +238,31 @@ impl Admin {
         self.read_user(user.id).await
     }
 
-    async fn locked_until(
+    /// The sign-in lock in force at `now` on each row's address, in row
+    /// order, read in one query (none when lockout is off).
+    async fn locks_of(
         &self,
-        email: &str,
+        rows: &[AdminUserRow],
         now: OffsetDateTime,
-    ) -> Result<Option<OffsetDateTime>, AuthError> {
+    ) -> Result<Vec<Option<OffsetDateTime>>, AuthError> {
         if self.lockout.threshold == 0 {
-            return Ok(None);
+            return Ok(vec![None; rows.len()]);
         }
-        let throttle = self
-            .store
-            .throttle(&self.lockout.identifier_key(email))
-            .await?;
-        Ok(throttle
-            .and_then(|t| t.locked_until)
-            .filter(|until| *until > now))
+        let keys: Vec<[u8; 32]> = rows
+            .iter()
+            .map(|r| self.lockout.identifier_key(&r.user.email))
+            .collect();
+        let found = self.store.throttles(&keys).await?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                found
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .and_then(|(_, t)| t.locked_until)
+                    .filter(|until| *until > now)
+            })
+            .collect())
     }
 
     /// Disables the account (`users:write`): every session revoked at once,

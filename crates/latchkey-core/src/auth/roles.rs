@@ -4,8 +4,7 @@
 use uuid::Uuid;
 
 use crate::access::{
-    check_role_name, Permission, Permissions, Role, ADMIN_ROLE, MAX_ROLES, MAX_ROLES_PER_USER,
-    MAX_ROLE_DESCRIPTION,
+    check_role_name, Permission, Permissions, Role, ADMIN_ROLE, MAX_ROLES, MAX_ROLE_DESCRIPTION,
 };
 use crate::audit::EventKind;
 use crate::ports::RoleChange;
@@ -25,7 +24,7 @@ pub enum RoleProblem {
     BadDescription,
     /// [`MAX_ROLES`] roles exist already.
     TooManyRoles,
-    /// More than [`MAX_ROLES_PER_USER`] roles for one account.
+    /// More than [`crate::access::MAX_ROLES_PER_USER`] roles for one account.
     TooManyForUser,
 }
 
@@ -124,10 +123,8 @@ impl Admin {
         roles: &[String],
         client: &ClientContext,
     ) -> Result<AdminUser, AuthError> {
-        if roles.len() > MAX_ROLES_PER_USER {
-            self.authorize(caller, Permission::RolesAssign).await?;
-            return Err(AuthError::RoleRefused(RoleProblem::TooManyForUser));
-        }
+        // More than MAX_ROLES_PER_USER distinct roles: refused by the store
+        // (`TooManyRoles`) before it looks any up.
         self.change_roles(caller, id, RoleChange::Replace(roles), client)
             .await
     }
@@ -167,20 +164,11 @@ impl Admin {
         client: &ClientContext,
     ) -> Result<AdminUser, AuthError> {
         let actor = self.authorize(caller, Permission::RolesAssign).await?;
-        let named: &[String] = match change {
-            RoleChange::Replace(roles) => roles,
-            RoleChange::Grant(_) | RoleChange::Revoke(_) => &[],
+        let names: Vec<&str> = match change {
+            RoleChange::Replace(roles) => roles.iter().map(String::as_str).collect(),
+            RoleChange::Grant(role) | RoleChange::Revoke(role) => vec![role],
         };
-        let single = match change {
-            RoleChange::Grant(role) | RoleChange::Revoke(role) => Some(role),
-            RoleChange::Replace(_) => None,
-        };
-        if let Some(bad) = named
-            .iter()
-            .map(String::as_str)
-            .chain(single)
-            .find(|r| !check_role_name(r))
-        {
+        if let Some(bad) = names.into_iter().find(|r| !check_role_name(r)) {
             return Err(AuthError::UnknownRole(bad.to_owned()));
         }
         let event = |before: &[String], after: &[String]| {
