@@ -1,2 +1,2 @@
--- GET /v1/me with the access token from the environment.
+-- Any GET with the access token from the environment (GET /v1/me, the admin users page).
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("ACCESS_TOKEN")

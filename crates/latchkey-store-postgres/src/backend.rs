@@ -148,6 +148,8 @@ impl Backend for PostgresBackend {
 
     const NAME: &'static str = "postgres";
 
+    const CODE_POINT_ORDER: &'static str = " COLLATE \"C\"";
+
     fn on_pool(&self) -> OnPool {
         OnPool(self.pool.clone())
     }

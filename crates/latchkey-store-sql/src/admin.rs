@@ -22,6 +22,20 @@ const SESSION_COUNT: &str = "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = 
      AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1) \
      AS session_count";
 
+/// The least string above every string that starts with `prefix`, in code
+/// point order: the prefix with its last character raised by one (surrogates
+/// skipped); `None` when there is none (only U+10FFFF characters).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn admin_row<R: Row>(row: &R) -> Result<AdminUserRow, StoreError> {
     Ok(AdminUserRow {
         user: user_from_row(row)?,
@@ -38,25 +52,43 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         limit: u32,
         now: OffsetDateTime,
     ) -> Result<Vec<AdminUserRow>, StoreError> {
-        // $1 now, $2 after (or NULL), $3 limit, $4 the search term.
-        let filter = match search {
-            UserSearch::All => "",
-            UserSearch::Email(_) => " AND email_normalized = $4",
-            UserSearch::Id(_) => " AND id = $4",
-            UserSearch::NamePrefix(_) => " AND substr(name, 1, CAST($5 AS INTEGER)) = $4",
+        // $1 now, $2 after (or NULL), $3 limit, $4 (and $5) the search term.
+        // Each condition is one an index serves: the id range (an `OR` with
+        // `$2 IS NULL` would make SQLite walk the list from its start), and a
+        // name prefix as the range [prefix, its successor) in code point order
+        // (`users_name`), not a function of every row's name.
+        let position = if after.is_some() {
+            "id > $2"
+        } else {
+            "$2 IS NULL"
+        };
+        let end = match search {
+            UserSearch::NamePrefix(prefix) => prefix_end(prefix),
+            _ => None,
+        };
+        let order = B::CODE_POINT_ORDER;
+        let filter = match (search, &end) {
+            (UserSearch::All, _) => String::new(),
+            (UserSearch::Email(_), _) => " AND email_normalized = $4".to_owned(),
+            (UserSearch::Id(_), _) => " AND id = $4".to_owned(),
+            (UserSearch::NamePrefix(_), None) => format!(" AND name{order} >= $4"),
+            (UserSearch::NamePrefix(_), Some(_)) => {
+                format!(" AND name{order} >= $4 AND name{order} < $5")
+            }
         };
         let q = format!(
             "SELECT {COLUMNS}, {MFA}, {ROLES}, {SESSION_COUNT} FROM users \
-             WHERE ($2 IS NULL OR id > $2){filter} ORDER BY id LIMIT $3"
+             WHERE {position}{filter} ORDER BY id LIMIT $3"
         );
         let query = sql(&q).bind(now).bind(after).bind(limit);
         let query = match search {
             UserSearch::All => query,
             UserSearch::Email(email) => query.bind(email.as_str()),
             UserSearch::Id(id) => query.bind(*id),
-            UserSearch::NamePrefix(prefix) => query
-                .bind(prefix.as_str())
-                .bind(u32::try_from(prefix.chars().count()).unwrap_or(u32::MAX)),
+            UserSearch::NamePrefix(prefix) => match end {
+                Some(end) => query.bind(prefix.as_str()).bind(end),
+                None => query.bind(prefix.as_str()),
+            },
         };
         let rows = self.pool().fetch_all(query).await?;
         rows.iter().map(admin_row).collect()
@@ -274,5 +306,24 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         }
         tx.commit().await?;
         Ok(AdminGuarded::Done(created))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_range_ends_at_the_next_string_in_code_point_order() {
+        assert_eq!(prefix_end("Ada").as_deref(), Some("Adb"));
+        assert_eq!(prefix_end("Zoë").as_deref(), Some("Zoì"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        for name in ["Ada", "Ada Lovelace", "Ada\u{10FFFF}x"] {
+            assert!(name >= "Ada" && name < prefix_end("Ada").unwrap().as_str());
+        }
+        assert!("Adb" >= prefix_end("Ada").unwrap().as_str());
     }
 }

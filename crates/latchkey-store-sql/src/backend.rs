@@ -70,6 +70,10 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
     /// The engine's name (`"sqlite"`, `"postgres"`).
     const NAME: &'static str;
 
+    /// The collation clause (with a leading space, or nothing) under which
+    /// text compares by code point, as the indexes for prefix ranges are built.
+    const CODE_POINT_ORDER: &'static str;
+
     /// A handle on the pool to run statements on (cheap: shares the pool).
     fn on_pool(&self) -> Self::Pool;
 

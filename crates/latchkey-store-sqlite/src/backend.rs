@@ -147,6 +147,9 @@ impl Backend for SqliteBackend {
 
     const NAME: &'static str = "sqlite";
 
+    /// SQLite's default `BINARY` collation compares UTF-8 bytes: code point order.
+    const CODE_POINT_ORDER: &'static str = "";
+
     fn on_pool(&self) -> OnPool {
         OnPool(self.pool.clone())
     }

@@ -334,6 +334,11 @@ pub async fn account_search_is_the_same_everywhere(store: &dyn Store) {
         ("Zed_%", vec![zed]),
         ("Ze%", vec![]),
         ("Z_", vec![]),
+        ("Zoë Ämber", vec![zoe]),
+        ("Zoë Ämberx", vec![]),
+        ("Zo", vec![zoe]),
+        ("Zf", vec![]),
+        ("\u{10FFFF}", vec![]),
     ] {
         let search = UserSearch::NamePrefix(prefix.to_owned());
         assert_eq!(
@@ -342,6 +347,12 @@ pub async fn account_search_is_the_same_everywhere(store: &dyn Store) {
             "{prefix}"
         );
     }
+    let after = UserSearch::NamePrefix("Z".to_owned());
+    assert_eq!(
+        ids(store.search_users(&after, Some(zoe), 10, T0).await.unwrap()),
+        [zed],
+        "a search goes on after a position"
+    );
 }
 
 fn imported(email: &str, roles: &[&str]) -> ImportedAccount {
