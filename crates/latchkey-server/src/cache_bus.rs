@@ -49,8 +49,9 @@ pub fn channel(key_prefix: &str) -> String {
 
 /// The two tasks [`connect`] starts.
 pub struct Bus {
-    /// Publishes this node's drops (and heartbeats).
-    pub publisher: tokio::task::JoinHandle<()>,
+    /// Publishes this node's drops (and heartbeats); ends with the number of
+    /// drops Redis did not take.
+    pub publisher: tokio::task::JoinHandle<u64>,
     /// Applies the other nodes' drops.
     pub subscriber: tokio::task::JoinHandle<()>,
 }
@@ -90,7 +91,7 @@ pub fn connect(
 /// operator CLI): its drops reach the running nodes at once instead of within
 /// their cache TTL. [`Publisher::finish`] sends what is queued and stops.
 pub struct Publisher {
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<u64>,
     stop: watch::Sender<bool>,
 }
 
@@ -123,9 +124,12 @@ pub fn for_operator(config: &crate::config::Config, cache: &AccessCache) -> Opti
 
 impl Publisher {
     /// Publishes what is still queued (for at most a second) and stops.
-    pub async fn finish(self) {
+    /// `true` when Redis took every drop; `false` when some did not reach it
+    /// (Redis down or slow): the running nodes then show those changes only
+    /// once their cached answers expire.
+    pub async fn finish(self) -> bool {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        matches!(self.task.await, Ok(0))
     }
 }
 
@@ -135,7 +139,8 @@ async fn publish(
     node: String,
     mut drops: mpsc::Receiver<Invalidation>,
     mut stop: watch::Receiver<bool>,
-) {
+) -> u64 {
+    let mut dropped = 0;
     let send = |text: String| {
         let (redis, channel, message) = (
             Arc::clone(&redis),
@@ -156,10 +161,11 @@ async fn publish(
             next = drops.recv() => match next {
                 Some(invalidation) => {
                     if !send(invalidation.encode()).await {
+                        dropped += 1;
                         metrics::counter!("latchkey_cache_invalidations_dropped_total").increment(1);
                     }
                 }
-                None => return,
+                None => return dropped,
             },
             _ = heartbeat.tick() => {
                 send(HEARTBEAT_TEXT.to_owned()).await;
@@ -171,9 +177,11 @@ async fn publish(
     let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
     while let Ok(invalidation) = drops.try_recv() {
         if tokio::time::Instant::now() >= deadline || !send(invalidation.encode()).await {
+            dropped += 1;
             metrics::counter!("latchkey_cache_invalidations_dropped_total").increment(1);
         }
     }
+    dropped
 }
 
 async fn subscribe(

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use latchkey_server::config::Loaded;
 use latchkey_server::core::access::Permission;
-use latchkey_server::core::auth::{Admin, AdminUser, AuthError, Caller, ClientContext, Services};
+use latchkey_server::core::auth::{
+    Admin, AdminUser, AuthError, Caller, ClientContext, ImportReport, ImportStopped, Services,
+};
 use latchkey_server::core::page::MAX_LIMIT;
 use latchkey_server::startup::SharedStore;
 
@@ -200,10 +202,16 @@ struct Held {
 
 impl Held {
     /// Sends the command's cache drops to the running servers, then closes
-    /// the database.
+    /// the database. When Redis does not take them, says so: the change is
+    /// made, and running servers show it once their cached answers expire.
     async fn close(self) {
         if let Some(bus) = self.bus {
-            bus.finish().await;
+            if !bus.finish().await {
+                eprintln!(
+                    "latchkey: note: Redis did not take the change notice; running servers show the change within {} s",
+                    latchkey_server::core::auth::CACHE_TTL.as_secs()
+                );
+            }
         }
         self.store.close().await;
     }
@@ -241,6 +249,8 @@ enum Refusal {
     Auth(AuthError),
     /// The input is not acceptable (what is wrong, for the operator).
     Input(String),
+    /// An import failed after writing some of its batches.
+    Stopped(ImportStopped),
 }
 
 impl From<AuthError> for Refusal {
@@ -307,6 +317,13 @@ fn refused(refusal: &Refusal) -> ExitCode {
             return ExitCode::from(EXIT_REFUSED);
         }
         Refusal::Auth(e) => e,
+        Refusal::Stopped(stopped) => {
+            eprintln!(
+                "latchkey: import stopped: {} created, {} skipped (address taken already) before the failure; those are kept, run the same file again to finish",
+                stopped.written.created, stopped.written.skipped
+            );
+            &stopped.cause
+        }
     };
     let text = match e {
         AuthError::NotFound => "no such account or role".to_owned(),
@@ -534,7 +551,14 @@ async fn import(
     })?;
     let report = admin
         .import_users(Caller::Operator, &records, client)
-        .await?;
+        .await
+        .map_err(|stopped| {
+            if stopped.written == ImportReport::default() {
+                Refusal::Auth(stopped.cause)
+            } else {
+                Refusal::Stopped(stopped)
+            }
+        })?;
     Ok(format!(
         "imported: {} created, {} skipped (address taken already)",
         report.created, report.skipped

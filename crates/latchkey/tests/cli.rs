@@ -1280,6 +1280,96 @@ fn with_redis_an_operator_grant_reaches_a_running_server_at_once() {
         seen,
         "the grant did not reach the server before its cached refusal expired: no cache bus"
     );
+    assert!(!err.contains("Redis did not take"), "{err}");
+}
+
+/// Runs one statement on the SQLite database of `dir` (a fault under the store).
+fn sqlite_execute(dir: &Path, sql: &str) {
+    use sqlx::Connection as _;
+    let url = format!("sqlite:{}", dir.join("data/latchkey.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&mut db).await.unwrap();
+            db.close().await.unwrap();
+        });
+}
+
+/// An import the database stops in its second batch (a trigger refuses one
+/// row) keeps the first batch whole and nothing of the second, says what it
+/// wrote, and the same file run again finishes the job.
+#[test]
+fn an_import_the_database_stops_mid_way_keeps_whole_batches_and_a_rerun_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(latchkey(dir.path()).args(["migrate", "--data-dir", "data"]));
+    assert!(out.status.success());
+    sqlite_execute(
+        dir.path(),
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON users \
+         WHEN NEW.email_normalized = 'user1499@example.com' \
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    );
+    let file = (0..1500)
+        .map(|i| format!("{{\"email\":\"user{i:04}@example.com\"}}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("users.jsonl"), file).unwrap();
+    let (code, _, err) = operator(dir.path(), &["users", "import", "users.jsonl"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("import stopped: 1000 created, 0 skipped")
+            && err.contains("run the same file again")
+            && err.contains("database"),
+        "{err}"
+    );
+    let (_, out, _) = operator(dir.path(), &["users", "list", "--json"]);
+    assert_eq!(out.lines().count(), 1000, "the first batch, whole");
+    assert!(
+        out.contains("user0999@") && !out.contains("user1000@"),
+        "nothing of the second batch"
+    );
+    sqlite_execute(dir.path(), "DROP TRIGGER refuse_one");
+    let (code, out, err) = operator(dir.path(), &["users", "import", "users.jsonl"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("500 created, 1000 skipped"), "{out}");
+}
+
+/// With Redis down the operator's change is made all the same, and the
+/// command says that running servers show it only once their cache expires.
+#[test]
+fn with_redis_down_an_operator_grant_is_made_and_the_delay_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = operator(
+        dir.path(),
+        &["users", "create", "ada@example.com", "--invite"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [("LATCHKEY_REDIS__URL", format!("redis://127.0.0.1:{dead}"))];
+    let (code, err) = operator_with(
+        dir.path(),
+        &["users", "grant", "ada@example.com", "admin"],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("Redis did not take the change notice") && err.contains("within 5 s"),
+        "{err}"
+    );
+    let (_, out, _) = operator(dir.path(), &["users", "show", "ada@example.com", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["roles"], serde_json::json!(["admin"]), "{out}");
+    // A read changes nothing: nothing to tell.
+    let (code, err) = operator_with(dir.path(), &["users", "list"], &env);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("Redis"), "{err}");
 }
 
 #[test]

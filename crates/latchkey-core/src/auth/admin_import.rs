@@ -48,6 +48,27 @@ pub struct ImportReport {
     pub skipped: u64,
 }
 
+/// Why an import stopped, and what it had written by then: the batches
+/// before the failing one stay written (each batch is one transaction, all or
+/// nothing), so running the same records again skips them and finishes the
+/// job. `written` is all zero when the import was refused before writing.
+#[derive(Debug)]
+pub struct ImportStopped {
+    /// What the batches written before the failure did.
+    pub written: ImportReport,
+    /// The failure.
+    pub cause: AuthError,
+}
+
+impl From<AuthError> for ImportStopped {
+    fn from(cause: AuthError) -> Self {
+        Self {
+            written: ImportReport::default(),
+            cause,
+        }
+    }
+}
+
 impl Admin {
     /// Whether `stored` may be imported as a password hash (no hashing work).
     pub fn importable_hash(&self, stored: &str) -> bool {
@@ -59,33 +80,36 @@ impl Admin {
     /// account (the given hash is stored; an account without one gets a hash
     /// of a secret made and forgotten in this call, which no password
     /// matches); every hash is checked again here and a bad one refuses the
-    /// whole import before anything is written (`UnimportableHash`); an address that
-    /// has an account already is skipped, so a re-run after a failure
-    /// finishes the job; each account created is an `account_created` event.
+    /// whole import before anything is written (`UnimportableHash`), and so
+    /// does a role that does not exist (`UnknownRole`); an address that has an
+    /// account already is skipped, so a re-run after a failure finishes the
+    /// job ([`ImportStopped`] says what the failed run wrote); each account
+    /// created is an `account_created` event.
     pub async fn import_users(
         &self,
         caller: Caller<'_>,
         records: &[ImportRecord],
         client: &ClientContext,
-    ) -> Result<ImportReport, AuthError> {
+    ) -> Result<ImportReport, ImportStopped> {
         let actor = self.authorize(caller, Permission::UsersWrite).await?;
         if records.iter().any(|r| !r.roles.is_empty()) {
             self.authorize(caller, Permission::RolesAssign).await?;
         }
         for r in records {
             if r.roles.len() > MAX_ROLES_PER_USER {
-                return Err(AuthError::RoleRefused(RoleProblem::TooManyForUser));
+                return Err(AuthError::RoleRefused(RoleProblem::TooManyForUser).into());
             }
             if let Some(bad) = r.roles.iter().find(|n| !check_role_name(n)) {
-                return Err(AuthError::UnknownRole(bad.clone()));
+                return Err(AuthError::UnknownRole(bad.clone()).into());
             }
             if r.password_hash
                 .as_deref()
                 .is_some_and(|h| !self.importable_hash(h))
             {
-                return Err(AuthError::UnimportableHash);
+                return Err(AuthError::UnimportableHash.into());
             }
         }
+        self.check_roles_exist(records).await?;
         let unusable = if records.iter().any(|r| r.password_hash.is_none()) {
             let (secret, _) = new_link_token("");
             Some(
@@ -138,10 +162,43 @@ impl Admin {
                     }
                 })
                 .collect();
-            let created = guarded(self.store.import_accounts(&accounts).await?)?;
+            let created = self
+                .store
+                .import_accounts(&accounts)
+                .await
+                .map_err(AuthError::from)
+                .and_then(guarded)
+                .map_err(|cause| ImportStopped {
+                    written: report,
+                    cause,
+                })?;
             report.created += created;
             report.skipped += batch.len() as u64 - created;
         }
         Ok(report)
+    }
+
+    /// `UnknownRole` naming the first role of `records` that does not exist
+    /// (one read of the roles, none when no record names a role). A role
+    /// deleted after this check still stops its batch in the store.
+    async fn check_roles_exist(&self, records: &[ImportRecord]) -> Result<(), AuthError> {
+        if records.iter().all(|r| r.roles.is_empty()) {
+            return Ok(());
+        }
+        let known: std::collections::HashSet<String> = self
+            .store
+            .roles()
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        match records
+            .iter()
+            .flat_map(|r| &r.roles)
+            .find(|name| !known.contains(*name))
+        {
+            Some(missing) => Err(AuthError::UnknownRole(missing.clone())),
+            None => Ok(()),
+        }
     }
 }

@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use crate::support::{assert_problem, jwt_parts, token_refresh};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Signs in and returns the access token.
-async fn token(app: &TestApp, email: &str) -> String {
+pub(crate) async fn token(app: &TestApp, email: &str) -> String {
     let r = app.login(email, PASSWORD).await;
     assert_eq!(r.status(), 200, "login of {email}");
     let body: Value = r.json().await.unwrap();
@@ -32,7 +32,7 @@ async fn app() -> (TestApp, Uuid, Uuid) {
     (app, root, ada)
 }
 
-async fn grant(app: &TestApp, id: Uuid, role: &str) {
+pub(crate) async fn grant(app: &TestApp, id: Uuid, role: &str) {
     app.state
         .services
         .admin
@@ -41,7 +41,7 @@ async fn grant(app: &TestApp, id: Uuid, role: &str) {
         .unwrap();
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,

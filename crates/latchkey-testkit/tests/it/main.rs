@@ -11,6 +11,7 @@
 
 mod addresses;
 mod admin;
+mod admin_faults;
 mod auth;
 mod breach;
 mod connections;

@@ -1,0 +1,297 @@
+//! Administration under faults: an import the database stops part-way, and
+//! role changes between two nodes while their Redis is up, down, and back.
+
+use std::time::{Duration, Instant};
+
+use latchkey_core::auth::{AuthError, Caller, ClientContext, ImportRecord, ImportReport};
+use latchkey_server::config::Config;
+use latchkey_testkit::app::TestApp;
+use latchkey_testkit::redis_server::RedisServer;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::admin::{call, grant, token, PASSWORD};
+use crate::support::Db;
+
+fn bulk(count: usize) -> Vec<ImportRecord> {
+    (0..count)
+        .map(|i| ImportRecord {
+            email: format!("bulk{i:04}@example.com"),
+            ..ImportRecord::default()
+        })
+        .collect()
+}
+
+const BULK_ACCOUNTS: &str = "SELECT COUNT(*) FROM users WHERE email_normalized LIKE 'bulk%'";
+
+/// A trigger that refuses the account `bulk1500@` (in the second batch of
+/// 1,000), on either engine.
+async fn refuse_one_insert(db: &mut Db) {
+    match db {
+        Db::Sqlite(_) => {
+            db.execute(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON users \
+                 WHEN NEW.email_normalized = 'bulk1500@example.com' \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+            )
+            .await;
+        }
+        Db::Postgres(_) => {
+            db.execute(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.email_normalized = 'bulk1500@example.com' THEN \
+                 RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$",
+            )
+            .await;
+            db.execute(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON users \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+            )
+            .await;
+        }
+    }
+}
+
+async fn allow_every_insert(db: &mut Db) {
+    match db {
+        Db::Sqlite(_) => db.execute("DROP TRIGGER refuse_one").await,
+        Db::Postgres(_) => db.execute("DROP TRIGGER refuse_one ON users").await,
+    }
+}
+
+#[tokio::test]
+async fn an_import_stopped_part_way_keeps_whole_batches_and_a_rerun_finishes_it() {
+    let app = TestApp::spawn().await;
+    let admin = &app.state.services.admin;
+    let client = ClientContext::default();
+    let mut db = Db::of(&app).await;
+
+    // A role that does not exist refuses the whole import before any write,
+    // even when it is named only in the last batch.
+    let mut records = bulk(2_500);
+    records[2_400].roles = vec!["ghost".into()];
+    let stopped = admin
+        .import_users(Caller::Operator, &records, &client)
+        .await
+        .unwrap_err();
+    assert_eq!(stopped.written, ImportReport::default());
+    assert!(
+        matches!(&stopped.cause, AuthError::UnknownRole(name) if name == "ghost"),
+        "{stopped:?}"
+    );
+    assert_eq!(db.count(BULK_ACCOUNTS).await, 0);
+
+    // The database fails in the second batch: the first stays, whole, with
+    // its events; nothing of the second is written.
+    let events_before = db
+        .count("SELECT COUNT(*) FROM security_events WHERE kind = 'account_created'")
+        .await;
+    refuse_one_insert(&mut db).await;
+    let records = bulk(2_500);
+    let stopped = admin
+        .import_users(Caller::Operator, &records, &client)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stopped.written,
+        ImportReport {
+            created: 1_000,
+            skipped: 0
+        }
+    );
+    assert!(matches!(stopped.cause, AuthError::Store(_)), "{stopped:?}");
+    assert_eq!(db.count(BULK_ACCOUNTS).await, 1_000);
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM users WHERE email_normalized >= 'bulk1000' \
+             AND email_normalized < 'bulk2000'"
+        )
+        .await,
+        0,
+        "nothing of the failed batch"
+    );
+    let events_after = db
+        .count("SELECT COUNT(*) FROM security_events WHERE kind = 'account_created'")
+        .await;
+    assert_eq!(
+        events_after - events_before,
+        1_000,
+        "one event per account kept"
+    );
+
+    // The same records again finish the job.
+    allow_every_insert(&mut db).await;
+    let done = admin
+        .import_users(Caller::Operator, &records, &client)
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        ImportReport {
+            created: 1_500,
+            skipped: 1_000
+        }
+    );
+    assert_eq!(db.count(BULK_ACCOUNTS).await, 2_500);
+}
+
+/// Two nodes on one database and one private Redis.
+async fn two_nodes(redis: &RedisServer) -> (TestApp, TestApp) {
+    let url = redis.url();
+    let shared = move |c: &mut Config| {
+        // One deployment: the same issuer and audience on both nodes.
+        c.public_url = Some("http://auth.latchkey.test".into());
+        c.rate_limit.enabled = false;
+        c.redis.url = Some(url.clone());
+    };
+    let a = TestApp::builder().configure(shared.clone()).spawn().await;
+    let b = TestApp::builder()
+        .configure(shared)
+        .beside(&a)
+        .spawn()
+        .await;
+    (a, b)
+}
+
+/// Whether the cache bus carries `a`'s changes to `b`, tried until `within`
+/// has passed: `b` holds the profile in its cache (5 s), so a rename on `a`
+/// to a name never used before that shows on `b` 25 ms later came over the bus.
+async fn bus_carries(a: &TestApp, b: &TestApp, token: &str, within: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        assert_eq!(b.get_as("/v1/me", token).await.status(), 200);
+        let name = format!("Ada {}", uuid::Uuid::new_v4().simple());
+        let r = a
+            .client
+            .patch(a.url("/v1/me"))
+            .bearer_auth(token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let shown: Value = b.get_as("/v1/me", token).await.json().await.unwrap();
+        if shown["name"] == name.as_str() {
+            return true;
+        }
+    }
+    false
+}
+
+async fn admin_status(node: &TestApp, token: &str) -> u16 {
+    call(node, Method::GET, "/v1/admin/users", token, None)
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Whether `node` answers `token` on the admin API with `want` before
+/// `since` is `limit` old.
+async fn answers_within(
+    node: &TestApp,
+    token: &str,
+    want: u16,
+    since: Instant,
+    limit: Duration,
+) -> bool {
+    let mut seen = Vec::new();
+    while since.elapsed() < limit {
+        let status = admin_status(node, token).await;
+        if status == want {
+            return true;
+        }
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("answers seen instead of {want}: {seen:?}");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_changes_reach_the_other_node_at_once_and_within_its_cache_ttl_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let root = a.create_user("root@example.com", PASSWORD, true).await;
+    let ada = a.create_user("ada@example.com", PASSWORD, true).await;
+    grant(&a, root, "admin").await;
+    grant(&a, ada, "admin").await;
+    let root_token = token(&a, "root@example.com").await;
+    let ada_token = token(&a, "ada@example.com").await;
+    let set_roles = |roles: Value| {
+        let (a, root_token) = (&a, &root_token);
+        async move {
+            call(
+                a,
+                Method::PUT,
+                &format!("/v1/admin/users/{ada}/roles"),
+                root_token,
+                Some(json!({ "roles": roles })),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    let within_cache = Duration::from_secs(4);
+    assert!(
+        bus_carries(&a, &b, &ada_token, Duration::from_secs(10)).await,
+        "the cache bus connects"
+    );
+
+    // `b` has just read ada's permissions and remembers them for 5 s: a
+    // revoke and a grant on `a` show on `b` before that, over the bus.
+    assert_eq!(admin_status(&b, &ada_token).await, 200);
+    let cached = Instant::now();
+    assert_eq!(set_roles(json!([])).await, 200);
+    assert!(
+        answers_within(&b, &ada_token, 403, cached, within_cache).await,
+        "a revoke reaches the other node at once"
+    );
+    let cached = Instant::now();
+    assert_eq!(set_roles(json!(["admin"])).await, 200);
+    assert!(
+        answers_within(&b, &ada_token, 200, cached, within_cache).await,
+        "a grant reaches the other node at once"
+    );
+
+    // Redis down: admin calls are made all the same (the database holds
+    // them), and the other node shows them once its cached answer expires.
+    redis.stop();
+    assert_eq!(admin_status(&b, &ada_token).await, 200);
+    let changed = Instant::now();
+    assert_eq!(set_roles(json!([])).await, 200);
+    assert_eq!(admin_status(&a, &ada_token).await, 403, "at once on `a`");
+    assert!(
+        answers_within(&b, &ada_token, 403, changed, Duration::from_secs(15)).await,
+        "the revoke shows on the other node within its cache TTL"
+    );
+
+    // Redis back: the bus heals by itself, and changes travel at once again.
+    redis.restart();
+    assert!(
+        bus_carries(&a, &b, &ada_token, Duration::from_secs(30)).await,
+        "the cache bus reconnects"
+    );
+    assert_eq!(admin_status(&b, &ada_token).await, 403);
+    let cached = Instant::now();
+    assert_eq!(set_roles(json!(["admin"])).await, 200);
+    assert!(
+        answers_within(&b, &ada_token, 200, cached, within_cache).await,
+        "a grant reaches the other node at once after the outage"
+    );
+    let seen: Value = call(
+        &b,
+        Method::GET,
+        &format!("/v1/admin/users/{ada}"),
+        &root_token,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(seen["roles"], json!(["admin"]), "{seen}");
+}
