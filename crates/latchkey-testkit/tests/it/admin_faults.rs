@@ -1,6 +1,9 @@
-//! Administration under faults: an import the database stops part-way, and
-//! role changes between two nodes while their Redis is up, down, and back.
+//! Administration under faults: an import the database stops part-way, role
+//! changes between two nodes while their Redis is up, down, and back, and
+//! admin calls while the database connections are cut.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use latchkey_core::auth::{AuthError, Caller, ClientContext, ImportRecord, ImportReport};
@@ -294,4 +297,153 @@ async fn role_changes_reach_the_other_node_at_once_and_within_its_cache_ttl_whil
     .await
     .unwrap();
     assert_eq!(seen["roles"], json!(["admin"]), "{seen}");
+}
+
+/// Every answer of [`admin_load`]'s clients, in the order they came.
+type Answers = Arc<Mutex<Vec<(u16, Value)>>>;
+
+/// Three clients calling the admin API as `token` until `stop`: one flips
+/// `ada`'s roles between `[]` and `["admin"]`, two read the users page.
+fn admin_load(
+    app: &Arc<TestApp>,
+    token: &Arc<String>,
+    ada: uuid::Uuid,
+    stop: &Arc<AtomicBool>,
+) -> (Vec<tokio::task::JoinHandle<()>>, Answers) {
+    let answers = Answers::default();
+    let clients = (0..3)
+        .map(|client| {
+            let (app, t, stop, answers) = (
+                Arc::clone(app),
+                Arc::clone(token),
+                Arc::clone(stop),
+                Arc::clone(&answers),
+            );
+            tokio::spawn(async move {
+                let mut round = 0_u32;
+                while !stop.load(Ordering::SeqCst) {
+                    round += 1;
+                    let r = if client == 0 {
+                        let roles = if round.is_multiple_of(2) {
+                            json!(["admin"])
+                        } else {
+                            json!([])
+                        };
+                        call(
+                            &app,
+                            Method::PUT,
+                            &format!("/v1/admin/users/{ada}/roles"),
+                            &t,
+                            Some(json!({ "roles": roles })),
+                        )
+                        .await
+                    } else {
+                        call(&app, Method::GET, "/v1/admin/users", &t, None).await
+                    };
+                    let status = r.status().as_u16();
+                    let body: Value = r.json().await.unwrap_or(Value::Null);
+                    answers.lock().unwrap().push((status, body));
+                }
+            })
+        })
+        .collect();
+    (clients, answers)
+}
+
+/// Admin calls (page reads and role changes) from a few clients while every
+/// database connection of the server is cut twice, as a PostgreSQL restart
+/// does (the shared test server itself cannot be restarted under the other
+/// tests): each answer is a 200 or a 503 `unavailable`, never a 500, and the
+/// server serves again at once with no restart of its own. The role written
+/// last is the one the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    latchkey_postgres_unset,
+    ignore = "needs LATCHKEY_TEST_POSTGRES_URL (unset when built)"
+)]
+async fn admin_calls_while_the_database_connections_are_cut_answer_503_at_worst_and_recover() {
+    use sqlx::Connection as _;
+
+    let Some(builder) = TestApp::builder().on_postgres().await else {
+        return;
+    };
+    // The server's connections carry a name of their own: only they are cut.
+    let name = format!("lk-cut-{}", uuid::Uuid::new_v4().simple());
+    let app = Arc::new(
+        builder
+            .configure(|c| {
+                c.rate_limit.enabled = false;
+                let url = c.database.url.take().unwrap();
+                c.database.url = Some(format!("{url}&application_name={name}"));
+            })
+            .spawn()
+            .await,
+    );
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    let ada = app.create_user("ada@example.com", PASSWORD, true).await;
+    grant(&app, root, "admin").await;
+    let root_token = Arc::new(token(&app, "root@example.com").await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (clients, answers) = admin_load(&app, &root_token, ada, &stop);
+    let admin_url = std::env::var(latchkey_testkit::db::POSTGRES_ENV).unwrap();
+    let mut dba = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let mut cut = 0_i64;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        cut += sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) AS cut",
+        )
+        .bind(&name)
+        .fetch_one(&mut dba)
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(cut >= 2, "the server's connections were cut ({cut})");
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    assert!(
+        answers.len() > 10,
+        "the clients kept calling: {}",
+        answers.len()
+    );
+    for (status, body) in &answers {
+        match status {
+            200 => {}
+            503 => assert_eq!(body["code"], "unavailable", "{body}"),
+            _ => panic!("{status} {body}"),
+        }
+    }
+    // Serving again at once, and the store holds the last role written.
+    let r = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users/{ada}"),
+        &root_token,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.unwrap();
+    let last_written = answers
+        .iter()
+        .rev()
+        .find(|(status, body)| {
+            *status == 200 && body.get("roles").is_some() && body["id"] == ada.to_string()
+        })
+        .map(|(_, body)| body["roles"].clone());
+    if let Some(roles) = last_written {
+        assert_eq!(seen["roles"], roles, "{seen}");
+    }
+    let mut db = Db::of(&app).await;
+    let held = db
+        .count(&format!(
+            "SELECT COUNT(*) FROM user_roles WHERE user_id = '{ada}'"
+        ))
+        .await;
+    assert_eq!(held, i64::from(seen["roles"] == json!(["admin"])));
 }
