@@ -15,7 +15,8 @@ use crate::extract::ApiJson;
         `415 unsupported_media_type` (a JSON body without a JSON content type), \
         `431 header_fields_too_large` (over 100 headers or 32 KiB of them) and `429 rate_limited` (the \
         per-IP rules, among them `unauthenticated-ip` for refused tokens); `Retry-After` \
-        comes with every 423 and 429."),
+        comes with every 423 and 429. Every operation lists `500 internal` and `503 unavailable` \
+        (a dependency down, or the request timeout)."),
     paths(
         super::health::healthz,
         super::health::readyz,
@@ -79,7 +80,7 @@ use crate::extract::ApiJson;
         crate::error::FieldError,
         super::auth::login::MfaRequired
     )),
-    modifiers(&BearerAuth, &IdempotencyKeys),
+    modifiers(&BearerAuth, &IdempotencyKeys, &EveryOperation),
     tags(
         (name = "auth", description = "Sign-in, token refresh, sign-out"),
         (name = "me", description = "The signed-in user"),
@@ -179,6 +180,45 @@ impl utoipa::Modify for IdempotencyKeys {
                     responses,
                     "400",
                     "`malformed_request`: a malformed Idempotency-Key",
+                );
+            }
+        }
+    }
+}
+
+/// Adds the two answers any operation may give to every operation: `500
+/// internal` (a bug: a panic or an unexpected store error, logged with the
+/// request id) and `503 unavailable` (a dependency — the database, Redis when
+/// a shared limit fails closed — cannot serve now, or the request ran past
+/// `http.request_timeout_ms`; retry later).
+struct EveryOperation;
+
+impl utoipa::Modify for EveryOperation {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                add_problem(
+                    responses,
+                    "503",
+                    "`unavailable`: a dependency (the database; Redis when a shared rate limit \
+                     fails closed) cannot serve now, or the request ran past \
+                     `http.request_timeout_ms`; retry later",
+                );
+                add_problem(
+                    responses,
+                    "500",
+                    "`internal`: an unexpected failure, logged with the request id (never \
+                     details in the answer)",
                 );
             }
         }

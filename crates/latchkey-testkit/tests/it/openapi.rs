@@ -57,6 +57,32 @@ async fn the_document_is_openapi_3_1_and_matches_the_route_table() {
     }
 }
 
+/// A request that runs past the timeout answers 503 on any route, and a bug
+/// 500: every operation says so, as a problem, keeping its own 503 note.
+#[tokio::test]
+async fn every_operation_lists_500_and_503_as_problems() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app.get("/v1/openapi.json").await.json().await.unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["500", "503"] {
+                let answer = &operation["responses"][status];
+                assert!(
+                    answer["content"]["application/problem+json"]["schema"].is_object(),
+                    "{method} {path} {status}: {answer}"
+                );
+            }
+        }
+    }
+    let readyz = doc["paths"]["/readyz"]["get"]["responses"]["503"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        readyz.contains("the detail names it") && readyz.contains("request_timeout_ms"),
+        "{readyz}"
+    );
+}
+
 #[tokio::test]
 async fn the_problem_schema_is_published() {
     let app = TestApp::spawn().await;
