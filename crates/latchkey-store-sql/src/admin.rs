@@ -121,7 +121,7 @@ impl<B: Backend> AdminStore for SqlStore<B> {
             now,
         )
         .await?;
-        crate::sessions::insert_event(&mut tx, event).await?;
+        crate::events::insert_event(&mut tx, event);
         tx.commit().await?;
         Ok(AdminGuarded::Done(()))
     }
@@ -143,7 +143,7 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         if changed == 0 {
             return Ok(false);
         }
-        crate::sessions::insert_event(&mut tx, event).await?;
+        crate::events::insert_event(&mut tx, event);
         tx.commit().await?;
         Ok(true)
     }
@@ -159,8 +159,9 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         }
         tx.execute(sql("DELETE FROM users WHERE id = $1").bind(user_id))
             .await?;
+        crate::events::redact_user_events(&mut tx, user_id).await?;
         if let Some(event) = event {
-            crate::sessions::insert_event(&mut tx, event).await?;
+            crate::events::insert_event(&mut tx, event);
         }
         tx.commit().await?;
         Ok(AdminGuarded::Done(()))
@@ -189,7 +190,7 @@ impl<B: Backend> AdminStore for SqlStore<B> {
             crate::mail::insert_reset_token(&mut tx, token).await?;
             crate::mail::insert_mail(&mut tx, mail).await?;
         }
-        crate::sessions::insert_event(&mut tx, account.event).await?;
+        crate::events::insert_event(&mut tx, account.event);
         tx.commit().await?;
         Ok(AdminGuarded::Done(()))
     }
@@ -261,7 +262,7 @@ impl<B: Backend> AdminStore for SqlStore<B> {
         if let Some(mail) = notice {
             crate::mail::insert_mail(&mut tx, mail).await?;
         }
-        crate::sessions::insert_event(&mut tx, event).await?;
+        crate::events::insert_event(&mut tx, event);
         tx.commit().await?;
         Ok(true)
     }
@@ -302,7 +303,7 @@ impl<B: Backend> AdminStore for SqlStore<B> {
             created += 1;
             crate::roles::insert_user_roles(&mut tx, user.id, &account.roles, user.created_at)
                 .await?;
-            crate::sessions::insert_event(&mut tx, &account.event).await?;
+            crate::events::insert_event(&mut tx, &account.event);
         }
         tx.commit().await?;
         Ok(AdminGuarded::Done(created))

@@ -10,7 +10,7 @@ use crate::query::sql;
 
 /// Revokes, records and queues what `after` asks for, for `user_id`, in `tx`.
 pub(crate) async fn apply<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     user_id: Uuid,
     after: &Aftermath<'_>,
     now: OffsetDateTime,
@@ -19,7 +19,7 @@ pub(crate) async fn apply<B: Backend>(
         revoke_everything::<B>(tx, user_id, r.keep, r.reason, now).await?;
     }
     if let Some(event) = after.event {
-        crate::sessions::insert_event(tx, event).await?;
+        crate::events::insert_event(tx, event);
     }
     if let Some(mail) = after.mail {
         crate::mail::insert_mail(tx, mail).await?;
@@ -38,7 +38,7 @@ pub(crate) async fn apply<B: Backend>(
 /// sessions it revoked. The user row is written first, as sign-ins and
 /// email-change confirmations lock it first (one lock order: no deadlock).
 pub(crate) async fn revoke_everything<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     user_id: Uuid,
     keep: Option<Uuid>,
     reason: RevokeReason,

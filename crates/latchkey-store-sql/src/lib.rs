@@ -12,6 +12,7 @@
 mod admin;
 mod aftermath;
 mod backend;
+mod events;
 mod idempotency;
 mod mail;
 mod maintenance;
@@ -47,6 +48,12 @@ impl<B: Backend> SqlStore<B> {
     fn pool(&self) -> B::Pool {
         self.backend.on_pool()
     }
+
+    /// Starts a write transaction of the SQL layer: the engine's, chaining
+    /// the security events recorded in it when it commits ([`events::Tx`]).
+    async fn begin(&self) -> Result<events::Tx<B>, StoreError> {
+        Ok(events::Tx::new(self.backend.begin().await?))
+    }
 }
 
 /// The engine's own API (its pool, for tests and tools in this workspace).
@@ -65,7 +72,9 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.backend.migrate().await
+        self.backend.migrate().await?;
+        self.chain_events_from_before().await?;
+        Ok(())
     }
 
     async fn close(&self) {

@@ -87,7 +87,7 @@ pub(crate) async fn insert_codes<E: Exec>(
 /// Makes concurrent factor changes of one user take turns (a lock on the
 /// user row): the second one then sees what the first did.
 pub(crate) async fn lock_user_factors<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     user_id: Uuid,
 ) -> Result<(), StoreError> {
     let q = format!(

@@ -25,7 +25,7 @@ fn role_from_row<R: Row>(row: &R) -> Result<Role, StoreError> {
 /// The first of `roles` that does not exist, locking those that do against
 /// deletion until the transaction ends.
 pub(crate) async fn missing_role<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     roles: &[String],
 ) -> Result<Option<String>, StoreError> {
     if roles.is_empty() {
@@ -72,7 +72,7 @@ pub(crate) async fn insert_user_roles<E: Exec>(
 /// `NoUser` for no such account, `LastAdmin` when it is that admin, `None`
 /// when the change may go on (the locks of [`last_admin`] are held).
 pub(crate) async fn refuse_last_admin<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     user_id: Uuid,
 ) -> Result<Option<AdminGuarded<()>>, StoreError> {
     Ok(match last_admin::<B>(tx, user_id).await? {
@@ -87,7 +87,7 @@ pub(crate) async fn refuse_last_admin<B: Backend>(
 /// then the user's row, and answers whether the user is the last enabled
 /// holder of the role. `None`: no such user.
 pub(crate) async fn last_admin<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     user_id: Uuid,
 ) -> Result<Option<bool>, StoreError> {
     let role = format!(
@@ -169,7 +169,7 @@ impl<B: Backend> RoleStore for SqlStore<B> {
             .is_some();
         if created {
             if let Some(event) = event {
-                crate::sessions::insert_event(&mut tx, event).await?;
+                crate::events::insert_event(&mut tx, event);
             }
             tx.commit().await?;
         }
@@ -204,7 +204,7 @@ impl<B: Backend> RoleStore for SqlStore<B> {
         tx.execute(sql("DELETE FROM roles WHERE name = $1").bind(name))
             .await?;
         if let Some(event) = event {
-            crate::sessions::insert_event(&mut tx, event).await?;
+            crate::events::insert_event(&mut tx, event);
         }
         tx.commit().await?;
         Ok(Some(holders))
@@ -271,7 +271,7 @@ impl<B: Backend> RoleStore for SqlStore<B> {
         )
         .await?;
         if let Some(event) = event(&before, &roles) {
-            crate::sessions::insert_event(&mut tx, &event).await?;
+            crate::events::insert_event(&mut tx, &event);
         }
         tx.commit().await?;
         Ok(AdminGuarded::Done(before))

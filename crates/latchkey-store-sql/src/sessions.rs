@@ -1,13 +1,10 @@
-//! `SessionStore` and `EventStore`. Under PostgreSQL's READ COMMITTED, a
+//! `SessionStore`. Under PostgreSQL's READ COMMITTED, a
 //! conditional `UPDATE ... WHERE used_at IS NULL` that races another waits for
 //! it and re-checks the condition, so only one spender of a token ever sees a
 //! row; under SQLite the write transactions take turns.
 
 use async_trait::async_trait;
-use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{
-    Aftermath, DeviceSeen, EventStore, SessionStore, StoreError, SECURITY_CHANGED,
-};
+use latchkey_core::ports::{Aftermath, DeviceSeen, SessionStore, StoreError, SECURITY_CHANGED};
 use latchkey_core::session::{
     Device, NewSession, RefreshToken, RevokeReason, RotateOutcome, Session,
 };
@@ -107,7 +104,7 @@ pub(crate) async fn revoke_ids<E: Exec>(
 /// concurrent sign-ins of one user take turns). Only the rows past a session
 /// limit are returned; the partial index on live sessions serves the scan.
 pub(crate) async fn live_ids<B: Backend>(
-    tx: &mut B::Tx,
+    tx: &mut crate::events::Tx<B>,
     user_id: Uuid,
     except: Option<Uuid>,
     skip: u32,
@@ -132,26 +129,6 @@ pub(crate) async fn live_ids<B: Backend>(
         )
         .await?;
     rows.iter().map(|r| r.get("id")).collect()
-}
-
-/// Appends a security event (on the pool or inside a transaction).
-pub(crate) async fn insert_event<E: Exec>(ex: &mut E, e: &SecurityEvent) -> Result<(), StoreError> {
-    ex.execute(
-        sql(
-            "INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip, actor_id, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.id)
-        .bind(e.user_id)
-        .bind(e.kind.as_str())
-        .bind(e.created_at)
-        .bind(e.session_id)
-        .bind(&e.ip)
-        .bind(e.actor_id)
-        .bind(&e.details),
-    )
-    .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -427,48 +404,5 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             .fetch_optional(sql("SELECT jti FROM denied_access_tokens WHERE jti = $1").bind(jti))
             .await?;
         Ok(found.is_some())
-    }
-}
-
-#[async_trait]
-impl<B: Backend> EventStore for SqlStore<B> {
-    async fn record_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
-        insert_event(&mut self.pool(), e).await
-    }
-
-    async fn user_events(
-        &self,
-        user_id: Uuid,
-        limit: u32,
-    ) -> Result<Vec<SecurityEvent>, StoreError> {
-        let rows = self
-            .pool()
-            .fetch_all(
-                sql(
-                    "SELECT id, user_id, kind, created_at, session_id, ip, actor_id, details FROM security_events \
-                     WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-                )
-                .bind(user_id)
-                .bind(limit),
-            )
-            .await?;
-        rows.iter()
-            .filter_map(|row| {
-                let kind: String = row.get("kind").ok()?;
-                Some((row, EventKind::parse(&kind)?))
-            })
-            .map(|(row, kind)| {
-                Ok(SecurityEvent {
-                    id: row.get("id")?,
-                    user_id: row.get("user_id")?,
-                    kind,
-                    created_at: row.get("created_at")?,
-                    session_id: row.get("session_id")?,
-                    ip: row.get("ip")?,
-                    actor_id: row.get("actor_id")?,
-                    details: row.get("details")?,
-                })
-            })
-            .collect()
     }
 }

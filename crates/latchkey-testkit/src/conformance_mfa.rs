@@ -161,11 +161,12 @@ pub async fn totp_lifecycle(store: &dyn Store) {
 fn event(user_id: Uuid, kind: EventKind) -> SecurityEvent {
     SecurityEvent {
         id: Uuid::now_v7(),
-        user_id,
+        user_id: Some(user_id),
         kind,
         created_at: T0,
         session_id: None,
         ip: None,
+        user_agent: None,
         actor_id: None,
         details: None,
     }

@@ -50,11 +50,12 @@ fn role(name: &str, permissions: &[Permission]) -> Role {
 fn event(user_id: Uuid, kind: EventKind) -> SecurityEvent {
     SecurityEvent {
         id: Uuid::now_v7(),
-        user_id,
+        user_id: Some(user_id),
         kind,
         created_at: T0,
         session_id: None,
         ip: None,
+        user_agent: None,
         actor_id: Some(user_id),
         details: Some("{}".into()),
     }

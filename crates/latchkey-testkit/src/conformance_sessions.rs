@@ -473,11 +473,12 @@ pub async fn access_token_denylist(store: &dyn Store) {
 fn event(user_id: Uuid, kind: EventKind, at: OffsetDateTime) -> SecurityEvent {
     SecurityEvent {
         id: Uuid::now_v7(),
-        user_id,
+        user_id: Some(user_id),
         kind,
         created_at: at,
         session_id: None,
         ip: Some("198.51.100.7".into()),
+        user_agent: None,
         actor_id: None,
         details: None,
     }
@@ -623,11 +624,12 @@ pub async fn security_events_round_trip(store: &dyn Store) {
     {
         let event = SecurityEvent {
             id: Uuid::now_v7(),
-            user_id: uid,
+            user_id: Some(uid),
             kind,
             created_at: T0 + Duration::seconds(i64::try_from(i).unwrap()),
             session_id: Some(Uuid::now_v7()),
             ip: Some("198.51.100.1".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
             actor_id: None,
             details: None,
         };

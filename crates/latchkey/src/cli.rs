@@ -54,6 +54,25 @@ enum Command {
         #[command(subcommand)]
         command: RolesCommand,
     },
+    /// Check the security events' audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the events' hash chain; exit 1 naming the first event whose hash
+    /// or link is wrong (changed, deleted or moved under the store).
+    Verify {
+        /// Start at the first event recorded at or after this time (RFC 3339),
+        /// trusting the one before it.
+        #[arg(long, value_name = "TIME", value_parser = crate::audit::parse_since)]
+        since: Option<time::OffsetDateTime>,
+        #[command(flatten)]
+        place: Place,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +147,9 @@ impl Command {
             }
             | Self::Users {
                 command: UsersCommand::Unlock { place, .. },
+            }
+            | Self::Audit {
+                command: AuditCommand::Verify { place, .. },
             } => place,
             Self::Users {
                 command: UsersCommand::Account(command),
@@ -169,6 +191,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             command: UsersCommand::Account(command),
         } => crate::operator::accounts(&loaded, command).await,
         Command::Roles { command } => crate::operator::roles(&loaded, command).await,
+        Command::Audit {
+            command: AuditCommand::Verify { since, .. },
+        } => crate::audit::verify_chain(&loaded, *since).await,
     }
 }
 

@@ -4,6 +4,7 @@
 //! the last administrator, ...), 2 usage or configuration refused (one line per
 //! problem on stderr, saying what to fix; never a secret's value).
 
+mod audit;
 mod cli;
 mod operator;
 

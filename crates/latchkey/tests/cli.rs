@@ -1298,6 +1298,77 @@ fn sqlite_execute(dir: &Path, sql: &str) {
         });
 }
 
+/// The one text `sql` answers on the SQLite database of `dir`.
+fn sqlite_text(dir: &Path, sql: &str) -> String {
+    use sqlx::Connection as _;
+    let url = format!("sqlite:{}", dir.join("data/latchkey.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let text: String = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            text
+        })
+}
+
+#[test]
+fn audit_verify_passes_on_a_whole_chain_and_names_the_first_broken_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps: [&[&str]; 5] = [
+        &["users", "create", "ada@example.com", "--invite"],
+        &["users", "create", "bob@example.com", "--invite"],
+        &["users", "grant", "ada@example.com", "admin"],
+        &["users", "disable", "bob@example.com"],
+        &["users", "enable", "bob@example.com"],
+    ];
+    for step in steps {
+        let (code, _, err) = operator(dir.path(), step);
+        assert_eq!(code, Some(0), "{step:?}: {err}");
+    }
+    let (code, out, err) = operator(dir.path(), &["audit", "verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("chain verified: 5 events (0 redacted"),
+        "{out}"
+    );
+    let (code, out, _) = operator(
+        dir.path(),
+        &["audit", "verify", "--since", "2100-01-01T00:00:00Z"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(out.contains("chain verified: 0 events"), "{out}");
+    let (code, _, err) = operator(dir.path(), &["audit", "verify", "--since", "yesterday"]);
+    assert_eq!(code, Some(2), "a usage error");
+    assert!(err.contains("RFC 3339"), "{err}");
+
+    let hex = sqlite_text(
+        dir.path(),
+        "SELECT lower(hex(id)) FROM security_events WHERE seq = 3",
+    );
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    sqlite_execute(
+        dir.path(),
+        "UPDATE security_events SET details = '{}' WHERE seq = 3",
+    );
+    let (code, out, err) = operator(dir.path(), &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        err.contains(&format!("chain broken at event {id} (place 3)"))
+            && err.contains("2 events before it verified"),
+        "{err}"
+    );
+}
+
 /// An import the database stops in its second batch (a trigger refuses one
 /// row) keeps the first batch whole and nothing of the second, says what it
 /// wrote, and the same file run again finishes the job.

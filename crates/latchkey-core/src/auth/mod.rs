@@ -388,11 +388,12 @@ pub(crate) fn new_event(
 ) -> SecurityEvent {
     SecurityEvent {
         id: Uuid::now_v7(),
-        user_id,
+        user_id: Some(user_id),
         kind,
         created_at: at,
         session_id,
         ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
         actor_id: None,
         details: None,
     }

@@ -1,15 +1,18 @@
 //! The security event log.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
+use crate::audit::chain::{Head, Stored};
 use crate::audit::SecurityEvent;
 
 use super::StoreError;
 
-/// The append-only security event log.
+/// The append-only security event log, in one hash chain
+/// ([`crate::audit::chain`]).
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends an event.
+    /// Appends an event, chained as its own transaction commits.
     async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
 
     /// The user's events, newest first, at most `limit`.
@@ -18,4 +21,19 @@ pub trait EventStore: Send + Sync {
         user_id: uuid::Uuid,
         limit: u32,
     ) -> Result<Vec<SecurityEvent>, StoreError>;
+
+    /// The chain head as stored (the last place given and its hash).
+    async fn chain_head(&self) -> Result<Head, StoreError>;
+
+    /// Up to `limit` chained events after place `after`, in place order, as
+    /// stored (for the verifier: nothing is checked here).
+    async fn chained_events(&self, after: i64, limit: u32) -> Result<Vec<Stored>, StoreError>;
+
+    /// The place and hash of the last chained event recorded before `at`
+    /// ([`Head::EMPTY`] when there is none): where a walk `--since at` starts.
+    async fn chain_before(&self, at: OffsetDateTime) -> Result<Head, StoreError>;
+
+    /// How many stored events have no place in the chain (none, unless a row
+    /// was written under the store).
+    async fn unchained_events(&self) -> Result<u64, StoreError>;
 }

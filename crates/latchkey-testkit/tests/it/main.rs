@@ -12,6 +12,7 @@
 mod addresses;
 mod admin;
 mod admin_faults;
+mod audit;
 mod auth;
 mod breach;
 mod connections;

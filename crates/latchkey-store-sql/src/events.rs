@@ -1,0 +1,301 @@
+//! `EventStore`, and the write transaction that chains the security events
+//! recorded in it ([`Tx`]).
+
+use async_trait::async_trait;
+use latchkey_core::audit::chain::{self, Head, Link, Stored};
+use latchkey_core::audit::{EventKind, SecurityEvent};
+use latchkey_core::ports::{EventStore, StoreError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::backend::{Backend, Exec, Lock, Transaction};
+use crate::query::{sql, Query};
+use crate::row::{hash32, Row, RowExt};
+use crate::SqlStore;
+
+/// The event columns, as [`event_from_row`] reads them.
+const EVENT_COLUMNS: &str =
+    "id, user_id, kind, created_at, session_id, ip, user_agent, actor_id, details";
+
+/// Events chained per statement batch while the store chains rows from before
+/// the chain.
+const LEGACY_BATCH: u32 = 1_000;
+
+/// A write transaction of the shared SQL layer: the engine's, plus the
+/// security events recorded in it ([`insert_event`]). They are chained and
+/// written when it commits, as its last statements: the one-row chain head is
+/// locked (PostgreSQL; SQLite's write transactions exclude each other
+/// already) only for the commit itself, after every other lock the
+/// transaction takes, so it adds no lock-order cycle. Dropped without
+/// [`Transaction::commit`], it rolls back and its events are not written.
+pub struct Tx<B: Backend> {
+    inner: B::Tx,
+    events: Vec<SecurityEvent>,
+}
+
+impl<B: Backend> Tx<B> {
+    /// A transaction of the SQL layer around `inner`.
+    pub(crate) fn new(inner: B::Tx) -> Self {
+        Self {
+            inner,
+            events: Vec::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Exec for Tx<B> {
+    type Row = B::Row;
+    async fn execute(&mut self, q: Query<'_>) -> Result<u64, StoreError> {
+        self.inner.execute(q).await
+    }
+    async fn fetch_all(&mut self, q: Query<'_>) -> Result<Vec<B::Row>, StoreError> {
+        self.inner.fetch_all(q).await
+    }
+    async fn fetch_optional(&mut self, q: Query<'_>) -> Result<Option<B::Row>, StoreError> {
+        self.inner.fetch_optional(q).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Transaction for Tx<B> {
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            let head = head::<B, _>(&mut self.inner, true).await?;
+            let refs: Vec<&SecurityEvent> = events.iter().collect();
+            let (links, head) = chain::seal(head, &refs);
+            for (event, link) in events.iter().zip(&links) {
+                write_event(&mut self.inner, event, link).await?;
+            }
+            set_head(&mut self.inner, head).await?;
+        }
+        self.inner.commit().await
+    }
+}
+
+/// Records `event` in `tx`: written, chained, when `tx` commits.
+pub(crate) fn insert_event<B: Backend>(tx: &mut Tx<B>, event: &SecurityEvent) {
+    tx.events.push(event.clone());
+}
+
+/// Redacts every event about `user_id` (an account being deleted): its
+/// personal fields are cleared and it is marked redacted; its place and
+/// hashes stay, so the chain still verifies.
+pub(crate) async fn redact_user_events<B: Backend>(
+    tx: &mut Tx<B>,
+    user_id: Uuid,
+) -> Result<u64, StoreError> {
+    tx.execute(
+        sql(
+            "UPDATE security_events SET user_id = NULL, session_id = NULL, ip = NULL, \
+             user_agent = NULL, details = NULL, redacted = $2 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(true),
+    )
+    .await
+}
+
+async fn head<B: Backend, E: Exec>(ex: &mut E, lock: bool) -> Result<Head, StoreError> {
+    let q = format!(
+        "SELECT seq, hash FROM audit_chain WHERE id = 1{}",
+        if lock {
+            B::lock(Lock::Update)
+        } else {
+            String::new()
+        }
+    );
+    let row = ex.fetch_one(sql(&q)).await?;
+    Ok(Head {
+        seq: row.get("seq")?,
+        hash: hash32(&row.get::<Vec<u8>>("hash")?)?,
+    })
+}
+
+async fn set_head<E: Exec>(ex: &mut E, head: Head) -> Result<(), StoreError> {
+    ex.execute(
+        sql("UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(head.seq)
+            .bind(&head.hash),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_event<E: Exec>(
+    ex: &mut E,
+    e: &SecurityEvent,
+    link: &Link,
+) -> Result<(), StoreError> {
+    ex.execute(
+        sql(
+            "INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip, user_agent, \
+             actor_id, details, seq, content_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(e.id)
+        .bind(e.user_id)
+        .bind(e.kind.as_str())
+        .bind(e.created_at)
+        .bind(e.session_id)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(e.actor_id)
+        .bind(&e.details)
+        .bind(link.seq)
+        .bind(&link.content)
+        .bind(&link.hash),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An event as stored; `Internal` for a kind this build does not know (a
+/// row written under the store, or by a newer release).
+fn event_from_row<R: Row>(row: &R) -> Result<SecurityEvent, StoreError> {
+    let kind: String = row.get("kind")?;
+    Ok(SecurityEvent {
+        id: row.get("id")?,
+        user_id: row.get("user_id")?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Internal(format!("unknown event kind {kind:?}").into()))?,
+        created_at: row.get("created_at")?,
+        session_id: row.get("session_id")?,
+        ip: row.get("ip")?,
+        user_agent: row.get("user_agent")?,
+        actor_id: row.get("actor_id")?,
+        details: row.get("details")?,
+    })
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Chains the events stored before the chain existed (`seq` NULL), in
+    /// time order, in one transaction, when the chain is still empty: once it
+    /// has events, an unchained row is not history but a row written under
+    /// the store, which the verifier reports instead.
+    pub(crate) async fn chain_events_from_before(&self) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut head = head::<B, _>(&mut tx, true).await?;
+        if head != Head::EMPTY {
+            return Ok(0);
+        }
+        let mut chained = 0;
+        loop {
+            let q = format!(
+                "SELECT {EVENT_COLUMNS} FROM security_events WHERE seq IS NULL \
+                 ORDER BY created_at, id LIMIT $1"
+            );
+            let rows = tx.fetch_all(sql(&q).bind(LEGACY_BATCH)).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let events = rows
+                .iter()
+                .map(event_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<&SecurityEvent> = events.iter().collect();
+            let (links, next) = chain::seal(head, &refs);
+            for (event, link) in events.iter().zip(&links) {
+                tx.execute(
+                    sql("UPDATE security_events SET seq = $1, content_hash = $2, hash = $3 WHERE id = $4")
+                        .bind(link.seq)
+                        .bind(&link.content)
+                        .bind(&link.hash)
+                        .bind(event.id),
+                )
+                .await?;
+            }
+            head = next;
+            chained += events.len() as u64;
+        }
+        if chained > 0 {
+            set_head(&mut tx, head).await?;
+        }
+        tx.commit().await?;
+        Ok(chained)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> EventStore for SqlStore<B> {
+    async fn record_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_event(&mut tx, e);
+        tx.commit().await
+    }
+
+    async fn user_events(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        let q = format!(
+            "SELECT {EVENT_COLUMNS} FROM security_events \
+             WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let rows = self
+            .pool()
+            .fetch_all(sql(&q).bind(user_id).bind(limit))
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn chain_head(&self) -> Result<Head, StoreError> {
+        head::<B, _>(&mut self.pool(), false).await
+    }
+
+    async fn chained_events(&self, after: i64, limit: u32) -> Result<Vec<Stored>, StoreError> {
+        let q = format!(
+            "SELECT {EVENT_COLUMNS}, seq, content_hash, hash, redacted FROM security_events \
+             WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows = self
+            .pool()
+            .fetch_all(sql(&q).bind(after).bind(limit))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Stored {
+                    event: event_from_row(row)?,
+                    link: Link {
+                        seq: row.get("seq")?,
+                        content: hash32(&row.get::<Vec<u8>>("content_hash")?)?,
+                        hash: hash32(&row.get::<Vec<u8>>("hash")?)?,
+                    },
+                    redacted: row.get("redacted")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn chain_before(&self, at: OffsetDateTime) -> Result<Head, StoreError> {
+        let row = self
+            .pool()
+            .fetch_optional(
+                sql(
+                    "SELECT seq, hash FROM security_events WHERE seq IS NOT NULL AND created_at < $1 \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(at),
+            )
+            .await?;
+        match row {
+            None => Ok(Head::EMPTY),
+            Some(row) => Ok(Head {
+                seq: row.get("seq")?,
+                hash: hash32(&row.get::<Vec<u8>>("hash")?)?,
+            }),
+        }
+    }
+
+    async fn unchained_events(&self) -> Result<u64, StoreError> {
+        let row = self
+            .pool()
+            .fetch_one(sql(
+                "SELECT COUNT(*) AS n FROM security_events WHERE seq IS NULL",
+            ))
+            .await?;
+        Ok(u64::try_from(row.get::<i64>("n")?).unwrap_or(0))
+    }
+}
