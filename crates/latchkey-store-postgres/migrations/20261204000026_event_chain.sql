@@ -14,6 +14,9 @@ ALTER TABLE security_events
     ADD COLUMN hash BYTEA,
     ADD COLUMN redacted BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE UNIQUE INDEX security_events_seq ON security_events (seq);
+-- Listings go newest first by id (UUIDv7), a user's too.
+DROP INDEX security_events_user_id;
+CREATE INDEX security_events_user_id ON security_events (user_id, id);
 
 CREATE TABLE audit_chain (
     id   SMALLINT NOT NULL PRIMARY KEY CHECK (id = 1),

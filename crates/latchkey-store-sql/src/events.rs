@@ -4,12 +4,12 @@
 use async_trait::async_trait;
 use latchkey_core::audit::chain::{self, Head, Link, Stored};
 use latchkey_core::audit::{EventKind, SecurityEvent};
-use latchkey_core::ports::{EventStore, StoreError};
+use latchkey_core::ports::{EventFilter, EventStore, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::backend::{Backend, Exec, Lock, Transaction};
-use crate::query::{sql, Query};
+use crate::query::{placeholders, sql, Query};
 use crate::row::{hash32, Row, RowExt};
 use crate::SqlStore;
 
@@ -225,19 +225,57 @@ impl<B: Backend> EventStore for SqlStore<B> {
         tx.commit().await
     }
 
-    async fn user_events(
+    async fn events(
         &self,
-        user_id: Uuid,
+        filter: &EventFilter,
+        before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<SecurityEvent>, StoreError> {
+        // Only the conditions asked for: each is one an index can serve
+        // (`id` for the order and the position, `(user_id, id)` for a user).
+        let mut conditions = Vec::new();
+        let mut next = 0;
+        for (asked, condition) in [
+            (before.is_some(), "id <"),
+            (filter.user_id.is_some(), "user_id ="),
+            (filter.since.is_some(), "created_at >="),
+            (filter.until.is_some(), "created_at <"),
+        ] {
+            if asked {
+                next += 1;
+                conditions.push(format!("{condition} ${next}"));
+            }
+        }
+        let kinds: Vec<&str> = filter.kinds.iter().flatten().map(|k| k.as_str()).collect();
+        if filter.kinds.is_some() {
+            if kinds.is_empty() {
+                return Ok(Vec::new());
+            }
+            let first = next + 1;
+            next += kinds.len();
+            conditions.push(format!("kind IN ({})", placeholders(first, kinds.len())));
+        }
+        let limit_at = next + 1;
         let q = format!(
-            "SELECT {EVENT_COLUMNS} FROM security_events \
-             WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+            "SELECT {EVENT_COLUMNS} FROM security_events{}{} ORDER BY id DESC LIMIT ${limit_at}",
+            if conditions.is_empty() { "" } else { " WHERE " },
+            conditions.join(" AND ")
         );
-        let rows = self
-            .pool()
-            .fetch_all(sql(&q).bind(user_id).bind(limit))
-            .await?;
+        let mut query = sql(&q);
+        if let Some(before) = before {
+            query = query.bind(before);
+        }
+        if let Some(user_id) = filter.user_id {
+            query = query.bind(user_id);
+        }
+        if let Some(since) = filter.since {
+            query = query.bind(since);
+        }
+        if let Some(until) = filter.until {
+            query = query.bind(until);
+        }
+        let query = query.bind_all(&kinds).bind(limit);
+        let rows = self.pool().fetch_all(query).await?;
         rows.iter().map(event_from_row).collect()
     }
 

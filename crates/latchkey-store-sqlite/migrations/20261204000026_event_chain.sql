@@ -24,7 +24,7 @@ INSERT INTO security_events_chained (id, user_id, kind, created_at, session_id, 
     SELECT id, user_id, kind, created_at, session_id, ip, actor_id, details FROM security_events;
 DROP TABLE security_events;
 ALTER TABLE security_events_chained RENAME TO security_events;
-CREATE INDEX security_events_user_id ON security_events (user_id, created_at);
+CREATE INDEX security_events_user_id ON security_events (user_id, id);
 CREATE UNIQUE INDEX security_events_seq ON security_events (seq);
 
 CREATE TABLE audit_chain (

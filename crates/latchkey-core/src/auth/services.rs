@@ -42,6 +42,7 @@ pub struct Services {
 impl Services {
     /// Builds every service from `deps`, narrowing the store to each one's
     /// ports.
+    #[allow(clippy::too_many_lines)] // one wiring list: each service and the parts it shares
     pub fn new(deps: Dependencies) -> Self {
         let Dependencies {
             store,
@@ -79,6 +80,7 @@ impl Services {
             keys,
             tokens,
             policy,
+            cursors: cursors.clone(),
             common: common.clone(),
         };
         let passwords = Passwords {

@@ -25,6 +25,7 @@ pub struct Sessions {
     pub(crate) keys: Arc<ActiveKeys>,
     pub(crate) tokens: TokenSettings,
     pub(crate) policy: SessionPolicy,
+    pub(crate) cursors: crate::page::Cursors,
     pub(crate) common: Common,
 }
 

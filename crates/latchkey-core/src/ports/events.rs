@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::audit::chain::{Head, Stored};
-use crate::audit::SecurityEvent;
+use crate::audit::{EventKind, SecurityEvent};
 
 use super::StoreError;
 
@@ -15,12 +15,24 @@ pub trait EventStore: Send + Sync {
     /// Appends an event, chained as its own transaction commits.
     async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
 
+    /// Events matching `filter`, newest first (by id: UUIDv7), before the
+    /// event `before` when given, at most `limit`.
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, StoreError>;
+
     /// The user's events, newest first, at most `limit`.
     async fn user_events(
         &self,
         user_id: uuid::Uuid,
         limit: u32,
-    ) -> Result<Vec<SecurityEvent>, StoreError>;
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        self.events(&EventFilter::of_user(user_id), None, limit)
+            .await
+    }
 
     /// The chain head as stored (the last place given and its hash).
     async fn chain_head(&self) -> Result<Head, StoreError>;
@@ -36,4 +48,27 @@ pub trait EventStore: Send + Sync {
     /// How many stored events have no place in the chain (none, unless a row
     /// was written under the store).
     async fn unchained_events(&self) -> Result<u64, StoreError>;
+}
+
+/// Which events a listing shows; every field set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// About this account only.
+    pub user_id: Option<uuid::Uuid>,
+    /// Of these kinds only (`Some(empty)` matches nothing).
+    pub kinds: Option<Vec<EventKind>>,
+    /// Recorded at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Recorded before.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl EventFilter {
+    /// Every event about `user_id`.
+    pub fn of_user(user_id: uuid::Uuid) -> Self {
+        Self {
+            user_id: Some(user_id),
+            ..Self::default()
+        }
+    }
 }

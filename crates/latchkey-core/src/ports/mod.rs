@@ -25,7 +25,7 @@ mod verification;
 mod views;
 
 pub use admin::{AccountChange, AdminStore, AdminUserRow, ImportedAccount, NewAccount, UserSearch};
-pub use events::EventStore;
+pub use events::{EventFilter, EventStore};
 pub use idempotency::{ClaimOutcome, IdempotencyRecord, IdempotencyStore, NewIdempotencyClaim};
 pub use keys::{SigningKeyStore, StoredSigningKey};
 pub use maintenance::{Expired, MaintenanceStore};

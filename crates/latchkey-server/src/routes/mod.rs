@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod input;
 pub mod introspect;
@@ -109,6 +110,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         ),
         endpoint(Method::POST, "/v1/me/email", me::email::change_email),
         endpoint(Method::GET, "/v1/me/security", me::security::security),
+        endpoint(Method::GET, "/v1/me/events", me::events::list),
         endpoint(Method::POST, "/v1/me/mfa/totp", me::mfa::start_totp),
         endpoint(
             Method::POST,
@@ -192,6 +194,7 @@ fn admin_endpoints() -> Vec<Endpoint> {
             "/v1/admin/roles/{name}",
             admin::roles::delete,
         ),
+        endpoint(Method::GET, "/v1/admin/audit", admin::audit::list),
         endpoint(Method::GET, "/v1/admin/keys", admin::keys::list),
         endpoint(Method::POST, "/v1/admin/keys/rotate", admin::keys::rotate),
     ]

@@ -56,7 +56,7 @@ pub(crate) async fn call(
 }
 
 /// `GET path` as `token`, its body as JSON.
-async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+pub(crate) async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
     call(app, Method::GET, path, token, None)
         .await
         .json()
@@ -114,6 +114,7 @@ fn routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
         (Method::DELETE, "/v1/admin/roles/x".into(), None),
         (Method::GET, "/v1/admin/keys".into(), None),
         (Method::POST, "/v1/admin/keys/rotate".into(), None),
+        (Method::GET, "/v1/admin/audit".into(), None),
     ]
 }
 

@@ -260,3 +260,229 @@ async fn events_from_before_the_chain_are_chained_once_at_migration() {
     app.state.store.migrate().await.unwrap();
     assert_eq!(report(&app).await.unchained, 1, "not adopted");
 }
+
+/// `GET path` as `token`: the status and the body.
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = app.get_as(path, token).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn access_token(app: &TestApp, email: &str, user_agent: &str) -> String {
+    let r = app
+        .client
+        .post(app.url("/v1/login"))
+        .header("user-agent", user_agent)
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: a user's own events, pages, filters, refusals
+async fn a_user_reads_their_own_events_newest_first_in_pages() {
+    let app = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .spawn()
+        .await;
+    app.create_user("ada@example.com", PASSWORD, true).await;
+    app.create_user("bob@example.com", PASSWORD, true).await;
+    assert_eq!(app.login("ada@example.com", "wrong").await.status(), 401);
+    app.settled().await;
+    let bob = access_token(&app, "bob@example.com", "BobAgent/1").await;
+    let ada = access_token(&app, "ada@example.com", "AdaAgent/2").await;
+    app.settled().await;
+
+    let (status, page) = get(&app, "/v1/me/events", &ada).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let types: Vec<&str> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["login_succeeded", "login_failed"],
+        "newest first, only ada's"
+    );
+    let newest = &items[0];
+    assert_eq!(newest["category"], "authentication");
+    assert_eq!(newest["severity"], "info");
+    assert_eq!(newest["user_agent"], "AdaAgent/2");
+    assert_eq!(items[1]["severity"], "notice");
+    assert!(newest["session_id"].is_string() && newest["details"].is_object());
+    assert!(newest["occurred_at"].as_str().unwrap().ends_with('Z'));
+    assert!(page["next_cursor"].is_null());
+
+    // Pages of one, and the type filter.
+    let (_, first) = get(&app, "/v1/me/events?limit=1", &ada).await;
+    assert_eq!(first["items"][0]["type"], "login_succeeded");
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (status, second) = get(
+        &app,
+        &format!("/v1/me/events?limit=1&cursor={cursor}"),
+        &ada,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(second["items"][0]["type"], "login_failed");
+    assert!(second["next_cursor"].is_null());
+    let (_, failed) = get(&app, "/v1/me/events?type=login_failed", &ada).await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+
+    // A cursor is ada's, for that filter: bob, another filter or a changed
+    // cursor get 400, never someone else's page.
+    for (path, token) in [
+        (format!("/v1/me/events?limit=1&cursor={cursor}"), &bob),
+        (
+            format!("/v1/me/events?limit=1&type=login_failed&cursor={cursor}"),
+            &ada,
+        ),
+        (
+            format!("/v1/me/events?cursor={}A", &cursor[..cursor.len() - 1]),
+            &ada,
+        ),
+        ("/v1/me/events?type=nope".to_owned(), &ada),
+        ("/v1/me/events?limit=0".to_owned(), &ada),
+        ("/v1/me/events?limit=201".to_owned(), &ada),
+        ("/v1/me/events?user_id=x".to_owned(), &ada),
+        (format!("/v1/me/events?type={}", "a".repeat(65)), &ada),
+    ] {
+        let (status, body) = get(&app, &path, token).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["code"], "malformed_request", "{path}");
+    }
+    let (_, bobs) = get(&app, "/v1/me/events", &bob).await;
+    let bob_types: Vec<&str> = bobs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(bob_types, ["login_succeeded"]);
+    assert_eq!(bobs["items"][0]["user_agent"], "BobAgent/1");
+    let r = app.get("/v1/me/events").await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: the audit trail's filters and refusals
+async fn the_audit_trail_filters_every_accounts_events_for_audit_read() {
+    let app = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .spawn()
+        .await;
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    let ada = app.create_user("ada@example.com", PASSWORD, true).await;
+    let gone = app.create_user("gone@example.com", PASSWORD, true).await;
+    let operator = (Caller::Operator, ClientContext::default());
+    let admin = &app.state.services.admin;
+    admin
+        .grant(operator.0, root, "admin", &operator.1)
+        .await
+        .unwrap();
+    assert_eq!(app.login("ada@example.com", "wrong").await.status(), 401);
+    assert_eq!(app.login("gone@example.com", PASSWORD).await.status(), 200);
+    app.settled().await;
+    admin.delete(operator.0, gone, &operator.1).await.unwrap();
+    let started = app.state.clock.now();
+    let t = access_token(&app, "root@example.com", "RootAgent/1").await;
+    app.settled().await;
+    let plain = access_token(&app, "ada@example.com", "AdaAgent/1").await;
+
+    let types = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, all) = get(&app, "/v1/admin/audit", &t).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(
+        types(&all)[0],
+        "login_succeeded",
+        "newest first: root's sign-in"
+    );
+    let redacted: Vec<&serde_json::Value> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["user_id"].is_null() && e["actor_id"].is_null())
+        .collect();
+    assert!(
+        !redacted.is_empty() && redacted.iter().all(|e| e["ip"].is_null()),
+        "the deleted account's events, redacted: {redacted:?}"
+    );
+
+    let (_, adas) = get(&app, &format!("/v1/admin/audit?user_id={ada}"), &t).await;
+    assert_eq!(types(&adas), ["login_succeeded", "login_failed"]);
+    let (_, failures) = get(&app, "/v1/admin/audit?type=login_failed", &t).await;
+    assert_eq!(types(&failures), ["login_failed"]);
+    let (_, admin_events) = get(&app, "/v1/admin/audit?category=admin", &t).await;
+    let admin_types = types(&admin_events);
+    assert!(
+        admin_types.contains(&"roles_changed".to_owned())
+            && admin_types.iter().all(|k| {
+                latchkey_core::audit::EventKind::parse(k)
+                    .unwrap()
+                    .category()
+                    == latchkey_core::audit::Category::Admin
+            }),
+        "{admin_types:?}"
+    );
+    let (_, notices) = get(
+        &app,
+        "/v1/admin/audit?severity=notice&category=authentication",
+        &t,
+    )
+    .await;
+    assert_eq!(types(&notices), ["login_failed"]);
+    let (_, none) = get(&app, "/v1/admin/audit?category=privacy", &t).await;
+    assert_eq!(none["items"], serde_json::json!([]));
+    let since = latchkey_core::time_fmt::format_rfc3339(started);
+    let (_, recent) = get(&app, &format!("/v1/admin/audit?since={since}"), &t).await;
+    assert_eq!(
+        types(&recent),
+        ["login_succeeded", "login_succeeded"],
+        "root's and ada's"
+    );
+    let (_, older) = get(
+        &app,
+        &format!("/v1/admin/audit?until={since}&type=login_succeeded"),
+        &t,
+    )
+    .await;
+    assert_eq!(types(&older), ["login_succeeded"], "gone's, before");
+
+    // Pages, bound to their filters.
+    let (_, first) = get(&app, "/v1/admin/audit?limit=2", &t).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (status, next) = get(
+        &app,
+        &format!("/v1/admin/audit?limit=2&cursor={cursor}"),
+        &t,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(next["items"][0]["id"], first["items"][0]["id"]);
+    for path in [
+        format!("/v1/admin/audit?limit=2&type=login_failed&cursor={cursor}"),
+        "/v1/admin/audit?user_id=not-an-id".to_owned(),
+        "/v1/admin/audit?type=unknown".to_owned(),
+        "/v1/admin/audit?category=nope".to_owned(),
+        "/v1/admin/audit?severity=loud".to_owned(),
+        "/v1/admin/audit?since=yesterday".to_owned(),
+        "/v1/admin/audit?until=2026-13-01T00:00:00Z".to_owned(),
+        "/v1/admin/audit?limit=1000".to_owned(),
+        "/v1/admin/audit?colour=red".to_owned(),
+    ] {
+        let (status, body) = get(&app, &path, &t).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let (status, body) = get(&app, "/v1/admin/audit", &plain).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.get("items").is_none());
+}

@@ -2,6 +2,7 @@
 //! passes the caller to the admin service, which checks the caller's
 //! **current** permissions before anything else.
 
+pub mod audit;
 pub mod keys;
 pub mod roles;
 pub mod users;
