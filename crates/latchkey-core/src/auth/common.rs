@@ -6,7 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::EventKind;
+use crate::audit::{EventKind, SecurityEvent};
 use crate::background::Background;
 use crate::clock::Clock;
 use crate::ports::CommonPorts;
@@ -75,9 +75,15 @@ impl Common {
         client: &ClientContext,
         at: OffsetDateTime,
     ) {
-        let event = new_event(user_id, kind, session_id, client, at);
-        if let Err(e) = self.store.record_event(&event).await {
-            tracing::warn!(error = %e, kind = kind.as_str(), "security event not recorded");
+        self.record(&new_event(user_id, kind, session_id, client, at))
+            .await;
+    }
+
+    /// Records `event`; a failure is logged, never the caller's error (the
+    /// change it follows is made already).
+    pub async fn record(&self, event: &SecurityEvent) {
+        if let Err(e) = self.store.record_event(event).await {
+            tracing::warn!(error = %e, kind = event.kind.as_str(), "security event not recorded");
         }
     }
 }

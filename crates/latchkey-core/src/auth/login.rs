@@ -139,6 +139,7 @@ impl SignIn {
         let Some(user) = found else {
             self.hasher.verify_dummy(&req.password).await;
             self.attempts.failed(&attempt, None, client).await?;
+            self.record_unknown_failure_later(&email, self.common.now(), client);
             metrics::counter!("latchkey_login_attempts_total", "result" => "failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         };
@@ -200,6 +201,36 @@ impl SignIn {
             )
             .await?;
         Ok(LoginOutcome::SignedIn(Box::new(issued)))
+    }
+
+    /// Records a sign-in for an address with no account as a `login_failed`
+    /// event with no account and the address's event identifier (never the
+    /// address) in its details: after the answer, in a task of its own, as
+    /// [`Self::count_failed_password_later`] does for an account, so the two
+    /// answers stay alike in time.
+    fn record_unknown_failure_later(
+        &self,
+        email: &str,
+        at: time::OffsetDateTime,
+        client: &ClientContext,
+    ) {
+        let event = crate::audit::SecurityEvent {
+            details: Some(
+                serde_json::json!({
+                    "identifier": self.attempts.policy.event_identifier(email),
+                })
+                .to_string(),
+            ),
+            ..super::client_event(EventKind::LoginFailed, client, at)
+        };
+        let common = self.common.clone();
+        let task = async move {
+            common.clock.pause(BOOKKEEPING_DELAY).await;
+            common.record(&event).await;
+        };
+        self.common
+            .background
+            .spawn("unknown_sign_in_bookkeeping", task);
     }
 
     /// Counts a wrong password on its account (`failed_login_count`, a

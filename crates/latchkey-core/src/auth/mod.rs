@@ -389,11 +389,25 @@ pub(crate) fn new_event(
     at: time::OffsetDateTime,
 ) -> SecurityEvent {
     SecurityEvent {
-        id: Uuid::now_v7(),
         user_id: Some(user_id),
+        session_id,
+        ..client_event(kind, client, at)
+    }
+}
+
+/// A security event at `at` from `client`'s address about no account (a
+/// sign-in for an address that has none).
+pub(crate) fn client_event(
+    kind: EventKind,
+    client: &ClientContext,
+    at: time::OffsetDateTime,
+) -> SecurityEvent {
+    SecurityEvent {
+        id: Uuid::now_v7(),
+        user_id: None,
         kind,
         created_at: at,
-        session_id,
+        session_id: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
         actor_id: None,

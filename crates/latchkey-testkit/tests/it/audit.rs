@@ -486,3 +486,66 @@ async fn the_audit_trail_filters_every_accounts_events_for_audit_read() {
     assert_eq!(status, 403, "{body}");
     assert!(body.get("items").is_none());
 }
+
+/// A sign-in for an address with no account is a `login_failed` event with no
+/// account and a keyed identifier of the address (never the address): the
+/// same for the same address in any case, another for another address.
+#[tokio::test]
+async fn a_sign_in_for_an_unknown_address_is_recorded_without_the_address() {
+    let app = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .spawn()
+        .await;
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    app.state
+        .services
+        .admin
+        .grant(Caller::Operator, root, "admin", &ClientContext::default())
+        .await
+        .unwrap();
+    for email in [
+        "Nobody@Example.com",
+        "nobody@example.com",
+        "someone@example.com",
+    ] {
+        assert_eq!(app.login(email, PASSWORD).await.status(), 401);
+    }
+    app.settled().await;
+    let t = access_token(&app, "root@example.com", "RootAgent/1").await;
+    let (status, page) = get(&app, "/v1/admin/audit?type=login_failed", &t).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{page}");
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|e| {
+            assert!(e["user_id"].is_null(), "{e}");
+            assert_eq!(e["severity"], "notice");
+            let id = e["details"]["identifier"].as_str().unwrap();
+            assert_eq!(id.len(), 32, "{e}");
+            id
+        })
+        .collect();
+    let mut counts = std::collections::HashMap::new();
+    for id in &ids {
+        *counts.entry(*id).or_insert(0) += 1;
+    }
+    let mut counts: Vec<i32> = counts.into_values().collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        [1, 2],
+        "one identifier per address, in any case: {ids:?}"
+    );
+    let mut db = Db::of(&app).await;
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM security_events WHERE details LIKE '%nobody%' \
+             OR details LIKE '%someone%' OR details LIKE '%@%'"
+        )
+        .await,
+        0,
+        "no address stored"
+    );
+    assert!(report(&app).await.intact());
+}
