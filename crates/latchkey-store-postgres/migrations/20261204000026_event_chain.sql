@@ -24,3 +24,14 @@ CREATE TABLE audit_chain (
     hash BYTEA    NOT NULL
 );
 INSERT INTO audit_chain (id, seq, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'));
+
+-- An event written into the chain moves the head to it in the same statement
+-- (the insert itself is conditional on the head it follows: store-sql events.rs).
+CREATE FUNCTION security_events_chain_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE audit_chain SET seq = NEW.seq, hash = NEW.hash WHERE id = 1;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER security_events_chain_head AFTER INSERT ON security_events
+    FOR EACH ROW WHEN (NEW.seq IS NOT NULL) EXECUTE FUNCTION security_events_chain_head();

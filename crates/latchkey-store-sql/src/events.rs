@@ -1,5 +1,17 @@
 //! `EventStore`, and the write transaction that chains the security events
 //! recorded in it ([`Tx`]).
+//!
+//! Each event is written by one statement that is also the chain's guard:
+//! `INSERT ... SELECT ... FROM audit_chain WHERE seq = $prev AND hash = $prev
+//! [FOR UPDATE]`, with the place and hashes computed from the head this
+//! process wrote last ([`ChainGuess`]). It inserts only when the head is
+//! still that one, and a trigger (`security_events_chain_head`) moves the
+//! head to the new event in the same statement. When another process or node
+//! wrote meanwhile, it inserts nothing, and the writer reads the head (locked)
+//! and writes again: the database, never the guess, decides each place. On
+//! PostgreSQL the statement locks the head row, after every other lock of the
+//! transaction (events are written at commit), so it adds no lock-order
+//! cycle; SQLite's writers exclude each other already.
 
 use async_trait::async_trait;
 use latchkey_core::audit::chain::{self, Head, Link, Stored};
@@ -31,15 +43,38 @@ const LEGACY_BATCH: u32 = 1_000;
 pub struct Tx<B: Backend> {
     inner: B::Tx,
     events: Vec<SecurityEvent>,
+    chain: ChainGuess,
 }
 
 impl<B: Backend> Tx<B> {
     /// A transaction of the SQL layer around `inner`.
-    pub(crate) fn new(inner: B::Tx) -> Self {
+    pub(crate) fn new(inner: B::Tx, chain: ChainGuess) -> Self {
         Self {
             inner,
             events: Vec::new(),
+            chain,
         }
+    }
+}
+
+/// The chain head this process wrote last, shared by its transactions; `None`
+/// before the first write, or after a write whose outcome is unknown.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChainGuess(std::sync::Arc<std::sync::Mutex<Option<Head>>>);
+
+impl ChainGuess {
+    fn get(&self) -> Option<Head> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, head: Option<Head>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
     }
 }
 
@@ -61,17 +96,54 @@ impl<B: Backend> Exec for Tx<B> {
 impl<B: Backend> Transaction for Tx<B> {
     async fn commit(mut self) -> Result<(), StoreError> {
         let events = std::mem::take(&mut self.events);
-        if !events.is_empty() {
-            let head = head::<B, _>(&mut self.inner, true).await?;
-            let refs: Vec<&SecurityEvent> = events.iter().collect();
-            let (links, head) = chain::seal(head, &refs);
-            for (event, link) in events.iter().zip(&links) {
-                write_event(&mut self.inner, event, link).await?;
-            }
-            set_head(&mut self.inner, head).await?;
+        if events.is_empty() {
+            return self.inner.commit().await;
         }
-        self.inner.commit().await
+        let written = write_chained::<B, _>(&mut self.inner, self.chain.get(), &events).await;
+        let committed = match written {
+            Ok(head) => self.inner.commit().await.map(|()| head),
+            Err(e) => Err(e),
+        };
+        self.chain.set(committed.as_ref().ok().copied());
+        committed.map(|_| ())
     }
+}
+
+/// Writes `events` chained after the head, trying `guess` first (see the
+/// module docs); returns the new head. Only the first insert can find the head
+/// moved: from then on the writer holds it until the end of its transaction.
+async fn write_chained<B: Backend, E: Exec>(
+    ex: &mut E,
+    guess: Option<Head>,
+    events: &[SecurityEvent],
+) -> Result<Head, StoreError> {
+    let refs: Vec<&SecurityEvent> = events.iter().collect();
+    let mut head = match guess {
+        Some(head) => head,
+        None => read_head::<B, _>(ex, true).await?,
+    };
+    for _ in 0..2 {
+        let (links, next) = chain::seal(head, &refs);
+        let mut previous = head;
+        let mut moved = false;
+        for (event, link) in events.iter().zip(&links) {
+            if !insert_chained::<B, _>(ex, event, link, previous).await? {
+                moved = true;
+                break;
+            }
+            previous = Head {
+                seq: link.seq,
+                hash: link.hash,
+            };
+        }
+        if !moved {
+            return Ok(next);
+        }
+        head = read_head::<B, _>(ex, true).await?;
+    }
+    Err(StoreError::Internal(
+        "the event chain head moved while this transaction held it".into(),
+    ))
 }
 
 /// Records `event` in `tx`: written, chained, when `tx` commits.
@@ -97,7 +169,7 @@ pub(crate) async fn redact_user_events<B: Backend>(
     .await
 }
 
-async fn head<B: Backend, E: Exec>(ex: &mut E, lock: bool) -> Result<Head, StoreError> {
+async fn read_head<B: Backend, E: Exec>(ex: &mut E, lock: bool) -> Result<Head, StoreError> {
     let q = format!(
         "SELECT seq, hash FROM audit_chain WHERE id = 1{}",
         if lock {
@@ -123,32 +195,43 @@ async fn set_head<E: Exec>(ex: &mut E, head: Head) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn write_event<E: Exec>(
+/// Inserts `e` at `link` if the chain head is still `previous` (the head row
+/// is locked for the rest of the transaction on engines that lock rows, and a
+/// trigger moves it to `link`); `false` when the head had moved and nothing was
+/// written.
+async fn insert_chained<B: Backend, E: Exec>(
     ex: &mut E,
     e: &SecurityEvent,
     link: &Link,
-) -> Result<(), StoreError> {
-    ex.execute(
-        sql(
-            "INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip, user_agent, \
-             actor_id, details, seq, content_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    previous: Head,
+) -> Result<bool, StoreError> {
+    let q = format!(
+        "INSERT INTO security_events (id, user_id, kind, created_at, session_id, ip, user_agent, \
+         actor_id, details, seq, content_hash, hash) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM audit_chain \
+         WHERE id = 1 AND seq = $13 AND hash = $14{}",
+        B::lock(Lock::Update)
+    );
+    let inserted = ex
+        .execute(
+            sql(&q)
+                .bind(e.id)
+                .bind(e.user_id)
+                .bind(e.kind.as_str())
+                .bind(e.created_at)
+                .bind(e.session_id)
+                .bind(&e.ip)
+                .bind(&e.user_agent)
+                .bind(e.actor_id)
+                .bind(&e.details)
+                .bind(link.seq)
+                .bind(&link.content)
+                .bind(&link.hash)
+                .bind(previous.seq)
+                .bind(&previous.hash),
         )
-        .bind(e.id)
-        .bind(e.user_id)
-        .bind(e.kind.as_str())
-        .bind(e.created_at)
-        .bind(e.session_id)
-        .bind(&e.ip)
-        .bind(&e.user_agent)
-        .bind(e.actor_id)
-        .bind(&e.details)
-        .bind(link.seq)
-        .bind(&link.content)
-        .bind(&link.hash),
-    )
-    .await?;
-    Ok(())
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// An event as stored; `Internal` for a kind this build does not know (a
@@ -176,7 +259,7 @@ impl<B: Backend> SqlStore<B> {
     /// the store, which the verifier reports instead.
     pub(crate) async fn chain_events_from_before(&self) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let mut head = head::<B, _>(&mut tx, true).await?;
+        let mut head = read_head::<B, _>(&mut tx, true).await?;
         if head != Head::EMPTY {
             return Ok(0);
         }
@@ -220,7 +303,24 @@ impl<B: Backend> SqlStore<B> {
 #[async_trait]
 impl<B: Backend> EventStore for SqlStore<B> {
     async fn record_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
+        // One statement on its own when the guess holds; a transaction that
+        // reads the head first when it does not.
+        if let Some(head) = self.chain.get() {
+            let (links, next) = chain::seal(head, &[e]);
+            match insert_chained::<B, _>(&mut self.pool(), e, &links[0], head).await {
+                Ok(true) => {
+                    self.chain.set(Some(next));
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    self.chain.set(None);
+                    return Err(err);
+                }
+            }
+        }
         let mut tx = self.begin().await?;
+        tx.chain.set(None);
         insert_event(&mut tx, e);
         tx.commit().await
     }
@@ -280,7 +380,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
     }
 
     async fn chain_head(&self) -> Result<Head, StoreError> {
-        head::<B, _>(&mut self.pool(), false).await
+        read_head::<B, _>(&mut self.pool(), false).await
     }
 
     async fn chained_events(&self, after: i64, limit: u32) -> Result<Vec<Stored>, StoreError> {

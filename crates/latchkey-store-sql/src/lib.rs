@@ -37,12 +37,18 @@ pub use row::{Column, Row, RowExt};
 #[derive(Debug, Clone)]
 pub struct SqlStore<B: Backend> {
     backend: B,
+    /// The chain head this process wrote last: a guess that saves reading it
+    /// before each event (see [`events`]); the database decides.
+    chain: events::ChainGuess,
 }
 
 impl<B: Backend> SqlStore<B> {
     /// The store on `backend`. Does not migrate: call [`Store::migrate`].
     pub fn new(backend: B) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            chain: events::ChainGuess::default(),
+        }
     }
 
     fn pool(&self) -> B::Pool {
@@ -52,7 +58,10 @@ impl<B: Backend> SqlStore<B> {
     /// Starts a write transaction of the SQL layer: the engine's, chaining
     /// the security events recorded in it when it commits ([`events::Tx`]).
     async fn begin(&self) -> Result<events::Tx<B>, StoreError> {
-        Ok(events::Tx::new(self.backend.begin().await?))
+        Ok(events::Tx::new(
+            self.backend.begin().await?,
+            self.chain.clone(),
+        ))
     }
 }
 

@@ -33,3 +33,11 @@ CREATE TABLE audit_chain (
     hash BLOB    NOT NULL
 ) STRICT;
 INSERT INTO audit_chain (id, seq, hash) VALUES (1, 0, zeroblob(32));
+
+-- An event written into the chain moves the head to it in the same statement
+-- (the insert itself is conditional on the head it follows: store-sql events.rs).
+CREATE TRIGGER security_events_chain_head AFTER INSERT ON security_events
+WHEN NEW.seq IS NOT NULL
+BEGIN
+    UPDATE audit_chain SET seq = NEW.seq, hash = NEW.hash WHERE id = 1;
+END;

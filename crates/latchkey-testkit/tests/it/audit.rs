@@ -549,3 +549,38 @@ async fn a_sign_in_for_an_unknown_address_is_recorded_without_the_address() {
     );
     assert!(report(&app).await.intact());
 }
+
+/// Two servers on one database write events in turn and at once: each one's
+/// guess of the chain head goes stale at every turn (the other wrote), the
+/// guarded insert finds it so and reads the head, and the chain stays one
+/// line with every event in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_writing_events_in_turn_and_at_once_keep_one_chain() {
+    let open = |c: &mut latchkey_server::config::Config| c.rate_limit.enabled = false;
+    let a = Arc::new(TestApp::builder().configure(open).spawn().await);
+    let b = Arc::new(TestApp::builder().configure(open).beside(&a).spawn().await);
+    a.create_user("ada@example.com", PASSWORD, true).await;
+    for round in 0..6 {
+        let node = if round % 2 == 0 { &a } else { &b };
+        assert_eq!(node.login("ada@example.com", PASSWORD).await.status(), 200);
+        node.settled().await;
+    }
+    // Four at once: within the lockout's attempts in flight (5).
+    let logins: Vec<_> = (0..4)
+        .map(|i| {
+            let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            tokio::spawn(async move { node.login("ada@example.com", PASSWORD).await.status() })
+        })
+        .collect();
+    for login in logins {
+        assert_eq!(login.await.unwrap(), 200);
+    }
+    a.settled().await;
+    b.settled().await;
+    let r = report(&a).await;
+    assert!(r.intact(), "{r:?}");
+    let mut db = Db::of(&a).await;
+    let stored = db.count("SELECT COUNT(*) FROM security_events").await;
+    assert_eq!(i64::try_from(r.checked).unwrap(), stored);
+    assert_eq!(stored, 10, "one event per sign-in, none lost");
+}
