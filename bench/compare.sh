@@ -27,11 +27,26 @@ WINDOW="${WINDOW:-8}"
 AFTER="${AFTER:-target/release/latchkey}"
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 
+# One sign-in of the bench account (extra curl options after the field); prints
+# `field` of its answer. Any other answer than 200 is reported on stderr with
+# the server's last log lines, so a failing window can be told apart.
+sign_in() {
+  local field="$1" answer status; shift
+  answer="$(curl -s "$@" -w '\n%{http_code}' "$url/v1/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"correct horse battery staple"}')"
+  status="${answer##*$'\n'}"
+  if [ "$status" != 200 ]; then
+    echo "  ($label: a sign-in answered $status: ${answer%$'\n'*}; server log: $(tail -5 "$out"))" >&2
+    return 0
+  fi
+  python3 -c "import json,sys; print(json.loads(sys.argv[1])['$field'])" "${answer%$'\n'*}"
+}
+
 measure() { # binary label [NAME=VALUE ...] -> prints "label login_rps me_rps refresh_rps"
   local bin="$1" label="$2" data out pid url token login me refresh tokens
   shift 2
   data="$(mktemp -d)"; out="$(mktemp)"
-  env LATCHKEY_LOG__LEVEL=error LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION=false \
+  env LATCHKEY_LOG__LEVEL=warn LATCHKEY_AUTH__REQUIRE_EMAIL_VERIFICATION=false \
     LATCHKEY_RATE_LIMIT__ENABLED=false LATCHKEY_LOCKOUT__THRESHOLD=4000000000 "$@" \
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out" 2>&1 &
   pid=$!
@@ -42,16 +57,14 @@ measure() { # binary label [NAME=VALUE ...] -> prints "label login_rps me_rps re
   login="$(wrk -t2 -c16 -d"${WINDOW}s" -s bench/lua/login.lua "$url/v1/login")"
   # After the login window: those sign-ins evicted every older session of the
   # account (sessions.max_per_user), and a token of an evicted one is a 401.
-  token="$(curl -sf "$url/v1/login" -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","password":"correct horse battery staple"}' \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+  token="$(sign_in access_token)"
   me="$(ACCESS_TOKEN="$token" wrk -t2 -c16 -d"${WINDOW}s" -s bench/lua/me.lua "$url/v1/me")"
-  # Four refresh chains from four sign-ins (within sessions.max_per_user).
+  # Four refresh chains from four sign-ins (within sessions.max_per_user),
+  # signed in with no User-Agent, as wrk sends none: the same device refreshes
+  # (with curl's, every refresh was a device_changed event).
   tokens=""
   for _ in 1 2 3 4; do
-    tokens="$tokens $(curl -sf "$url/v1/login" -H 'content-type: application/json' \
-      -d '{"email":"bench@example.com","password":"correct horse battery staple"}' \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')"
+    tokens="$tokens $(sign_in refresh_token -A '')"
   done
   refresh="$(REFRESH_TOKENS="$tokens" wrk -t4 -c4 -d"${WINDOW}s" -s bench/lua/refresh.lua "$url/v1/token/refresh")"
   for run in "login:$login" "me:$me" "refresh:$refresh"; do
