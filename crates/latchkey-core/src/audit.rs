@@ -57,6 +57,12 @@ pub enum EventKind {
     AccountEnabled,
     /// An administrator changed the account's roles (`details`: before and after).
     RolesChanged,
+    /// The account's roles changed and now include `admin` (`details`: before
+    /// and after): a grant of every power, recorded instead of `RolesChanged`.
+    AdminRoleGranted,
+    /// `latchkey audit verify` found the chain broken (`details`: the place,
+    /// the event and what is wrong); about no account.
+    AuditChainBroken,
     /// An administrator created a role (recorded on the administrator's account).
     RoleCreated,
     /// An administrator deleted a role (recorded on the administrator's account).
@@ -102,6 +108,8 @@ impl EventKind {
             Self::AccountDisabled => "account_disabled",
             Self::AccountEnabled => "account_enabled",
             Self::RolesChanged => "roles_changed",
+            Self::AdminRoleGranted => "admin_role_granted",
+            Self::AuditChainBroken => "audit_chain_broken",
             Self::RoleCreated => "role_created",
             Self::RoleDeleted => "role_deleted",
             Self::SessionsRevokedByAdmin => "sessions_revoked_by_admin",
@@ -118,7 +126,7 @@ impl EventKind {
     }
 
     /// Every kind, in the order `docs/events.md` lists them.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 31] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::RefreshReuseDetected,
@@ -141,6 +149,7 @@ impl EventKind {
         Self::AccountDisabled,
         Self::AccountEnabled,
         Self::RolesChanged,
+        Self::AdminRoleGranted,
         Self::RoleCreated,
         Self::RoleDeleted,
         Self::SessionsRevokedByAdmin,
@@ -148,11 +157,13 @@ impl EventKind {
         Self::AccountDeleted,
         Self::AccountCreated,
         Self::AccountChanged,
+        Self::AuditChainBroken,
     ];
 
     /// The one table of kinds → (category, severity), listed in
-    /// `docs/events.md`. `critical` is an attack detected, to act on now
-    /// (refresh-token reuse, a cloned passkey).
+    /// `docs/events.md`. `critical` is to act on now: an attack detected
+    /// (refresh-token reuse, a cloned passkey, a broken audit chain) or every
+    /// power granted (the `admin` role).
     pub fn class(self) -> (Category, Severity) {
         use Category as C;
         use Severity as S;
@@ -172,6 +183,8 @@ impl EventKind {
             Self::MfaEnabled | Self::RecoveryCodesRegenerated => (C::Mfa, S::Notice),
             Self::MfaDisabled | Self::RecoveryCodeUsed => (C::Mfa, S::Warning),
             Self::PasskeyCloneSuspected => (C::Mfa, S::Critical),
+            Self::AdminRoleGranted => (C::Admin, S::Critical),
+            Self::AuditChainBroken => (C::System, S::Critical),
             Self::AccountUnlocked
             | Self::AccountEnabled
             | Self::AccountCreated

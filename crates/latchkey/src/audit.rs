@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use latchkey_server::config::Loaded;
-use latchkey_server::core::audit::verify::{verify, Report};
+use latchkey_server::core::audit::verify::{break_event, verify, Report};
+use latchkey_server::core::clock::Clock as _;
 use latchkey_server::startup::open_store;
 use time::OffsetDateTime;
 
@@ -20,13 +21,24 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 /// Runs `audit verify`: exit 0 when the chain is whole, 1 naming the first
-/// broken event (or rows outside the chain), 2 for a configuration problem.
+/// broken event (or rows outside the chain, and recording an
+/// `audit_chain_broken` event), 2 for a configuration problem.
 pub async fn verify_chain(loaded: &Loaded, since: Option<OffsetDateTime>) -> ExitCode {
     let store = match open_store(&loaded.config).await {
         Ok(store) => store,
         Err(e) => return startup_failed(&e),
     };
     let report = verify(&*store, since).await;
+    // A break is itself a critical event, appended after the last one.
+    if let Some(event) = report
+        .as_ref()
+        .ok()
+        .and_then(|r| break_event(r, latchkey_server::SystemClockHandle.now()))
+    {
+        if let Err(e) = store.record_event(&event).await {
+            eprintln!("latchkey: audit verify: the break was not recorded: {e}");
+        }
+    }
     store.close().await;
     match report {
         Ok(report) => {

@@ -1283,35 +1283,32 @@ fn with_redis_an_operator_grant_reaches_a_running_server_at_once() {
     assert!(!err.contains("Redis did not take"), "{err}");
 }
 
-/// Runs one statement on the SQLite database of `dir` (a fault under the store).
-fn sqlite_execute(dir: &Path, sql: &str) {
+/// A connection to the SQLite database of `dir`, with the runtime that drives it.
+fn sqlite(dir: &Path) -> (tokio::runtime::Runtime, sqlx::SqliteConnection) {
     use sqlx::Connection as _;
     let url = format!("sqlite:{}", dir.join("data/latchkey.db").display());
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(async {
-            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query(sql).execute(&mut db).await.unwrap();
-            db.close().await.unwrap();
-        });
+        .unwrap();
+    let db = runtime
+        .block_on(sqlx::SqliteConnection::connect(&url))
+        .unwrap();
+    (runtime, db)
+}
+
+/// Runs one statement on the SQLite database of `dir` (a fault under the store).
+fn sqlite_execute(dir: &Path, sql: &str) {
+    let (runtime, mut db) = sqlite(dir);
+    runtime.block_on(sqlx::query(sql).execute(&mut db)).unwrap();
 }
 
 /// The one text `sql` answers on the SQLite database of `dir`.
 fn sqlite_text(dir: &Path, sql: &str) -> String {
-    use sqlx::Connection as _;
-    let url = format!("sqlite:{}", dir.join("data/latchkey.db").display());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let (runtime, mut db) = sqlite(dir);
+    runtime
+        .block_on(sqlx::query_scalar(sql).fetch_one(&mut db))
         .unwrap()
-        .block_on(async {
-            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let text: String = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
-            db.close().await.unwrap();
-            text
-        })
 }
 
 #[test]
@@ -1366,6 +1363,14 @@ fn audit_verify_passes_on_a_whole_chain_and_names_the_first_broken_event() {
         err.contains(&format!("chain broken at event {id} (place 3)"))
             && err.contains("2 events before it verified"),
         "{err}"
+    );
+    let recorded = sqlite_text(
+        dir.path(),
+        "SELECT details FROM security_events WHERE kind = 'audit_chain_broken'",
+    );
+    assert!(
+        recorded.contains(&id) && recorded.contains("\"place\":3"),
+        "the break is an event: {recorded}"
     );
 }
 

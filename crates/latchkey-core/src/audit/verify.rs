@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::chain::{Break, Verifier};
+use super::{EventKind, SecurityEvent};
 use crate::ports::{EventStore, StoreError};
 
 /// Events read per store call while walking.
@@ -89,5 +90,31 @@ pub async fn verify(
         redacted: walk.redacted(),
         unchained: store.unchained_events().await?,
         broken,
+    })
+}
+
+/// The `audit_chain_broken` event (critical, about no account) that records
+/// what `report` found, when the chain is not whole: the place, the event and
+/// the problem of the first break, and how many rows are outside the chain.
+pub fn break_event(report: &Report, at: OffsetDateTime) -> Option<SecurityEvent> {
+    if report.intact() {
+        return None;
+    }
+    let details = serde_json::json!({
+        "place": report.broken.map(|b| b.seq),
+        "event_id": report.broken.and_then(|b| b.id),
+        "problem": report.broken.map(|b| b.problem.to_string()),
+        "unchained": report.unchained,
+    });
+    Some(SecurityEvent {
+        id: Uuid::now_v7(),
+        user_id: None,
+        kind: EventKind::AuditChainBroken,
+        created_at: at,
+        session_id: None,
+        ip: None,
+        user_agent: None,
+        actor_id: None,
+        details: Some(details.to_string()),
     })
 }

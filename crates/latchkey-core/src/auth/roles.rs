@@ -155,7 +155,8 @@ impl Admin {
     }
 
     /// Applies `change` in one store transaction (see [`RoleChange`]), with a
-    /// `roles_changed` event when the roles differ afterwards.
+    /// `roles_changed` event when the roles differ afterwards
+    /// (`admin_role_granted` when they include `admin` now and did not before).
     async fn change_roles(
         &self,
         caller: Caller<'_>,
@@ -172,10 +173,16 @@ impl Admin {
             return Err(AuthError::UnknownRole(bad.to_owned()));
         }
         let event = |before: &[String], after: &[String]| {
+            let is_admin = |roles: &[String]| roles.iter().any(|r| r == ADMIN_ROLE);
+            let kind = if is_admin(after) && !is_admin(before) {
+                EventKind::AdminRoleGranted
+            } else {
+                EventKind::RolesChanged
+            };
             (before != after).then(|| {
                 self.admin_event(
                     id,
-                    EventKind::RolesChanged,
+                    kind,
                     actor,
                     client,
                     &serde_json::json!({ "before": before, "after": after }),

@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod json;
+pub mod query;
 
 pub use auth::Authenticated;
 pub use json::{ApiJson, OptionalJson};
+pub use query::ApiQuery;

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use latchkey_core::auth::{AuthError, Caller, ClientContext, ImportRecord, ImportReport};
-use latchkey_server::config::Config;
 use latchkey_testkit::app::TestApp;
 use latchkey_testkit::redis_server::RedisServer;
 use reqwest::Method;
@@ -138,24 +137,6 @@ async fn an_import_stopped_part_way_keeps_whole_batches_and_a_rerun_finishes_it(
     assert_eq!(db.count(BULK_ACCOUNTS).await, 2_500);
 }
 
-/// Two nodes on one database and one private Redis.
-async fn two_nodes(redis: &RedisServer) -> (TestApp, TestApp) {
-    let url = redis.url();
-    let shared = move |c: &mut Config| {
-        // One deployment: the same issuer and audience on both nodes.
-        c.public_url = Some("http://auth.latchkey.test".into());
-        c.rate_limit.enabled = false;
-        c.redis.url = Some(url.clone());
-    };
-    let a = TestApp::builder().configure(shared.clone()).spawn().await;
-    let b = TestApp::builder()
-        .configure(shared)
-        .beside(&a)
-        .spawn()
-        .await;
-    (a, b)
-}
-
 /// Whether the cache bus carries `a`'s changes to `b`, tried until `within`
 /// has passed: `b` holds the profile in its cache (5 s), so a rename on `a`
 /// to a name never used before that shows on `b` 25 ms later came over the bus.
@@ -216,7 +197,7 @@ async fn answers_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_changes_reach_the_other_node_at_once_and_within_its_cache_ttl_while_redis_is_down() {
     let mut redis = RedisServer::start();
-    let (a, b) = two_nodes(&redis).await;
+    let (a, b) = crate::rate_limit::two_nodes_on_one_redis(redis.url()).await;
     let root = a.create_user("root@example.com", PASSWORD, true).await;
     let ada = a.create_user("ada@example.com", PASSWORD, true).await;
     grant(&a, root, "admin").await;

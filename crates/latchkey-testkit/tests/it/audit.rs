@@ -424,7 +424,7 @@ async fn the_audit_trail_filters_every_accounts_events_for_audit_read() {
     let (_, admin_events) = get(&app, "/v1/admin/audit?category=admin", &t).await;
     let admin_types = types(&admin_events);
     assert!(
-        admin_types.contains(&"roles_changed".to_owned())
+        admin_types.contains(&"admin_role_granted".to_owned())
             && admin_types.iter().all(|k| {
                 latchkey_core::audit::EventKind::parse(k)
                     .unwrap()
@@ -440,6 +440,12 @@ async fn the_audit_trail_filters_every_accounts_events_for_audit_read() {
     )
     .await;
     assert_eq!(types(&notices), ["login_failed"]);
+    let (_, critical) = get(&app, "/v1/admin/audit?severity=critical", &t).await;
+    assert_eq!(
+        types(&critical),
+        ["admin_role_granted"],
+        "granting admin is critical"
+    );
     let (_, none) = get(&app, "/v1/admin/audit?category=privacy", &t).await;
     assert_eq!(none["items"], serde_json::json!([]));
     let since = latchkey_core::time_fmt::format_rfc3339(started);
@@ -497,12 +503,7 @@ async fn a_sign_in_for_an_unknown_address_is_recorded_without_the_address() {
         .spawn()
         .await;
     let root = app.create_user("root@example.com", PASSWORD, true).await;
-    app.state
-        .services
-        .admin
-        .grant(Caller::Operator, root, "admin", &ClientContext::default())
-        .await
-        .unwrap();
+    crate::admin::grant(&app, root, "admin").await;
     for email in [
         "Nobody@Example.com",
         "nobody@example.com",

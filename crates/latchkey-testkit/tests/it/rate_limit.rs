@@ -445,8 +445,9 @@ async fn unknown_refresh_tokens_are_limited_per_ip_and_known_ones_per_session_on
     );
 }
 
-/// Two nodes on one database and one Redis (isolated by a fresh key prefix).
-async fn two_nodes_on_one_redis(url: String) -> (TestApp, TestApp) {
+/// Two nodes on one database and one Redis (isolated by a fresh key prefix),
+/// rate limits off.
+pub(crate) async fn two_nodes_on_one_redis(url: String) -> (TestApp, TestApp) {
     let prefix = format!("test-{}:", uuid::Uuid::now_v7());
     let shared = move |c: &mut latchkey_server::config::Config| {
         // One deployment: the same issuer and audience on both nodes.

@@ -1,11 +1,11 @@
 //! `GET /v1/admin/audit`: every account's security events (`audit:read`).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use latchkey_core::auth::{AuditQuery, Caller};
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, ApiQuery, Authenticated};
 use crate::routes::events::EventsPage;
 use crate::state::AppState;
 
@@ -45,10 +45,8 @@ pub struct AuditParams {
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    query: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<ApiJson<EventsPage>, ApiError> {
-    let Query(q) =
-        query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
     let filters = AuditQuery {
         user_id: q.user_id.as_deref(),
         kind: q.kind.as_deref(),

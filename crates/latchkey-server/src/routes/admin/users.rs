@@ -1,7 +1,7 @@
 //! `/v1/admin/users`: listing, reading, disabling, enabling, unlocking and
 //! signing out accounts, and setting their roles.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_core::auth::Caller;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::AdminUserBody;
 use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, ApiQuery, Authenticated};
 use crate::state::AppState;
 
 /// `?query=&cursor=&limit=`
@@ -52,10 +52,8 @@ fn account_id(id: &str) -> Result<Uuid, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    query: Result<Query<UsersQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<ApiJson<UsersPage>, ApiError> {
-    let Query(q) =
-        query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
     let page = state
         .services
         .admin

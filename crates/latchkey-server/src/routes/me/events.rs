@@ -1,10 +1,10 @@
 //! `GET /v1/me/events`: the signed-in user's own security events.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, ApiQuery, Authenticated};
 use crate::routes::events::EventsPage;
 use crate::state::AppState;
 
@@ -34,10 +34,8 @@ pub struct OwnEventsQuery {
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    query: Result<Query<OwnEventsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<OwnEventsQuery>,
 ) -> Result<ApiJson<EventsPage>, ApiError> {
-    let Query(q) =
-        query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
     let page = state
         .services
         .sessions

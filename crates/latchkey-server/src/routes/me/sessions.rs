@@ -1,6 +1,6 @@
 //! `GET /v1/me/sessions`, `DELETE /v1/me/sessions/{id}`, `DELETE /v1/me/sessions`
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::client::ClientInfo;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, ApiQuery, Authenticated};
 use crate::state::AppState;
 
 /// Parsed device of a session.
@@ -149,10 +149,8 @@ pub async fn revoke_all(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
     client: ClientInfo,
-    query: Result<Query<RevokeAllQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<RevokeAllQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let Query(q) =
-        query.map_err(|_| ApiError::MalformedRequest("The query string is not valid.".into()))?;
     let keep = q.except_current.then_some(p.session_id);
     state
         .services
