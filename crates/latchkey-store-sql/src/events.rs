@@ -76,6 +76,18 @@ impl ChainGuess {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
     }
+
+    /// Remembers `head`, written and committed, unless a later one is known
+    /// already (two transactions of this process finishing out of order).
+    fn advance(&self, head: Head) {
+        let mut guess = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guess.is_none_or(|known| known.seq < head.seq) {
+            *guess = Some(head);
+        }
+    }
 }
 
 #[async_trait]
@@ -104,8 +116,16 @@ impl<B: Backend> Transaction for Tx<B> {
             Ok(head) => self.inner.commit().await.map(|()| head),
             Err(e) => Err(e),
         };
-        self.chain.set(committed.as_ref().ok().copied());
-        committed.map(|_| ())
+        match committed {
+            Ok(head) => {
+                self.chain.advance(head);
+                Ok(())
+            }
+            Err(e) => {
+                self.chain.set(None);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -309,7 +329,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
             let (links, next) = chain::seal(head, &[e]);
             match insert_chained::<B, _>(&mut self.pool(), e, &links[0], head).await {
                 Ok(true) => {
-                    self.chain.set(Some(next));
+                    self.chain.advance(next);
                     return Ok(());
                 }
                 Ok(false) => {}
