@@ -427,4 +427,35 @@ async fn admin_calls_while_the_database_connections_are_cut_answer_503_at_worst_
         ))
         .await;
     assert_eq!(held, i64::from(seen["roles"] == json!(["admin"])));
+    // The role changes' events, some cut mid-commit, still form one chain
+    // and tell the story of the roles exactly.
+    assert_roles_story(&app, ada, &seen["roles"]).await;
+}
+
+/// The chain is whole, and `user`'s role events tell the story of their roles
+/// exactly: each change starts where the one before it ended (none lost, none
+/// recorded for a change undone), from no roles to `now`. (A change can be
+/// made and still answered 503 when a cut falls after its commit.)
+async fn assert_roles_story(app: &TestApp, user: uuid::Uuid, now: &Value) {
+    let report = latchkey_core::audit::verify::verify(&*app.state.store, None)
+        .await
+        .unwrap();
+    assert!(report.intact(), "{report:?}");
+    let mut events = app.state.store.user_events(user, 10_000).await.unwrap();
+    events.retain(|e| {
+        use latchkey_core::audit::EventKind;
+        matches!(
+            e.kind,
+            EventKind::RolesChanged | EventKind::AdminRoleGranted
+        )
+    });
+    events.reverse();
+    let mut roles = json!([]);
+    for event in &events {
+        let details: Value = serde_json::from_str(event.details.as_deref().unwrap()).unwrap();
+        assert_eq!(details["before"], roles, "{:?}", event.kind);
+        roles = details["after"].clone();
+    }
+    assert!(events.len() > 2, "{}", events.len());
+    assert_eq!(&roles, now);
 }
