@@ -151,10 +151,7 @@ async fn write_chained<B: Backend, E: Exec>(
                 moved = true;
                 break;
             }
-            previous = Head {
-                seq: link.seq,
-                hash: link.hash,
-            };
+            previous = link.head();
         }
         if !moved {
             return Ok(next);
@@ -198,11 +195,20 @@ async fn read_head<B: Backend, E: Exec>(ex: &mut E, lock: bool) -> Result<Head, 
             String::new()
         }
     );
-    let row = ex.fetch_one(sql(&q)).await?;
+    head_from_row(&ex.fetch_one(sql(&q)).await?)
+}
+
+/// A place and its hash, from a row's `seq` and `hash`.
+fn head_from_row<R: Row>(row: &R) -> Result<Head, StoreError> {
     Ok(Head {
         seq: row.get("seq")?,
-        hash: hash32(&row.get::<Vec<u8>>("hash")?)?,
+        hash: stored_hash(row, "hash")?,
     })
+}
+
+/// A 32-byte hash column.
+fn stored_hash<R: Row>(row: &R, column: &str) -> Result<chain::Hash, StoreError> {
+    hash32(&row.get::<Vec<u8>>(column)?)
 }
 
 async fn set_head<E: Exec>(ex: &mut E, head: Head) -> Result<(), StoreError> {
@@ -418,8 +424,8 @@ impl<B: Backend> EventStore for SqlStore<B> {
                     event: event_from_row(row)?,
                     link: Link {
                         seq: row.get("seq")?,
-                        content: hash32(&row.get::<Vec<u8>>("content_hash")?)?,
-                        hash: hash32(&row.get::<Vec<u8>>("hash")?)?,
+                        content: stored_hash(row, "content_hash")?,
+                        hash: stored_hash(row, "hash")?,
                     },
                     redacted: row.get("redacted")?,
                 })
@@ -438,13 +444,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
                 .bind(at),
             )
             .await?;
-        match row {
-            None => Ok(Head::EMPTY),
-            Some(row) => Ok(Head {
-                seq: row.get("seq")?,
-                hash: hash32(&row.get::<Vec<u8>>("hash")?)?,
-            }),
-        }
+        row.map_or(Ok(Head::EMPTY), |row| head_from_row(&row))
     }
 
     async fn unchained_events(&self) -> Result<u64, StoreError> {

@@ -61,6 +61,16 @@ pub struct Link {
     pub hash: Hash,
 }
 
+impl Link {
+    /// The chain head right after this event.
+    pub fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            hash: self.hash,
+        }
+    }
+}
+
 fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(text.as_bytes());
@@ -210,10 +220,7 @@ impl Verifier {
         if link_hash(&self.previous.hash, &stored.link.content) != stored.link.hash {
             return Err(Break::Link);
         }
-        self.previous = Head {
-            seq: stored.link.seq,
-            hash: stored.link.hash,
-        };
+        self.previous = stored.link.head();
         self.checked += 1;
         Ok(())
     }

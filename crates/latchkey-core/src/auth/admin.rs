@@ -51,6 +51,43 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page of `rows`, read with one more than `limit` (whether a next
+    /// page exists, without a count): at most `limit` items, and the cursor
+    /// `cursor_after` makes from the last of them when more rows were read.
+    pub(crate) fn from_overfetch(
+        mut rows: Vec<T>,
+        limit: u32,
+        cursor_after: impl FnOnce(&T) -> String,
+    ) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = more.then(|| rows.last().map(cursor_after)).flatten();
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// The position a client's `cursor` names in `listing` searched by `key`
+/// (`None` without a cursor); `BadQuery("cursor")` for one this server did
+/// not make for that listing and key (see [`Cursors::read`]).
+pub(crate) fn cursor_position(
+    cursors: &Cursors,
+    listing: &str,
+    key: &str,
+    cursor: Option<&str>,
+) -> Result<Option<Uuid>, AuthError> {
+    cursor
+        .map(|c| {
+            cursors
+                .read(listing, key, c)
+                .ok_or(AuthError::BadQuery("cursor"))
+        })
+        .transpose()
+}
+
 /// Which listing a cursor belongs to.
 const USERS_LISTING: &str = "admin-users";
 
@@ -161,30 +198,18 @@ impl Admin {
         } else {
             UserSearch::NamePrefix(query.to_owned())
         };
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                self.cursors
-                    .read(USERS_LISTING, query, c)
-                    .ok_or(AuthError::BadQuery("cursor"))?,
-            ),
-        };
+        let after = cursor_position(&self.cursors, USERS_LISTING, query, cursor)?;
         let now = self.common.now();
-        // One more than asked: whether a next page exists, without a count.
-        let mut rows = self
+        let rows = self
             .store
             .search_users(&search, after, limit + 1, now)
             .await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next_cursor = more
-            .then(|| {
-                rows.last()
-                    .map(|r| self.cursors.make(USERS_LISTING, query, r.user.id))
-            })
-            .flatten();
-        let locks = self.locks_of(&rows, now).await?;
+        let rows = Page::from_overfetch(rows, limit, |r| {
+            self.cursors.make(USERS_LISTING, query, r.user.id)
+        });
+        let locks = self.locks_of(&rows.items, now).await?;
         let items = rows
+            .items
             .into_iter()
             .zip(locks)
             .map(|(row, locked_until)| AdminUser {
@@ -193,7 +218,10 @@ impl Admin {
                 locked_until,
             })
             .collect();
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: rows.next_cursor,
+        })
     }
 
     /// One account (`users:read`); `NotFound` when there is none.

@@ -11,7 +11,7 @@ use crate::audit::{Category, EventKind, SecurityEvent, Severity};
 use crate::page::{self, Cursors};
 use crate::ports::{EventFilter, EventStore};
 
-use super::admin::{Admin, Caller, Page};
+use super::admin::{cursor_position, Admin, Caller, Page};
 use super::{AuthError, Principal, Sessions};
 
 /// The listing name of one's own events, in cursors.
@@ -174,8 +174,7 @@ fn time(name: &'static str, value: Option<&str>) -> Result<Option<OffsetDateTime
 }
 
 /// One page of `filter`'s events in `listing` (its name and the key its
-/// cursors are bound to): one more read than asked tells whether a next page
-/// exists, without a count.
+/// cursors are bound to).
 async fn events_page(
     store: &dyn EventStore,
     cursors: &Cursors,
@@ -185,18 +184,9 @@ async fn events_page(
     limit: Option<u32>,
 ) -> Result<Page<SecurityEvent>, AuthError> {
     let limit = page::limit(limit).ok_or(AuthError::BadQuery("limit"))?;
-    let before = cursor
-        .map(|c| {
-            cursors
-                .read(listing, key, c)
-                .ok_or(AuthError::BadQuery("cursor"))
-        })
-        .transpose()?;
-    let mut items = store.events(filter, before, limit + 1).await?;
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| items.last().map(|e| cursors.make(listing, key, e.id)))
-        .flatten();
-    Ok(Page { items, next_cursor })
+    let before = cursor_position(cursors, listing, key, cursor)?;
+    let rows = store.events(filter, before, limit + 1).await?;
+    Ok(Page::from_overfetch(rows, limit, |e| {
+        cursors.make(listing, key, e.id)
+    }))
 }
