@@ -4,6 +4,7 @@
 //! edit, deletion or reordering under the store.
 
 pub mod chain;
+pub mod live;
 pub mod verify;
 
 use time::OffsetDateTime;

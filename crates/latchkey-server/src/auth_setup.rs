@@ -247,6 +247,10 @@ pub async fn build(
         mfa: mfa_services(config, secrets),
         background: latchkey_core::background::Background::default(),
         cursors: cursors(secrets),
+        live: latchkey_core::audit::live::LiveEvents::new(
+            config.events.stream_max_per_user,
+            config.events.stream_max_per_node,
+        ),
         links: latchkey_core::auth::MailLinks {
             product: config.mail.product_name.clone(),
             public_url: config.effective_public_url(),

@@ -1,7 +1,10 @@
 //! Telling the other nodes what this node's access cache dropped, over Redis
 //! pub/sub (when `redis.url` is set): a logout, a revoked session or a changed
 //! profile on one node normally takes effect on every node within
-//! milliseconds, instead of within the cache's TTL (5 s). Messages carry the
+//! milliseconds, instead of within the cache's TTL (5 s). The same channel
+//! carries the users whose security events committed here, so the other
+//! nodes' live event streams of those users look at once instead of at their
+//! next heartbeat. Messages carry the
 //! sending node's id, so a node skips its own. Delivery is best effort: a lost
 //! message (Redis down, queue full, a subscription being re-established) only
 //! falls back on the TTL, and never delays a request.
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use latchkey_adapters::log_every::{LogEvery, TROUBLE_INTERVAL};
 use latchkey_adapters::redis::Redis;
+use latchkey_core::audit::live::LiveEvents;
 use latchkey_core::auth::{AccessCache, Invalidation};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -41,6 +45,8 @@ pub const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 /// The heartbeat's message text.
 const HEARTBEAT_TEXT: &str = "h";
+/// The tag of a message naming a user with newly committed events.
+const EVENTS_TAG: &str = "e:";
 
 /// The pub/sub channel of the deployment (under `redis.key_prefix`).
 pub fn channel(key_prefix: &str) -> String {
@@ -56,35 +62,51 @@ pub struct Bus {
     pub subscriber: tokio::task::JoinHandle<()>,
 }
 
-/// Connects `cache` to the other nodes. The subscriber ends when `stop` is
-/// set; the publisher when `stop_publishing` is (set it once requests have
-/// drained, so the drops of the last requests still go out).
+/// Connects `cache` and `live` to the other nodes. The subscriber ends when
+/// `stop` is set; the publisher when `stop_publishing` is (set it once
+/// requests have drained, so the drops of the last requests still go out).
 pub fn connect(
     cache: &AccessCache,
+    live: &LiveEvents,
     redis: &Arc<Redis>,
     channel: &str,
     stop: watch::Receiver<bool>,
     stop_publishing: watch::Receiver<bool>,
 ) -> Bus {
     let node = Uuid::new_v4().simple().to_string();
-    let (tx, rx) = mpsc::channel(QUEUE);
-    cache.share_with(tx);
+    let outgoing = share(cache, live);
     Bus {
         publisher: tokio::spawn(publish(
             Arc::clone(redis),
             channel.to_owned(),
             node.clone(),
-            rx,
+            outgoing,
             stop_publishing,
         )),
         subscriber: tokio::spawn(subscribe(
             Arc::clone(redis),
             channel.to_owned(),
             node,
-            cache.clone(),
+            (cache.clone(), live.clone()),
             stop,
         )),
     }
+}
+
+/// What this node tells the others: its cache drops and the users of its
+/// committed events.
+struct Outgoing {
+    drops: mpsc::Receiver<Invalidation>,
+    events: mpsc::Receiver<Uuid>,
+}
+
+/// Makes `cache` and `live` queue what they tell the other nodes.
+fn share(cache: &AccessCache, live: &LiveEvents) -> Outgoing {
+    let (drops_tx, drops) = mpsc::channel(QUEUE);
+    cache.share_with(drops_tx);
+    let (events_tx, events) = mpsc::channel(QUEUE);
+    live.share_with(events_tx);
+    Outgoing { drops, events }
 }
 
 /// The publishing half alone, for a process that serves no requests (the
@@ -95,17 +117,22 @@ pub struct Publisher {
     stop: watch::Sender<bool>,
 }
 
-/// Sends every later drop made through `cache` to the nodes on `channel`.
-pub fn publish_only(cache: &AccessCache, redis: &Arc<Redis>, channel: &str) -> Publisher {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    cache.share_with(tx);
+/// Sends every later drop made through `cache`, and the users of every
+/// later commit of events told to `live`, to the nodes on `channel`.
+pub fn publish_only(
+    cache: &AccessCache,
+    live: &LiveEvents,
+    redis: &Arc<Redis>,
+    channel: &str,
+) -> Publisher {
+    let outgoing = share(cache, live);
     let (stop, stopped) = watch::channel(false);
     Publisher {
         task: tokio::spawn(publish(
             Arc::clone(redis),
             channel.to_owned(),
             Uuid::new_v4().simple().to_string(),
-            rx,
+            outgoing,
             stopped,
         )),
         stop,
@@ -113,10 +140,14 @@ pub fn publish_only(cache: &AccessCache, redis: &Arc<Redis>, channel: &str) -> P
 }
 
 /// The publisher of an operator command, when `redis.url` is set (and valid).
-pub fn for_operator(config: &crate::config::Config, cache: &AccessCache) -> Option<Publisher> {
+pub fn for_operator(
+    config: &crate::config::Config,
+    services: &latchkey_core::auth::Services,
+) -> Option<Publisher> {
     let redis = Redis::new(config.redis.url.as_deref()?).ok()?;
     Some(publish_only(
-        cache,
+        &services.cache,
+        &services.live,
         &Arc::new(redis),
         &channel(&config.redis.key_prefix),
     ))
@@ -137,9 +168,13 @@ async fn publish(
     redis: Arc<Redis>,
     channel: String,
     node: String,
-    mut drops: mpsc::Receiver<Invalidation>,
+    outgoing: Outgoing,
     mut stop: watch::Receiver<bool>,
 ) -> u64 {
+    let Outgoing {
+        mut drops,
+        mut events,
+    } = outgoing;
     let mut dropped = 0;
     let send = |text: String| {
         let (redis, channel, message) = (
@@ -167,6 +202,11 @@ async fn publish(
                 }
                 None => return dropped,
             },
+            Some(user) = events.recv() => {
+                // Best effort: a lost notice delays the other nodes' streams
+                // of this user until their next look (their heartbeat).
+                send(format!("{EVENTS_TAG}{}", user.simple())).await;
+            }
             _ = heartbeat.tick() => {
                 send(HEARTBEAT_TEXT.to_owned()).await;
             }
@@ -188,7 +228,7 @@ async fn subscribe(
     redis: Arc<Redis>,
     channel: String,
     node: String,
-    cache: AccessCache,
+    (cache, live): (AccessCache, LiveEvents),
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delay = RESUBSCRIBE_DELAY;
@@ -209,7 +249,11 @@ async fn subscribe(
                     if from == node || text == HEARTBEAT_TEXT {
                         return;
                     }
-                    if let Some(invalidation) = Invalidation::decode(text) {
+                    if let Some(user) = text.strip_prefix(EVENTS_TAG) {
+                        if let Ok(user) = Uuid::try_parse(user) {
+                            live.told(user);
+                        }
+                    } else if let Some(invalidation) = Invalidation::decode(text) {
                         cache.apply(invalidation);
                     }
                 },

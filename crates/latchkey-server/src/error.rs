@@ -422,6 +422,9 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::ForeignOrigin => Self::CsrfFailed(CsrfCheck::Origin),
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::AttemptsInFlight { retry_after } => Self::RateLimited { retry_after },
+            AuthError::TooManyStreams => Self::RateLimited {
+                retry_after: latchkey_core::auth::STREAMS_RETRY_AFTER,
+            },
             AuthError::BreachCheckUnavailable => Self::Unavailable("breached-password check"),
             AuthError::UnknownRole(name) => field(
                 "roles",

@@ -400,6 +400,7 @@ impl Application {
         let cache_bus = self.state.redis.as_ref().map(|redis| {
             crate::cache_bus::connect(
                 &self.state.services.cache,
+                &self.state.services.live,
                 redis,
                 &crate::cache_bus::channel(&self.state.config.redis.key_prefix),
                 stop_rx.clone(),
@@ -409,6 +410,9 @@ impl Application {
         let metrics = self.metrics.map(|l| tokio::spawn(serve::run(l, stop_rx)));
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
+        // Live event streams never end by themselves: they end now, so the
+        // drain waits for requests, not for their clients.
+        self.state.services.live.close();
         let _ = stop_tx.send(true);
         let _ = main.await;
         // Requests have drained: their cache drops can go out, then the bus stops.

@@ -15,6 +15,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::audit::chain::{self, Head, Link, Stored};
+use latchkey_core::audit::live::LiveEvents;
 use latchkey_core::audit::{EventKind, SecurityEvent};
 use latchkey_core::ports::{EventFilter, EventStore, StoreError};
 use time::OffsetDateTime;
@@ -44,15 +45,30 @@ pub struct Tx<B: Backend> {
     inner: B::Tx,
     events: Vec<SecurityEvent>,
     chain: ChainGuess,
+    live: Live,
 }
 
 impl<B: Backend> Tx<B> {
     /// A transaction of the SQL layer around `inner`.
-    pub(crate) fn new(inner: B::Tx, chain: ChainGuess) -> Self {
+    pub(crate) fn new(inner: B::Tx, chain: ChainGuess, live: Live) -> Self {
         Self {
             inner,
             events: Vec::new(),
             chain,
+            live,
+        }
+    }
+}
+
+/// The listeners told of each commit of events, once the server set them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Live(std::sync::Arc<std::sync::OnceLock<LiveEvents>>);
+
+impl Live {
+    /// Tells the listeners that `events` are committed.
+    fn committed(&self, events: &[SecurityEvent]) {
+        if let Some(live) = self.0.get() {
+            live.committed(events);
         }
     }
 }
@@ -119,6 +135,7 @@ impl<B: Backend> Transaction for Tx<B> {
         match committed {
             Ok(head) => {
                 self.chain.advance(head);
+                self.live.committed(&events);
                 Ok(())
             }
             Err(e) => {
@@ -336,6 +353,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
             match insert_chained::<B, _>(&mut self.pool(), e, &links[0], head).await {
                 Ok(true) => {
                     self.chain.advance(next);
+                    self.live.committed(std::slice::from_ref(e));
                     return Ok(());
                 }
                 Ok(false) => {}
@@ -455,5 +473,40 @@ impl<B: Backend> EventStore for SqlStore<B> {
             ))
             .await?;
         Ok(u64::try_from(row.get::<i64>("n")?).unwrap_or(0))
+    }
+
+    async fn user_events_after(
+        &self,
+        user_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, SecurityEvent)>, StoreError> {
+        let q = format!(
+            "SELECT {EVENT_COLUMNS}, seq FROM security_events WHERE user_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3"
+        );
+        let rows = self
+            .pool()
+            .fetch_all(sql(&q).bind(user_id).bind(after).bind(limit))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.get("seq")?, event_from_row(row)?)))
+            .collect()
+    }
+
+    async fn user_event_place(&self, user_id: Uuid, id: Uuid) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .pool()
+            .fetch_optional(
+                sql("SELECT seq FROM security_events WHERE id = $1 AND user_id = $2 AND seq IS NOT NULL")
+                    .bind(id)
+                    .bind(user_id),
+            )
+            .await?;
+        row.map(|row| row.get("seq")).transpose()
+    }
+
+    fn notify_commits(&self, live: LiveEvents) {
+        let _ = self.live.0.set(live);
     }
 }

@@ -40,6 +40,8 @@ pub struct SqlStore<B: Backend> {
     /// The chain head this process wrote last: a guess that saves reading it
     /// before each event (see [`events`]); the database decides.
     chain: events::ChainGuess,
+    /// Told of every commit of events, once set ([`EventStore::notify_commits`]).
+    live: events::Live,
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -48,6 +50,7 @@ impl<B: Backend> SqlStore<B> {
         Self {
             backend,
             chain: events::ChainGuess::default(),
+            live: events::Live::default(),
         }
     }
 
@@ -61,6 +64,7 @@ impl<B: Backend> SqlStore<B> {
         Ok(events::Tx::new(
             self.backend.begin().await?,
             self.chain.clone(),
+            self.live.clone(),
         ))
     }
 }

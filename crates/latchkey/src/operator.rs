@@ -232,7 +232,7 @@ async fn services(loaded: &Loaded) -> Result<(Services, Held), ExitCode> {
     .await
     {
         Ok(services) => {
-            let bus = latchkey_server::cache_bus::for_operator(config, &services.cache);
+            let bus = latchkey_server::cache_bus::for_operator(config, &services);
             Ok((services, Held { store, bus }))
         }
         Err(e) => {

@@ -41,6 +41,7 @@ mod security;
 mod services;
 mod sessions;
 mod signup;
+mod stream;
 mod verify;
 
 pub use accounts::Accounts;
@@ -70,6 +71,7 @@ pub use sessions::Sessions;
 pub use signup::{
     MailLinks, SignupOutcome, SignupRequest, VERIFICATION_TOKEN_PREFIX, VERIFICATION_TTL,
 };
+pub use stream::{EventStream, STREAMS_RETRY_AFTER, STREAM_BATCH};
 pub use verify::Principal;
 
 use std::sync::Arc;
@@ -227,6 +229,10 @@ pub enum AuthError {
         /// Seconds until the lock ends.
         retry_after: u64,
     },
+    /// The user (or this node) has as many live event streams open as
+    /// allowed (`events.stream_max_per_user`, `events.stream_max_per_node`).
+    #[error("too many open event streams")]
+    TooManyStreams,
     /// As many attempts for this identifier are being checked right now as the
     /// lockout threshold allows: this one is refused unchecked (retry in
     /// `retry_after` seconds), never locking anything by itself.
@@ -314,6 +320,8 @@ pub struct Dependencies {
     pub background: crate::background::Background,
     /// Makes and checks listing cursors (keyed by a server secret).
     pub cursors: crate::page::Cursors,
+    /// This node's live event listeners (told by the store of each commit).
+    pub live: crate::audit::live::LiveEvents,
 }
 
 /// What the second-factor use cases need besides the store.

@@ -37,6 +37,9 @@ pub struct Services {
     pub cache: AccessCache,
     /// Seals queued mail (the outbox worker opens it).
     pub outbox: Arc<OutboxSeal>,
+    /// This node's live event listeners (the server connects them to the
+    /// other nodes and closes them at shutdown).
+    pub live: crate::audit::live::LiveEvents,
 }
 
 impl Services {
@@ -59,7 +62,9 @@ impl Services {
             mfa,
             background,
             cursors,
+            live,
         } = deps;
+        store.notify_commits(live.clone());
         let outbox = Arc::clone(&links.outbox);
         let common = Common::new(CommonParts {
             store: store.clone(),
@@ -81,6 +86,7 @@ impl Services {
             tokens,
             policy,
             cursors: cursors.clone(),
+            live: live.clone(),
             common: common.clone(),
         };
         let passwords = Passwords {
@@ -144,6 +150,7 @@ impl Services {
             background,
             cache,
             outbox,
+            live,
         }
     }
 }

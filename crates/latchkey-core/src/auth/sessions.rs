@@ -26,6 +26,7 @@ pub struct Sessions {
     pub(crate) tokens: TokenSettings,
     pub(crate) policy: SessionPolicy,
     pub(crate) cursors: crate::page::Cursors,
+    pub(crate) live: crate::audit::live::LiveEvents,
     pub(crate) common: Common,
 }
 

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::audit::chain::{Head, Stored};
+use crate::audit::live::LiveEvents;
 use crate::audit::{EventKind, SecurityEvent};
 
 use super::StoreError;
@@ -48,6 +49,28 @@ pub trait EventStore: Send + Sync {
     /// How many stored events have no place in the chain (none, unless a row
     /// was written under the store).
     async fn unchained_events(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` of the user's events placed after `after`, in place
+    /// order (which is commit order: a place is given under the chain head's
+    /// lock at commit), each with its place.
+    async fn user_events_after(
+        &self,
+        user_id: uuid::Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, SecurityEvent)>, StoreError>;
+
+    /// The place of the user's event `id`; `None` when it is not theirs, not
+    /// stored (any more) or not chained.
+    async fn user_event_place(
+        &self,
+        user_id: uuid::Uuid,
+        id: uuid::Uuid,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Tells `live` of every later commit of events (after it committed).
+    /// Set once; later calls are ignored.
+    fn notify_commits(&self, live: LiveEvents);
 }
 
 /// Which events a listing shows; every field set narrows it.

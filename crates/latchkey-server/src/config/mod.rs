@@ -9,6 +9,7 @@
 mod auth;
 mod cookies;
 mod describe;
+mod events;
 mod load;
 mod logging;
 mod mail;
@@ -29,6 +30,7 @@ pub use auth::{
     KeyStorageKind, LockoutConfig, PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use cookies::CookiesConfig;
+pub use events::{EventsConfig, StaticWebhook, WebhooksConfig};
 pub use load::{ConfigError, Loaded, Overrides};
 pub use logging::{LogConfig, LogFormat};
 pub use mail::{MailConfig, MailTransport, OutboxConfig, SmtpConfig, SmtpTls};
@@ -117,6 +119,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Live event streams, the Redis stream of events, alerting.
+    pub events: EventsConfig,
+    /// Delivery of events to webhook endpoints.
+    pub webhooks: WebhooksConfig,
     /// Server secrets (each also readable from a file).
     pub secrets: SecretsConfig,
 }
@@ -150,6 +156,8 @@ impl Default for Config {
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            events: EventsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             secrets: SecretsConfig::default(),
         }
     }

@@ -111,6 +111,11 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         endpoint(Method::POST, "/v1/me/email", me::email::change_email),
         endpoint(Method::GET, "/v1/me/security", me::security::security),
         endpoint(Method::GET, "/v1/me/events", me::events::list),
+        endpoint(
+            Method::GET,
+            "/v1/me/events/stream",
+            me::event_stream::stream,
+        ),
         endpoint(Method::POST, "/v1/me/mfa/totp", me::mfa::start_totp),
         endpoint(
             Method::POST,

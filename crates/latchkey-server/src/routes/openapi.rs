@@ -44,6 +44,7 @@ use crate::extract::ApiJson;
         super::me::email::change_email,
         super::me::security::security,
         super::me::events::list,
+        super::me::event_stream::stream,
         super::me::mfa::start_totp,
         super::me::mfa::confirm_totp,
         super::me::mfa::delete_totp,

@@ -20,6 +20,7 @@ mod cookies;
 mod cors;
 mod csrf;
 mod email_change;
+mod event_stream;
 mod guides;
 mod headers;
 mod health;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{cookies, mail, pages, rate_limit, secrets, Config, DatabaseTarget, Mode};
+use super::{cookies, events, mail, pages, rate_limit, secrets, Config, DatabaseTarget, Mode};
 
 /// One thing wrong with the configuration: which key, and what to do about it.
 /// Never contains a secret's value.
@@ -48,6 +48,7 @@ impl Config {
         rate_limit::check(self, &mut problems);
         mail::check(self, &mut problems, &mut warnings);
         pages::check(self, &mut problems, &mut warnings);
+        events::check(self, &mut problems);
         if let Err(why) = self.passkey_service() {
             if self.mode == Mode::Production {
                 problems.push(Problem::new("webauthn", why.to_string()));

@@ -1,0 +1,170 @@
+//! `[events]`: live event streams, the Redis stream of events and alerting;
+//! `[webhooks]`: delivery of events to HTTP endpoints.
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+use super::{Config, Mode, Problem};
+
+/// `[events]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Live streams (`GET /v1/me/events/stream`) one user may hold open on
+    /// one node; one more is `429`.
+    pub stream_max_per_user: usize,
+    /// Live streams one node holds open in all; one more is `429`.
+    pub stream_max_per_node: usize,
+    /// Seconds between the comment lines that keep an idle stream open (and
+    /// re-check its credential).
+    pub stream_heartbeat_seconds: u64,
+    /// Events at or above this severity (`info`, `notice`, `warning`,
+    /// `critical`) are alerts: logged at `warn` (`error` for critical) and
+    /// delivered to the webhooks subscribed to `alert`.
+    pub alert_min_severity: String,
+    /// A Redis stream key (under `redis.key_prefix`) that every event is
+    /// added to, at least once, in commit order; unset: off. Needs `redis.url`.
+    pub redis_stream: Option<String>,
+    /// Approximate length the Redis stream is trimmed to (`MAXLEN ~`).
+    pub redis_stream_maxlen: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            stream_max_per_user: latchkey_core::audit::live::DEFAULT_PER_USER,
+            stream_max_per_node: latchkey_core::audit::live::DEFAULT_PER_NODE,
+            stream_heartbeat_seconds: 15,
+            alert_min_severity: "critical".into(),
+            redis_stream: None,
+            redis_stream_maxlen: 100_000,
+        }
+    }
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Attempts per delivery before it becomes a dead letter.
+    pub max_attempts: u32,
+    /// Delay after the first failed attempt; each later one is three times
+    /// the last (with ±20 % jitter), up to `retry_max_seconds`.
+    pub retry_base_seconds: u64,
+    /// Longest delay between two attempts.
+    pub retry_max_seconds: u64,
+    /// Seconds one attempt may take (connect, send, answer) before it counts
+    /// as failed.
+    pub timeout_seconds: u64,
+    /// Attempts in flight to one endpoint at once, per node.
+    pub max_in_flight_per_endpoint: usize,
+    /// After a secret rotation, seconds the previous secret still signs (both
+    /// signatures are sent meanwhile).
+    pub secret_overlap_seconds: u64,
+    /// Whether endpoints may be `http://` and resolve to loopback, private or
+    /// link-local addresses. Unset: yes in dev, never in production.
+    pub allow_private_networks: Option<bool>,
+    /// Endpoints defined here rather than through the admin API.
+    pub endpoints: Vec<StaticWebhook>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retry_base_seconds: 90,
+            retry_max_seconds: 12 * 3600,
+            timeout_seconds: 10,
+            max_in_flight_per_endpoint: 4,
+            secret_overlap_seconds: 24 * 3600,
+            allow_private_networks: None,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// `[[webhooks.endpoints]]`: a webhook kept in line with this file at every
+/// start (the admin API lists it and cannot delete it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticWebhook {
+    /// A name, unique among the static endpoints (`^[a-z][a-z0-9_-]{0,63}$`):
+    /// it keeps the endpoint's id (and its deliveries) across restarts.
+    pub name: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event types (docs/events.md), `"*"` for all, `"alert"` for alerts.
+    pub events: Vec<String>,
+    /// The signing secret, `whsec_` + base64 (also `secret_file`).
+    pub secret: Option<Secret>,
+    /// A path to a file holding the secret.
+    pub secret_file: Option<std::path::PathBuf>,
+    /// The secret being rotated out, still signing alongside (optional).
+    pub previous_secret: Option<Secret>,
+}
+
+impl Config {
+    /// Whether webhook endpoints may be plain HTTP on private networks.
+    pub fn webhooks_allow_private(&self) -> bool {
+        self.webhooks
+            .allow_private_networks
+            .unwrap_or(self.mode == Mode::Dev)
+    }
+}
+
+/// Checks `[events]` and `[webhooks]`.
+pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
+    let e = &cfg.events;
+    if latchkey_core::audit::Severity::parse(&e.alert_min_severity).is_none() {
+        problems.push(Problem::new(
+            "events.alert_min_severity",
+            "must be one of info, notice, warning, critical",
+        ));
+    }
+    for (key, value) in [
+        ("events.stream_max_per_user", e.stream_max_per_user),
+        ("events.stream_max_per_node", e.stream_max_per_node),
+        (
+            "webhooks.max_in_flight_per_endpoint",
+            cfg.webhooks.max_in_flight_per_endpoint,
+        ),
+    ] {
+        if value == 0 {
+            problems.push(Problem::new(key, "must be at least 1"));
+        }
+    }
+    if e.stream_heartbeat_seconds == 0 || e.stream_heartbeat_seconds > 300 {
+        problems.push(Problem::new(
+            "events.stream_heartbeat_seconds",
+            "must be between 1 and 300",
+        ));
+    }
+    if e.redis_stream.is_some() && cfg.redis.url.is_none() {
+        problems.push(Problem::new(
+            "events.redis_stream",
+            "needs redis.url: the stream is written to that Redis",
+        ));
+    }
+    if matches!(e.redis_stream.as_deref(), Some("")) {
+        problems.push(Problem::new("events.redis_stream", "must not be empty"));
+    }
+    let w = &cfg.webhooks;
+    if w.max_attempts == 0 || w.max_attempts > 30 {
+        problems.push(Problem::new(
+            "webhooks.max_attempts",
+            "must be between 1 and 30",
+        ));
+    }
+    if w.retry_base_seconds == 0 || w.retry_base_seconds > w.retry_max_seconds {
+        problems.push(Problem::new(
+            "webhooks.retry_base_seconds",
+            "must be at least 1 and at most webhooks.retry_max_seconds",
+        ));
+    }
+    if w.timeout_seconds == 0 || w.timeout_seconds > 120 {
+        problems.push(Problem::new(
+            "webhooks.timeout_seconds",
+            "must be between 1 and 120",
+        ));
+    }
+}
