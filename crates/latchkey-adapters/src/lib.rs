@@ -8,3 +8,4 @@ pub mod mail_message;
 pub mod mail_smtp;
 pub mod ratelimit_redis;
 pub mod redis;
+pub mod webhook_http;

@@ -142,6 +142,26 @@ impl Redis {
         .await
     }
 
+    /// `XADD key MAXLEN ~ maxlen * field value ...`, answered within `limit`;
+    /// returns the entry's id.
+    pub async fn xadd(
+        &self,
+        key: &str,
+        maxlen: u64,
+        fields: &[(&str, String)],
+        limit: Duration,
+    ) -> Result<String, RedisError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(key).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
+        for (field, value) in fields {
+            cmd.arg(*field).arg(value);
+        }
+        self.run(limit, |mut conn| async move {
+            cmd.query_async::<String>(&mut conn).await
+        })
+        .await
+    }
+
     /// Runs a Lua script (loading it first if Redis does not know it), answered
     /// within `limit`.
     pub async fn invoke<T: redis::FromRedisValue>(

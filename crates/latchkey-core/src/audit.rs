@@ -81,6 +81,17 @@ pub enum EventKind {
     /// An administrator deleted an account (recorded on the administrator's
     /// account, which outlives it; `details`: the deleted account's id).
     AccountDeleted,
+    /// An administrator added a webhook (recorded on the administrator's
+    /// account; `details`: its id, the URL's origin, the event types).
+    WebhookCreated,
+    /// An administrator deleted a webhook (`details`: its id).
+    WebhookDeleted,
+    /// An administrator rotated a webhook's signing secret (`details`: its
+    /// id, until when the previous secret still signs).
+    WebhookSecretRotated,
+    /// An administrator sent a dead letter again (`details`: the dead
+    /// letter's id, its event and webhook).
+    DeadLetterRetried,
 }
 
 impl EventKind {
@@ -118,6 +129,10 @@ impl EventKind {
             Self::AccountDeleted => "account_deleted",
             Self::AccountCreated => "account_created",
             Self::AccountChanged => "account_changed",
+            Self::WebhookCreated => "webhook_created",
+            Self::WebhookDeleted => "webhook_deleted",
+            Self::WebhookSecretRotated => "webhook_secret_rotated",
+            Self::DeadLetterRetried => "dead_letter_retried",
         }
     }
 
@@ -127,7 +142,7 @@ impl EventKind {
     }
 
     /// Every kind, in the order `docs/events.md` lists them.
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 35] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::RefreshReuseDetected,
@@ -158,6 +173,10 @@ impl EventKind {
         Self::AccountDeleted,
         Self::AccountCreated,
         Self::AccountChanged,
+        Self::WebhookCreated,
+        Self::WebhookDeleted,
+        Self::WebhookSecretRotated,
+        Self::DeadLetterRetried,
         Self::AuditChainBroken,
     ];
 
@@ -190,13 +209,17 @@ impl EventKind {
             | Self::AccountEnabled
             | Self::AccountCreated
             | Self::AccountChanged
-            | Self::SessionsRevokedByAdmin => (C::Admin, S::Notice),
+            | Self::SessionsRevokedByAdmin
+            | Self::WebhookDeleted
+            | Self::DeadLetterRetried => (C::Admin, S::Notice),
             Self::AccountDisabled
             | Self::AccountDeleted
             | Self::RolesChanged
             | Self::RoleCreated
             | Self::RoleDeleted
-            | Self::SigningKeyRotated => (C::Admin, S::Warning),
+            | Self::SigningKeyRotated
+            | Self::WebhookCreated
+            | Self::WebhookSecretRotated => (C::Admin, S::Warning),
         }
     }
 

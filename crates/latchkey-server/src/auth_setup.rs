@@ -247,6 +247,7 @@ pub async fn build(
         mfa: mfa_services(config, secrets),
         background: latchkey_core::background::Background::default(),
         cursors: cursors(secrets),
+        webhooks: webhook_settings(config, secrets),
         live: latchkey_core::audit::live::LiveEvents::new(
             config.events.stream_max_per_user,
             config.events.stream_max_per_node,
@@ -379,4 +380,19 @@ pub fn mailer(
     let mailer =
         SmtpMailer::new(settings).map_err(|e| Problem::new("mail.smtp.ca_file", e.to_string()))?;
     Ok(Arc::new(mailer))
+}
+
+/// How webhooks are checked (`[webhooks]`) and their secrets sealed (the
+/// master keyring).
+pub fn webhook_settings(
+    config: &Config,
+    secrets: &ResolvedSecrets,
+) -> latchkey_core::auth::WebhookSettings {
+    latchkey_core::auth::WebhookSettings {
+        seal: Arc::new(secrets.keyring(latchkey_core::auth::WEBHOOK_SEAL_PURPOSE)),
+        allow_private: config.webhooks_allow_private(),
+        secret_overlap: time::Duration::seconds(
+            i64::try_from(config.webhooks.secret_overlap_seconds).unwrap_or(i64::MAX),
+        ),
+    }
 }

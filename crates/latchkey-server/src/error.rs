@@ -422,6 +422,7 @@ impl From<latchkey_core::auth::AuthError> for ApiError {
             AuthError::ForeignOrigin => Self::CsrfFailed(CsrfCheck::Origin),
             AuthError::Locked { retry_after } => Self::AccountLocked { retry_after },
             AuthError::AttemptsInFlight { retry_after } => Self::RateLimited { retry_after },
+            AuthError::WebhookRefused(problem) => webhook_refused(&problem),
             AuthError::TooManyStreams => Self::RateLimited {
                 retry_after: latchkey_core::auth::STREAMS_RETRY_AFTER,
             },
@@ -494,6 +495,51 @@ fn role_refused(problem: latchkey_core::auth::RoleProblem) -> ApiError {
             "roles",
             "too_many",
             format!("An account holds at most {MAX_ROLES_PER_USER} roles."),
+        ),
+    }
+}
+
+/// The answer to a webhook that may not be saved.
+fn webhook_refused(problem: &latchkey_core::auth::WebhookProblem) -> ApiError {
+    use latchkey_core::auth::WebhookProblem;
+    use latchkey_core::webhooks::target::UrlProblem;
+    use latchkey_core::webhooks::SubscriptionProblem;
+    match problem {
+        WebhookProblem::Url(UrlProblem::PrivateAddress) => field(
+            "url",
+            "private_address",
+            "The URL may not point at a loopback, private, link-local or reserved address.".into(),
+        ),
+        WebhookProblem::Url(UrlProblem::Scheme) => {
+            field("url", "not_https", "Use an https:// URL.".into())
+        }
+        WebhookProblem::Url(UrlProblem::Credentials) => field(
+            "url",
+            "invalid",
+            "Leave user name and password out of the URL.".into(),
+        ),
+        WebhookProblem::Url(UrlProblem::Malformed) => field(
+            "url",
+            "invalid",
+            "Use an absolute URL of at most 2048 characters.".into(),
+        ),
+        WebhookProblem::Events(SubscriptionProblem::Count) => field(
+            "events",
+            "invalid",
+            "List 1 to 64 event types (\"*\" for all, \"alert\" for alerts).".into(),
+        ),
+        WebhookProblem::Events(SubscriptionProblem::Unknown) => field(
+            "events",
+            "unknown_event_type",
+            "Use the event types of docs/events.md, \"*\" or \"alert\".".into(),
+        ),
+        WebhookProblem::Description => field(
+            "description",
+            "invalid",
+            format!(
+                "Use at most {} characters, without control characters.",
+                latchkey_core::webhooks::MAX_DESCRIPTION
+            ),
         ),
     }
 }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod cookies;
 pub mod error;
+pub mod event_delivery;
 pub mod extract;
 pub mod import;
 pub mod keys;

@@ -79,14 +79,14 @@ impl OutboxSettings {
     }
 
     /// Delay before attempt `attempts + 1`: `retry_base` doubling, capped at
-    /// `retry_max`.
+    /// `retry_max` (the one backoff rule, [`latchkey_core::retry::Backoff`]).
     pub fn backoff(&self, attempts: i32) -> Duration {
-        let exp = u32::try_from(attempts.clamp(1, 31) - 1).unwrap_or(0);
-        let factor = 1i32.checked_shl(exp.min(30)).unwrap_or(i32::MAX);
-        self.retry_base
-            .checked_mul(factor)
-            .unwrap_or(self.retry_max)
-            .min(self.retry_max)
+        latchkey_core::retry::Backoff {
+            base: self.retry_base,
+            max: self.retry_max,
+            factor: 2,
+        }
+        .delay(u32::try_from(attempts).unwrap_or(1))
     }
 }
 

@@ -118,6 +118,11 @@ pub struct BackgroundPasses {
     /// storage at the clock's time then, with the ring in use replaced if the
     /// read found it changed (or kept, when the storage could not be read).
     pub key_watch: Passes,
+    /// The event delivery worker: a pass is one round (dispatch, deliver,
+    /// stream), finished only when the round found nothing to do: every event
+    /// committed before it started is then queued for its webhooks (and
+    /// added to the Redis stream), and every delivery due then attempted.
+    pub events: Passes,
 }
 
 #[cfg(test)]

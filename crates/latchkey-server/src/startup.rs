@@ -88,6 +88,7 @@ pub struct Application {
     metrics_addr: Option<SocketAddr>,
     secret_origins: crate::config::SecretOrigins,
     passes: BackgroundPasses,
+    webhook_sender: Arc<dyn latchkey_core::webhooks::WebhookSender>,
 }
 
 impl std::fmt::Debug for Application {
@@ -162,6 +163,47 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
     Ok(store)
 }
 
+/// Keeps the webhooks of `[[webhooks.endpoints]]` in line with the
+/// configuration (secrets sealed under the master key).
+async fn sync_static_webhooks(
+    config: &Config,
+    store: &SharedStore,
+    secrets: &crate::config::ResolvedSecrets,
+    now: time::OffsetDateTime,
+) -> Result<(), StartupError> {
+    let checked = config.static_webhooks().map_err(StartupError::Config)?;
+    let settings = crate::auth_setup::webhook_settings(config, secrets);
+    let webhooks: Vec<latchkey_core::webhooks::NewWebhook> = checked
+        .iter()
+        .map(|w| {
+            let id = latchkey_core::webhooks::static_id(&w.name);
+            latchkey_core::webhooks::NewWebhook {
+                id,
+                url: w.url.clone(),
+                events: w.events.clone(),
+                description: None,
+                secret_sealed: settings.seal_secret(id, &w.secret),
+                // Signs alongside for as long as it is configured.
+                previous: w.previous.as_ref().map(|p| {
+                    (
+                        settings.seal_secret(id, p),
+                        now + time::Duration::days(3650),
+                    )
+                }),
+                static_name: Some(w.name.clone()),
+                created_at: now,
+            }
+        })
+        .collect();
+    store
+        .sync_static_webhooks(&webhooks)
+        .await
+        .map_err(|source| StartupError::Database {
+            backend: store.backend(),
+            source,
+        })
+}
+
 /// Refuses a configuration with problems (all of them at once); logs its
 /// warnings.
 fn validated(config: &Config) -> Result<(), StartupError> {
@@ -219,16 +261,14 @@ impl Application {
             })?)),
             None => None,
         };
-        let metrics = if config.metrics.enabled {
-            telemetry::prometheus()
-        } else {
-            None
-        };
+        let metrics = config.metrics.enabled.then(telemetry::prometheus).flatten();
         let clock: Arc<dyn Clock> = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let services =
             crate::auth_setup::build(&config, Arc::clone(&store), &secrets, Arc::clone(&clock))
                 .await?;
         crate::auth_setup::check_sealed_data(&services).await?;
+        sync_static_webhooks(&config, &store, &secrets, clock.now()).await?;
+        let webhook_sender = crate::event_delivery::sender(&config)?;
         // Compute the dummy hash now, so even the first unknown-email login costs
         // exactly what a wrong password costs.
         services.passwords.hasher().verify_dummy("").await;
@@ -294,6 +334,7 @@ impl Application {
             metrics_addr,
             secret_origins,
             passes: BackgroundPasses::default(),
+            webhook_sender,
         })
     }
 
@@ -394,6 +435,12 @@ impl Application {
                 }
             },
         ));
+        let event_delivery = spawn_event_delivery(
+            &self.state,
+            &self.webhook_sender,
+            &self.passes.events,
+            &stop_rx,
+        );
         // With Redis, cache drops (logout, revocation, profile changes) reach
         // the other nodes at once instead of within the cache TTL.
         let (stop_publishing_tx, stop_publishing) = watch::channel(false);
@@ -419,6 +466,7 @@ impl Application {
         let _ = stop_publishing_tx.send(true);
         let _ = key_watch.await;
         let _ = mail_worker.await;
+        let _ = event_delivery.await;
         let _ = cleanup.await;
         if let Some(bus) = cache_bus {
             let _ = bus.publisher.await;
@@ -430,6 +478,41 @@ impl Application {
         self.state.store.close().await;
         tracing::info!("stopped");
     }
+}
+
+/// Starts the supervised event delivery worker (`event_delivery`).
+fn spawn_event_delivery(
+    state: &AppState,
+    sender: &Arc<dyn latchkey_core::webhooks::WebhookSender>,
+    passes: &crate::passes::Passes,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let (state, sender, stop_worker, passes) = (
+        state.clone(),
+        Arc::clone(sender),
+        stop.clone(),
+        passes.clone(),
+    );
+    tokio::spawn(supervise(
+        "event_delivery",
+        stop.clone(),
+        FIRST_RESTART_DELAY,
+        move || {
+            crate::event_delivery::Worker::new(
+                Arc::clone(&state.store),
+                Arc::clone(&sender),
+                crate::auth_setup::webhook_settings(&state.config, &state.secrets),
+                Arc::clone(&state.clock),
+                crate::event_delivery::DeliverySettings::from_config(&state.config),
+                state.redis.clone(),
+            )
+            .run(
+                stop_worker.clone(),
+                state.services.live.commits(),
+                passes.clone(),
+            )
+        },
+    ))
 }
 
 /// A future that resolves when the process receives SIGINT or SIGTERM. The

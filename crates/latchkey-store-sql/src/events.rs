@@ -423,6 +423,12 @@ impl<B: Backend> EventStore for SqlStore<B> {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn event(&self, id: Uuid) -> Result<Option<SecurityEvent>, StoreError> {
+        let q = format!("SELECT {EVENT_COLUMNS} FROM security_events WHERE id = $1");
+        let row = self.pool().fetch_optional(sql(&q).bind(id)).await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
     async fn chain_head(&self) -> Result<Head, StoreError> {
         read_head::<B, _>(&mut self.pool(), false).await
     }

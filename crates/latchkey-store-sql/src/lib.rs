@@ -25,6 +25,7 @@ mod sessions;
 mod signing_keys;
 mod throttles;
 mod users;
+mod webhooks;
 
 use async_trait::async_trait;
 use latchkey_core::ports::{Store, StoreError};

@@ -192,6 +192,20 @@ impl TestApp {
         .await;
     }
 
+    /// Waits for a round of the event delivery worker that started after the
+    /// call and found nothing to do: every event committed before the call
+    /// is queued for its webhooks (and in the Redis stream), and every
+    /// delivery due at the clock's time attempted, its outcome recorded.
+    pub async fn events_pass(&self) {
+        pass_within(
+            &self.passes.events,
+            Wake::Now,
+            std::time::Duration::from_secs(20),
+            "event delivery worker",
+        )
+        .await;
+    }
+
     /// [`TestApp::settled`], then [`TestApp::outbox_pass`]: the work left for
     /// after the answers so far is done, and all the mail that requests and
     /// that work queued has been attempted.

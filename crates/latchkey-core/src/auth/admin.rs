@@ -105,6 +105,7 @@ pub struct Admin {
     /// New-password rules and hashing (accounts created with a password).
     pub(crate) passwords: super::Passwords,
     pub(crate) cursors: Cursors,
+    pub(crate) webhooks: super::WebhookSettings,
     pub(crate) common: Common,
 }
 

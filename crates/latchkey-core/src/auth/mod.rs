@@ -20,6 +20,7 @@ mod admin_change;
 mod admin_create;
 mod admin_import;
 mod admin_keys;
+mod admin_webhooks;
 mod cache;
 mod common;
 mod email_change;
@@ -50,6 +51,9 @@ pub use admin_change::ChangeAccount;
 pub use admin_create::{CreateAccount, INVITE_TTL};
 pub use admin_import::{ImportRecord, ImportReport, ImportStopped, IMPORT_BATCH};
 pub use admin_keys::{KeyInfo, KeyState, SigningKeys};
+pub use admin_webhooks::{
+    WebhookProblem, WebhookSettings, WebhookWithSecret, WEBHOOK_SEAL_PURPOSE,
+};
 pub use cache::{AccessCache, Invalidation, DEFAULT_TTL as CACHE_TTL};
 pub use email_change::{EmailChangeRequest, EMAIL_CHANGE_TOKEN_PREFIX, EMAIL_CHANGE_TTL};
 pub use events::AuditQuery;
@@ -275,6 +279,9 @@ pub enum AuthError {
     /// A role (or a set of roles) that may not be created or held.
     #[error("role refused")]
     RoleRefused(RoleProblem),
+    /// A webhook that may not be saved (the field at fault).
+    #[error("webhook refused")]
+    WebhookRefused(WebhookProblem),
     /// A listing's query parameter (named) is malformed: a `limit` out of
     /// range, a cursor this server did not make for this query, a bad search.
     #[error("bad query parameter")]
@@ -322,6 +329,8 @@ pub struct Dependencies {
     pub cursors: crate::page::Cursors,
     /// This node's live event listeners (told by the store of each commit).
     pub live: crate::audit::live::LiveEvents,
+    /// How webhooks are checked and their secrets sealed.
+    pub webhooks: WebhookSettings,
 }
 
 /// What the second-factor use cases need besides the store.

@@ -63,6 +63,7 @@ impl Services {
             background,
             cursors,
             live,
+            webhooks,
         } = deps;
         store.notify_commits(live.clone());
         let outbox = Arc::clone(&links.outbox);
@@ -102,6 +103,7 @@ impl Services {
             lockout: lockout.clone(),
             passwords: passwords.clone(),
             cursors,
+            webhooks,
             common: common.clone(),
         };
         let passkeys = Passkeys {

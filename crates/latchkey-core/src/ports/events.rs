@@ -35,6 +35,9 @@ pub trait EventStore: Send + Sync {
             .await
     }
 
+    /// The event `id`, if stored.
+    async fn event(&self, id: uuid::Uuid) -> Result<Option<SecurityEvent>, StoreError>;
+
     /// The chain head as stored (the last place given and its hash).
     async fn chain_head(&self) -> Result<Head, StoreError>;
 

@@ -23,6 +23,7 @@ mod throttles;
 mod users;
 mod verification;
 mod views;
+mod webhooks;
 
 pub use admin::{AccountChange, AdminStore, AdminUserRow, ImportedAccount, NewAccount, UserSearch};
 pub use events::{EventFilter, EventStore};
@@ -40,6 +41,7 @@ pub use verification::{NewEmailChange, NewVerification, PendingEmailChange, Veri
 pub use views::{
     AccountPorts, AdminPorts, CommonPorts, MfaPorts, PasskeyPorts, SessionPorts, SignInPorts,
 };
+pub use webhooks::WebhookStore;
 
 /// Why a store operation failed. Callers branch on the variant, never on text.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,7 @@ pub trait Store:
     + RoleStore
     + AdminStore
     + IdempotencyStore
+    + WebhookStore
     + CommonPorts
     + SessionPorts
     + SignInPorts

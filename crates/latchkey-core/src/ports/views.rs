@@ -6,7 +6,7 @@
 
 use super::{
     AdminStore, EventStore, MfaStore, OutboxStore, PasskeyStore, RoleStore, SessionStore,
-    SigningKeyStore, ThrottleStore, UserStore, VerificationStore,
+    SigningKeyStore, ThrottleStore, UserStore, VerificationStore, WebhookStore,
 };
 
 /// Security events and queued mail: what every service records after a change.
@@ -35,10 +35,18 @@ impl<T: ?Sized + UserStore + MfaStore + Send + Sync> MfaPorts for T {}
 pub trait PasskeyPorts: UserStore + PasskeyStore + Send + Sync {}
 impl<T: ?Sized + UserStore + PasskeyStore + Send + Sync> PasskeyPorts for T {}
 
-/// Accounts, their roles, sessions and lockout state, and the signing keys
-/// (the admin service).
+/// Accounts, their roles, sessions and lockout state, the signing keys and
+/// the webhooks (the admin service).
 pub trait AdminPorts:
-    UserStore + AdminStore + RoleStore + SessionStore + ThrottleStore + SigningKeyStore + Send + Sync
+    UserStore
+    + AdminStore
+    + RoleStore
+    + SessionStore
+    + ThrottleStore
+    + SigningKeyStore
+    + WebhookStore
+    + Send
+    + Sync
 {
 }
 impl<
@@ -49,6 +57,7 @@ impl<
             + SessionStore
             + ThrottleStore
             + SigningKeyStore
+            + WebhookStore
             + Send
             + Sync,
     > AdminPorts for T

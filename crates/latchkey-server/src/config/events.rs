@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use latchkey_core::webhooks::signing::WebhookSecret;
+use latchkey_core::webhooks::target::check_url;
+use latchkey_core::webhooks::Subscriptions;
+
 use super::secret::Secret;
 use super::{Config, Mode, Problem};
 
@@ -99,8 +103,32 @@ pub struct StaticWebhook {
     pub secret: Option<Secret>,
     /// A path to a file holding the secret.
     pub secret_file: Option<std::path::PathBuf>,
-    /// The secret being rotated out, still signing alongside (optional).
+    /// The secret being rotated out, still signing alongside until removed
+    /// from here (optional).
     pub previous_secret: Option<Secret>,
+}
+
+/// A static endpoint, checked.
+#[derive(Debug)]
+pub struct CheckedWebhook {
+    /// Its name.
+    pub name: String,
+    /// Its URL, checked by the SSRF guard.
+    pub url: String,
+    /// What it receives.
+    pub events: Subscriptions,
+    /// Its secret.
+    pub secret: WebhookSecret,
+    /// The secret being rotated out.
+    pub previous: Option<WebhookSecret>,
+}
+
+/// Whether `name` is a valid static endpoint name.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 impl Config {
@@ -112,8 +140,89 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The endpoints of `[[webhooks.endpoints]]`, checked (secrets read from
+    /// their files); every problem at once.
+    pub fn static_webhooks(&self) -> Result<Vec<CheckedWebhook>, Vec<Problem>> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        let allow_private = self.webhooks_allow_private();
+        for (i, e) in self.webhooks.endpoints.iter().enumerate() {
+            let key = |field: &str| format!("webhooks.endpoints[{i}].{field}");
+            if !valid_name(&e.name) {
+                problems.push(Problem::new(
+                    key("name"),
+                    "use a lower-case letter, then up to 63 lower-case letters, digits, '_' or '-'",
+                ));
+            } else if self.webhooks.endpoints[..i]
+                .iter()
+                .any(|o| o.name == e.name)
+            {
+                problems.push(Problem::new(key("name"), "is used by another endpoint"));
+            }
+            let url = check_url(&e.url, allow_private)
+                .map_err(|p| problems.push(Problem::new(key("url"), p.to_string())))
+                .ok();
+            let events = Subscriptions::parse(&e.events)
+                .map_err(|p| problems.push(Problem::new(key("events"), p.to_string())))
+                .ok();
+            let secret = match super::secrets::read_secret(
+                &key("secret"),
+                e.secret.as_ref(),
+                e.secret_file.as_ref(),
+            ) {
+                Ok(Some(text)) => WebhookSecret::parse(text.expose())
+                    .map_err(|p| problems.push(Problem::new(key("secret"), p.to_string())))
+                    .ok(),
+                Ok(None) => {
+                    problems.push(Problem::new(
+                        key("secret"),
+                        "is required (whsec_ + base64, e.g. `echo whsec_$(openssl rand -base64 32)`)",
+                    ));
+                    None
+                }
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            };
+            let previous = match e
+                .previous_secret
+                .as_ref()
+                .map(|p| WebhookSecret::parse(p.expose()))
+            {
+                Some(Ok(p)) => Some(Some(p)),
+                Some(Err(p)) => {
+                    problems.push(Problem::new(key("previous_secret"), p.to_string()));
+                    None
+                }
+                None => Some(None),
+            };
+            if let (Some(url), Some(events), Some(secret), Some(previous)) =
+                (url, events, secret, previous)
+            {
+                out.push(CheckedWebhook {
+                    name: e.name.clone(),
+                    url: url.to_string(),
+                    events,
+                    secret,
+                    previous,
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// Checks `[events]` and `[webhooks]`.
 pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
+    if let Err(mut found) = cfg.static_webhooks() {
+        problems.append(&mut found);
+    }
     let e = &cfg.events;
     if latchkey_core::audit::Severity::parse(&e.alert_min_severity).is_none() {
         problems.push(Problem::new(

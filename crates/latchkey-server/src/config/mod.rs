@@ -30,7 +30,7 @@ pub use auth::{
     KeyStorageKind, LockoutConfig, PasswordConfig, SessionsConfig, TokensConfig,
 };
 pub use cookies::CookiesConfig;
-pub use events::{EventsConfig, StaticWebhook, WebhooksConfig};
+pub use events::{CheckedWebhook, EventsConfig, StaticWebhook, WebhooksConfig};
 pub use load::{ConfigError, Loaded, Overrides};
 pub use logging::{LogConfig, LogFormat};
 pub use mail::{MailConfig, MailTransport, OutboxConfig, SmtpConfig, SmtpTls};

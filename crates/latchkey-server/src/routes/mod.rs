@@ -202,6 +202,28 @@ fn admin_endpoints() -> Vec<Endpoint> {
         endpoint(Method::GET, "/v1/admin/audit", admin::audit::list),
         endpoint(Method::GET, "/v1/admin/keys", admin::keys::list),
         endpoint(Method::POST, "/v1/admin/keys/rotate", admin::keys::rotate),
+        endpoint(Method::GET, "/v1/admin/webhooks", admin::webhooks::list),
+        endpoint(Method::POST, "/v1/admin/webhooks", admin::webhooks::create),
+        endpoint(
+            Method::DELETE,
+            "/v1/admin/webhooks/{id}",
+            admin::webhooks::delete,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/admin/webhooks/{id}/rotate-secret",
+            admin::webhooks::rotate_secret,
+        ),
+        endpoint(
+            Method::GET,
+            "/v1/admin/events/dead-letters",
+            admin::dead_letters::list,
+        ),
+        endpoint(
+            Method::POST,
+            "/v1/admin/events/dead-letters/{id}/retry",
+            admin::dead_letters::retry,
+        ),
     ]
 }
 

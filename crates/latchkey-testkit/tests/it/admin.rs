@@ -115,6 +115,24 @@ fn routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, "/v1/admin/keys".into(), None),
         (Method::POST, "/v1/admin/keys/rotate".into(), None),
         (Method::GET, "/v1/admin/audit".into(), None),
+        (Method::GET, "/v1/admin/webhooks".into(), None),
+        (
+            Method::POST,
+            "/v1/admin/webhooks".into(),
+            Some(json!({"url": "https://hooks.example.com/", "events": ["*"]})),
+        ),
+        (Method::DELETE, format!("/v1/admin/webhooks/{target}"), None),
+        (
+            Method::POST,
+            format!("/v1/admin/webhooks/{target}/rotate-secret"),
+            None,
+        ),
+        (Method::GET, "/v1/admin/events/dead-letters".into(), None),
+        (
+            Method::POST,
+            format!("/v1/admin/events/dead-letters/{target}/retry"),
+            None,
+        ),
     ]
 }
 

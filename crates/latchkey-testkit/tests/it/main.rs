@@ -53,3 +53,4 @@ mod tls;
 mod token_claims;
 mod tokens_at_rest;
 mod webauthn;
+mod webhooks;

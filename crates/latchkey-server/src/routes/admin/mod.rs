@@ -3,16 +3,25 @@
 //! **current** permissions before anything else.
 
 pub mod audit;
+pub mod dead_letters;
 pub mod keys;
 pub mod roles;
 pub mod users;
+pub mod webhooks;
 
 use latchkey_core::access::{Permission, Role};
 use latchkey_core::auth::AdminUser;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::error::ApiError;
 use crate::routes::auth::UserBody;
+
+/// The id in a resource's path: anything that is not a UUID names nothing
+/// (`404`, as an unknown id).
+pub(crate) fn path_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}
 
 /// A linked social-login identity (none exist until social login ships).
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_core::auth::Caller;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::AdminUserBody;
 use crate::client::ClientInfo;
@@ -33,11 +32,6 @@ pub struct UsersPage {
     pub items: Vec<AdminUserBody>,
     /// The next page's cursor; `null` on the last page.
     pub next_cursor: Option<String>,
-}
-
-/// The account id of a path; an id that is not a UUID names no account.
-fn account_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFound)
 }
 
 /// Lists or searches accounts (`users:read`).
@@ -87,7 +81,7 @@ pub async fn get(
     let user = state
         .services
         .admin
-        .user(Caller::User(&p), account_id(&id)?)
+        .user(Caller::User(&p), super::path_id(&id)?)
         .await?;
     Ok(ApiJson(AdminUserBody::from(&user)))
 }
@@ -113,7 +107,7 @@ pub async fn disable(
     let user = state
         .services
         .admin
-        .disable(Caller::User(&p), account_id(&id)?, &client.context())
+        .disable(Caller::User(&p), super::path_id(&id)?, &client.context())
         .await?;
     Ok(ApiJson(AdminUserBody::from(&user)))
 }
@@ -136,7 +130,7 @@ pub async fn enable(
     let user = state
         .services
         .admin
-        .enable(Caller::User(&p), account_id(&id)?, &client.context())
+        .enable(Caller::User(&p), super::path_id(&id)?, &client.context())
         .await?;
     Ok(ApiJson(AdminUserBody::from(&user)))
 }
@@ -159,7 +153,7 @@ pub async fn unlock(
     state
         .services
         .admin
-        .unlock(Caller::User(&p), account_id(&id)?, &client.context())
+        .unlock(Caller::User(&p), super::path_id(&id)?, &client.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -182,7 +176,7 @@ pub async fn logout(
     state
         .services
         .admin
-        .logout_everywhere(Caller::User(&p), account_id(&id)?, &client.context())
+        .logout_everywhere(Caller::User(&p), super::path_id(&id)?, &client.context())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -219,7 +213,7 @@ pub async fn set_roles(
         .admin
         .set_roles(
             Caller::User(&p),
-            account_id(&id)?,
+            super::path_id(&id)?,
             &body.roles,
             &client.context(),
         )
@@ -249,7 +243,7 @@ pub async fn delete(
     state
         .services
         .admin
-        .delete(Caller::User(&p), account_id(&id)?, &client.context())
+        .delete(Caller::User(&p), super::path_id(&id)?, &client.context())
         .await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -344,7 +338,7 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchUserBody>,
 ) -> Result<ApiJson<AdminUserBody>, ApiError> {
-    let id = account_id(&id)?;
+    let id = super::path_id(&id)?;
     let mut errors = Vec::new();
     if let Some(email) = &body.email {
         crate::routes::input::check_email_shape(email, "email", &mut errors);

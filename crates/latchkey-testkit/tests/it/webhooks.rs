@@ -1,0 +1,557 @@
+//! Webhooks on a real server, delivering to a real receiver on 127.0.0.1:
+//! signed exactly as Standard Webhooks say, retried until the receiver takes
+//! the event, kept as a dead letter after the last attempt and sent again on
+//! request; SSRF targets refused; static endpoints owned by the
+//! configuration; two nodes dispatching each event once.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use latchkey_core::clock::ManualClock;
+use latchkey_core::webhooks::signing::WebhookSecret;
+use latchkey_testkit::app::TestApp;
+use reqwest::Method;
+use serde_json::{json, Value};
+use time::macros::datetime;
+
+use crate::admin::{call, get_json, grant, token};
+use crate::support::assert_problem;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A webhook receiver on 127.0.0.1: answers the statuses of `plan` in turn,
+/// then `then`; records every request.
+#[derive(Clone)]
+struct Receiver {
+    addr: SocketAddr,
+    got: Arc<Mutex<Vec<Received>>>,
+    plan: Arc<Mutex<Vec<u16>>>,
+    then: Arc<Mutex<u16>>,
+}
+
+impl Receiver {
+    async fn start(plan: &[u16], then: u16) -> Self {
+        let receiver = Self {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            got: Arc::default(),
+            plan: Arc::new(Mutex::new(plan.iter().rev().copied().collect())),
+            then: Arc::new(Mutex::new(then)),
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    state.got.lock().unwrap().push(Received {
+                        headers,
+                        body: body.to_vec(),
+                    });
+                    let status = state
+                        .plan
+                        .lock()
+                        .unwrap()
+                        .pop()
+                        .unwrap_or(*state.then.lock().unwrap());
+                    // A long error body: only 1 KiB of it may be kept.
+                    (StatusCode::from_u16(status).unwrap(), "x".repeat(5000))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(receiver.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, ..receiver }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn answer(&self, status: u16) {
+        *self.then.lock().unwrap() = status;
+    }
+}
+
+/// Verifies a request as a receiver's Standard Webhooks library would:
+/// one of the signatures is `secret`'s over `id.timestamp.body`.
+fn signed_by(r: &Received, secret: &str) -> bool {
+    let secret = WebhookSecret::parse(secret).unwrap();
+    let header = |name: &str| r.headers[name].to_str().unwrap().to_owned();
+    let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+    let expected = secret.sign(&id, timestamp.parse().unwrap(), &r.body);
+    header("webhook-signature")
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+async fn admin_app(builder: latchkey_testkit::app::TestAppBuilder) -> (TestApp, String) {
+    let app = builder
+        .configure(|c| {
+            c.rate_limit.enabled = false;
+            c.webhooks.max_attempts = 4;
+        })
+        .spawn()
+        .await;
+    let root = app.create_user("root@example.com", PASSWORD, true).await;
+    grant(&app, root, "admin").await;
+    app.create_user("ada@example.com", PASSWORD, true).await;
+    let admin = token(&app, "root@example.com").await;
+    (app, admin)
+}
+
+async fn create(app: &TestApp, admin: &str, url: &str, events: Value) -> reqwest::Response {
+    call(
+        app,
+        Method::POST,
+        "/v1/admin/webhooks",
+        admin,
+        Some(json!({"url": url, "events": events, "description": "test receiver"})),
+    )
+    .await
+}
+
+/// Runs delivery rounds, moving the clock past every retry delay, until
+/// `receiver` has `count` requests.
+async fn deliver_until(app: &TestApp, clock: &ManualClock, receiver: &Receiver, count: usize) {
+    for _ in 0..50 {
+        app.settled().await;
+        app.events_pass().await;
+        if receiver.got().len() >= count {
+            return;
+        }
+        clock.advance(time::Duration::hours(13));
+    }
+    panic!(
+        "the receiver got {} of {count} requests",
+        receiver.got().len()
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_failing_three_times_gets_the_event_once_more_with_a_valid_signature() {
+    let clock = ManualClock::new(datetime!(2026-12-04 10:00:00 UTC));
+    let receiver = Receiver::start(&[500, 503, 500], 200).await;
+    let (app, admin) = admin_app(TestApp::builder().clock(Arc::new(clock.clone()))).await;
+    let r = create(&app, &admin, &receiver.url(), json!(["login_succeeded"])).await;
+    assert_eq!(r.status(), 201);
+    let hook: Value = r.json().await.unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    // The list never shows the secret again.
+    let list = get_json(&app, "/v1/admin/webhooks", &admin).await;
+    assert_eq!(list["items"][0]["id"], hook["id"]);
+    assert!(!list.to_string().contains(&secret[6..]));
+
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+    deliver_until(&app, &clock, &receiver, 4).await;
+    // Further rounds deliver nothing more: it was taken.
+    for _ in 0..3 {
+        clock.advance(time::Duration::hours(13));
+        app.events_pass().await;
+    }
+    let got = receiver.got();
+    assert_eq!(got.len(), 4, "three failures, one success, nothing after");
+    let ids: Vec<_> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one webhook-id across retries"
+    );
+    for r in &got {
+        assert!(signed_by(r, &secret), "every attempt is signed");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+    let body: Value = serde_json::from_slice(&got[3].body).unwrap();
+    assert_eq!(body["type"], "login_succeeded");
+    assert_eq!(body["id"].as_str(), Some(ids[0].to_str().unwrap()));
+    assert_eq!(body["data"]["type"], "login_succeeded");
+    assert_eq!(body["data"]["category"], "authentication");
+    assert!(body["occurred_at"].is_string());
+    // Only the subscribed type: root's own sign-in came before the webhook,
+    // and no other type was sent.
+    assert!(got.iter().all(|r| {
+        serde_json::from_slice::<Value>(&r.body).unwrap()["type"] == "login_succeeded"
+    }));
+}
+
+#[tokio::test]
+async fn a_delivery_failing_every_attempt_is_a_dead_letter_that_retry_delivers() {
+    let clock = ManualClock::new(datetime!(2026-12-04 10:00:00 UTC));
+    let receiver = Receiver::start(&[], 500).await;
+    let (app, admin) = admin_app(TestApp::builder().clock(Arc::new(clock.clone()))).await;
+    let r = create(&app, &admin, &receiver.url(), json!(["*"])).await;
+    assert_eq!(r.status(), 201);
+    let hook: Value = r.json().await.unwrap();
+    assert_eq!(
+        app.login("ada@example.com", "wrong password")
+            .await
+            .status(),
+        401
+    );
+    // max_attempts = 4 (see admin_app); the webhook_created event of the
+    // admin goes too: two deliveries, each tried four times.
+    deliver_until(&app, &clock, &receiver, 8).await;
+    app.events_pass().await;
+    // The clock moved past the admin's token: a fresh one.
+    let admin = token(&app, "root@example.com").await;
+    let page = get_json(&app, "/v1/admin/events/dead-letters", &admin).await;
+    let letters = page["items"].as_array().unwrap().clone();
+    assert_eq!(letters.len(), 2, "{page}");
+    let failed = letters
+        .iter()
+        .find(|l| l["type"] == "login_failed")
+        .expect("the sign-in's dead letter")
+        .clone();
+    assert_eq!(failed["attempts"], 4);
+    assert_eq!(failed["webhook_id"], hook["id"]);
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(error.starts_with("HTTP 500"), "{error}");
+    assert!(error.len() <= 1024, "the receiver's body was kept whole");
+    // Four attempts of each, nothing after the last (root's sign-in just
+    // now is another event).
+    let attempts_of = |event_id: &Value| {
+        receiver
+            .got()
+            .iter()
+            .filter(|r| r.headers["webhook-id"].to_str().unwrap() == event_id.as_str().unwrap())
+            .count()
+    };
+    for letter in &letters {
+        assert_eq!(attempts_of(&letter["event_id"]), 4, "{letter}");
+    }
+
+    // Paging: one per page, then the next with the cursor.
+    let first = get_json(&app, "/v1/admin/events/dead-letters?limit=1", &admin).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = get_json(
+        &app,
+        &format!("/v1/admin/events/dead-letters?limit=1&cursor={cursor}"),
+        &admin,
+    )
+    .await;
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+    assert!(second["next_cursor"].is_null());
+    let r = call(
+        &app,
+        Method::GET,
+        "/v1/admin/events/dead-letters?cursor=forged",
+        &admin,
+        None,
+    )
+    .await;
+    assert_problem(r, 400, "malformed_request").await;
+
+    // The receiver works again; a retry is a new series of attempts.
+    receiver.answer(200);
+    let path = format!(
+        "/v1/admin/events/dead-letters/{}/retry",
+        failed["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        call(&app, Method::POST, &path, &admin, None).await.status(),
+        202
+    );
+    app.events_pass().await;
+    assert_eq!(attempts_of(&failed["event_id"]), 5, "sent again, once");
+    let page = get_json(&app, "/v1/admin/events/dead-letters", &admin).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    // Retried already (and delivered): no longer a dead letter.
+    assert_problem(
+        call(&app, Method::POST, &path, &admin, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        call(
+            &app,
+            Method::POST,
+            "/v1/admin/events/dead-letters/nope/retry",
+            &admin,
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // The retry is on the record.
+    let audit = get_json(&app, "/v1/admin/audit?type=dead_letter_retried", &admin).await;
+    assert_eq!(audit["items"][0]["details"]["dead_letter_id"], failed["id"]);
+}
+
+#[tokio::test]
+async fn ssrf_targets_and_bad_subscriptions_are_refused_when_private_networks_are_not_allowed() {
+    let (app, admin) = admin_app(TestApp::builder().configure(|c| {
+        c.webhooks.allow_private_networks = Some(false);
+    }))
+    .await;
+    for url in [
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+    ] {
+        let body = assert_problem(
+            create(&app, &admin, url, json!(["*"])).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "url", "{url}");
+        assert_eq!(body["errors"][0]["code"], "private_address", "{url}");
+    }
+    let body = assert_problem(
+        create(&app, &admin, "http://hooks.example.com/", json!(["*"])).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "not_https");
+    for events in [json!([]), json!(["no_such_type"])] {
+        let body = assert_problem(
+            create(&app, &admin, "https://hooks.example.com/", events).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "events");
+    }
+    let r = create(
+        &app,
+        &admin,
+        "https://hooks.example.com/x",
+        json!(["alert", "login_failed"]),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let list = get_json(&app, "/v1/admin/webhooks", &admin).await;
+    assert_eq!(list["items"][0]["events"], json!(["alert", "login_failed"]));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_new_one_and_deletion_stops_deliveries() {
+    let clock = ManualClock::new(datetime!(2026-12-04 10:00:00 UTC));
+    let receiver = Receiver::start(&[], 200).await;
+    let (app, admin) = admin_app(TestApp::builder().clock(Arc::new(clock.clone()))).await;
+    let hook: Value = create(&app, &admin, &receiver.url(), json!(["login_succeeded"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = hook["id"].as_str().unwrap();
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/v1/admin/webhooks/{id}/rotate-secret"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let new = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(old, new);
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+    deliver_until(&app, &clock, &receiver, 1).await;
+    let got = receiver.got();
+    assert!(
+        signed_by(&got[0], &new) && signed_by(&got[0], &old),
+        "both during the overlap"
+    );
+    assert_eq!(
+        got[0].headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+
+    // After the overlap (a day by default), only the new secret signs.
+    clock.advance(time::Duration::hours(25));
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+    deliver_until(&app, &clock, &receiver, 2).await;
+    let got = receiver.got();
+    assert!(signed_by(&got[1], &new) && !signed_by(&got[1], &old));
+
+    // The clock moved past the admin's token: a fresh one (a sign-in the
+    // webhook receives too).
+    let admin = token(&app, "root@example.com").await;
+    app.settled().await;
+    app.events_pass().await;
+    let before = receiver.got().len();
+    let path = format!("/v1/admin/webhooks/{id}");
+    assert_eq!(
+        call(&app, Method::DELETE, &path, &admin, None)
+            .await
+            .status(),
+        204
+    );
+    assert_problem(
+        call(&app, Method::DELETE, &path, &admin, None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+    app.settled().await;
+    app.events_pass().await;
+    assert_eq!(
+        receiver.got().len(),
+        before,
+        "a deleted webhook receives nothing"
+    );
+    let audit = get_json(&app, "/v1/admin/audit?category=admin", &admin).await;
+    let kinds: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "webhook_created",
+        "webhook_secret_rotated",
+        "webhook_deleted",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_static_endpoint_is_delivered_to_and_owned_by_the_configuration() {
+    let receiver = Receiver::start(&[], 200).await;
+    let secret = WebhookSecret::generate().reveal().to_string();
+    let (url, configured) = (receiver.url(), secret.clone());
+    let (app, admin) = admin_app(TestApp::builder().configure(move |c| {
+        c.webhooks
+            .endpoints
+            .push(latchkey_server::config::StaticWebhook {
+                name: "billing".into(),
+                url,
+                events: vec!["alert".into(), "login_failed".into()],
+                secret: Some(latchkey_server::config::Secret::new(configured)),
+                secret_file: None,
+                previous_secret: None,
+            });
+    }))
+    .await;
+    let list = get_json(&app, "/v1/admin/webhooks", &admin).await;
+    let item = &list["items"][0];
+    assert_eq!(item["static"], true);
+    let id = item["id"].as_str().unwrap();
+    assert_problem(
+        call(
+            &app,
+            Method::DELETE,
+            &format!("/v1/admin/webhooks/{id}"),
+            &admin,
+            None,
+        )
+        .await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert_problem(
+        call(
+            &app,
+            Method::POST,
+            &format!("/v1/admin/webhooks/{id}/rotate-secret"),
+            &admin,
+            None,
+        )
+        .await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert_eq!(
+        app.login("ada@example.com", "wrong password")
+            .await
+            .status(),
+        401
+    );
+    for _ in 0..50 {
+        app.settled().await;
+        app.events_pass().await;
+        if receiver.got().len() >= 2 {
+            break;
+        }
+    }
+    app.events_pass().await;
+    // The alert of root's admin grant (after the start, when the endpoint
+    // was synced) and ada's failed sign-in; nothing else.
+    let got = receiver.got();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["admin_role_granted", "login_failed"]);
+    assert!(got.iter().all(|r| signed_by(r, &secret)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_dispatch_and_deliver_each_event_once() {
+    let receiver = Receiver::start(&[], 200).await;
+    let (a, admin) = admin_app(TestApp::builder()).await;
+    let b = TestApp::builder()
+        .configure(|c| c.rate_limit.enabled = false)
+        .beside(&a)
+        .spawn()
+        .await;
+    assert_eq!(
+        create(&a, &admin, &receiver.url(), json!(["login_succeeded"]))
+            .await
+            .status(),
+        201
+    );
+    for round in 0..10 {
+        let node = if round % 2 == 0 { &a } else { &b };
+        assert_eq!(node.login("ada@example.com", PASSWORD).await.status(), 200);
+    }
+    for _ in 0..50 {
+        a.settled().await;
+        b.settled().await;
+        a.events_pass().await;
+        b.events_pass().await;
+        if receiver.got().len() >= 10 {
+            break;
+        }
+    }
+    a.events_pass().await;
+    b.events_pass().await;
+    let mut ids: Vec<String> = receiver
+        .got()
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10, "each sign-in delivered");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "none twice");
+}
