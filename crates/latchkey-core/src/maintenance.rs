@@ -28,6 +28,8 @@ pub struct CleanupReport {
     pub login_throttles: u64,
     /// Idempotency-Key records older than their retention.
     pub idempotency_keys: u64,
+    /// Webhook deliveries delivered more than a week ago.
+    pub webhook_deliveries: u64,
 }
 
 /// Runs cleanups one at a time: a second call while one runs returns `None`
@@ -89,5 +91,6 @@ async fn clean(store: &dyn Store, now: OffsetDateTime) -> Result<CleanupReport, 
             + drain(store, Expired::WebauthnCeremonies, now).await?,
         login_throttles: drain(store, Expired::LoginThrottles, now).await?,
         idempotency_keys: drain(store, Expired::IdempotencyKeys, now).await?,
+        webhook_deliveries: drain(store, Expired::WebhookDeliveries, now).await?,
     })
 }

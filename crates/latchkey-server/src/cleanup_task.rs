@@ -25,6 +25,7 @@ pub async fn run_once(
             mfa_challenges = r.mfa_challenges,
             login_throttles = r.login_throttles,
             idempotency_keys = r.idempotency_keys,
+            webhook_deliveries = r.webhook_deliveries,
             "cleanup done"
         ),
         Some(Err(e)) => {

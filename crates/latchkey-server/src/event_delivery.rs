@@ -215,7 +215,7 @@ impl Worker {
                 gauge_at = tokio::time::Instant::now();
             }
             if *stop.borrow() {
-                return;
+                break;
             }
             if !busy {
                 passes.finish(pass);
@@ -223,9 +223,13 @@ impl Worker {
                     () = tokio::time::sleep(IDLE) => {}
                     _ = commits.changed() => {}
                     () = passes.requested() => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.wait_for(|s| *s) => break,
                 }
             }
+        }
+        // Stopping: another node takes over the positions at once.
+        if let Err(e) = self.store.release_positions(&self.holder).await {
+            tracing::warn!(error = %e, "event positions not released; another node takes them when the lease ends");
         }
     }
 

@@ -22,6 +22,8 @@ pub struct ReencryptReport {
     pub totp_secrets: u64,
     /// Signing keys (database storage) moved to the current key.
     pub signing_keys: u64,
+    /// Webhooks whose signing secrets moved to the current key.
+    pub webhook_secrets: u64,
 }
 
 /// Why a run stopped.
@@ -41,7 +43,8 @@ pub enum ReencryptError {
     },
 }
 
-/// Re-seals TOTP seeds and database signing keys under the current master key.
+/// Re-seals TOTP seeds, database signing keys and webhook secrets under the
+/// current master key.
 pub async fn run(
     store: &dyn Store,
     secrets: &ResolvedSecrets,
@@ -91,6 +94,37 @@ pub async fn run(
                     report.signing_keys += 1;
                 }
             }
+        }
+    }
+    let ring = secrets.keyring(latchkey_core::auth::WEBHOOK_SEAL_PURPOSE);
+    for hook in store.webhooks().await? {
+        let reseal = |sealed: &[u8]| {
+            ring.reseal(sealed, hook.id.as_bytes())
+                .map_err(|source| ReencryptError::Seal {
+                    what: format!("webhook {} secret", hook.id),
+                    source,
+                })
+        };
+        let current = reseal(&hook.secret_sealed)?;
+        let previous = match &hook.previous {
+            Some((sealed, _)) => reseal(sealed)?,
+            None => None,
+        };
+        if current.is_none() && previous.is_none() {
+            continue;
+        }
+        let old_previous = hook.previous.as_ref().map(|(s, _)| s.as_slice());
+        let new_current = current.as_deref().unwrap_or(&hook.secret_sealed);
+        let new_previous = previous.as_deref().or(old_previous);
+        if store
+            .reseal_webhook_secrets(
+                hook.id,
+                (&hook.secret_sealed, old_previous),
+                (new_current, new_previous),
+            )
+            .await?
+        {
+            report.webhook_secrets += 1;
         }
     }
     Ok(report)

@@ -28,6 +28,7 @@ impl<B: Backend> MaintenanceStore for SqlStore<B> {
             Expired::EmailChangeTokens => "DELETE FROM email_change_tokens WHERE token_hash IN (SELECT token_hash FROM email_change_tokens WHERE used_at IS NOT NULL OR expires_at <= $1 LIMIT $2)",
             Expired::PasswordResetTokens => "DELETE FROM password_reset_tokens WHERE token_hash IN (SELECT token_hash FROM password_reset_tokens WHERE used_at IS NOT NULL OR expires_at <= $1 LIMIT $2)",
             Expired::IdempotencyKeys => "DELETE FROM idempotency_keys WHERE record_key IN (SELECT record_key FROM idempotency_keys WHERE created_at <= $1 LIMIT $2)",
+            Expired::WebhookDeliveries => "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND delivered_at <= $1 LIMIT $2)",
             Expired::OldMail => "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE (sent_at IS NOT NULL AND sent_at <= $1) OR (failed_at IS NOT NULL AND failed_at <= $1) LIMIT $2)",
         };
         self.pool()

@@ -126,6 +126,27 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         row.as_ref().map(webhook_from_row).transpose()
     }
 
+    async fn reseal_webhook_secrets(
+        &self,
+        id: Uuid,
+        expected: (&[u8], Option<&[u8]>),
+        sealed: (&[u8], Option<&[u8]>),
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .pool()
+            .execute(
+                sql("UPDATE webhooks SET secret_sealed = $4, previous_secret_sealed = $5 WHERE id = $1 \
+                     AND secret_sealed = $2 AND previous_secret_sealed IS NOT DISTINCT FROM $3")
+                .bind(id)
+                .bind(expected.0)
+                .bind(expected.1)
+                .bind(sealed.0)
+                .bind(sealed.1),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
     async fn sync_static_webhooks(&self, webhooks: &[NewWebhook]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let rows = tx
@@ -198,6 +219,16 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         let seq = row.map(|r| r.get("seq")).transpose()?;
         tx.commit().await?;
         Ok(seq)
+    }
+
+    async fn release_positions(&self, holder: &str) -> Result<(), StoreError> {
+        self.pool()
+            .execute(
+                sql("UPDATE event_positions SET holder = NULL, lease_until = NULL WHERE holder = $1")
+                    .bind(holder),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn advance_position(
@@ -382,11 +413,5 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
             ))
             .await?;
         Ok(u64::try_from(row.get::<i64>("n")?).unwrap_or(0))
-    }
-
-    async fn delete_delivered(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.pool()
-            .execute(sql("DELETE FROM webhook_deliveries WHERE delivered_at < $1").bind(before))
-            .await
     }
 }

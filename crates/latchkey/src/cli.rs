@@ -426,8 +426,8 @@ async fn cleanup(loaded: Loaded) -> ExitCode {
     match result {
         Some(Ok(r)) => {
             println!(
-                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails, {} MFA challenges, {} idle lockout counters, {} idempotency records",
-                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail, r.mfa_challenges, r.login_throttles, r.idempotency_keys
+                "removed: {} sessions, {} refresh tokens, {} denylist entries, {} verification tokens, {} old mails, {} MFA challenges, {} idle lockout counters, {} idempotency records, {} webhook deliveries",
+                r.sessions, r.refresh_tokens, r.denied_access_tokens, r.verification_tokens, r.old_mail, r.mfa_challenges, r.login_throttles, r.idempotency_keys, r.webhook_deliveries
             );
             ExitCode::SUCCESS
         }

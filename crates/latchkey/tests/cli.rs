@@ -1048,6 +1048,95 @@ fn mail_committed_before_a_kill_is_delivered_after_restart() {
     );
 }
 
+/// A webhook receiver on 127.0.0.1 in a thread: it holds its first request
+/// unanswered (an attempt in flight), then answers 200 to every later one;
+/// each request's `webhook-id` is sent on the channel as it arrives.
+fn hanging_then_ok_receiver() -> (u16, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut id = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("webhook-id:") {
+                    v.trim().clone_into(&mut id);
+                }
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            let _ = tx.send(id);
+            if n == 0 {
+                held.push(stream);
+            } else {
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_webhook_delivery_in_flight_when_the_server_is_killed_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, received) = hanging_then_ok_receiver();
+    // A 1 s attempt timeout makes a claim 7 s: the delivery claimed by the
+    // killed process is due again soon after the restart.
+    std::fs::write(
+        dir.path().join("latchkey.toml"),
+        format!(
+            "[webhooks]\ntimeout_seconds = 1\nretry_base_seconds = 1\nretry_max_seconds = 2\n\n\
+             [[webhooks.endpoints]]\nname = \"receiver\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
+             events = [\"login_failed\"]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, url) = spawn_server_with(dir.path(), &[]);
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .post(format!("{url}/v1/login"))
+        .json(&std::collections::HashMap::from([
+            ("email", "nobody@example.com"),
+            ("password", "correct horse battery staple"),
+        ]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The event committed and its first attempt is in flight (held by the
+    // receiver): the process dies without any cleanup.
+    let first = received
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no delivery attempt");
+    assert!(!first.is_empty(), "the attempt carries a webhook-id");
+    signal(&child, "KILL");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(!status.success(), "{status:?}");
+
+    let (mut child, _url) = spawn_server_with(dir.path(), &[]);
+    let again = received
+        .recv_timeout(Duration::from_mins(1))
+        .expect("the delivery was lost with the killed process");
+    assert_eq!(again, first, "the same event, redelivered");
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    assert!(received.try_recv().is_err(), "delivered again after a 200");
+}
+
 const MASTER_A: &str = "first-master-key-0123456789-abcdefghij";
 const MASTER_B: &str = "second-master-key-0123456789-abcdefghi";
 

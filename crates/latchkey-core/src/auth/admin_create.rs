@@ -136,7 +136,7 @@ impl Admin {
             "invited": invite.is_some(),
             "email_verified": account.email_verified,
         });
-        let event = self.admin_event(user.id, EventKind::AccountCreated, actor, client, &details);
+        let event = self.admin_event(user.id, created_kind(&roles), actor, client, &details);
         let created = self
             .store
             .create_account(&NewAccount {
@@ -153,5 +153,16 @@ impl Admin {
             Err(e) => return Err(e.into()),
         }
         self.read_user(user.id).await.map(Ok)
+    }
+}
+
+/// The event of an account created (or imported) holding `roles`:
+/// `admin_role_granted` when they include `admin` (every power granted: an
+/// alert), else `account_created`.
+pub(crate) fn created_kind(roles: &[String]) -> EventKind {
+    if roles.iter().any(|r| r == crate::access::ADMIN_ROLE) {
+        EventKind::AdminRoleGranted
+    } else {
+        EventKind::AccountCreated
     }
 }

@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use crate::access::{check_role_name, Permission, MAX_ROLES_PER_USER};
 use crate::account::{normalize_email, NewUser};
-use crate::audit::EventKind;
 use crate::mail::new_link_token;
 use crate::ports::ImportedAccount;
 
@@ -137,6 +136,7 @@ impl Admin {
                         "roles": roles,
                         "email_verified": r.email_verified,
                     });
+                    let kind = super::admin_create::created_kind(&roles);
                     ImportedAccount {
                         user: NewUser {
                             id,
@@ -152,13 +152,7 @@ impl Admin {
                         },
                         email_verified: r.email_verified,
                         roles,
-                        event: self.admin_event(
-                            id,
-                            EventKind::AccountCreated,
-                            actor,
-                            client,
-                            &details,
-                        ),
+                        event: self.admin_event(id, kind, actor, client, &details),
                     }
                 })
                 .collect();

@@ -33,6 +33,9 @@ pub enum Expired {
     /// Idempotency-Key records past their retention
     /// ([`crate::idempotency::RETENTION`]).
     IdempotencyKeys,
+    /// Webhook deliveries delivered more than a week ago (dead letters stay
+    /// until sent again or their webhook is deleted).
+    WebhookDeliveries,
 }
 
 impl Expired {
@@ -40,7 +43,7 @@ impl Expired {
     /// a week ago for finished mail (kept that long for diagnosis).
     pub fn cutoff(self, now: OffsetDateTime) -> OffsetDateTime {
         match self {
-            Self::OldMail => now - time::Duration::days(7),
+            Self::OldMail | Self::WebhookDeliveries => now - time::Duration::days(7),
             Self::LoginThrottles => now - time::Duration::days(1),
             Self::IdempotencyKeys => now - crate::idempotency::RETENTION,
             _ => now,

@@ -32,6 +32,15 @@ pub trait WebhookStore: Send + Sync {
         previous_until: OffsetDateTime,
     ) -> Result<Option<Webhook>, StoreError>;
 
+    /// Replaces webhook `id`'s sealed secrets (current, previous) with
+    /// `sealed` if they are still `expected`; `false` when they changed.
+    async fn reseal_webhook_secrets(
+        &self,
+        id: Uuid,
+        expected: (&[u8], Option<&[u8]>),
+        sealed: (&[u8], Option<&[u8]>),
+    ) -> Result<bool, StoreError>;
+
     /// Makes the static webhooks exactly `webhooks`: new ones are created
     /// (receiving the events committed from now on), known ones updated in
     /// place (keeping their position and deliveries), and those no longer
@@ -48,6 +57,10 @@ pub trait WebhookStore: Send + Sync {
         now: OffsetDateTime,
         lease: time::Duration,
     ) -> Result<Option<i64>, StoreError>;
+
+    /// Gives up every position `holder` holds (a node stopping), so another
+    /// node takes them over at once instead of after the lease.
+    async fn release_positions(&self, holder: &str) -> Result<(), StoreError>;
 
     /// Moves the position `name` from `from` to `to` and queues
     /// `deliveries`, in one transaction, if `holder` still holds it at
@@ -108,7 +121,4 @@ pub trait WebhookStore: Send + Sync {
 
     /// How many dead letters there are.
     async fn dead_letter_count(&self) -> Result<u64, StoreError>;
-
-    /// Deletes deliveries delivered before `before`; returns how many.
-    async fn delete_delivered(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }

@@ -848,6 +848,27 @@ async fn an_administrator_creates_accounts_with_a_password_under_the_sign_up_rul
         .unwrap();
     assert_eq!(created.actor_id, Some(root));
     assert!(!created.details.as_deref().unwrap().contains(PASSWORD));
+    // An account made holding `admin` is every power granted: an alert.
+    let r = create_account(
+        &app,
+        &t,
+        json!({"email": "hopper@example.com", "password": PASSWORD, "roles": ["admin"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let hopper: Uuid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let events = app.state.store.user_events(hopper, 20).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["admin_role_granted"]);
+    assert!(events[0]
+        .details
+        .as_deref()
+        .unwrap()
+        .contains("\"roles\":[\"admin\"]"));
 
     // Hostile and refused inputs create nothing.
     let refused = [

@@ -553,8 +553,8 @@ async fn seeds_are_sealed_and_bound_to_their_row() {
         .is_err());
 }
 
-const MASTER_A: &str = "k3J9xQ2mVb7LwZp4Rt8YhN1cFs6DgE0uAiO5eWqTy-first";
-const MASTER_B: &str = "Zp4Rt8YhN1cFs6DgE0uAiO5eWqTyk3J9xQ2mVb7Lw-second";
+pub(crate) const MASTER_A: &str = "k3J9xQ2mVb7LwZp4Rt8YhN1cFs6DgE0uAiO5eWqTy-first";
+pub(crate) const MASTER_B: &str = "Zp4Rt8YhN1cFs6DgE0uAiO5eWqTyk3J9xQ2mVb7Lw-second";
 const MASTER_C: &str = "N1cFs6DgE0uAiO5eWqTyk3J9xQ2mVb7LwZp4Rt8Yh-third";
 
 #[tokio::test]
@@ -638,7 +638,10 @@ async fn a_new_master_key_with_the_old_one_kept_and_reencrypt_keep_totp_working(
     assert!(text.contains("previous_master_keys"), "{text}");
 }
 
-fn secrets(current: &str, previous: &[&str]) -> latchkey_server::config::ResolvedSecrets {
+pub(crate) fn secrets(
+    current: &str,
+    previous: &[&str],
+) -> latchkey_server::config::ResolvedSecrets {
     latchkey_server::config::ResolvedSecrets {
         master_key: Secret::new(current),
         hmac_key: Secret::new("unused-here-unused-here-unused-here-0123"),

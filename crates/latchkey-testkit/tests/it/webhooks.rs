@@ -190,6 +190,7 @@ async fn a_receiver_failing_three_times_gets_the_event_once_more_with_a_valid_si
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: attempts, the dead letter, its page, retry, cleanup
 async fn a_delivery_failing_every_attempt_is_a_dead_letter_that_retry_delivers() {
     let clock = ManualClock::new(datetime!(2026-12-04 10:00:00 UTC));
     let receiver = Receiver::start(&[], 500).await;
@@ -268,6 +269,22 @@ async fn a_delivery_failing_every_attempt_is_a_dead_letter_that_retry_delivers()
     );
     app.events_pass().await;
     assert_eq!(attempts_of(&failed["event_id"]), 5, "sent again, once");
+    let page = get_json(&app, "/v1/admin/events/dead-letters", &admin).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    // A week on, the delivered rows are cleaned up; the dead letter stays.
+    clock.advance(time::Duration::days(8));
+    let cleaned = app
+        .state
+        .store
+        .delete_expired(
+            latchkey_core::ports::Expired::WebhookDeliveries,
+            app.state.clock.now(),
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(cleaned >= 1, "{cleaned}");
+    let admin = token(&app, "root@example.com").await;
     let page = get_json(&app, "/v1/admin/events/dead-letters", &admin).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     // Retried already (and delivered): no longer a dead letter.
@@ -554,4 +571,185 @@ async fn two_nodes_dispatch_and_deliver_each_event_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 10, "none twice");
+}
+
+#[tokio::test]
+async fn every_event_is_added_to_the_redis_stream_once_in_commit_order() {
+    let Ok(url) = std::env::var("LATCHKEY_TEST_REDIS_URL") else {
+        eprintln!("skipped: LATCHKEY_TEST_REDIS_URL not set");
+        return;
+    };
+    let prefix = format!("test-{}:", uuid::Uuid::now_v7());
+    let (redis_url, key_prefix) = (url.clone(), prefix.clone());
+    let (app, _admin) = admin_app(TestApp::builder().configure(move |c| {
+        c.redis.url = Some(redis_url);
+        c.redis.key_prefix = key_prefix;
+        c.events.redis_stream = Some("events".into());
+        c.events.redis_stream_maxlen = 1000;
+    }))
+    .await;
+    // The stream starts at the chain head when its position is made (the
+    // worker's first round); the events after it all go.
+    app.events_pass().await;
+    for password in [PASSWORD, "wrong password", PASSWORD] {
+        let _ = app.login("ada@example.com", password).await;
+        // A failed sign-in is recorded after its answer: settled, so the
+        // commit order is the order of the requests.
+        app.settled().await;
+    }
+    app.events_pass().await;
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(format!("{prefix}events"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let field = |fields: &[(String, String)], name: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let kinds: Vec<String> = entries.iter().map(|(_, f)| field(f, "type")).collect();
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["login_succeeded", "login_failed", "login_succeeded"],
+        "{kinds:?}"
+    );
+    let mut ids: Vec<String> = entries.iter().map(|(_, f)| field(f, "id")).collect();
+    let data: Value = serde_json::from_str(&field(&entries[entries.len() - 1].1, "data")).unwrap();
+    assert_eq!(data["id"].as_str(), ids.last().map(String::as_str));
+    assert_eq!(data["data"]["type"], "login_succeeded");
+    ids.dedup();
+    assert_eq!(ids.len(), entries.len(), "no event twice");
+    // Compared with the table: the last events, every one, in place order.
+    let stored = app.state.store.chained_events(0, 1000).await.unwrap();
+    let tail: Vec<String> = stored[stored.len() - ids.len()..]
+        .iter()
+        .map(|s| s.event.id.to_string())
+        .collect();
+    assert_eq!(ids, tail);
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}events"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn alerts_are_logged_once_at_their_level_and_go_to_alert_subscriptions_only() {
+    let logs = crate::support::captured_logs();
+    let receiver = Receiver::start(&[], 200).await;
+    let (app, admin) = admin_app(TestApp::builder().configure(|c| {
+        c.events.alert_min_severity = "warning".into();
+    }))
+    .await;
+    let r = create(&app, &admin, &receiver.url(), json!(["alert"])).await;
+    assert_eq!(r.status(), 201);
+    let hook: Value = r.json().await.unwrap();
+    // webhook_created is a warning (an alert at this threshold); a wrong
+    // password is a notice (not one).
+    assert_eq!(
+        app.login("ada@example.com", "wrong password")
+            .await
+            .status(),
+        401
+    );
+    for _ in 0..50 {
+        app.settled().await;
+        app.events_pass().await;
+        if !receiver.got().is_empty() {
+            break;
+        }
+    }
+    app.events_pass().await;
+    let kinds: Vec<String> = receiver
+        .got()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["webhook_created"]);
+    let text = logs.text();
+    let webhook_id = hook["id"].as_str().unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("security alert") && l.contains("webhook_created"))
+        .filter(|l| {
+            // This server's alert: the one whose event names this webhook.
+            let event = receiver.got()[0].headers["webhook-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            l.contains(&event)
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once: {lines:?}");
+    let line: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["fields"]["severity"], "warning");
+    assert!(!lines[0].contains("root@example.com") && !lines[0].contains(webhook_id));
+}
+
+#[tokio::test]
+async fn reencrypt_moves_webhook_secrets_to_the_new_master_key_and_they_keep_signing() {
+    use crate::mfa::{secrets, MASTER_A, MASTER_B};
+    use latchkey_server::config::Secret;
+    let receiver = Receiver::start(&[], 200).await;
+    let (mut first, admin) = admin_app(
+        TestApp::builder().configure(|c| c.secrets.master_key = Some(Secret::new(MASTER_A))),
+    )
+    .await;
+    let hook: Value = create(&first, &admin, &receiver.url(), json!(["login_failed"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let report =
+        latchkey_server::reencrypt::run(&*first.state.store, &secrets(MASTER_B, &[MASTER_A]))
+            .await
+            .unwrap();
+    assert_eq!(report.webhook_secrets, 1);
+    let again =
+        latchkey_server::reencrypt::run(&*first.state.store, &secrets(MASTER_B, &[MASTER_A]))
+            .await
+            .unwrap();
+    assert_eq!(again.webhook_secrets, 0, "a second run has nothing to do");
+    // A node with B alone opens the secret and signs with it (the node
+    // with A alone stops first: it could not).
+    first.begin_shutdown().unwrap().await.unwrap();
+    let second = TestApp::builder()
+        .configure(|c| {
+            c.rate_limit.enabled = false;
+            c.secrets.master_key = Some(Secret::new(MASTER_B));
+        })
+        .beside(&first)
+        .spawn()
+        .await;
+    assert_eq!(
+        second
+            .login("ada@example.com", "wrong password")
+            .await
+            .status(),
+        401
+    );
+    for _ in 0..50 {
+        second.settled().await;
+        second.events_pass().await;
+        if !receiver.got().is_empty() {
+            break;
+        }
+    }
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    assert!(signed_by(&got[0], &secret));
 }
