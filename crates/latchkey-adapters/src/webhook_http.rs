@@ -135,3 +135,36 @@ fn describe(e: &reqwest::Error) -> String {
         format!("{what}: {cause}")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_are_refused_at_connection_time() {
+        let guarded = GuardedResolver {
+            allow_private: false,
+        };
+        let name: Name = "localhost".parse().unwrap();
+        assert!(guarded.resolve(name).await.is_err(), "localhost resolved");
+        let open = GuardedResolver {
+            allow_private: true,
+        };
+        let name: Name = "localhost".parse().unwrap();
+        let found: Vec<SocketAddr> = open.resolve(name).await.unwrap().collect();
+        assert!(found.iter().all(|a| a.ip().is_loopback()) && !found.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_private_target_is_refused_before_any_connection() {
+        let sender = HttpWebhookSender::new(Duration::from_secs(1), false).unwrap();
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "https://127.0.0.1:9/hook",
+            "https://169.254.169.254/",
+        ] {
+            let err = sender.post(url, &[], b"{}".to_vec()).await.unwrap_err();
+            assert!(err.0.starts_with("endpoint refused"), "{url}: {err}");
+        }
+    }
+}

@@ -277,3 +277,96 @@ pub(super) fn check(cfg: &Config, problems: &mut Vec<Problem>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(cfg: &Config) -> Vec<String> {
+        let mut found = Vec::new();
+        check(cfg, &mut found);
+        found.into_iter().map(|p| p.key).collect()
+    }
+
+    fn endpoint(name: &str, url: &str, secret: Option<&str>) -> StaticWebhook {
+        StaticWebhook {
+            name: name.into(),
+            url: url.into(),
+            events: vec!["*".into()],
+            secret: secret.map(Secret::new),
+            secret_file: None,
+            previous_secret: None,
+        }
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn the_defaults_pass_and_private_networks_are_allowed_in_dev_only() {
+        assert!(problems(&Config::default()).is_empty());
+        assert!(Config::default().webhooks_allow_private());
+        let production = Config {
+            mode: Mode::Production,
+            ..Config::default()
+        };
+        assert!(!production.webhooks_allow_private());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let mut cfg = Config::default();
+        cfg.events.alert_min_severity = "loud".into();
+        cfg.events.stream_max_per_user = 0;
+        cfg.events.stream_heartbeat_seconds = 0;
+        cfg.events.redis_stream = Some("events".into());
+        cfg.webhooks.max_attempts = 0;
+        cfg.webhooks.retry_base_seconds = cfg.webhooks.retry_max_seconds + 1;
+        cfg.webhooks.timeout_seconds = 0;
+        let found = problems(&cfg);
+        for key in [
+            "events.alert_min_severity",
+            "events.stream_max_per_user",
+            "events.stream_heartbeat_seconds",
+            "events.redis_stream",
+            "webhooks.max_attempts",
+            "webhooks.retry_base_seconds",
+            "webhooks.timeout_seconds",
+        ] {
+            assert!(found.iter().any(|k| k == key), "{key} in {found:?}");
+        }
+    }
+
+    #[test]
+    fn static_endpoints_are_checked_each_problem_named_and_secrets_never_echoed() {
+        let mut cfg = Config {
+            mode: Mode::Production,
+            ..Config::default()
+        };
+        cfg.webhooks.endpoints = vec![
+            endpoint("billing", "https://hooks.example.com/a", Some(SECRET)),
+            endpoint("billing", "https://10.0.0.1/", Some("whsec_short")),
+            endpoint("Bad Name", "http://hooks.example.com/", None),
+        ];
+        let checked = cfg.static_webhooks().unwrap_err();
+        let keys: Vec<&str> = checked.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "webhooks.endpoints[1].name",
+                "webhooks.endpoints[1].url",
+                "webhooks.endpoints[1].secret",
+                "webhooks.endpoints[2].name",
+                "webhooks.endpoints[2].url",
+                "webhooks.endpoints[2].secret",
+            ]
+        );
+        assert!(checked.iter().all(|p| !p.message.contains("whsec_short")));
+        cfg.webhooks.endpoints.truncate(1);
+        let ok = cfg.static_webhooks().unwrap();
+        assert_eq!(ok[0].name, "billing");
+        assert_eq!(
+            ok[0].secret.bytes(),
+            WebhookSecret::parse(SECRET).unwrap().bytes()
+        );
+    }
+}
