@@ -164,7 +164,8 @@ pub async fn open_store(config: &Config) -> Result<SharedStore, StartupError> {
 }
 
 /// Keeps the webhooks of `[[webhooks.endpoints]]` in line with the
-/// configuration (secrets sealed under the master key).
+/// configuration (secrets sealed under the master key), and makes the
+/// delivery positions that do not exist yet at the chain head.
 async fn sync_static_webhooks(
     config: &Config,
     store: &SharedStore,
@@ -195,13 +196,26 @@ async fn sync_static_webhooks(
             }
         })
         .collect();
-    store
-        .sync_static_webhooks(&webhooks)
-        .await
-        .map_err(|source| StartupError::Database {
-            backend: store.backend(),
-            source,
-        })
+    let positions = [
+        Some(latchkey_core::webhooks::DISPATCH_CURSOR),
+        config
+            .events
+            .redis_stream
+            .as_ref()
+            .map(|_| crate::event_delivery::STREAM_POSITION),
+    ];
+    let synced = async {
+        store.sync_static_webhooks(&webhooks).await?;
+        // Before serving: every event committed from now on is delivered.
+        for name in positions.into_iter().flatten() {
+            store.ensure_position(name).await?;
+        }
+        Ok(())
+    };
+    synced.await.map_err(|source| StartupError::Database {
+        backend: store.backend(),
+        source,
+    })
 }
 
 /// Refuses a configuration with problems (all of them at once); logs its

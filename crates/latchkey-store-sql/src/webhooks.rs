@@ -47,12 +47,42 @@ fn dead_letter_from_row<R: Row>(row: &R) -> Result<DeadLetter, StoreError> {
     })
 }
 
-/// Inserts `w` after the current chain head, in `ex`.
-async fn insert_webhook<E: Exec>(ex: &mut E, w: &NewWebhook) -> Result<(), StoreError> {
-    let (previous, until) = match &w.previous {
+/// Deletes webhook `id` with its deliveries, in `ex` (deliveries first: one
+/// statement order on both engines, whatever SQLite's foreign-key setting).
+async fn delete_with_deliveries<E: Exec>(ex: &mut E, id: Uuid) -> Result<(), StoreError> {
+    ex.execute(sql("DELETE FROM webhook_deliveries WHERE webhook_id = $1").bind(id))
+        .await?;
+    ex.execute(sql("DELETE FROM webhooks WHERE id = $1").bind(id))
+        .await?;
+    Ok(())
+}
+
+/// The previous secret's two columns (sealed secret, until), both NULL when
+/// there is none.
+fn previous_columns(w: &NewWebhook) -> (Option<&[u8]>, Option<OffsetDateTime>) {
+    match &w.previous {
         Some((sealed, until)) => (Some(sealed.as_slice()), Some(*until)),
         None => (None, None),
-    };
+    }
+}
+
+/// Makes the position `name` at the chain head unless it exists: events
+/// from before it are not delivered.
+async fn insert_position<E: Exec>(ex: &mut E, name: &str) -> Result<(), StoreError> {
+    ex.execute(
+        sql(
+            "INSERT INTO event_positions (name, seq) SELECT $1, seq FROM audit_chain WHERE id = 1 \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts `w` after the current chain head, in `ex`.
+async fn insert_webhook<E: Exec>(ex: &mut E, w: &NewWebhook) -> Result<(), StoreError> {
+    let (previous, until) = previous_columns(w);
     ex.execute(
         sql("INSERT INTO webhooks (id, url, events, description, secret_sealed, previous_secret_sealed, \
              previous_until, static_name, created_at, after_seq) \
@@ -91,8 +121,6 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
 
     async fn delete_webhook(&self, id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        // Deliveries first: one statement order on both engines (SQLite
-        // enforces the cascade only with its foreign keys on).
         let found = tx
             .fetch_optional(
                 sql("SELECT id FROM webhooks WHERE id = $1 AND static_name IS NULL").bind(id),
@@ -101,10 +129,7 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         if found.is_none() {
             return Ok(false);
         }
-        tx.execute(sql("DELETE FROM webhook_deliveries WHERE webhook_id = $1").bind(id))
-            .await?;
-        tx.execute(sql("DELETE FROM webhooks WHERE id = $1").bind(id))
-            .await?;
+        delete_with_deliveries(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -157,17 +182,11 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
             .iter()
             .filter(|id| !webhooks.iter().any(|w| w.id == **id))
         {
-            tx.execute(sql("DELETE FROM webhook_deliveries WHERE webhook_id = $1").bind(*gone))
-                .await?;
-            tx.execute(sql("DELETE FROM webhooks WHERE id = $1").bind(*gone))
-                .await?;
+            delete_with_deliveries(&mut tx, *gone).await?;
         }
         for w in webhooks {
             if known.contains(&w.id) {
-                let (previous, until) = match &w.previous {
-                    Some((sealed, until)) => (Some(sealed.as_slice()), Some(*until)),
-                    None => (None, None),
-                };
+                let (previous, until) = previous_columns(w);
                 tx.execute(
                     sql("UPDATE webhooks SET url = $2, events = $3, description = $4, secret_sealed = $5, \
                          previous_secret_sealed = $6, previous_until = $7, static_name = $8 WHERE id = $1")
@@ -188,6 +207,10 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         tx.commit().await
     }
 
+    async fn ensure_position(&self, name: &str) -> Result<(), StoreError> {
+        insert_position(&mut self.pool(), name).await
+    }
+
     async fn lease_position(
         &self,
         name: &str,
@@ -196,14 +219,7 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         lease: Duration,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.begin().await?;
-        // A new position starts at the chain head: events from before the
-        // worker existed are not delivered.
-        tx.execute(
-            sql("INSERT INTO event_positions (name, seq) SELECT $1, seq FROM audit_chain WHERE id = 1 \
-                 ON CONFLICT (name) DO NOTHING")
-            .bind(name),
-        )
-        .await?;
+        insert_position(&mut tx, name).await?;
         let row = tx
             .fetch_optional(
                 sql(

@@ -97,6 +97,32 @@ fn origin(url: &url::Url) -> String {
 }
 
 impl Admin {
+    /// Records an administrator's webhook action on their own account (the
+    /// operator, `None`, records nothing).
+    async fn record_action(
+        &self,
+        actor: Option<Uuid>,
+        kind: EventKind,
+        client: &ClientContext,
+        details: serde_json::Value,
+    ) {
+        if let Some(actor) = actor {
+            self.common
+                .record(&self.admin_event(actor, kind, Some(actor), client, &details))
+                .await;
+        }
+    }
+
+    /// `NotFound` for an id no webhook has, `Conflict` for a static one (a
+    /// change the store refused for webhook `id`).
+    async fn refused(&self, id: Uuid) -> AuthError {
+        match self.store.webhooks().await {
+            Ok(hooks) if hooks.iter().any(|w| w.id == id) => AuthError::Conflict,
+            Ok(_) => AuthError::NotFound,
+            Err(e) => e.into(),
+        }
+    }
+
     /// Adds a webhook (`webhooks:write`) receiving the events committed from
     /// now on whose type `events` names (`*`: all; `alert`: alerts). The URL
     /// must pass the SSRF guard. `WebhookRefused` naming the bad field.
@@ -134,22 +160,17 @@ impl Admin {
                 created_at: self.common.now(),
             })
             .await?;
-        if let Some(actor) = actor {
-            let details = serde_json::json!({
+        self.record_action(
+            actor,
+            EventKind::WebhookCreated,
+            client,
+            serde_json::json!({
                 "webhook_id": id,
                 "origin": origin(&url),
                 "events": events.names(),
-            });
-            self.common
-                .record(&self.admin_event(
-                    actor,
-                    EventKind::WebhookCreated,
-                    Some(actor),
-                    client,
-                    &details,
-                ))
-                .await;
-        }
+            }),
+        )
+        .await;
         Ok(WebhookWithSecret {
             webhook,
             secret: secret.reveal(),
@@ -173,25 +194,15 @@ impl Admin {
     ) -> Result<(), AuthError> {
         let actor = self.authorize(caller, Permission::WebhooksWrite).await?;
         if !self.store.delete_webhook(id).await? {
-            let exists = self.store.webhooks().await?.iter().any(|w| w.id == id);
-            return Err(if exists {
-                AuthError::Conflict
-            } else {
-                AuthError::NotFound
-            });
+            return Err(self.refused(id).await);
         }
-        if let Some(actor) = actor {
-            let details = serde_json::json!({ "webhook_id": id });
-            self.common
-                .record(&self.admin_event(
-                    actor,
-                    EventKind::WebhookDeleted,
-                    Some(actor),
-                    client,
-                    &details,
-                ))
-                .await;
-        }
+        self.record_action(
+            actor,
+            EventKind::WebhookDeleted,
+            client,
+            serde_json::json!({ "webhook_id": id }),
+        )
+        .await;
         Ok(())
     }
 
@@ -213,28 +224,18 @@ impl Admin {
             .rotate_webhook_secret(id, &self.webhooks.seal_secret(id, &secret), until)
             .await?
         else {
-            let exists = self.store.webhooks().await?.iter().any(|w| w.id == id);
-            return Err(if exists {
-                AuthError::Conflict
-            } else {
-                AuthError::NotFound
-            });
+            return Err(self.refused(id).await);
         };
-        if let Some(actor) = actor {
-            let details = serde_json::json!({
+        self.record_action(
+            actor,
+            EventKind::WebhookSecretRotated,
+            client,
+            serde_json::json!({
                 "webhook_id": id,
                 "previous_until": crate::time_fmt::format_rfc3339(until),
-            });
-            self.common
-                .record(&self.admin_event(
-                    actor,
-                    EventKind::WebhookSecretRotated,
-                    Some(actor),
-                    client,
-                    &details,
-                ))
-                .await;
-        }
+            }),
+        )
+        .await;
         Ok(WebhookWithSecret {
             webhook,
             secret: secret.reveal(),
@@ -271,22 +272,17 @@ impl Admin {
             .retry_dead_letter(id, self.common.now())
             .await?
             .ok_or(AuthError::NotFound)?;
-        if let Some(actor) = actor {
-            let details = serde_json::json!({
+        self.record_action(
+            actor,
+            EventKind::DeadLetterRetried,
+            client,
+            serde_json::json!({
                 "dead_letter_id": letter.id,
                 "event_id": letter.event_id,
                 "webhook_id": letter.webhook_id,
-            });
-            self.common
-                .record(&self.admin_event(
-                    actor,
-                    EventKind::DeadLetterRetried,
-                    Some(actor),
-                    client,
-                    &details,
-                ))
-                .await;
-        }
+            }),
+        )
+        .await;
         Ok(())
     }
 }

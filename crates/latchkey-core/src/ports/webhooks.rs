@@ -47,6 +47,11 @@ pub trait WebhookStore: Send + Sync {
     /// listed deleted.
     async fn sync_static_webhooks(&self, webhooks: &[NewWebhook]) -> Result<(), StoreError>;
 
+    /// Makes the position `name` at the current chain head unless it exists
+    /// (the server does it before serving: every event committed after the
+    /// start is then delivered).
+    async fn ensure_position(&self, name: &str) -> Result<(), StoreError>;
+
     /// Takes (or keeps) the lease on the position `name` for `holder` until
     /// `now + lease`, creating it at the current chain head if new; returns
     /// the position, or `None` while another holder's lease runs.
