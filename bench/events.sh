@@ -10,12 +10,15 @@
 #
 #   bench/events.sh
 #   USERS=20000 ROUNDS=2 WINDOW=10 STREAMS=1000 bench/events.sh
+#   PARTS=login ROUNDS=4 bench/events.sh        # some of: deliveries login streams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS="${USERS:-20000}"
 ROUNDS="${ROUNDS:-2}"
 WINDOW="${WINDOW:-10}"
 STREAMS="${STREAMS:-1000}"
+PARTS="${PARTS:-deliveries login streams}"
+part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 command -v node >/dev/null || { echo "needs Node.js 20" >&2; exit 1; }
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet -p latchkey
@@ -32,6 +35,8 @@ receiver_url="http://127.0.0.1:$(cat "$port_file")"
 count() { curl -sf "$receiver_url/count"; }
 users_file="$(mktemp --suffix .jsonl)"
 cleanup() { stop_bench_server; kill "$receiver" 2>/dev/null || true; rm -f "$port_file" "$users_file"; }
+# start_bench_server sets its own EXIT trap: ours (which also stops the receiver) after it.
+start() { start_bench_server "$@"; trap cleanup EXIT; }
 
 # An administrator, their token, and (with $1 = yes) a webhook for every event.
 admin_and_webhook() {
@@ -54,8 +59,9 @@ n, h = int(sys.argv[1]), sys.argv[2]
 for i in range(n):
     print(json.dumps({"email": f"user{i:06}@example.com", "email_verified": True, "password_hash": h}))
 PY
-start_bench_server
 trap cleanup EXIT
+if part deliveries; then
+start
 admin_and_webhook yes
 sleep 1
 base="$(count)"
@@ -66,10 +72,11 @@ while [ "$(( $(count) - base ))" -lt "$USERS" ]; do sleep 0.05; done
 t2="$(date +%s.%N)"
 python3 -c "print(f'webhook: {$USERS} events imported in {$t1-$t0:.1f} s; all delivered {$t2-$t0:.1f} s after the import began = {$USERS/($t2-$t0):,.0f} deliveries/s')"
 stop_bench_server
+fi
 
-for round in $(seq 1 "$ROUNDS"); do
+part login && for round in $(seq 1 "$ROUNDS"); do
   for hook in no yes; do
-    start_bench_server
+    start
     sign_up_bench_account
     admin_and_webhook "$hook"
     wrk -t2 -c16 -d2s -s bench/lua/login.lua "$url/v1/login" >/dev/null   # warm-up
@@ -79,7 +86,8 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-start_bench_server LATCHKEY_EVENTS__STREAM_MAX_PER_USER="$STREAMS" LATCHKEY_HTTP__MAX_CONNECTIONS=$((STREAMS + 100)) LATCHKEY_HTTP__MAX_CONNECTIONS_PER_IP=$((STREAMS + 100))
+part streams || exit 0
+start LATCHKEY_EVENTS__STREAM_MAX_PER_USER="$STREAMS" LATCHKEY_HTTP__MAX_CONNECTIONS=$((STREAMS + 100)) LATCHKEY_HTTP__MAX_CONNECTIONS_PER_IP=$((STREAMS + 100))
 sign_up_bench_account
 token="$(curl -sf "$url/v1/login" -H 'content-type: application/json' \
   -d "{\"email\":\"bench@example.com\",\"password\":\"$password\"}" | json_field access_token)"

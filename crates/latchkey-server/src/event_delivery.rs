@@ -55,6 +55,12 @@ pub const IDLE: StdDuration = StdDuration::from_millis(500);
 pub const POSITION_LEASE: Duration = Duration::seconds(30);
 /// The name of the Redis stream's position in the event table.
 pub const STREAM_POSITION: &str = "redis_stream";
+/// After a commit wakes the worker, how long it waits for more commits to
+/// join the same round (a burst of sign-ins costs a few rounds, not one each).
+pub const COALESCE: StdDuration = StdDuration::from_millis(100);
+/// With no webhook at all, how often the dispatch position is moved on (and
+/// the alerts of the events passed logged) at most.
+const IDLE_DISPATCH: StdDuration = StdDuration::from_secs(1);
 /// How often the dead-letter gauge is refreshed at least.
 const GAUGE_REFRESH: StdDuration = StdDuration::from_secs(5);
 
@@ -164,6 +170,12 @@ pub struct Worker {
     holder: String,
     /// Attempts in flight per endpoint.
     limits: HashMap<Uuid, Arc<Semaphore>>,
+    /// The positions this node holds: where each is and until when the lease
+    /// taken for it runs (renewed once half of it is gone, so a round does not
+    /// write to hold it).
+    held: HashMap<&'static str, (i64, OffsetDateTime)>,
+    /// When the dispatch position last moved.
+    dispatched_at: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -193,6 +205,8 @@ impl Worker {
             redis,
             holder: Uuid::new_v4().simple().to_string(),
             limits: HashMap::new(),
+            held: HashMap::new(),
+            dispatched_at: tokio::time::Instant::now(),
         }
     }
 
@@ -219,11 +233,18 @@ impl Worker {
             }
             if !busy {
                 passes.finish(pass);
-                tokio::select! {
-                    () = tokio::time::sleep(IDLE) => {}
-                    _ = commits.changed() => {}
-                    () = passes.requested() => {}
+                let woken_by_commit = tokio::select! {
+                    () = tokio::time::sleep(IDLE) => false,
+                    _ = commits.changed() => true,
+                    () = passes.requested() => false,
                     _ = stop.wait_for(|s| *s) => break,
+                };
+                if woken_by_commit {
+                    tokio::select! {
+                        () = tokio::time::sleep(COALESCE) => {}
+                        () = passes.requested() => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
                 }
             }
         }
@@ -254,18 +275,52 @@ impl Worker {
         busy
     }
 
-    /// The events after position `name`, if this node holds it.
-    async fn next_events(&self, name: &str) -> Result<Option<(i64, Vec<Stored>)>, StoreError> {
+    /// The events after position `name`, if this node holds it (taking or
+    /// renewing the lease only when half of it is gone).
+    async fn next_events(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<(i64, Vec<Stored>)>, StoreError> {
         let now = self.clock.now();
-        let Some(from) = self
-            .store
-            .lease_position(name, &self.holder, now, POSITION_LEASE)
-            .await?
-        else {
-            return Ok(None);
+        let from = match self.held.get(name) {
+            Some((seq, until)) if *until - now > POSITION_LEASE / 2 => *seq,
+            _ => {
+                self.held.remove(name);
+                let Some(seq) = self
+                    .store
+                    .lease_position(name, &self.holder, now, POSITION_LEASE)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                self.held.insert(name, (seq, now + POSITION_LEASE));
+                seq
+            }
         };
         let events = self.store.chained_events(from, EVENT_BATCH).await?;
         Ok((!events.is_empty()).then_some((from, events)))
+    }
+
+    /// Moves the held position `name` to `to` with `deliveries`; `false` (and
+    /// forgotten) when another node holds it now.
+    async fn advance(
+        &mut self,
+        name: &'static str,
+        from: i64,
+        to: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        let moved = self
+            .store
+            .advance_position(name, &self.holder, from, to, deliveries)
+            .await;
+        match (&moved, self.held.get_mut(name)) {
+            (Ok(true), Some(held)) => held.0 = to,
+            _ => {
+                self.held.remove(name);
+            }
+        }
+        moved
     }
 
     /// Step 1 (see the module docs).
@@ -275,6 +330,14 @@ impl Worker {
         };
         let to = events.last().map_or(from, |s| s.link.seq);
         let hooks = self.store.webhooks().await?;
+        // Nothing to queue: the position (and the alert log) moves at most
+        // once a second, unless a full batch waits.
+        if hooks.is_empty()
+            && events.len() < EVENT_BATCH as usize
+            && self.dispatched_at.elapsed() < IDLE_DISPATCH
+        {
+            return Ok(false);
+        }
         let now = self.clock.now();
         let min = self.settings.alert_min;
         let deliveries: Vec<NewDelivery> = events
@@ -294,11 +357,9 @@ impl Worker {
                     })
             })
             .collect();
-        let moved = self
-            .store
-            .advance_position(DISPATCH_CURSOR, &self.holder, from, to, &deliveries)
-            .await?;
+        let moved = self.advance(DISPATCH_CURSOR, from, to, &deliveries).await?;
         if moved {
+            self.dispatched_at = tokio::time::Instant::now();
             for stored in &events {
                 log_alert(&stored.event, min);
             }
@@ -455,9 +516,7 @@ impl Worker {
                 return Ok(false);
             }
         }
-        self.store
-            .advance_position(STREAM_POSITION, &self.holder, from, to, &[])
-            .await
+        self.advance(STREAM_POSITION, from, to, &[]).await
     }
 
     async fn refresh_gauge(&self) {

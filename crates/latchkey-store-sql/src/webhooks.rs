@@ -291,6 +291,18 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // A read first: most rounds find nothing due, and a write transaction
+        // would take SQLite's write lock from the requests for nothing.
+        let due = self
+            .pool()
+            .fetch_optional(
+                sql("SELECT id FROM webhook_deliveries WHERE next_attempt_at <= $1 LIMIT 1")
+                    .bind(now),
+            )
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
         let q = format!(
             "SELECT id FROM webhook_deliveries WHERE next_attempt_at <= $1 \
