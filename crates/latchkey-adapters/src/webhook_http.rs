@@ -123,16 +123,9 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "failed"
     };
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    bounded_error(&if cause.is_empty() {
-        what.to_owned()
-    } else {
-        format!("{what}: {cause}")
+    bounded_error(&match std::error::Error::source(e) {
+        Some(cause) => format!("{what}: {}", latchkey_core::causes::chain(cause)),
+        None => what.to_owned(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod causes;
 pub mod clock;
 pub mod hex;
 pub mod idempotency;

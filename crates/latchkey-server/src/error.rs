@@ -338,7 +338,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, _) = self.parts();
         match &self {
-            Self::Internal(source) => tracing::error!(code, error = %source, "request failed"),
+            Self::Internal(source) => {
+                let error = latchkey_core::causes::chain(source.as_ref());
+                tracing::error!(code, error, "request failed");
+            }
             Self::Unavailable(what) => {
                 if let Some(occurrences) = UNAVAILABLE_LOG.hit(what) {
                     tracing::warn!(code, dependency = *what, occurrences, "request failed");
