@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use latchkey_adapters::log_every::{LogEvery, TROUBLE_INTERVAL};
 use latchkey_adapters::redis::Redis;
 use latchkey_core::audit::chain::Stored;
 use latchkey_core::audit::{SecurityEvent, Severity};
@@ -176,6 +177,10 @@ pub struct Worker {
     held: HashMap<&'static str, (i64, OffsetDateTime)>,
     /// When the dispatch position last moved.
     dispatched_at: tokio::time::Instant,
+    /// The database's trouble, logged at most once per [`TROUBLE_INTERVAL`].
+    store_trouble: LogEvery,
+    /// Redis's trouble with the stream, likewise.
+    stream_trouble: LogEvery,
 }
 
 impl std::fmt::Debug for Worker {
@@ -207,6 +212,8 @@ impl Worker {
             limits: HashMap::new(),
             held: HashMap::new(),
             dispatched_at: tokio::time::Instant::now(),
+            store_trouble: LogEvery::new(TROUBLE_INTERVAL),
+            stream_trouble: LogEvery::new(TROUBLE_INTERVAL),
         }
     }
 
@@ -258,18 +265,21 @@ impl Worker {
     /// once). Store trouble is logged and the round counts as idle.
     pub async fn round(&mut self) -> bool {
         let mut busy = false;
-        match self.dispatch().await {
-            Ok(did) => busy |= did,
-            Err(e) => tracing::warn!(error = %e, "webhook dispatch: event table unavailable"),
-        }
-        match self.deliver().await {
-            Ok(did) => busy |= did,
-            Err(e) => tracing::warn!(error = %e, "webhook deliveries unavailable"),
-        }
-        if self.settings.stream.is_some() {
-            match self.stream().await {
+        let dispatched = self.dispatch().await;
+        let delivered = self.deliver().await;
+        let streamed = if self.settings.stream.is_some() {
+            self.stream().await
+        } else {
+            Ok(false)
+        };
+        for outcome in [dispatched, delivered, streamed] {
+            match outcome {
                 Ok(did) => busy |= did,
-                Err(e) => tracing::warn!(error = %e, "event stream: not written"),
+                Err(e) => {
+                    if let Some(occurrences) = self.store_trouble.hit() {
+                        tracing::warn!(error = %e, occurrences, "event delivery: the database is unavailable; retrying");
+                    }
+                }
             }
         }
         busy
@@ -511,7 +521,9 @@ impl Worker {
             {
                 // Not moved: the next round sends again from here (a
                 // consumer may see the events before this one twice).
-                tracing::warn!(error = %e, "event stream: Redis did not take an event; retrying");
+                if let Some(occurrences) = self.stream_trouble.hit() {
+                    tracing::warn!(error = %e, occurrences, "event stream: Redis did not take an event; retrying");
+                }
                 metrics::counter!("latchkey_event_stream_failures_total").increment(1);
                 return Ok(false);
             }

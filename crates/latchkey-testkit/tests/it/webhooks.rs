@@ -753,3 +753,76 @@ async fn reencrypt_moves_webhook_secrets_to_the_new_master_key_and_they_keep_sig
     assert_eq!(got.len(), 1);
     assert!(signed_by(&got[0], &secret));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_stream_loses_nothing_while_redis_is_down_and_logs_its_trouble_a_bounded_number_of_times(
+) {
+    if std::env::var("LATCHKEY_TEST_REDIS_URL").is_err() {
+        eprintln!("skipped: LATCHKEY_TEST_REDIS_URL not set");
+        return;
+    }
+    let logs = crate::support::captured_logs();
+    let mut redis = latchkey_testkit::redis_server::RedisServer::start();
+    let url = redis.url();
+    let (app, _admin) = admin_app(TestApp::builder().configure(move |c| {
+        c.redis.url = Some(url);
+        c.events.redis_stream = Some("events".into());
+    }))
+    .await;
+    app.events_pass().await;
+    redis.stop();
+    // Sign-ins go on while Redis is down; their events wait in the table.
+    for _ in 0..3 {
+        assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+        app.settled().await;
+        app.events_pass().await;
+    }
+    let missed: Vec<String> = app
+        .state
+        .store
+        .chained_events(0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|s| s.event.id.to_string())
+        .collect();
+    // Redis is back, empty (it keeps nothing across a restart): the events it
+    // did not take are added now, in order.
+    redis.restart();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut entries: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for _ in 0..100 {
+        app.events_pass().await;
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            entries = redis::cmd("XRANGE")
+                .arg(format!("{}events", app.state.config.redis.key_prefix))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            if entries.len() >= 3 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|(_, f)| f.iter().find(|(k, _)| k == "id").unwrap().1.clone())
+        .collect();
+    let mut expected = missed;
+    expected.reverse();
+    assert!(
+        ids.ends_with(&expected),
+        "{ids:?} should end with {expected:?}"
+    );
+    let lines = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("event stream: Redis did not take an event"))
+        .count();
+    assert!(lines <= 2, "{lines} trouble lines for one outage");
+}
