@@ -189,6 +189,17 @@ async fn last_event_id_replays_what_was_missed_in_order_and_a_foreign_id_replays
     assert_eq!(body["type"], "login_succeeded");
     assert_ne!(body["id"].as_str(), missed[1].id.as_deref());
 
+    // An oversized Last-Event-ID is not looked at: the stream starts from now.
+    let mut oversized = stream(
+        &app,
+        &ada_token,
+        Some(&format!("{seen}{}", "0".repeat(100))),
+    )
+    .await;
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
+    let body: Value = serde_json::from_str(&oversized.event().await.data).unwrap();
+    assert_eq!(body["type"], "login_succeeded");
+    assert_ne!(body["id"].as_str(), missed[0].id.as_deref());
     // Garbage in Last-Event-ID is no error: the stream starts from now.
     let mut garbage = stream(&app, &ada_token, Some("not-an-id")).await;
     assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);

@@ -366,6 +366,46 @@ async fn ssrf_targets_and_bad_subscriptions_are_refused_when_private_networks_ar
         .await;
         assert_eq!(body["errors"][0]["field"], "events");
     }
+    // Oversized and hostile fields are refused, each naming its field.
+    let long_url = format!("https://hooks.example.com/{}", "a".repeat(2100));
+    for (url, description, field) in [
+        (long_url.as_str(), None, "url"),
+        ("https://user:pw@hooks.example.com/", None, "url"),
+        (
+            "https://hooks.example.com/",
+            Some("x".repeat(300)),
+            "description",
+        ),
+        (
+            "https://hooks.example.com/",
+            Some("a\u{0}b".to_owned()),
+            "description",
+        ),
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/admin/webhooks",
+            &admin,
+            Some(json!({"url": url, "events": ["*"], "description": description})),
+        )
+        .await;
+        let body = assert_problem(r, 400, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], field, "{url}");
+        assert!(
+            !body.to_string().contains("user:pw"),
+            "the URL's credentials echoed"
+        );
+    }
+    let r = call(
+        &app,
+        Method::POST,
+        "/v1/admin/webhooks",
+        &admin,
+        Some(json!({"url": "https://hooks.example.com/", "events": ["*"], "secret": "mine"})),
+    )
+    .await;
+    assert_problem(r, 400, "malformed_request").await;
     let r = create(
         &app,
         &admin,
